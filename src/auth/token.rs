@@ -1,0 +1,17 @@
+//! Opaque bearer tokens: 32 random bytes shown once, only their SHA-256 stored.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// A new token and the hash to store.
+pub fn generate() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = format!("sb_{}", hex::encode(bytes));
+    let hash = digest(&token);
+    (token, hash)
+}
+
+pub fn digest(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}

@@ -1,0 +1,67 @@
+//! Server configuration: the contract's environment variables, each with a matching flag.
+
+use clap::Args;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://switchboard.db";
+
+#[derive(Args, Clone, Debug)]
+pub struct DatabaseArgs {
+    /// `sqlite://PATH` (created if missing) or `postgres://…`
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Address to listen on; port 0 picks a free port (the bound address is logged)
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Meta app secret(s) for X-Hub-Signature-256; several may be given comma-separated (rotation)
+    #[arg(long = "app-secret", env = "WHATSAPP_APP_SECRET", hide_env_values = true)]
+    pub app_secret: Option<String>,
+    /// Token Meta echoes in the webhook verification handshake
+    #[arg(long, env = "WHATSAPP_VERIFY_TOKEN", hide_env_values = true)]
+    pub verify_token: Option<String>,
+    /// Graph API base URL
+    #[arg(long, env = "WHATSAPP_GRAPH_URL", default_value = "https://graph.facebook.com")]
+    pub graph_url: String,
+    /// Graph API version
+    #[arg(long, env = "WHATSAPP_GRAPH_VERSION", default_value = "v23.0")]
+    pub graph_version: String,
+    /// Overrides every workspace's WhatsApp session gap (seconds)
+    #[arg(long, env = "SWITCHBOARD_SESSION_GAP_SECS")]
+    pub session_gap_secs: Option<i64>,
+    /// Days a processed webhook journal entry is kept
+    #[arg(long, env = "SWITCHBOARD_JOURNAL_RETENTION_DAYS", default_value_t = 7)]
+    pub journal_retention_days: i64,
+}
+
+impl Config {
+    /// Defaults with the given database, listening on an ephemeral loopback port (tests, tools).
+    pub fn for_database(database_url: &str) -> Config {
+        Config {
+            db: DatabaseArgs { database_url: database_url.to_owned() },
+            listen: "127.0.0.1:0".to_owned(),
+            app_secret: None,
+            verify_token: None,
+            graph_url: "https://graph.facebook.com".to_owned(),
+            graph_version: "v23.0".to_owned(),
+            session_gap_secs: None,
+            journal_retention_days: 7,
+        }
+    }
+
+    /// The configured app secrets (empty: webhooks are refused with 503).
+    pub fn app_secrets(&self) -> Vec<Vec<u8>> {
+        self.app_secret
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.as_bytes().to_vec())
+            .collect()
+    }
+}

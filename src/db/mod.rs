@@ -1,0 +1,165 @@
+//! Storage: one pool over SQLite or PostgreSQL. Queries are written once (`$n` placeholders
+//! work on both) and run through [`on_db!`] / [`on_tx!`], which expand the same sqlx call for
+//! each backend. The few real dialect differences live in this module.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Postgres, Sqlite, Transaction};
+
+/// A connection pool on one of the two backends.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A write transaction on one of the two backends.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// `on_db!(db, |pool| expr)`: evaluates `expr` with `pool` bound to the backend's pool.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, |$ex:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($ex) => $body,
+            $crate::db::Db::Postgres($ex) => $body,
+        }
+    };
+}
+
+/// `on_tx!(tx, |conn| expr)`: evaluates `expr` with `conn` bound to the transaction's connection.
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, |$ex:ident| $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(t) => {
+                let $ex = &mut **t;
+                $body
+            }
+            $crate::db::Tx::Postgres(t) => {
+                let $ex = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+/// Advisory lock key that serialises event-log appends on PostgreSQL, so event ids become
+/// visible in commit order (a reader at cursor N never misses a smaller id committed later).
+pub const EVENT_LOCK_KEY: i64 = 0x5b_0001;
+
+impl Db {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://…`), creating a SQLite file if missing.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+            Ok(Db::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool =
+                PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+            Ok(Db::Postgres(pool))
+        } else {
+            anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres://")
+        }
+    }
+
+    /// Runs the embedded migrations of this backend.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
+            Db::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Starts a write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`):
+    /// a deferred transaction that reads then writes fails with "database is locked".
+    pub async fn begin(&self) -> sqlx::Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        on_db!(self, |p| sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected())).is_ok()
+    }
+
+    pub async fn close(&self) {
+        on_db!(self, |p| p.close().await)
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> sqlx::Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// Appends `LIMIT/OFFSET`-free keyset helpers: the one place that knows how a cursor is spelled.
+pub mod cursor {
+    use chrono::{DateTime, Utc};
+    use uuid::Uuid;
+
+    use crate::error::Error;
+
+    /// Encodes a `(time, id)` keyset position as an opaque, URL-safe string.
+    pub fn encode(at: DateTime<Utc>, id: Uuid) -> String {
+        format!("{}.{}", at.timestamp_micros(), id.simple())
+    }
+
+    /// Decodes what [`encode`] wrote; anything else is a 400.
+    pub fn decode(s: &str) -> Result<(DateTime<Utc>, Uuid), Error> {
+        let bad = || Error::bad_request("invalid_cursor", "cursor is not one this server issued");
+        let (micros, id) = s.split_once('.').ok_or_else(bad)?;
+        let micros: i64 = micros.parse().map_err(|_| bad())?;
+        let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+        let id = Uuid::parse_str(id).map_err(|_| bad())?;
+        Ok((at, id))
+    }
+}
+
+/// Page size from a `limit` query value: default 50, capped at 200, at least 1.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, crate::error::Error> {
+    match limit {
+        None => Ok(50),
+        Some(n) if n >= 1 => Ok(n.min(200)),
+        Some(_) => Err(crate::error::Error::bad_request("invalid_limit", "limit must be at least 1")),
+    }
+}

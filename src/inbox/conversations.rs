@@ -1,0 +1,286 @@
+//! Conversations: one per (number, lead). Reads go through the policy: a conversation can only
+//! be loaded for a viewer as a [`Visible`] value.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::CurrentUser;
+use crate::db::{Db, cursor, page_limit};
+use crate::error::{Error, Result};
+use crate::extract::{Json, Path, Query};
+use crate::inbox::messages::{self, MessageRow};
+use crate::inbox::{parse_bool, parse_id};
+use crate::policy::{CONV_VISIBLE, ConvFacts, Viewer};
+use crate::{bind_viewer, on_db};
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Conversation {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub lead_id: Uuid,
+    pub number_id: Uuid,
+    pub contact_phone: Option<String>,
+    pub contact_bsuid: Option<String>,
+    pub status: String,
+    pub assignee_id: Option<Uuid>,
+    #[sqlx(skip)]
+    pub label_ids: Vec<Uuid>,
+    pub last_message: Option<sqlx::types::Json<Value>>,
+    pub unread_count: i64,
+    pub last_inbound_at: Option<DateTime<Utc>>,
+    pub template_required: bool,
+    pub lead_name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// 24 hours after the customer's last message: free-form replies are allowed until then.
+pub const WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
+impl Conversation {
+    pub fn window_expires_at(&self) -> Option<DateTime<Utc>> {
+        self.last_inbound_at.map(|t| t + WINDOW)
+    }
+
+    pub fn facts(&self, access_ids: Vec<Uuid>) -> ConvFacts {
+        ConvFacts {
+            workspace_id: self.workspace_id,
+            assignee_id: self.assignee_id,
+            label_ids: self.label_ids.clone(),
+            access_ids,
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "lead_id": self.lead_id,
+            "lead_name": self.lead_name,
+            "number_id": self.number_id,
+            "contact_phone": self.contact_phone,
+            "contact_bsuid": self.contact_bsuid,
+            "status": self.status,
+            "assignee_id": self.assignee_id,
+            "label_ids": self.label_ids,
+            "last_message": self.last_message.as_ref().map(|m| &m.0),
+            "unread_count": self.unread_count,
+            "window_expires_at": self.window_expires_at(),
+            "template_required": self.template_required,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        })
+    }
+}
+
+pub const COLS: &str = "c.id, c.workspace_id, c.lead_id, c.number_id, c.contact_phone, c.contact_bsuid, c.status, \
+    c.assignee_id, c.last_message, c.unread_count, c.last_inbound_at, c.template_required, \
+    l.name AS lead_name, c.created_at, c.updated_at";
+
+/// A conversation the viewer may see. Only the queries in this module build one, so holding
+/// it is proof the policy passed.
+pub struct Visible<T>(T);
+
+impl<T> std::ops::Deref for Visible<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> Visible<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+static GET_VISIBLE: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {COLS} FROM conversations c JOIN leads l ON l.id = c.lead_id WHERE {} AND c.id = $6", *CONV_VISIBLE)
+});
+
+/// Loads a conversation for a viewer; 404 when it does not exist or is not visible.
+pub async fn get_visible(db: &Db, v: &Viewer, id: Uuid) -> Result<Visible<Conversation>> {
+    let mut c: Conversation =
+        on_db!(db, |p| bind_viewer!(sqlx::query_as(GET_VISIBLE.as_str()), v).bind(id).fetch_optional(p).await)?
+            .ok_or_else(Error::not_found)?;
+    c.label_ids = label_ids(db, &[id]).await?.remove(&id).unwrap_or_default();
+    Ok(Visible(c))
+}
+
+/// Loads a conversation without a viewer (internal jobs: ingest, outbox, live filtering).
+pub async fn get_internal(db: &Db, id: Uuid) -> Result<Option<Conversation>> {
+    let sql = format!("SELECT {COLS} FROM conversations c JOIN leads l ON l.id = c.lead_id WHERE c.id = $1");
+    let Some(mut c) = on_db!(db, |p| sqlx::query_as::<_, Conversation>(&sql).bind(id).fetch_optional(p).await)? else {
+        return Ok(None);
+    };
+    c.label_ids = label_ids(db, &[id]).await?.remove(&id).unwrap_or_default();
+    Ok(Some(c))
+}
+
+/// Label ids of each conversation, in one query.
+pub async fn label_ids(db: &Db, convs: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
+    if convs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, Uuid)> = on_db!(db, |p| {
+        let mut qb = sqlx::QueryBuilder::new(
+            "SELECT conversation_id, label_id FROM conversation_labels WHERE conversation_id IN (",
+        );
+        let mut sep = qb.separated(", ");
+        for id in convs {
+            sep.push_bind(*id);
+        }
+        qb.push(") ORDER BY label_id");
+        qb.build_query_as().fetch_all(p).await
+    })?;
+    let mut map: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (c, l) in rows {
+        map.entry(c).or_default().push(l);
+    }
+    Ok(map)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListConversations {
+    status: Option<String>,
+    assignee_id: Option<String>,
+    label_id: Option<String>,
+    unassigned: Option<String>,
+    lead_id: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+static LIST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {COLS} FROM conversations c JOIN leads l ON l.id = c.lead_id WHERE {} \
+         AND ($6 IS NULL OR c.status = $6) \
+         AND ($7 IS NULL OR c.assignee_id = $7) \
+         AND ($8 IS NULL OR EXISTS (SELECT 1 FROM conversation_labels f WHERE f.conversation_id = c.id AND f.label_id = $8)) \
+         AND ($9 IS NULL OR ($9 AND c.assignee_id IS NULL) OR (NOT $9 AND c.assignee_id IS NOT NULL)) \
+         AND ($10 IS NULL OR c.lead_id = $10) \
+         AND ($11 IS NULL OR c.updated_at < $11 OR (c.updated_at = $11 AND c.id < $12)) \
+         ORDER BY c.updated_at DESC, c.id DESC LIMIT $13",
+        *CONV_VISIBLE
+    )
+});
+
+#[instrument(skip_all)]
+pub async fn list(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Query(q): Query<ListConversations>,
+) -> Result<Json<Value>> {
+    let limit = page_limit(q.limit)?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s @ ("open" | "closed")) => Some(s.to_owned()),
+        Some(_) => return Err(Error::bad_request("invalid_filter", "status must be open or closed")),
+    };
+    let assignee = q.assignee_id.as_deref().map(|a| parse_id(a, "assignee_id")).transpose()?;
+    let label = q.label_id.as_deref().map(|a| parse_id(a, "label_id")).transpose()?;
+    let unassigned = q.unassigned.as_deref().map(|u| parse_bool(u, "unassigned")).transpose()?;
+    let lead = q.lead_id.as_deref().map(|a| parse_id(a, "lead_id")).transpose()?;
+    let after = q.cursor.as_deref().map(cursor::decode).transpose()?;
+    let v = user.viewer();
+    let mut rows: Vec<Conversation> = on_db!(&st.db, |p| bind_viewer!(sqlx::query_as(LIST.as_str()), v)
+        .bind(&status)
+        .bind(assignee)
+        .bind(label)
+        .bind(unassigned)
+        .bind(lead)
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1))
+        .bind(limit + 1)
+        .fetch_all(p)
+        .await)?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|c| cursor::encode(c.updated_at, c.id))
+    } else {
+        None
+    };
+    let ids: Vec<Uuid> = rows.iter().map(|c| c.id).collect();
+    let mut labels = label_ids(&st.db, &ids).await?;
+    let out: Vec<Value> = rows
+        .iter_mut()
+        .map(|c| {
+            c.label_ids = labels.remove(&c.id).unwrap_or_default();
+            c.to_json()
+        })
+        .collect();
+    Ok(Json(json!({"conversations": out, "next_cursor": next})))
+}
+
+#[instrument(skip_all)]
+pub async fn get_one(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<Value>> {
+    Ok(Json(get_visible(&st.db, &user.viewer(), id).await?.to_json()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagePage {
+    before: Option<String>,
+    limit: Option<i64>,
+}
+
+const PAGE: &str = " WHERE m.conversation_id = $1 \
+    AND ($2 IS NULL OR m.created_at < $2 OR (m.created_at = $2 AND m.seq < $3)) \
+    ORDER BY m.created_at DESC, m.seq DESC LIMIT $4";
+
+/// A page of a visible conversation's messages, oldest first.
+pub async fn message_page(
+    db: &Db,
+    conv: &Visible<Conversation>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<(Vec<Value>, Option<String>)> {
+    let anchor: Option<(DateTime<Utc>, i64)> = match before {
+        None => None,
+        Some(b) => Some(
+            on_db!(db, |p| sqlx::query_as(
+                "SELECT created_at, seq FROM messages WHERE id = $1 AND conversation_id = $2"
+            )
+            .bind(b)
+            .bind(conv.id)
+            .fetch_optional(p)
+            .await)?
+            .ok_or_else(|| Error::bad_request("invalid_cursor", "before is not a message of this conversation"))?,
+        ),
+    };
+    let sql = format!("{}{PAGE}", messages::SELECT);
+    let mut rows: Vec<MessageRow> = on_db!(db, |p| sqlx::query_as(&sql)
+        .bind(conv.id)
+        .bind(anchor.map(|a| a.0))
+        .bind(anchor.map(|a| a.1))
+        .bind(limit + 1)
+        .fetch_all(p)
+        .await)?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    rows.reverse();
+    let next = if more { rows.first().map(|m| m.id.to_string()) } else { None };
+    Ok((messages::render(db, &rows).await?, next))
+}
+
+#[instrument(skip_all)]
+pub async fn messages(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+    Query(q): Query<MessagePage>,
+) -> Result<Json<Value>> {
+    let limit = page_limit(q.limit)?;
+    let before = q.before.as_deref().map(|b| parse_id(b, "before")).transpose()?;
+    let conv = get_visible(&st.db, &user.viewer(), id).await?;
+    let (messages, next) = message_page(&st.db, &conv, before, limit).await?;
+    Ok(Json(json!({"messages": messages, "next_cursor": next})))
+}

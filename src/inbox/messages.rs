@@ -1,0 +1,168 @@
+//! Messages as clients see them: one row shape, one JSON shape, for pages and live events.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::db::{Db, Tx};
+use crate::error::Result;
+use crate::{on_db, on_tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    pub seq: i64,
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub wamid: Option<String>,
+    pub direction: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub text: Option<String>,
+    pub media: Option<sqlx::types::Json<Value>>,
+    pub content: Option<sqlx::types::Json<Value>>,
+    pub context_wamid: Option<String>,
+    pub forwarded: bool,
+    pub status: String,
+    pub error_code: Option<i64>,
+    pub error_title: Option<String>,
+    pub sent_by_user_id: Option<Uuid>,
+    pub sent_by_email: Option<String>,
+    pub sent_by_name: Option<String>,
+    pub sent_by_app: bool,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub read_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+pub const SELECT: &str = "SELECT m.seq, m.id, m.conversation_id, m.wamid, m.direction, m.type, m.text, m.media, m.content, \
+    m.context_wamid, m.forwarded, m.status, m.error_code, m.error_title, m.sent_by_user_id, \
+    u.email AS sent_by_email, u.name AS sent_by_name, m.sent_by_app, m.created_at, m.sent_at, \
+    m.delivered_at, m.read_at, m.failed_at FROM messages m LEFT JOIN users u ON u.id = m.sent_by_user_id";
+
+/// A reaction shown on its target message.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Reaction {
+    pub target_wamid: String,
+    pub reactor: String,
+    pub emoji: String,
+    pub at: DateTime<Utc>,
+}
+
+impl MessageRow {
+    pub fn to_json(&self, reactions: &[Reaction]) -> Value {
+        let sent_by = if self.sent_by_app {
+            json!("whatsapp_app")
+        } else if let Some(id) = self.sent_by_user_id {
+            json!({"id": id, "email": self.sent_by_email, "name": self.sent_by_name})
+        } else {
+            Value::Null
+        };
+        let mut v = json!({
+            "id": self.id,
+            "conversation_id": self.conversation_id,
+            "wamid": self.wamid,
+            "direction": self.direction,
+            "type": self.kind,
+            "status": self.status,
+            "created_at": self.created_at,
+            "forwarded": self.forwarded,
+            "sent_at": self.sent_at,
+            "delivered_at": self.delivered_at,
+            "read_at": self.read_at,
+            "failed_at": self.failed_at,
+            "reactions": reactions.iter().map(|r| json!({"emoji": r.emoji, "from": r.reactor, "at": r.at})).collect::<Vec<_>>(),
+        });
+        let o = v.as_object_mut().expect("object");
+        if let Some(t) = &self.text {
+            o.insert("text".into(), json!(t));
+        }
+        if let Some(m) = &self.media {
+            o.insert("media".into(), m.0.clone());
+        }
+        if let Some(c) = &self.content {
+            o.insert("content".into(), c.0.clone());
+        }
+        if let Some(c) = &self.context_wamid {
+            o.insert("context".into(), json!({"wamid": c}));
+        }
+        if !sent_by.is_null() {
+            o.insert("sent_by".into(), sent_by);
+        }
+        if let Some(code) = self.error_code {
+            o.insert("error".into(), json!({"code": code, "title": self.error_title}));
+        }
+        v
+    }
+}
+
+/// Reactions on the given target wamids (removed ones are not returned).
+pub async fn reactions(db: &Db, wamids: &[&str]) -> Result<HashMap<String, Vec<Reaction>>> {
+    if wamids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<Reaction> = on_db!(db, |p| {
+        let mut qb = sqlx::QueryBuilder::new(
+            "SELECT target_wamid, reactor, emoji, at FROM reactions WHERE emoji <> '' AND target_wamid IN (",
+        );
+        let mut sep = qb.separated(", ");
+        for w in wamids {
+            sep.push_bind(*w);
+        }
+        qb.push(") ORDER BY at");
+        qb.build_query_as().fetch_all(p).await
+    })?;
+    let mut map: HashMap<String, Vec<Reaction>> = HashMap::new();
+    for r in rows {
+        map.entry(r.target_wamid.clone()).or_default().push(r);
+    }
+    Ok(map)
+}
+
+/// Renders rows with their reactions.
+pub async fn render(db: &Db, rows: &[MessageRow]) -> Result<Vec<Value>> {
+    let wamids: Vec<&str> = rows.iter().filter_map(|m| m.wamid.as_deref()).collect();
+    let reactions = reactions(db, &wamids).await?;
+    Ok(rows
+        .iter()
+        .map(|m| m.to_json(m.wamid.as_ref().and_then(|w| reactions.get(w)).map(Vec::as_slice).unwrap_or(&[])))
+        .collect())
+}
+
+/// Loads one message inside a transaction (for the event written with a change).
+pub async fn load_in(tx: &mut Tx, id: Uuid) -> Result<MessageRow> {
+    let sql = format!("{SELECT} WHERE m.id = $1");
+    Ok(on_tx!(tx, |c| sqlx::query_as(&sql).bind(id).fetch_one(c).await)?)
+}
+
+/// Renders one message in a transaction, with its reactions, for an event.
+pub async fn json_in(tx: &mut Tx, id: Uuid) -> Result<Value> {
+    let m = load_in(tx, id).await?;
+    let reactions: Vec<Reaction> = match &m.wamid {
+        Some(w) => on_tx!(tx, |c| {
+            sqlx::query_as(
+            "SELECT target_wamid, reactor, emoji, at FROM reactions WHERE emoji <> '' AND target_wamid = $1 ORDER BY at"
+        )
+        .bind(w)
+        .fetch_all(c)
+        .await
+        })?,
+        None => Vec::new(),
+    };
+    Ok(m.to_json(&reactions))
+}
+
+/// A short summary of a message for conversation lists.
+pub fn preview(m: &Value) -> Value {
+    json!({
+        "id": m["id"],
+        "direction": m["direction"],
+        "type": m["type"],
+        "text": m.get("text").cloned().or_else(|| m.pointer("/media/caption").cloned()),
+        "status": m["status"],
+        "created_at": m["created_at"],
+    })
+}

@@ -1,0 +1,283 @@
+//! Who may see and do what. Pure: no I/O. Each visibility rule is written twice side by side,
+//! as a Rust predicate and as SQL, and a test checks they agree on generated worlds.
+//!
+//! SQL predicates use the viewer parameters `$1..$5` (see [`Viewer`] and `bind_viewer!`):
+//! `$1` workspace id, `$2` user id, `$3` is admin, `$4` view_others_leads, `$5` view_unassigned.
+//! Queries that embed them number their own parameters from `$6`.
+
+use std::sync::LazyLock;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+/// The contract's permission flags; all false unless given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Permissions {
+    pub view_others_leads: bool,
+    pub view_unassigned: bool,
+    pub manage_groups: bool,
+    pub delete_leads: bool,
+    pub create_content: bool,
+    pub manage_content_visibility: bool,
+    pub edit_others_content: bool,
+    pub manage_members: bool,
+    pub manage_integrations: bool,
+}
+
+/// The caller as the policy sees them.
+#[derive(Clone, Debug)]
+pub struct Viewer {
+    pub user_id: Uuid,
+    pub workspace_id: Uuid,
+    pub role: Role,
+    pub active: bool,
+    pub permissions: Permissions,
+    pub label_ids: Vec<Uuid>,
+}
+
+impl Viewer {
+    pub fn is_admin(&self) -> bool {
+        self.active && self.role == Role::Admin
+    }
+}
+
+/// What the policy needs to know about a conversation.
+#[derive(Clone, Debug, Default)]
+pub struct ConvFacts {
+    pub workspace_id: Uuid,
+    pub assignee_id: Option<Uuid>,
+    pub label_ids: Vec<Uuid>,
+    pub access_ids: Vec<Uuid>,
+}
+
+/// What the policy needs to know about a lead.
+#[derive(Clone, Debug, Default)]
+pub struct LeadFacts {
+    pub workspace_id: Uuid,
+    pub assignee_id: Option<Uuid>,
+    pub conversations: Vec<ConvFacts>,
+}
+
+/// The ways a member may come to see a conversation (the contract's list, plus admins).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    Admin,
+    Assignee,
+    GrantedLabel,
+    Explicit,
+    OthersFlag,
+    UnassignedFlag,
+}
+
+pub const RULES: [Rule; 6] =
+    [Rule::Admin, Rule::Assignee, Rule::GrantedLabel, Rule::Explicit, Rule::OthersFlag, Rule::UnassignedFlag];
+
+impl Rule {
+    pub fn holds(self, v: &Viewer, c: &ConvFacts) -> bool {
+        match self {
+            Rule::Admin => v.role == Role::Admin,
+            Rule::Assignee => c.assignee_id == Some(v.user_id),
+            Rule::GrantedLabel => c.label_ids.iter().any(|l| v.label_ids.contains(l)),
+            Rule::Explicit => c.access_ids.contains(&v.user_id),
+            Rule::OthersFlag => v.permissions.view_others_leads && c.assignee_id.is_some_and(|a| a != v.user_id),
+            Rule::UnassignedFlag => v.permissions.view_unassigned && c.assignee_id.is_none(),
+        }
+    }
+
+    /// The same rule over a conversation row aliased `c`.
+    pub fn sql(self) -> &'static str {
+        match self {
+            Rule::Admin => "$3",
+            Rule::Assignee => "c.assignee_id = $2",
+            Rule::GrantedLabel => {
+                "EXISTS (SELECT 1 FROM conversation_labels cl JOIN member_labels ml \
+                 ON ml.label_id = cl.label_id WHERE cl.conversation_id = c.id AND ml.user_id = $2)"
+            }
+            Rule::Explicit => {
+                "EXISTS (SELECT 1 FROM conversation_access ca WHERE ca.conversation_id = c.id AND ca.user_id = $2)"
+            }
+            Rule::OthersFlag => "($4 AND c.assignee_id IS NOT NULL AND c.assignee_id <> $2)",
+            Rule::UnassignedFlag => "($5 AND c.assignee_id IS NULL)",
+        }
+    }
+}
+
+/// May `v` see conversation `c`?
+pub fn can_see(v: &Viewer, c: &ConvFacts) -> bool {
+    v.active && c.workspace_id == v.workspace_id && RULES.iter().any(|r| r.holds(v, c))
+}
+
+/// Why `v` sees `c` (for the access listing); empty when they don't.
+pub fn reasons(v: &Viewer, c: &ConvFacts) -> Vec<Rule> {
+    if !v.active || c.workspace_id != v.workspace_id {
+        return Vec::new();
+    }
+    RULES.iter().copied().filter(|r| r.holds(v, c)).collect()
+}
+
+/// SQL: conversation `c` is visible to the viewer `$1..$5`.
+pub static CONV_VISIBLE: LazyLock<String> = LazyLock::new(|| {
+    let rules: Vec<_> = RULES.iter().map(|r| r.sql()).collect();
+    format!("(c.workspace_id = $1 AND ({}))", rules.join(" OR "))
+});
+
+/// Lead rules: its assignee, the flags applied to the lead's own assignee, or any visible
+/// conversation of the lead.
+pub fn can_see_lead(v: &Viewer, l: &LeadFacts) -> bool {
+    if !v.active || l.workspace_id != v.workspace_id {
+        return false;
+    }
+    let own = ConvFacts { workspace_id: l.workspace_id, assignee_id: l.assignee_id, ..Default::default() };
+    RULES.iter().any(|r| r.holds(v, &own)) || l.conversations.iter().any(|c| can_see(v, c))
+}
+
+/// SQL: lead `l` is visible to the viewer `$1..$5`.
+pub static LEAD_VISIBLE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "(l.workspace_id = $1 AND ($3 OR l.assignee_id = $2 \
+         OR ($4 AND l.assignee_id IS NOT NULL AND l.assignee_id <> $2) \
+         OR ($5 AND l.assignee_id IS NULL) \
+         OR EXISTS (SELECT 1 FROM conversations c WHERE c.lead_id = l.id AND {})))",
+        *CONV_VISIBLE
+    )
+});
+
+/// Why an action was refused (the caller could see the resource).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denied {
+    NotAssignee,
+    Forbidden,
+    AlreadyAssigned,
+}
+
+/// Replying and changing status: only the assignee (an admin too, once it is theirs).
+pub fn can_reply(v: &Viewer, c: &ConvFacts) -> Result<(), Denied> {
+    if can_see(v, c) && c.assignee_id == Some(v.user_id) { Ok(()) } else { Err(Denied::NotAssignee) }
+}
+
+/// Assigning or reassigning a visible conversation or lead.
+pub fn can_assign(v: &Viewer, c: &ConvFacts) -> Result<(), Denied> {
+    let ok =
+        can_see(v, c) && (v.role == Role::Admin || c.assignee_id == Some(v.user_id) || v.permissions.view_others_leads);
+    if ok { Ok(()) } else { Err(Denied::Forbidden) }
+}
+
+/// Claiming an unassigned conversation.
+pub fn can_claim(v: &Viewer, c: &ConvFacts) -> Result<(), Denied> {
+    if c.assignee_id.is_some() {
+        return Err(Denied::AlreadyAssigned);
+    }
+    if can_see(v, c) && (v.role == Role::Admin || v.permissions.view_unassigned) {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden)
+    }
+}
+
+/// Deleting a lead the viewer can see: admins any, members with `delete_leads` only their own.
+pub fn can_delete_lead(v: &Viewer, lead_assignee: Option<Uuid>) -> bool {
+    v.active && (v.role == Role::Admin || (v.permissions.delete_leads && lead_assignee == Some(v.user_id)))
+}
+
+/// Connecting and disconnecting numbers, importing leads.
+pub fn can_manage_integrations(v: &Viewer) -> bool {
+    v.active && (v.role == Role::Admin || v.permissions.manage_integrations)
+}
+
+/// Inviting and managing members (never admins, unless the caller is one).
+pub fn can_manage_member(v: &Viewer, target_role: Role) -> bool {
+    v.active && (v.role == Role::Admin || (v.permissions.manage_members && target_role == Role::Member))
+}
+
+pub fn can_manage_groups(v: &Viewer) -> bool {
+    v.active && (v.role == Role::Admin || v.permissions.manage_groups)
+}
+
+pub fn is_admin(v: &Viewer) -> bool {
+    v.is_admin()
+}
+
+/// Binds the viewer parameters `$1..$5` to a query, in the order the predicates expect.
+#[macro_export]
+macro_rules! bind_viewer {
+    ($q:expr, $v:expr) => {
+        $q.bind($v.workspace_id)
+            .bind($v.user_id)
+            .bind($v.role == $crate::policy::Role::Admin)
+            .bind($v.permissions.view_others_leads)
+            .bind($v.permissions.view_unassigned)
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn viewer(role: Role, p: Permissions) -> Viewer {
+        Viewer {
+            user_id: Uuid::new_v4(),
+            workspace_id: Uuid::nil(),
+            role,
+            active: true,
+            permissions: p,
+            label_ids: vec![],
+        }
+    }
+
+    #[test]
+    fn plain_member_sees_only_own() {
+        let v = viewer(Role::Member, Permissions::default());
+        let mut c = ConvFacts::default();
+        assert!(!can_see(&v, &c));
+        c.assignee_id = Some(v.user_id);
+        assert!(can_see(&v, &c));
+        assert!(can_reply(&v, &c).is_ok());
+    }
+
+    #[test]
+    fn admin_replies_only_when_assigned() {
+        let v = viewer(Role::Admin, Permissions::default());
+        let c = ConvFacts { assignee_id: Some(Uuid::new_v4()), ..Default::default() };
+        assert!(can_see(&v, &c));
+        assert_eq!(can_reply(&v, &c), Err(Denied::NotAssignee));
+    }
+
+    #[test]
+    fn deactivated_sees_nothing() {
+        let mut v = viewer(Role::Admin, Permissions::default());
+        v.active = false;
+        assert!(!can_see(&v, &ConvFacts::default()));
+    }
+
+    #[test]
+    fn other_workspace_invisible() {
+        let v = viewer(Role::Admin, Permissions::default());
+        let c = ConvFacts { workspace_id: Uuid::new_v4(), ..Default::default() };
+        assert!(!can_see(&v, &c));
+    }
+}

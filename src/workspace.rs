@@ -1,0 +1,208 @@
+//! Workspaces: creation by `bootstrap`, and the per-workspace settings admins change.
+
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::{CurrentUser, password};
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::error::{DbResultExt, Error, Result};
+use crate::extract::Json;
+use crate::{on_db, on_tx};
+
+/// What `bootstrap` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Bootstrap {
+    Created,
+    AdminAdded,
+    AlreadyPresent,
+}
+
+impl std::fmt::Display for Bootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Bootstrap::Created => "created the workspace and its admin",
+            Bootstrap::AdminAdded => "workspace existed; added the admin",
+            Bootstrap::AlreadyPresent => "workspace and admin already exist; nothing changed",
+        })
+    }
+}
+
+pub fn validate_email(raw: &str) -> Result<String> {
+    let email = raw.trim().to_lowercase();
+    let ok = email.len() <= 254
+        && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !email.chars().any(char::is_whitespace);
+    if ok { Ok(email) } else { Err(Error::unprocessable("invalid_email", "email is not a valid address")) }
+}
+
+pub fn validate_name(raw: &str, what: &str) -> Result<String> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::unprocessable("invalid_name", format!("{what} must have 1 to 200 characters")));
+    }
+    Ok(name.to_owned())
+}
+
+/// Creates the workspace and its admin when missing. Idempotent: a second run changes nothing.
+pub async fn bootstrap(
+    db: &Db,
+    clock: &Clock,
+    workspace: &str,
+    email: &str,
+    pass: &str,
+    name: Option<&str>,
+) -> Result<Bootstrap> {
+    let workspace = validate_name(workspace, "workspace name")?;
+    let email = validate_email(email)?;
+    password::validate(pass)?;
+    let name = match name {
+        Some(n) => validate_name(n, "name")?,
+        None => email.split('@').next().unwrap_or("admin").to_owned(),
+    };
+    let hash = password::hash(pass.to_owned()).await?;
+    let now = clock.now();
+    let mut tx = db.begin().await?;
+    let existing: Option<Uuid> = on_tx!(&mut tx, |c| sqlx::query_scalar("SELECT id FROM workspaces WHERE name = $1")
+        .bind(&workspace)
+        .fetch_optional(c)
+        .await)?;
+    let (workspace_id, created) = match existing {
+        Some(id) => (id, false),
+        None => {
+            let id = Uuid::new_v4();
+            on_tx!(&mut tx, |c| sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(&workspace)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+            (id, true)
+        }
+    };
+    let user: Option<(Uuid, Uuid)> =
+        on_tx!(&mut tx, |c| sqlx::query_as("SELECT id, workspace_id FROM users WHERE email = $1")
+            .bind(&email)
+            .fetch_optional(c)
+            .await)?;
+    let outcome = match user {
+        Some((_, ws)) if ws == workspace_id => Bootstrap::AlreadyPresent,
+        Some(_) => {
+            return Err(Error::conflict("email_taken", "that email already belongs to another workspace"));
+        }
+        None => {
+            on_tx!(&mut tx, |c| {
+                sqlx::query(
+                "INSERT INTO users (id, workspace_id, email, name, role, status, password_hash, permissions, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'admin', 'active', $5, $6, $7, $7)"
+            )
+            .bind(Uuid::new_v4())
+            .bind(workspace_id)
+            .bind(&email)
+            .bind(&name)
+            .bind(&hash)
+            .bind(sqlx::types::Json(crate::policy::Permissions::default()))
+            .bind(now)
+            .execute(c)
+            .await.map(|r| r.rows_affected())
+            })?;
+            if created { Bootstrap::Created } else { Bootstrap::AdminAdded }
+        }
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// `switchboard bootstrap`: connects, migrates, bootstraps; errors are readable sentences.
+pub async fn bootstrap_cli(
+    url: &str,
+    workspace: &str,
+    email: &str,
+    pass: &str,
+    name: Option<&str>,
+) -> anyhow::Result<Bootstrap> {
+    let db = Db::connect(url).await?;
+    db.migrate().await?;
+    let outcome = bootstrap(&db, &Clock::default(), workspace, email, pass, name).await.map_err(|e| match e {
+        Error::Client { message, .. } => anyhow::anyhow!(message),
+        other => anyhow::anyhow!(other),
+    });
+    db.close().await;
+    outcome
+}
+
+#[derive(sqlx::FromRow)]
+struct WorkspaceRow {
+    id: Uuid,
+    name: String,
+    session_gap_secs: i64,
+}
+
+fn workspace_json(w: &WorkspaceRow) -> Value {
+    json!({"id": w.id, "name": w.name, "session_gap_secs": w.session_gap_secs})
+}
+
+const GET: &str = "SELECT id, name, session_gap_secs FROM workspaces WHERE id = $1";
+
+#[instrument(skip_all)]
+pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<Value>> {
+    let w: WorkspaceRow = on_db!(&st.db, |p| sqlx::query_as(GET).bind(user.workspace_id).fetch_one(p).await)?;
+    Ok(Json(workspace_json(&w)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchWorkspace {
+    session_gap_secs: Option<i64>,
+    name: Option<String>,
+}
+
+#[instrument(skip_all)]
+pub async fn patch(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Json(body): Json<PatchWorkspace>,
+) -> Result<Json<Value>> {
+    if !user.is_admin() {
+        return Err(Error::forbidden("forbidden", "only admins change workspace settings"));
+    }
+    if let Some(gap) = body.session_gap_secs {
+        if !(60..=7 * 86_400).contains(&gap) {
+            return Err(Error::unprocessable("invalid_session_gap", "session_gap_secs must be between 60 and 604800"));
+        }
+        on_db!(&st.db, |p| sqlx::query("UPDATE workspaces SET session_gap_secs = $1 WHERE id = $2")
+            .bind(gap)
+            .bind(user.workspace_id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    if let Some(name) = body.name {
+        let name = validate_name(&name, "workspace name")?;
+        on_db!(&st.db, |p| sqlx::query("UPDATE workspaces SET name = $1 WHERE id = $2")
+            .bind(&name)
+            .bind(user.workspace_id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .on_unique("name_taken", "another workspace has that name")?;
+    }
+    get(State(st), user).await
+}
+
+/// The session gap in force for a workspace (the operator's override wins).
+pub async fn session_gap(st: &AppState, workspace_id: Uuid) -> Result<i64> {
+    if let Some(gap) = st.config.session_gap_secs {
+        return Ok(gap);
+    }
+    let gap: i64 = on_db!(&st.db, |p| sqlx::query_scalar("SELECT session_gap_secs FROM workspaces WHERE id = $1")
+        .bind(workspace_id)
+        .fetch_one(p)
+        .await)?;
+    Ok(gap)
+}

@@ -1,0 +1,67 @@
+//! Storage checks that run on both backends, and the schema parity between the two dialects.
+
+use std::collections::BTreeSet;
+
+use crate::on_both;
+use crate::support::*;
+
+/// The SQLite and PostgreSQL migrations define the same tables and columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_define_the_same_columns() {
+    let lite = TestDb::sqlite().await;
+    let pg = TestDb::postgres().await;
+    let switchboard::db::Db::Sqlite(lp) = &lite.db else { unreachable!() };
+    let switchboard::db::Db::Postgres(pp) = &pg.db else { unreachable!() };
+    let lite_cols: BTreeSet<(String, String)> = sqlx::query_as(
+        "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'",
+    )
+    .fetch_all(lp)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    let pg_cols: BTreeSet<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name NOT LIKE '_sqlx%'",
+    )
+    .fetch_all(pp)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    assert!(!lite_cols.is_empty());
+    assert_eq!(lite_cols, pg_cols, "migrations/sqlite and migrations/postgres drifted apart");
+}
+
+on_both! {
+    async fn events_get_increasing_cursors(t: TestDb) {
+        use switchboard::live::events::{append, NewEvent};
+        let clock = switchboard::clock::Clock::default();
+        let ws = uuid::Uuid::new_v4();
+        let mut last = 0;
+        for i in 0..3 {
+            let mut tx = t.db.begin().await.unwrap();
+            let id = append(&mut tx, clock.now(), NewEvent::new(ws, "lead.updated", serde_json::json!({"n": i}))).await.unwrap();
+            tx.commit().await.unwrap();
+            assert!(id > last, "cursor {id} after {last}");
+            last = id;
+        }
+        // A rolled-back change leaves no event.
+        let mut tx = t.db.begin().await.unwrap();
+        append(&mut tx, clock.now(), NewEvent::new(ws, "lead.updated", serde_json::json!({}))).await.unwrap();
+        drop(tx);
+        let count: i64 = switchboard::on_db!(&t.db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await).unwrap();
+        assert_eq!(count, 3);
+    }
+
+    async fn bootstrap_twice_in_process(t: TestDb) {
+        use switchboard::workspace::{bootstrap, Bootstrap};
+        let clock = switchboard::clock::Clock::default();
+        assert_eq!(bootstrap(&t.db, &clock, "W", "a@w.test", PASSWORD, None).await.unwrap(), Bootstrap::Created);
+        assert_eq!(bootstrap(&t.db, &clock, "W", "a@w.test", PASSWORD, None).await.unwrap(), Bootstrap::AlreadyPresent);
+        assert_eq!(bootstrap(&t.db, &clock, "W", "b@w.test", PASSWORD, None).await.unwrap(), Bootstrap::AdminAdded);
+        let err = bootstrap(&t.db, &clock, "V", "a@w.test", PASSWORD, None).await.unwrap_err();
+        assert_eq!(err.status(), reqwest::StatusCode::CONFLICT);
+    }
+}

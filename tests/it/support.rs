@@ -1,0 +1,265 @@
+//! The test harness: fresh databases, servers on port 0, real HTTP, story-like helpers.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::{Value, json};
+use switchboard::app::Running;
+use switchboard::clock::Clock;
+use switchboard::config::Config;
+use switchboard::db::Db;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const PASSWORD: &str = "correct horse battery";
+pub const APP_SECRET: &str = "switchboard-test-app-secret";
+pub const VERIFY_TOKEN: &str = "verify-me";
+
+/// Runs each test body once on SQLite and once on PostgreSQL (`name::sqlite`, `name::postgres`).
+#[macro_export]
+macro_rules! on_both {
+    ($(async fn $name:ident($db:ident: TestDb) $body:block)+) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn run($db: $crate::support::TestDb) $body
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { run($crate::support::TestDb::sqlite().await).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { run($crate::support::TestDb::postgres().await).await }
+        }
+    )+};
+}
+
+/// A fresh database: a temporary SQLite file, or a new PostgreSQL database dropped afterwards.
+pub struct TestDb {
+    pub db: Db,
+    pub url: String,
+    pg: Option<(String, String)>,
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("SWITCHBOARD_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let path = std::env::temp_dir().join(format!("sbt-{}.db", Uuid::new_v4().simple()));
+        let url = format!("sqlite://{}", path.display());
+        let db = Db::connect(&url).await.expect("sqlite connects");
+        db.migrate().await.expect("sqlite migrates");
+        TestDb { db, url, pg: None }
+    }
+
+    /// Never skips: an unreachable PostgreSQL fails the test.
+    pub async fn postgres() -> TestDb {
+        let admin_url = pg_admin_url();
+        let name = format!("sbt_{}", Uuid::new_v4().simple());
+        let admin = Db::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL at {admin_url} is required for the tests (SWITCHBOARD_TEST_PG): {e}")
+        });
+        let Db::Postgres(pool) = &admin else { panic!("SWITCHBOARD_TEST_PG must be a postgres:// URL") };
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(pool).await.expect("create test database");
+        pool.close().await;
+        let url = match admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("SWITCHBOARD_TEST_PG needs a database path"),
+        };
+        let db = Db::connect(&url).await.expect("postgres connects");
+        db.migrate().await.expect("postgres migrates");
+        TestDb { db, url, pg: Some((admin_url, name)) }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.pg.take() {
+            let db = self.db.clone();
+            // A separate runtime: Drop can't await, and the test's runtime may be shutting down.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(async move {
+                    db.close().await;
+                    if let Ok(Db::Postgres(pool)) = Db::connect(&admin_url).await {
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
+                        pool.close().await;
+                    }
+                });
+            })
+            .join();
+        } else if let Some(path) = self.url.strip_prefix("sqlite://") {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{path}{suffix}"));
+            }
+        }
+    }
+}
+
+/// A server under test and a client for it.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub base: String,
+    pub client: Client,
+    pub running: Option<Running>,
+    pub db: Db,
+    pub clock: Clock,
+    pub workspace_id: Uuid,
+    pub admin_token: String,
+}
+
+pub fn test_config(url: &str) -> Config {
+    let mut c = Config::for_database(url);
+    c.app_secret = Some(APP_SECRET.to_owned());
+    c.verify_token = Some(VERIFY_TOKEN.to_owned());
+    c
+}
+
+/// Starts a server on a fresh port with a bootstrapped workspace and a logged-in admin.
+pub async fn spawn_app(t: &TestDb) -> TestApp {
+    spawn_app_with(t, test_config(&t.url)).await
+}
+
+pub async fn spawn_app_with(t: &TestDb, config: Config) -> TestApp {
+    let clock = Clock::default();
+    switchboard::workspace::bootstrap(&t.db, &clock, "Acme", ADMIN_EMAIL, PASSWORD, Some("Ada Admin"))
+        .await
+        .expect("bootstrap");
+    let running = switchboard::app::start_with(config, t.db.clone(), clock.clone()).await.expect("server starts");
+    let addr = running.addr;
+    let mut app = TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        client: Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+        running: Some(running),
+        db: t.db.clone(),
+        clock,
+        workspace_id: Uuid::nil(),
+        admin_token: String::new(),
+    };
+    let login = app.login(ADMIN_EMAIL, PASSWORD).await;
+    app.admin_token = login["token"].as_str().expect("token").to_owned();
+    app.workspace_id = login["user"]["workspace_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).expect("workspace");
+    app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Calls as `token` and returns (status, JSON body or Null).
+    pub async fn json(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let resp = self.call(method, path, Some(token), body).await;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.json(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.json(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let resp = self
+            .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"email": email, "password": password})))
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK, "login as {email}");
+        resp.json().await.expect("login json")
+    }
+
+    /// Creates an active member straight in the database and logs them in; returns (id, token).
+    pub async fn member(&self, email: &str, permissions: Value) -> (Uuid, String) {
+        let hash = switchboard::auth::password::hash(PASSWORD.to_owned()).await.expect("hash");
+        let id = Uuid::new_v4();
+        let now = self.clock.now();
+        let perms: switchboard::policy::Permissions = serde_json::from_value(permissions).expect("permissions");
+        switchboard::on_db!(&self.db, |p| sqlx::query(
+            "INSERT INTO users (id, workspace_id, email, name, role, status, password_hash, permissions, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'member', 'active', $5, $6, $7, $7)"
+        )
+        .bind(id)
+        .bind(self.workspace_id)
+        .bind(email)
+        .bind(email.split('@').next().unwrap_or("member"))
+        .bind(&hash)
+        .bind(sqlx::types::Json(perms))
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|_| ()))
+        .expect("insert member");
+        let login = self.login(email, PASSWORD).await;
+        (id, login["token"].as_str().expect("token").to_owned())
+    }
+
+    pub async fn create_lead(&self, name: &str, phone: &str) -> Value {
+        let (status, body) = self.post("/api/v1/leads", &self.admin_token, json!({"name": name, "phone": phone})).await;
+        assert_eq!(status, StatusCode::CREATED, "create lead: {body}");
+        body
+    }
+
+    pub async fn connect_number(&self, phone_number_id: &str, display: &str, auto_import: bool) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/numbers",
+                &self.admin_token,
+                json!({"phone_number_id": phone_number_id, "display_phone_number": display,
+                       "access_token": "EAAG-test-token", "auto_import_contacts": auto_import}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "connect number: {body}");
+        body
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+/// Polls `probe` until it yields a value, failing with `what` after 10 seconds.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asserts the contract's error shape and returns the code.
+pub fn error_code(body: &Value) -> &str {
+    assert!(body["error"]["message"].is_string(), "error JSON has a message: {body}");
+    body["error"]["code"].as_str().unwrap_or_else(|| panic!("error JSON has a code: {body}"))
+}
