@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 use crate::live::Hub;
+use crate::webhook::journal::{self, Journal};
 
 /// Everything a handler or job needs; cheap to clone.
 #[derive(Clone)]
@@ -30,6 +31,7 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     /// Flips to true when the server is shutting down; background jobs watch it.
     pub shutdown: watch::Receiver<bool>,
+    pub journal: Journal,
 }
 
 impl AppState {
@@ -47,10 +49,14 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(crate::auth::logout))
         .route("/auth/me", get(crate::auth::me))
         .route("/workspace", get(crate::workspace::get).patch(crate::workspace::patch))
+        .route("/admin/webhook-events", get(journal::list))
+        .route("/admin/webhook-events/{id}", get(journal::get_one))
+        .route("/admin/webhook-events/{id}/replay", post(journal::replay))
         .merge(crate::inbox::routes());
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)
+        .merge(crate::webhook::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -81,13 +87,20 @@ pub struct Running {
     pub state: AppState,
     stop: watch::Sender<bool>,
     handle: JoinHandle<anyhow::Result<()>>,
+    jobs: Vec<JoinHandle<()>>,
 }
 
 impl Running {
     /// Stops accepting, lets in-flight requests and acknowledged work finish, and waits.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        self.handle.await?
+        let served = self.handle.await;
+        // The journal writer ends once the last handle (held by the state) is gone.
+        drop(self.state);
+        for job in self.jobs {
+            let _ = job.await;
+        }
+        served?
     }
 }
 
@@ -106,6 +119,8 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
     if config.app_secrets().is_empty() {
         tracing::warn!("WHATSAPP_APP_SECRET is not set: every webhook POST will be refused with 503");
     }
+    let (journal, writer) = Journal::start(db.clone());
+    let wake = journal.wake.clone();
     let state = AppState {
         db,
         config: Arc::new(config),
@@ -113,7 +128,13 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         hub: Hub::default(),
         throttle: Arc::new(Throttle::default()),
         shutdown,
+        journal,
     };
+    let jobs = vec![
+        writer,
+        tokio::spawn(journal::run_processor(state.clone(), wake)),
+        tokio::spawn(journal::run_retention(state.clone())),
+    ];
     let app = router(state.clone());
     let mut signal = state.shutdown.clone();
     let handle = tokio::spawn(async move {
@@ -125,7 +146,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         Ok(())
     });
     tracing::info!("listening on http://{addr}");
-    Ok(Running { addr, state, stop, handle })
+    Ok(Running { addr, state, stop, handle, jobs })
 }
 
 /// `switchboard serve`: runs until SIGTERM or SIGINT, then drains within 15 seconds.

@@ -41,6 +41,44 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Webhook tools (try the inbox without Meta)
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum WebhookCommand {
+    /// POST a payload file to a running server, signed like Meta signs it
+    Send {
+        /// The JSON payload file (sent byte for byte)
+        file: std::path::PathBuf,
+        /// Webhook URL of the server
+        #[arg(long, default_value = "http://127.0.0.1:8080/webhooks/whatsapp")]
+        url: String,
+        /// The app secret the server has in WHATSAPP_APP_SECRET
+        #[arg(long, env = "WHATSAPP_APP_SECRET", hide_env_values = true)]
+        secret: String,
+    },
+}
+
+async fn send_webhook(file: &std::path::Path, url: &str, secret: &str) -> anyhow::Result<()> {
+    let body = std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let signature = crate::webhook::signature::sign(secret.as_bytes(), &body);
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature)
+        .body(body)
+        .send()
+        .await?;
+    let status = resp.status();
+    println!("{status}");
+    if !status.is_success() {
+        anyhow::bail!("the server answered {status}: {}", resp.text().await.unwrap_or_default());
+    }
+    Ok(())
 }
 
 fn init_tracing() {
@@ -69,6 +107,9 @@ pub fn main() -> ExitCode {
                         .await?;
                 println!("{outcome}");
                 Ok(())
+            }
+            Some(Command::Webhook { command: WebhookCommand::Send { file, url, secret } }) => {
+                send_webhook(&file, &url, &secret).await
             }
         }
     });

@@ -13,4 +13,5 @@ pub mod inbox;
 pub mod live;
 pub mod phone;
 pub mod policy;
+pub mod webhook;
 pub mod workspace;

@@ -124,6 +124,19 @@ pub async fn get_internal(db: &Db, id: Uuid) -> Result<Option<Conversation>> {
     Ok(Some(c))
 }
 
+/// A conversation's JSON read inside a transaction (for the event written with a change).
+pub async fn json_in(tx: &mut crate::db::Tx, id: Uuid) -> Result<Value> {
+    let sql = format!("SELECT {COLS} FROM conversations c JOIN leads l ON l.id = c.lead_id WHERE c.id = $1");
+    let mut c: Conversation = crate::on_tx!(tx, |e| sqlx::query_as(&sql).bind(id).fetch_one(e).await)?;
+    c.label_ids = crate::on_tx!(tx, |e| sqlx::query_scalar(
+        "SELECT label_id FROM conversation_labels WHERE conversation_id = $1 ORDER BY label_id"
+    )
+    .bind(id)
+    .fetch_all(e)
+    .await)?;
+    Ok(c.to_json())
+}
+
 /// Label ids of each conversation, in one query.
 pub async fn label_ids(db: &Db, convs: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
     if convs.is_empty() {

@@ -5,3 +5,4 @@ mod support;
 mod auth;
 mod inbox;
 mod storage;
+mod webhooks;

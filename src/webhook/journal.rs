@@ -1,0 +1,330 @@
+//! The webhook journal: bodies are committed (group commit: concurrent POSTs share one
+//! transaction) before Meta gets its 200, then processed from the table, pending rows first at
+//! start, so a crash between the 200 and processing loses nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::CurrentUser;
+use crate::clock::Clock;
+use crate::db::{Backend, Db, page_limit};
+use crate::error::{Error, Result};
+use crate::extract::{Json, Path, Query};
+use crate::webhook::ingest::{self, Outcome};
+use crate::{on_db, on_tx};
+
+const MAX_BATCH: usize = 256;
+const QUEUE: usize = 4096;
+const MAX_ATTEMPTS: i64 = 5;
+
+struct Pending {
+    id: Uuid,
+    body: Bytes,
+    received_at: DateTime<Utc>,
+    committed: oneshot::Sender<bool>,
+}
+
+/// Handle to the journal writer; cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    tx: mpsc::Sender<Pending>,
+    /// Wakes the processor when rows were journaled or replayed.
+    pub wake: Arc<Notify>,
+}
+
+impl Journal {
+    /// Starts the writer task. It ends when every `Journal` handle is dropped.
+    pub fn start(db: Db) -> (Journal, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let wake = Arc::new(Notify::new());
+        let handle = tokio::spawn(writer(db, wake.clone(), rx));
+        (Journal { tx, wake }, handle)
+    }
+
+    /// Makes `body` durable; returns once it is committed.
+    pub async fn append(&self, clock: &Clock, body: Bytes) -> Result<Uuid> {
+        let (committed, done) = oneshot::channel();
+        let id = Uuid::new_v4();
+        let pending = Pending { id, body, received_at: clock.now(), committed };
+        self.tx.send(pending).await.map_err(|_| Error::unavailable("shutting_down", "the server is stopping"))?;
+        match done.await {
+            Ok(true) => Ok(id),
+            _ => Err(Error::internal("journal commit failed")),
+        }
+    }
+}
+
+async fn writer(db: Db, wake: Arc<Notify>, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let ok = commit(&db, &batch).await.inspect_err(|e| tracing::error!(error = %e, "journal batch failed")).is_ok();
+        for p in batch.drain(..) {
+            let _ = p.committed.send(ok);
+        }
+        if ok {
+            wake.notify_one();
+        }
+    }
+}
+
+async fn commit(db: &Db, batch: &[Pending]) -> sqlx::Result<()> {
+    on_db!(db, |p| {
+        let mut qb =
+            sqlx::QueryBuilder::new("INSERT INTO webhook_events (id, received_at, signature_valid, body, state) ");
+        qb.push_values(batch, |mut b, e| {
+            b.push_bind(e.id).push_bind(e.received_at).push_bind(true).push_bind(e.body.as_ref()).push_bind("pending");
+        });
+        qb.build().execute(p).await.map(|_| ())
+    })
+}
+
+/// Processes pending rows until none is left, then waits for a wake-up (or a periodic tick).
+pub async fn run_processor(st: AppState, wake: Arc<Notify>) {
+    let mut shutdown = st.shutdown.clone();
+    loop {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match process_next(&st, None).await {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "webhook processing failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+const CLAIM_SQLITE: &str = "SELECT id, body, attempts FROM webhook_events WHERE state = 'pending' \
+    AND ($1 IS NULL OR id = $1) ORDER BY seq LIMIT 1";
+const CLAIM_PG: &str = "SELECT id, body, attempts FROM webhook_events WHERE state = 'pending' \
+    AND ($1::uuid IS NULL OR id = $1) ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED";
+
+/// Processes the oldest pending row (or row `only`), in one transaction with everything it
+/// stores. Returns false when there was nothing to do.
+pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
+    let mut tx = st.db.begin().await?;
+    let claim = match tx.backend() {
+        Backend::Sqlite => CLAIM_SQLITE,
+        Backend::Postgres => CLAIM_PG,
+    };
+    let row: Option<(Uuid, Vec<u8>, i64)> =
+        on_tx!(&mut tx, |c| sqlx::query_as(claim).bind(only).fetch_optional(c).await)?;
+    let Some((id, body, attempts)) = row else { return Ok(false) };
+    let now = st.clock.now();
+    match ingest::process(st, &mut tx, now, &body).await {
+        Ok(outcome) => {
+            finish(&mut tx, id, now, &outcome).await?;
+            st.commit(tx).await?;
+            tracing::debug!(event_id = %id, stored = outcome.stored, "webhook processed");
+            Ok(true)
+        }
+        Err(e) => {
+            drop(tx);
+            let attempts = attempts + 1;
+            let failed = attempts >= MAX_ATTEMPTS;
+            let state = if failed { "failed" } else { "pending" };
+            on_db!(&st.db, |p| sqlx::query(
+                "UPDATE webhook_events SET attempts = $1, state = $2, error = $3 WHERE id = $4"
+            )
+            .bind(attempts)
+            .bind(state)
+            .bind(format!("processing error: {e}"))
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+            if failed {
+                tracing::error!(event_id = %id, error = %e, "webhook failed after {attempts} attempts");
+                Ok(true)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn finish(tx: &mut crate::db::Tx, id: Uuid, now: DateTime<Utc>, outcome: &Outcome) -> Result<()> {
+    let (state, error) = match &outcome.problem {
+        Some(p) => ("failed", Some(p.as_str())),
+        None => ("done", None),
+    };
+    if let Some(p) = &outcome.problem {
+        tracing::warn!(event_id = %id, problem = %p, "webhook kept as failed");
+    }
+    on_tx!(tx, |c| sqlx::query("UPDATE webhook_events SET state = $1, error = $2, processed_at = $3 WHERE id = $4")
+        .bind(state)
+        .bind(error)
+        .bind(now)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    for ws in &outcome.workspaces {
+        on_tx!(tx, |c| sqlx::query(
+            "INSERT INTO webhook_event_workspaces (event_id, workspace_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        )
+        .bind(id)
+        .bind(*ws)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
+
+/// Deletes processed entries older than the retention, hourly.
+pub async fn run_retention(st: AppState) {
+    let mut shutdown = st.shutdown.clone();
+    loop {
+        let cutoff = st.clock.now() - chrono::Duration::days(st.config.journal_retention_days.max(0));
+        match on_db!(&st.db, |p| sqlx::query("DELETE FROM webhook_events WHERE state = 'done' AND received_at < $1")
+            .bind(cutoff)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "pruned processed webhook journal entries"),
+            Err(e) => tracing::warn!(error = %e, "journal retention failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct EventRow {
+    seq: i64,
+    id: Uuid,
+    received_at: DateTime<Utc>,
+    state: String,
+    error: Option<String>,
+    attempts: i64,
+    processed_at: Option<DateTime<Utc>>,
+}
+
+impl EventRow {
+    fn to_json(&self) -> Value {
+        let mut v = json!({"id": self.id, "received_at": self.received_at, "state": self.state,
+                           "attempts": self.attempts, "processed_at": self.processed_at});
+        if let Some(e) = &self.error {
+            v["error"] = json!(e);
+        }
+        v
+    }
+}
+
+/// Entries an admin of `$1` may see: those routed to their workspace, and those routed nowhere.
+const VISIBLE: &str = "(EXISTS (SELECT 1 FROM webhook_event_workspaces w WHERE w.event_id = e.id AND w.workspace_id = $1) \
+    OR NOT EXISTS (SELECT 1 FROM webhook_event_workspaces w WHERE w.event_id = e.id))";
+
+fn require_admin(user: &CurrentUser) -> Result<()> {
+    if user.is_admin() { Ok(()) } else { Err(Error::forbidden("forbidden", "only admins see the webhook journal")) }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListEvents {
+    state: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+#[instrument(skip_all)]
+pub async fn list(State(st): State<AppState>, user: CurrentUser, Query(q): Query<ListEvents>) -> Result<Json<Value>> {
+    require_admin(&user)?;
+    let limit = page_limit(q.limit)?;
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(s @ ("pending" | "done" | "failed")) => Some(s.to_owned()),
+        Some(_) => return Err(Error::bad_request("invalid_filter", "state must be pending, done or failed")),
+    };
+    let before: Option<i64> = q
+        .cursor
+        .as_deref()
+        .map(|c| c.parse().map_err(|_| Error::bad_request("invalid_cursor", "cursor is not one this server issued")))
+        .transpose()?;
+    let sql = format!(
+        "SELECT e.seq, e.id, e.received_at, e.state, e.error, e.attempts, e.processed_at FROM webhook_events e \
+         WHERE {VISIBLE} AND ($2 IS NULL OR e.state = $2) AND ($3 IS NULL OR e.seq < $3) ORDER BY e.seq DESC LIMIT $4"
+    );
+    let mut rows: Vec<EventRow> = on_db!(&st.db, |p| sqlx::query_as(&sql)
+        .bind(user.workspace_id)
+        .bind(&state)
+        .bind(before)
+        .bind(limit + 1)
+        .fetch_all(p)
+        .await)?;
+    let next = (rows.len() as i64 > limit).then(|| {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.seq.to_string())
+    });
+    Ok(Json(
+        json!({"webhook_events": rows.iter().map(EventRow::to_json).collect::<Vec<_>>(), "next_cursor": next.flatten()}),
+    ))
+}
+
+async fn load(st: &AppState, user: &CurrentUser, id: Uuid) -> Result<(EventRow, Vec<u8>)> {
+    let sql = format!(
+        "SELECT e.seq, e.id, e.received_at, e.state, e.error, e.attempts, e.processed_at FROM webhook_events e \
+         WHERE {VISIBLE} AND e.id = $2"
+    );
+    let row: EventRow =
+        on_db!(&st.db, |p| sqlx::query_as(&sql).bind(user.workspace_id).bind(id).fetch_optional(p).await)?
+            .ok_or_else(Error::not_found)?;
+    let body: Vec<u8> = on_db!(&st.db, |p| sqlx::query_scalar("SELECT body FROM webhook_events WHERE id = $1")
+        .bind(id)
+        .fetch_one(p)
+        .await)?;
+    Ok((row, body))
+}
+
+#[instrument(skip_all)]
+pub async fn get_one(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<Value>> {
+    require_admin(&user)?;
+    let (row, body) = load(&st, &user, id).await?;
+    let mut v = row.to_json();
+    v["body"] = json!(String::from_utf8_lossy(&body));
+    Ok(Json(v))
+}
+
+/// Processes an entry again. Idempotent: storage is keyed by wamid and statuses only advance.
+#[instrument(skip_all)]
+pub async fn replay(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<Value>> {
+    require_admin(&user)?;
+    load(&st, &user, id).await?;
+    on_db!(&st.db, |p| sqlx::query(
+        "UPDATE webhook_events SET state = 'pending', error = NULL, attempts = 0 WHERE id = $1"
+    )
+    .bind(id)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    tracing::info!(event_id = %id, "webhook replay requested");
+    // Process it now so the answer shows the outcome; the background processor would too.
+    let _ = process_next(&st, Some(id)).await;
+    let (row, _) = load(&st, &user, id).await?;
+    Ok(Json(row.to_json()))
+}

@@ -1,0 +1,400 @@
+//! Meta's webhook: signatures on raw bytes, durable journal, every item processed, idempotent.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use switchboard::on_db;
+use switchboard::webhook::signature::sign;
+use uuid::Uuid;
+
+use crate::on_both;
+use crate::support::*;
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/webhooks/examples/{name}", env!("CARGO_MANIFEST_DIR"))).expect("fixture exists")
+}
+
+impl TestApp {
+    pub async fn signed_webhook(&self, body: &[u8]) -> StatusCode {
+        self.client
+            .post(self.url("/webhooks/whatsapp"))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", sign(APP_SECRET.as_bytes(), body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("webhook POST")
+            .status()
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        on_db!(&self.db, |p| sqlx::query_scalar(sql).fetch_one(p).await).expect("count")
+    }
+
+    /// Waits until every journaled webhook has been processed.
+    pub async fn webhooks_processed(&self) {
+        eventually("journal drained", || async {
+            (self.count("SELECT COUNT(*) FROM webhook_events WHERE state = 'pending'").await == 0).then_some(())
+        })
+        .await
+    }
+
+    pub async fn message_by_wamid(&self, wamid: &str) -> Option<(String, String, Option<i64>)> {
+        on_db!(&self.db, |p| sqlx::query_as("SELECT direction, status, error_code FROM messages WHERE wamid = $1")
+            .bind(wamid)
+            .fetch_optional(p)
+            .await)
+        .expect("query")
+    }
+}
+
+/// A text message from `from` to number A, as Meta would send it.
+pub fn text_payload(wamid: &str, from: &str, ts: i64, body: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "100200300400500", "changes": [{
+        "field": "messages", "value": {"messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550100100", "phone_number_id": "100200300400600"},
+        "contacts": [{"profile": {"name": "Test Contact"}, "wa_id": from}],
+        "messages": [{"from": from, "id": wamid, "timestamp": ts.to_string(), "type": "text", "text": {"body": body}}]}}]}]}))
+    .unwrap()
+}
+
+const O: [(&str, &str, &str); 10] = [
+    ("o1", "15550100111", "wamid.HBgLMTU1NTAxMDAxMTEVAgARGBIzNjdCQ0RBMUJDNjQ1MUZGNEMA"),
+    ("o2", "15550100111", "wamid.HBgLMTU1NTAxMDAxMTEVAgARGBJGRDM4MjlCNkU2MTlCRUZGQTEA"),
+    ("o3", "15550100144", "wamid.HBgLMTU1NTAxMDAxNDQVAgARGBI1ODBFRjRBMTdCMjA0OUE0QzEA"),
+    ("o4", "15550100155", "wamid.HBgLMTU1NTAxMDAxNTUVAgARGBI5ODIwNjMwREUzNDAyQ0NFMzcA"),
+    ("o5", "15550100111", "wamid.HBgLMTU1NTAxMDAxMTEVAgARGBJGMDk4MTgwMzYzNzUwMzFFQzYA"),
+    ("o6", "15550100155", "wamid.HBgLMTU1NTAxMDAxNTUVAgARGBIxNEUwOUJEMzY2NEY1RUVEODUA"),
+    ("o7", "15550100111", "wamid.HBgLMTU1NTAxMDAxMTEVAgARGBIwQUJDNDA1MEJENDJENUIwOEYA"),
+    ("o8", "15550100133", "wamid.HBgLMTU1NTAxMDAxMzMVAgARGBI0OTc5QkNCMTY3RUQ1Qjc1RTQA"),
+    ("o9", "15550100144", "wamid.HBgLMTU1NTAxMDAxNDQVAgARGBIwODlFQUYyQ0VENkUxOTQwRTgA"),
+    ("o10", "15550100199", "wamid.HBgLMTU1NTAxMDAxOTkVAgARGBI5RTlDNUY4MURFODZCRjVDMjMA"),
+];
+
+fn wamid(key: &str) -> &'static str {
+    O.iter().find(|o| o.0 == key).map(|o| o.2).unwrap()
+}
+
+/// Inserts an outbound message we "sent earlier" in the conversation of (number, lead).
+async fn seed_outbound(app: &TestApp, number: &str, lead: &str, wamid: &str) {
+    let (number, lead) = (Uuid::parse_str(number).unwrap(), Uuid::parse_str(lead).unwrap());
+    let now = app.clock.now();
+    let conv: Uuid = match on_db!(&app.db, |p| sqlx::query_scalar(
+        "SELECT id FROM conversations WHERE number_id = $1 AND lead_id = $2"
+    )
+    .bind(number)
+    .bind(lead)
+    .fetch_optional(p)
+    .await)
+    .unwrap()
+    {
+        Some(c) => c,
+        None => {
+            let id = Uuid::new_v4();
+            on_db!(&app.db, |p| sqlx::query("INSERT INTO conversations (id, workspace_id, number_id, lead_id, status, created_at, updated_at) VALUES ($1, $2, $3, $4, 'open', $5, $5)")
+                .bind(id).bind(app.workspace_id).bind(number).bind(lead).bind(now).execute(p).await.map(|_| ())).unwrap();
+            id
+        }
+    };
+    on_db!(&app.db, |p| sqlx::query("INSERT INTO messages (id, workspace_id, conversation_id, wamid, direction, type, text, status, created_at, received_at) \
+        VALUES ($1, $2, $3, $4, 'out', 'text', 'earlier reply', 'queued', $5, $5)")
+        .bind(Uuid::new_v4()).bind(app.workspace_id).bind(conv).bind(wamid).bind(now).execute(p).await.map(|_| ())).unwrap();
+}
+
+const ALL_FIXTURES: [&str; 28] = [
+    "text.json",
+    "text-reply-context.json",
+    "image-caption.json",
+    "audio-voice.json",
+    "document.json",
+    "sticker.json",
+    "location.json",
+    "contacts.json",
+    "interactive-button-reply.json",
+    "interactive-list-reply.json",
+    "button-template-quick-reply.json",
+    "reaction.json",
+    "reaction-removed.json",
+    "order.json",
+    "system-user-changed-number.json",
+    "unsupported.json",
+    "referral-ctwa-ad.json",
+    "batch-two-entries.json",
+    "status-sent.json",
+    "status-delivered.json",
+    "status-read.json",
+    "status-failed-131047.json",
+    "status-out-of-order-1-read.json",
+    "status-out-of-order-2-delivered.json",
+    "smb-message-echo.json",
+    "value-errors.json",
+    "bsuid-only-text.json",
+    "text.json",
+];
+
+on_both! {
+    async fn verification_handshake(t: TestDb) {
+        let app = spawn_app(&t).await;
+        let ok = app.client.get(app.url(&format!("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1158201444"))).send().await.unwrap();
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert!(ok.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        assert_eq!(ok.text().await.unwrap(), "1158201444");
+        let bad = app.client.get(app.url("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1")).send().await.unwrap();
+        assert_eq!(bad.status(), StatusCode::FORBIDDEN);
+        let none = app.client.get(app.url("/webhooks/whatsapp")).send().await.unwrap();
+        assert_eq!(none.status(), StatusCode::FORBIDDEN);
+    }
+
+    async fn bad_signatures_store_nothing(t: TestDb) {
+        let app = spawn_app(&t).await;
+        let body = fixture("image-caption.json");
+        let post = |sig: Option<String>, bytes: Vec<u8>| {
+            let mut req = app.client.post(app.url("/webhooks/whatsapp")).header("content-type", "application/json").body(bytes);
+            if let Some(s) = sig { req = req.header("x-hub-signature-256", s); }
+            req.send()
+        };
+        assert_eq!(post(None, body.clone()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(post(Some(sign(b"wrong-secret", &body)), body.clone()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        let reserialised = serde_json::to_vec(&serde_json::from_slice::<Value>(&body).unwrap()).unwrap();
+        let resp = post(Some(sign(APP_SECRET.as_bytes(), &body)), reserialised).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "re-serialised UTF-8 bytes don't match Meta's signature");
+        error_code(&resp.json().await.unwrap());
+        assert_eq!(app.count("SELECT COUNT(*) FROM webhook_events").await, 0, "nothing journaled");
+
+        // The exact bytes, escaped unicode and all, verify.
+        assert_eq!(app.signed_webhook(&body).await, StatusCode::OK);
+        assert_eq!(app.count("SELECT COUNT(*) FROM webhook_events").await, 1, "durable before the 200");
+    }
+
+    async fn garbage_with_a_valid_signature_is_kept_as_failed(t: TestDb) {
+        let app = spawn_app(&t).await;
+        assert_eq!(app.signed_webhook(b"this is not json").await, StatusCode::OK);
+        assert_eq!(app.signed_webhook(br#"{"object":"whatsapp_business_account","entry":"nope"}"#).await, StatusCode::OK);
+        app.webhooks_processed().await;
+        let (status, list) = app.get("/api/v1/admin/webhook-events?state=failed", &app.admin_token).await;
+        assert_eq!(status, StatusCode::OK);
+        let events = list["webhook_events"].as_array().unwrap();
+        assert_eq!(events.len(), 2, "{list}");
+        assert!(events.iter().all(|e| e["state"] == "failed" && e["error"].is_string() && e["received_at"].is_string()));
+        let health = app.call(Method::GET, "/healthz", None, None).await;
+        assert_eq!(health.status(), StatusCode::OK, "server healthy");
+
+        let (status, _) = app.get("/api/v1/admin/webhook-events?state=weird", &app.admin_token).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (_, member) = app.member("agent@example.com", json!({})).await;
+        let (status, _) = app.get("/api/v1/admin/webhook-events", &member).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+
+    async fn oversized_bodies_are_refused(t: TestDb) {
+        let app = spawn_app(&t).await;
+        let big = vec![b' '; (4 << 20) + 1];
+        let resp = app.client.post(app.url("/webhooks/whatsapp")).header("x-hub-signature-256", sign(APP_SECRET.as_bytes(), &big))
+            .body(big).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        error_code(&resp.json().await.unwrap());
+        // 3 MB, Meta's maximum, is accepted.
+        let mut padded = fixture("text.json");
+        padded.extend(std::iter::repeat_n(b' ', 3 << 20));
+        assert_eq!(app.signed_webhook(&padded).await, StatusCode::OK);
+    }
+
+    async fn every_fixture_lands_where_it_should(t: TestDb) {
+        let app = spawn_app(&t).await;
+        let a = app.connect_number("100200300400600", "15550100100", true).await;
+        let b = app.connect_number("100200300400800", "15550100200", false).await;
+        let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+        let mut leads = std::collections::HashMap::new();
+        for (name, phone) in [("Priya Raman", "15550100111"), ("Tomás Ibarra", "15550100122"), ("Kwame Mensah", "15550100133"),
+            ("Lena Vogel", "15550100144"), ("Hiroshi Tanaka", "15550100155"), ("Dmitri Volkov", "15550100166"),
+            ("Aisha Bello", "15550100188"), ("Noor Haddad", "15550100199")] {
+            let lead = app.create_lead(name, &format!("+{phone}")).await;
+            leads.insert(phone, lead["id"].as_str().unwrap().to_owned());
+        }
+        for (key, phone, w) in O {
+            seed_outbound(&app, if key == "o10" { b } else { a }, &leads[phone], w).await;
+        }
+        for f in ALL_FIXTURES {
+            assert_eq!(app.signed_webhook(&fixture(f)).await, StatusCode::OK, "{f}");
+        }
+        app.webhooks_processed().await;
+        assert_eq!(app.count("SELECT COUNT(*) FROM webhook_events WHERE state = 'failed'").await, 0);
+
+        // 21 distinct inbound wamids: 18 bubbles, 2 reactions, 1 system notice.
+        assert_eq!(app.count("SELECT COUNT(*) FROM messages WHERE direction = 'in'").await, 18);
+        assert_eq!(app.count("SELECT COUNT(*) FROM reactions").await, 1);
+        assert_eq!(app.count("SELECT COUNT(*) FROM inbound_notices").await, 1);
+        assert_eq!(app.count("SELECT COUNT(*) FROM messages WHERE direction = 'out' AND sent_by_app").await, 1);
+
+        for (key, status) in [("o1", "read"), ("o7", "read"), ("o9", "read"), ("o6", "delivered"), ("o10", "delivered"), ("o8", "failed")] {
+            let (_, got, _) = app.message_by_wamid(wamid(key)).await.unwrap();
+            assert_eq!(got, status, "{key}");
+        }
+        assert_eq!(app.message_by_wamid(wamid("o8")).await.unwrap().2, Some(131047));
+        let (delivered, read): (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>) =
+            on_db!(&app.db, |p| sqlx::query_as("SELECT delivered_at, read_at FROM messages WHERE wamid = $1")
+                .bind(wamid("o9")).fetch_one(p).await).unwrap();
+        assert_eq!(delivered.unwrap().timestamp(), 1789305405);
+        assert_eq!(read.unwrap().timestamp(), 1789305460);
+
+        // Kwame's chat needs a template after 131047.
+        let (_, convs) = app.get(&format!("/api/v1/conversations?lead_id={}", leads["15550100133"]), &app.admin_token).await;
+        assert_eq!(convs["conversations"][0]["template_required"], true, "{convs}");
+
+        // Priya's chat: text, reply with context, interactive reply; o5 has no reaction left.
+        let (_, convs) = app.get(&format!("/api/v1/conversations?lead_id={}", leads["15550100111"]), &app.admin_token).await;
+        let priya = convs["conversations"][0]["id"].as_str().unwrap().to_owned();
+        let (_, page) = app.get(&format!("/api/v1/conversations/{priya}/messages"), &app.admin_token).await;
+        let msgs = page["messages"].as_array().unwrap();
+        let o5 = msgs.iter().find(|m| m["wamid"] == wamid("o5")).unwrap();
+        assert_eq!(o5["reactions"], json!([]), "reaction removed");
+        let reply = msgs.iter().find(|m| m["context"]["wamid"] == wamid("o1")).expect("reply keeps its context");
+        assert_eq!(reply["direction"], "in");
+        let button = msgs.iter().find(|m| m["type"] == "interactive").unwrap();
+        assert_eq!(button["content"]["interactive"]["button_reply"]["id"], "slot_thu_1000");
+        let times: Vec<&str> = msgs.iter().map(|m| m["created_at"].as_str().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first: {times:?}");
+
+        // Tomás: the echo is outbound from the phone app; unicode survived; window not moved by it.
+        let (_, convs) = app.get(&format!("/api/v1/conversations?lead_id={}", leads["15550100122"]), &app.admin_token).await;
+        let tomas = &convs["conversations"][0];
+        let (_, page) = app.get(&format!("/api/v1/conversations/{}/messages", tomas["id"].as_str().unwrap()), &app.admin_token).await;
+        let echo = page["messages"].as_array().unwrap().iter().find(|m| m["direction"] == "out").unwrap();
+        assert_eq!(echo["sent_by"], "whatsapp_app");
+        assert!(echo["text"].as_str().unwrap().contains("Tomás"));
+        assert!(page["messages"].as_array().unwrap().iter()
+            .any(|m| m["direction"] == "in" && m["text"].as_str().unwrap_or("").contains("¿El presupuesto")), "{page}");
+        let window: chrono::DateTime<chrono::Utc> = tomas["window_expires_at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(window.timestamp(), 1789304500 + 86400, "the last inbound message sets the window, not the echo");
+
+        // Media, location and order fields are kept.
+        let (media, content): (Option<String>, Option<String>) = on_db!(&app.db, |p| sqlx::query_as(
+            "SELECT CAST(media AS TEXT), CAST(content AS TEXT) FROM messages WHERE type = 'document'").fetch_one(p).await).unwrap();
+        let media: Value = serde_json::from_str(&media.unwrap()).unwrap();
+        assert_eq!(media["filename"], "floorplan_unit_4b.pdf");
+        assert_eq!(media["mime_type"], "application/pdf");
+        assert!(content.is_none());
+        for (kind, pointer, expected) in [("location", "/location/name", json!("Pioneer Lofts")),
+            ("order", "/order/product_items/1/quantity", json!(8)), ("unsupported", "/original_type", json!("unsupported")),
+            ("button", "/button/payload", json!("CONFIRM_VISIT_8841")), ("contacts", "/contacts/0/name/formatted_name", json!("Grace Okafor"))] {
+            let content: String = on_db!(&app.db, |p| sqlx::query_scalar(
+                "SELECT CAST(content AS TEXT) FROM messages WHERE type = $1").bind(kind).fetch_one(p).await).unwrap();
+            let content: Value = serde_json::from_str(&content).unwrap();
+            assert_eq!(content.pointer(pointer), Some(&expected), "{kind}: {content}");
+        }
+        let referral: String = on_db!(&app.db, |p| sqlx::query_scalar(
+            "SELECT CAST(content AS TEXT) FROM messages WHERE text LIKE 'Hi, I saw your ad%'").fetch_one(p).await).unwrap();
+        assert!(referral.contains("ctwa_clid"));
+
+        // Dmitri: both phones and both BSUIDs point at his lead; his lead now has the new phone.
+        let ids: Vec<(String, String)> = on_db!(&app.db, |p| sqlx::query_as(
+            "SELECT kind, value FROM lead_identities WHERE lead_id = $1 ORDER BY kind, value")
+            .bind(Uuid::parse_str(&leads["15550100166"]).unwrap()).fetch_all(p).await).unwrap();
+        for v in ["15550100166", "15550100177", "US.15962738405691728365", "US.26073849516702839476"] {
+            assert!(ids.iter().any(|(_, val)| val == v), "{v} linked: {ids:?}");
+        }
+        let (_, dmitri) = app.get(&format!("/api/v1/leads/{}", leads["15550100166"]), &app.admin_token).await;
+        assert_eq!(dmitri["phone"], "15550100177");
+
+        // Marisol (username only) was imported: a lead and a chat without a phone.
+        let (_, found) = app.get("/api/v1/leads?q=marisol", &app.admin_token).await;
+        let marisol = &found["leads"][0];
+        assert!(marisol["phone"].is_null(), "{found}");
+        assert_eq!(marisol["source"], "whatsapp");
+        let (_, convs) = app.get(&format!("/api/v1/conversations?lead_id={}", marisol["id"].as_str().unwrap()), &app.admin_token).await;
+        assert!(convs["conversations"][0]["contact_phone"].is_null());
+        assert_eq!(convs["conversations"][0]["contact_bsuid"], "US.48295061738924051698");
+    }
+
+    async fn redelivery_never_duplicates(t: TestDb) {
+        let app = spawn_app(&t).await;
+        app.connect_number("100200300400600", "15550100100", false).await;
+        app.create_lead("Priya", "+15550100111").await;
+        let body = fixture("text.json");
+        for _ in 0..3 {
+            assert_eq!(app.signed_webhook(&body).await, StatusCode::OK);
+        }
+        let concurrent: Vec<_> = (0..8).map(|_| app.signed_webhook(&body)).collect();
+        for status in futures_util::future::join_all(concurrent).await {
+            assert_eq!(status, StatusCode::OK);
+        }
+        app.webhooks_processed().await;
+        assert_eq!(app.count("SELECT COUNT(*) FROM webhook_events").await, 11, "every delivery journaled");
+        assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 1, "one message");
+        assert_eq!(app.count("SELECT COUNT(*) FROM conversations").await, 1);
+        let (_, convs) = app.get("/api/v1/conversations", &app.admin_token).await;
+        assert_eq!(convs["conversations"][0]["unread_count"], 1);
+
+        // Replaying a processed entry changes nothing and answers with the entry.
+        let (_, list) = app.get("/api/v1/admin/webhook-events", &app.admin_token).await;
+        let id = list["webhook_events"][0]["id"].as_str().unwrap();
+        let (status, replayed) = app.post(&format!("/api/v1/admin/webhook-events/{id}/replay"), &app.admin_token, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{replayed}");
+        assert_eq!(replayed["state"], "done");
+        assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 1);
+    }
+
+    async fn only_leads_are_stored_unless_auto_import(t: TestDb) {
+        let app = spawn_app(&t).await;
+        let number = app.connect_number("100200300400600", "15550100100", false).await;
+        assert_eq!(app.signed_webhook(&text_payload("wamid.stranger1", "15550100999", 1789300000, "hi")).await, StatusCode::OK);
+        app.webhooks_processed().await;
+        assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0, "a stranger's chat is not stored");
+        assert_eq!(app.count("SELECT COUNT(*) FROM leads").await, 0);
+
+        let id = number["id"].as_str().unwrap();
+        let (status, _) = app.json(Method::PATCH, &format!("/api/v1/numbers/{id}"), &app.admin_token, Some(json!({"auto_import_contacts": true}))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(app.signed_webhook(&text_payload("wamid.stranger2", "15550100999", 1789300001, "hi again")).await, StatusCode::OK);
+        app.webhooks_processed().await;
+        let (_, leads) = app.get("/api/v1/leads", &app.admin_token).await;
+        assert_eq!(leads["leads"][0]["source"], "whatsapp");
+        assert_eq!(leads["leads"][0]["name"], "Test Contact");
+        assert_eq!(leads["leads"][0]["phone"], "15550100999");
+        assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 1);
+
+        // Disconnected: journaled only.
+        let del = app.call(Method::DELETE, &format!("/api/v1/numbers/{id}"), Some(&app.admin_token), None).await;
+        assert_eq!(del.status(), StatusCode::NO_CONTENT);
+        assert_eq!(app.signed_webhook(&text_payload("wamid.stranger3", "15550100999", 1789300002, "anyone?")).await, StatusCode::OK);
+        app.webhooks_processed().await;
+        assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 1);
+        assert_eq!(app.count("SELECT COUNT(*) FROM webhook_events").await, 3);
+    }
+
+    async fn a_conversation_starts_with_the_leads_assignee(t: TestDb) {
+        let app = spawn_app(&t).await;
+        app.connect_number("100200300400600", "15550100100", false).await;
+        let (agent, _) = app.member("agent@example.com", json!({})).await;
+        let (status, _) = app.post("/api/v1/leads", &app.admin_token, json!({"name": "P", "phone": "+15550100111", "assignee_id": agent})).await;
+        assert_eq!(status, StatusCode::CREATED);
+        app.signed_webhook(&fixture("text.json")).await;
+        app.webhooks_processed().await;
+        let (_, convs) = app.get("/api/v1/conversations", &app.admin_token).await;
+        assert_eq!(convs["conversations"][0]["assignee_id"], json!(agent));
+        assert_eq!(convs["conversations"][0]["last_message"]["text"], "Hi! Do you still have installation slots for a kitchen refit in October?");
+    }
+
+    async fn journaled_but_unprocessed_entries_survive_a_restart(t: TestDb) {
+        let mut app = spawn_app(&t).await;
+        app.connect_number("100200300400600", "15550100100", false).await;
+        app.create_lead("Priya", "+15550100111").await;
+        app.stop().await;
+        // As if the process died right after the 200: the body is journaled, not processed.
+        on_db!(&t.db, |p| sqlx::query("INSERT INTO webhook_events (id, received_at, signature_valid, body, state) VALUES ($1, $2, TRUE, $3, 'pending')")
+            .bind(Uuid::new_v4()).bind(app.clock.now()).bind(fixture("text.json")).execute(p).await.map(|_| ())).unwrap();
+        assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
+        let again = spawn_app(&t).await;
+        again.webhooks_processed().await;
+        assert_eq!(again.count("SELECT COUNT(*) FROM messages").await, 1, "processed after the restart");
+    }
+}
+
+#[tokio::test]
+async fn without_a_secret_webhooks_get_503() {
+    let t = TestDb::sqlite().await;
+    let mut config = test_config(&t.url);
+    config.app_secret = None;
+    let app = spawn_app_with(&t, config).await;
+    assert_eq!(app.signed_webhook(&fixture("text.json")).await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(app.count("SELECT COUNT(*) FROM webhook_events").await, 0);
+}
