@@ -13,5 +13,6 @@ pub mod inbox;
 pub mod live;
 pub mod phone;
 pub mod policy;
+pub mod timeline;
 pub mod webhook;
 pub mod workspace;

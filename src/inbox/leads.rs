@@ -238,6 +238,17 @@ pub async fn insert(tx: &mut Tx, now: DateTime<Utc>, new: NewLead) -> Result<Lea
         updated_at: now,
     };
     emit_updated(tx, now, &lead).await?;
+    crate::timeline::record(
+        tx,
+        now,
+        lead.workspace_id,
+        lead.id,
+        None,
+        "lead_created",
+        None,
+        json!({"source": lead.source}),
+    )
+    .await?;
     Ok(lead)
 }
 

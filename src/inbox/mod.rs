@@ -18,6 +18,8 @@ pub fn routes() -> Router<AppState> {
         .route("/numbers/{id}", get(numbers::get_one).patch(numbers::patch).delete(numbers::delete))
         .route("/leads", get(leads::list).post(leads::create))
         .route("/leads/{id}", get(leads::get_one).patch(leads::patch).delete(leads::delete))
+        .route("/leads/{id}/timeline", get(crate::timeline::routes::timeline))
+        .route("/leads/{id}/notes", axum::routing::post(crate::timeline::routes::add_note))
         .route("/conversations", get(conversations::list))
         .route("/conversations/{id}", get(conversations::get_one))
         .route("/conversations/{id}/messages", get(conversations::messages))

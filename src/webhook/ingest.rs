@@ -49,7 +49,7 @@ pub struct NumberRow {
 }
 
 /// Processes a journaled body in `tx`.
-pub async fn process(_st: &AppState, tx: &mut Tx, now: DateTime<Utc>, body: &[u8]) -> Result<Outcome> {
+pub async fn process(st: &AppState, tx: &mut Tx, now: DateTime<Utc>, body: &[u8]) -> Result<Outcome> {
     let mut out = Outcome::default();
     let envelope: Envelope = match serde_json::from_slice(body) {
         Ok(e) => e,
@@ -85,7 +85,14 @@ pub async fn process(_st: &AppState, tx: &mut Tx, now: DateTime<Utc>, body: &[u8
                 continue;
             };
             out.workspaces.insert(number.workspace_id);
-            let mut ctx = Ctx { tx: &mut *tx, now, number: &number, contacts: &value.contacts, out: &mut out };
+            let mut ctx = Ctx {
+                tx: &mut *tx,
+                now,
+                number: &number,
+                contacts: &value.contacts,
+                out: &mut out,
+                gap_override: st.config.session_gap_secs,
+            };
             for raw in &value.messages {
                 ctx.inbound(raw).await?;
             }
@@ -220,6 +227,7 @@ struct Ctx<'a> {
     number: &'a NumberRow,
     contacts: &'a [Contact],
     out: &'a mut Outcome,
+    gap_override: Option<i64>,
 }
 
 const FIND_LEAD: &str = "SELECT lead_id FROM lead_identities WHERE workspace_id = $1 AND \
@@ -246,6 +254,20 @@ const TOUCH_CONVERSATION: &str = "UPDATE conversations SET \
     updated_at = $6 WHERE id = $1";
 
 impl Ctx<'_> {
+    /// The workspace's session gap (the operator's override wins), read once per body.
+    async fn session_gap(&mut self) -> Result<i64> {
+        if let Some(gap) = self.gap_override {
+            return Ok(gap);
+        }
+        let gap: i64 =
+            on_tx!(self.tx, |c| sqlx::query_scalar("SELECT session_gap_secs FROM workspaces WHERE id = $1")
+                .bind(self.number.workspace_id)
+                .fetch_one(c)
+                .await)?;
+        self.gap_override = Some(gap);
+        Ok(gap)
+    }
+
     fn profile(&self, ids: &ContactIds) -> (Option<String>, Option<String>) {
         let c = self.contacts.iter().find(|c| {
             (ids.phone.is_some() && c.wa_id.as_deref().and_then(crate::phone::normalize) == ids.phone)
@@ -425,6 +447,8 @@ impl Ctx<'_> {
             NewEvent::new(ws, "conversation.updated", conv_json).conversation(conv).lead(lead),
         )
         .await?;
+        let gap = self.session_gap().await?;
+        crate::timeline::sessions::on_message(self.tx, self.now, conv, at, gap).await?;
         Ok(())
     }
 

@@ -1,0 +1,217 @@
+//! Benchmarks, run side by side on one machine so ratios mean something:
+//!
+//! `cargo run --release --bin bench -- webhooks [--seconds 5] [--concurrency 64] [--pg URL]`
+//!
+//! Fires signed webhook POSTs (one text message each) over loopback at a trivial axum handler
+//! (the ceiling), then at switchboard on SQLite and on PostgreSQL, and prints accepted-durable
+//! webhooks/s with p50/p99 latency, and how long processing took to drain the journal.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use clap::{Parser, Subcommand};
+use switchboard::config::Config;
+use switchboard::db::Db;
+use switchboard::on_db;
+
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// Durable webhook acceptance vs. a trivial handler
+    Webhooks {
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// PostgreSQL server for the PostgreSQL run (a fresh database is created and dropped)
+        #[arg(long, env = "SWITCHBOARD_TEST_PG", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+        pg: String,
+    },
+}
+
+const SECRET: &str = "bench-secret";
+
+struct Run {
+    label: String,
+    ok: usize,
+    errors: usize,
+    secs: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.secs
+    }
+}
+
+fn body(i: usize) -> Vec<u8> {
+    format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550100100","phone_number_id":"100200300400600"}},"contacts":[{{"profile":{{"name":"Bench"}},"wa_id":"15550100111"}}],"messages":[{{"from":"15550100111","id":"wamid.bench.{i}","timestamp":"{}","type":"text","text":{{"body":"benchmark message {i}"}}}}]}}}}]}}]}}"#,
+        1_789_300_000 + i as i64
+    )
+    .into_bytes()
+}
+
+async fn fire(label: &str, addr: SocketAddr, seconds: u64, concurrency: usize) -> Run {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().expect("client");
+    let url = format!("http://{addr}/webhooks/whatsapp");
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, next) = (client.clone(), url.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            while Instant::now() < deadline {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let b = body(i);
+                let sig = switchboard::webhook::signature::sign(SECRET.as_bytes(), &b);
+                let t = Instant::now();
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-hub-signature-256", sig)
+                    .body(b)
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 200 => lat.push(t.elapsed()),
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.expect("task");
+        all.extend(l);
+        errors += e;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default()
+    };
+    Run { label: label.to_owned(), ok: all.len(), errors, secs, p50: pct(0.50), p99: pct(0.99) }
+}
+
+async fn trivial() -> SocketAddr {
+    let app =
+        axum::Router::new().route("/webhooks/whatsapp", post(|_b: bytes::Bytes| async { axum::http::StatusCode::OK }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+async fn switchboard_run(label: &str, url: &str, seconds: u64, concurrency: usize) -> (Run, Duration) {
+    let db = Db::connect(url).await.expect("connect");
+    db.migrate().await.expect("migrate");
+    let clock = switchboard::clock::Clock::default();
+    switchboard::workspace::bootstrap(&db, &clock, "Bench", "bench@example.com", "bench-password", None)
+        .await
+        .expect("bootstrap");
+    let ws: uuid::Uuid =
+        on_db!(&db, |p| sqlx::query_scalar("SELECT id FROM workspaces").fetch_one(p).await).expect("ws");
+    let now = clock.now();
+    on_db!(&db, |p| sqlx::query(
+        "INSERT INTO numbers (id, workspace_id, phone_number_id, display_phone_number, access_token, created_at) \
+         VALUES ($1, $2, '100200300400600', '15550100100', 't', $3)"
+    )
+    .bind(uuid::Uuid::new_v4())
+    .bind(ws)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|_| ()))
+    .expect("number");
+    on_db!(&db, |p| sqlx::query(
+        "INSERT INTO leads (id, workspace_id, name, phone, created_at, updated_at) VALUES ($1, $2, 'Bench', '15550100111', $3, $3)"
+    )
+    .bind(uuid::Uuid::new_v4())
+    .bind(ws)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|_| ()))
+    .expect("lead");
+    let mut config = Config::for_database(url);
+    config.app_secret = Some(SECRET.to_owned());
+    let running = switchboard::app::start_with(config, db.clone(), clock).await.expect("start");
+    let run = fire(label, running.addr, seconds, concurrency).await;
+    let drain_start = Instant::now();
+    loop {
+        let pending: i64 =
+            on_db!(&db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM webhook_events WHERE state = 'pending'")
+                .fetch_one(p)
+                .await)
+            .unwrap_or(0);
+        if pending == 0 || drain_start.elapsed() > Duration::from_secs(300) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let drained = drain_start.elapsed();
+    running.shutdown().await.expect("shutdown");
+    db.close().await;
+    (run, drained)
+}
+
+fn print(run: &Run, ceiling: f64, extra: &str) {
+    println!(
+        "{:<28} {:>9.0}/s {:>6.0}% of ceiling  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}{}",
+        run.label,
+        run.rate(),
+        100.0 * run.rate() / ceiling,
+        run.p50.as_secs_f64() * 1e3,
+        run.p99.as_secs_f64() * 1e3,
+        run.errors,
+        extra
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    match args.what {
+        What::Webhooks { seconds, concurrency, pg } => {
+            println!(
+                "webhooks: {concurrency} concurrent connections, {seconds} s per target, one text message per POST"
+            );
+            let ceiling = fire("trivial axum handler", trivial().await, seconds, concurrency).await;
+            print(&ceiling, ceiling.rate(), "");
+            let dir = std::env::temp_dir().join(format!("sb-bench-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir)?;
+            let lite_url = format!("sqlite://{}/bench.db", dir.display());
+            let (lite, drained) = switchboard_run("switchboard on SQLite", &lite_url, seconds, concurrency).await;
+            print(&lite, ceiling.rate(), &format!("  (journal drained {:.1} s later)", drained.as_secs_f64()));
+            let _ = std::fs::remove_dir_all(&dir);
+
+            let name = format!("sb_bench_{}", uuid::Uuid::new_v4().simple());
+            let admin = Db::connect(&pg).await?;
+            on_db!(&admin, |p| sqlx::query(&format!("CREATE DATABASE {name}")).execute(p).await.map(|_| ()))?;
+            let pg_url = format!("{}/{name}", pg.rsplit_once('/').map(|(b, _)| b).unwrap_or(&pg));
+            let (pgrun, drained) = switchboard_run("switchboard on PostgreSQL", &pg_url, seconds, concurrency).await;
+            print(&pgrun, ceiling.rate(), &format!("  (journal drained {:.1} s later)", drained.as_secs_f64()));
+            on_db!(&admin, |p| sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(p)
+                .await
+                .map(|_| ()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! The lead's activity timeline: WhatsApp session summaries, notes, and what members did.
+
+pub mod routes;
+pub mod sessions;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::db::Tx;
+use crate::error::Result;
+use crate::live::events::{self, NewEvent};
+use crate::on_tx;
+
+/// Records an activity on a lead's timeline (with its `timeline.created` event).
+#[allow(clippy::too_many_arguments)]
+pub async fn record(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    workspace_id: Uuid,
+    lead_id: Uuid,
+    conversation_id: Option<Uuid>,
+    kind: &str,
+    member_id: Option<Uuid>,
+    data: Value,
+) -> Result<Uuid> {
+    let id = Uuid::new_v4();
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "INSERT INTO activities (id, workspace_id, lead_id, conversation_id, type, member_id, data, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)"
+    )
+    .bind(id)
+    .bind(workspace_id)
+    .bind(lead_id)
+    .bind(conversation_id)
+    .bind(kind)
+    .bind(member_id)
+    .bind(sqlx::types::Json(&data))
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    let activity =
+        json!({"id": id, "lead_id": lead_id, "type": kind, "member_id": member_id, "created_at": now, "data": data});
+    let mut event = NewEvent::new(workspace_id, "timeline.created", activity).lead(lead_id);
+    event.conversation_id = conversation_id;
+    events::append(tx, now, event).await?;
+    Ok(id)
+}

@@ -1,0 +1,263 @@
+//! WhatsApp sessions on the lead's timeline: a run of messages in one conversation with no gap
+//! longer than the workspace's session gap becomes one `whatsapp_session` activity. Messages
+//! are placed by WhatsApp's timestamp, so a late message extends or merges sessions. Only the
+//! session a message touches is recomputed, from its own messages.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::db::Tx;
+use crate::error::Result;
+use crate::live::events::{self, NewEvent};
+use crate::on_tx;
+
+pub const KIND: &str = "whatsapp_session";
+
+/// One message as the session summary sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Msg {
+    pub at: DateTime<Utc>,
+    pub inbound: bool,
+    pub member: Option<Uuid>,
+}
+
+/// The summary of one session; `msgs` must be in time (then arrival) order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub initiated_by: &'static str,
+    pub messages_from_lead: i64,
+    pub messages_from_member: i64,
+    pub lead_responded: bool,
+    pub member_responded: bool,
+    pub first_response_seconds: Option<i64>,
+    pub members: Vec<Uuid>,
+}
+
+pub fn summarize(msgs: &[Msg]) -> Option<Summary> {
+    let first = msgs.first()?;
+    let last = msgs.last()?;
+    let mut s = Summary {
+        started_at: first.at,
+        ended_at: last.at,
+        initiated_by: if first.inbound { "lead" } else { "member" },
+        messages_from_lead: 0,
+        messages_from_member: 0,
+        lead_responded: false,
+        member_responded: false,
+        first_response_seconds: None,
+        members: Vec::new(),
+    };
+    let mut first_in: Option<DateTime<Utc>> = None;
+    let mut seen_out = false;
+    for m in msgs {
+        if m.inbound {
+            s.messages_from_lead += 1;
+            first_in.get_or_insert(m.at);
+            if seen_out {
+                s.lead_responded = true;
+            }
+        } else {
+            s.messages_from_member += 1;
+            seen_out = true;
+            if let Some(fi) = first_in {
+                s.member_responded = true;
+                s.first_response_seconds.get_or_insert((m.at - fi).num_seconds());
+            }
+            if let Some(id) = m.member
+                && !s.members.contains(&id)
+            {
+                s.members.push(id);
+            }
+        }
+    }
+    Some(s)
+}
+
+/// Splits time-ordered messages into sessions (the full recomputation the incremental path
+/// must agree with).
+pub fn split(msgs: &[Msg], gap_secs: i64) -> Vec<Summary> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=msgs.len() {
+        if i == msgs.len() || (msgs[i].at - msgs[i - 1].at).num_seconds() > gap_secs {
+            out.extend(summarize(&msgs[start..i]));
+            start = i;
+        }
+    }
+    out
+}
+
+impl Summary {
+    pub fn to_data(&self, conversation_id: Uuid, number_id: Uuid, gap_secs: i64, now: DateTime<Utc>) -> Value {
+        json!({
+            "conversation_id": conversation_id,
+            "number_id": number_id,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "initiated_by": self.initiated_by,
+            "messages_from_lead": self.messages_from_lead,
+            "messages_from_member": self.messages_from_member,
+            "lead_responded": self.lead_responded,
+            "member_responded": self.member_responded,
+            "first_response_seconds": self.first_response_seconds,
+            "members": self.members,
+            "gap_secs": gap_secs,
+            "open": (now - self.ended_at).num_seconds() <= gap_secs,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: Uuid,
+    data: sqlx::types::Json<Value>,
+}
+
+fn time(v: &Value, key: &str) -> Option<DateTime<Utc>> {
+    v.get(key)?.as_str()?.parse().ok()
+}
+
+/// Places a new message at `at` in conversation `conv`: creates, extends or merges the
+/// session activities it touches, and emits their timeline events.
+pub async fn on_message(tx: &mut Tx, now: DateTime<Utc>, conv: Uuid, at: DateTime<Utc>, gap_secs: i64) -> Result<()> {
+    let (workspace_id, lead_id, number_id, assignee): (Uuid, Uuid, Uuid, Option<Uuid>) =
+        on_tx!(tx, |c| sqlx::query_as(
+            "SELECT workspace_id, lead_id, number_id, assignee_id FROM conversations WHERE id = $1"
+        )
+        .bind(conv)
+        .fetch_one(c)
+        .await)?;
+    let rows: Vec<SessionRow> = on_tx!(tx, |c| {
+        sqlx::query_as(
+        "SELECT id, data FROM activities WHERE conversation_id = $1 AND type = 'whatsapp_session' ORDER BY created_at, seq"
+    )
+    .bind(conv)
+    .fetch_all(c)
+    .await
+    })?;
+    let gap = chrono::Duration::seconds(gap_secs);
+    let touched: Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)> = rows
+        .iter()
+        .filter_map(|r| Some((r.id, time(&r.data, "started_at")?, time(&r.data, "ended_at")?)))
+        .filter(|(_, start, end)| *start - gap <= at && at <= *end + gap)
+        .collect();
+    let lo = touched.iter().map(|t| t.1).chain([at]).min().unwrap_or(at);
+    let hi = touched.iter().map(|t| t.2).chain([at]).max().unwrap_or(at);
+    let msgs: Vec<(DateTime<Utc>, String, Option<Uuid>)> = on_tx!(tx, |c| sqlx::query_as(
+        "SELECT created_at, direction, sent_by_user_id FROM messages WHERE conversation_id = $1 \
+         AND created_at >= $2 AND created_at <= $3 ORDER BY created_at, seq"
+    )
+    .bind(conv)
+    .bind(lo)
+    .bind(hi)
+    .fetch_all(c)
+    .await)?;
+    let msgs: Vec<Msg> = msgs.into_iter().map(|(at, dir, member)| Msg { at, inbound: dir == "in", member }).collect();
+    let Some(summary) = summarize(&msgs) else { return Ok(()) };
+    let member_id = summary.members.first().copied().or(assignee);
+    let data = summary.to_data(conv, number_id, gap_secs, now);
+    let (kept, merged) = match touched.split_first() {
+        Some((first, rest)) => (Some(first.0), rest.iter().map(|t| t.0).collect::<Vec<_>>()),
+        None => (None, Vec::new()),
+    };
+    for id in &merged {
+        on_tx!(tx, |c| sqlx::query("DELETE FROM activities WHERE id = $1")
+            .bind(*id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        events::append(
+            tx,
+            now,
+            NewEvent::new(workspace_id, "timeline.deleted", json!({"id": id, "lead_id": lead_id, "merged_into": kept}))
+                .lead(lead_id)
+                .conversation(conv),
+        )
+        .await?;
+    }
+    let (id, kind) = match kept {
+        Some(id) => {
+            on_tx!(tx, |c| sqlx::query(
+                "UPDATE activities SET data = $1, member_id = $2, created_at = $3, updated_at = $4 WHERE id = $5"
+            )
+            .bind(sqlx::types::Json(&data))
+            .bind(member_id)
+            .bind(summary.started_at)
+            .bind(now)
+            .bind(id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+            (id, "timeline.updated")
+        }
+        None => {
+            let id = Uuid::new_v4();
+            on_tx!(tx, |c| {
+                sqlx::query(
+                "INSERT INTO activities (id, workspace_id, lead_id, conversation_id, type, member_id, data, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'whatsapp_session', $5, $6, $7, $8)"
+            )
+            .bind(id)
+            .bind(workspace_id)
+            .bind(lead_id)
+            .bind(conv)
+            .bind(member_id)
+            .bind(sqlx::types::Json(&data))
+            .bind(summary.started_at)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+            })?;
+            (id, "timeline.created")
+        }
+    };
+    let activity = json!({"id": id, "lead_id": lead_id, "type": KIND, "member_id": member_id,
+                          "created_at": summary.started_at, "data": data});
+    events::append(tx, now, NewEvent::new(workspace_id, kind, activity).lead(lead_id).conversation(conv)).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_789_300_000 + s, 0).unwrap()
+    }
+
+    #[test]
+    fn a_lead_started_session_with_replies() {
+        let agent = Uuid::new_v4();
+        let msgs = [
+            Msg { at: at(0), inbound: true, member: None },
+            Msg { at: at(60), inbound: true, member: None },
+            Msg { at: at(300), inbound: false, member: Some(agent) },
+            Msg { at: at(400), inbound: true, member: None },
+        ];
+        let s = summarize(&msgs).unwrap();
+        assert_eq!(s.initiated_by, "lead");
+        assert_eq!((s.messages_from_lead, s.messages_from_member), (3, 1));
+        assert!(s.lead_responded && s.member_responded);
+        assert_eq!(s.first_response_seconds, Some(300));
+        assert_eq!(s.members, vec![agent]);
+        assert_eq!(s.ended_at, at(400));
+    }
+
+    #[test]
+    fn gaps_split() {
+        let msgs = [
+            Msg { at: at(0), inbound: false, member: None },
+            Msg { at: at(1800), inbound: true, member: None },
+            Msg { at: at(3601), inbound: true, member: None },
+        ];
+        let sessions = split(&msgs, 1800);
+        assert_eq!(sessions.len(), 2);
+        assert_eq!(sessions[0].initiated_by, "member");
+        assert!(sessions[0].lead_responded && !sessions[0].member_responded);
+        assert_eq!(sessions[0].first_response_seconds, None);
+    }
+}
