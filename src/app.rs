@@ -32,6 +32,10 @@ pub struct AppState {
     /// Flips to true when the server is shutting down; background jobs watch it.
     pub shutdown: watch::Receiver<bool>,
     pub journal: Journal,
+    pub graph: crate::outbox::graph::Graph,
+    pub throughput: Arc<crate::outbox::worker::Throughput>,
+    /// Wakes the outbox sender when a row was queued.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -120,6 +124,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         tracing::warn!("WHATSAPP_APP_SECRET is not set: every webhook POST will be refused with 503");
     }
     let (journal, writer) = Journal::start(db.clone());
+    let graph = crate::outbox::graph::Graph::new(&config.graph_url, &config.graph_version);
     let wake = journal.wake.clone();
     let state = AppState {
         db,
@@ -127,6 +132,9 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         clock,
         hub: Hub::default(),
         throttle: Arc::new(Throttle::default()),
+        graph,
+        throughput: Arc::default(),
+        outbox_wake: Arc::default(),
         shutdown,
         journal,
     };
@@ -134,6 +142,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         writer,
         tokio::spawn(journal::run_processor(state.clone(), wake)),
         tokio::spawn(journal::run_retention(state.clone())),
+        tokio::spawn(crate::outbox::worker::run(state.clone(), state.outbox_wake.clone())),
     ];
     let app = router(state.clone());
     let mut signal = state.shutdown.clone();

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod inbox;
 pub mod live;
+pub mod outbox;
 pub mod phone;
 pub mod policy;
 pub mod timeline;

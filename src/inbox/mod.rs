@@ -22,7 +22,9 @@ pub fn routes() -> Router<AppState> {
         .route("/leads/{id}/notes", axum::routing::post(crate::timeline::routes::add_note))
         .route("/conversations", get(conversations::list))
         .route("/conversations/{id}", get(conversations::get_one))
-        .route("/conversations/{id}/messages", get(conversations::messages))
+        .route("/conversations/{id}/messages", get(conversations::messages).post(crate::outbox::send))
+        .route("/conversations/{id}/read", axum::routing::post(crate::outbox::mark_read))
+        .route("/media/{id}", get(crate::outbox::media::get))
 }
 
 /// Parses an id given as a filter value (400 when malformed).

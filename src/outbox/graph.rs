@@ -1,0 +1,167 @@
+//! The Graph API client and the one classifier for its error codes (used for synchronous
+//! errors; asynchronous `failed` statuses carry the same codes).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// What to do after a Graph API error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Try again later (rate limits, transient errors).
+    Retry,
+    /// Give up on this message with this code.
+    Fail,
+    /// The number's token is dead: give up and flag the number.
+    Reauth,
+}
+
+/// Classifies a Graph error by code, falling back on the HTTP status.
+pub fn classify(http_status: u16, code: Option<i64>) -> Verdict {
+    match code {
+        Some(130429 | 131056 | 80007 | 4 | 131000 | 131016 | 2 | 133004 | 131057) => Verdict::Retry,
+        Some(190) => Verdict::Reauth,
+        Some(_) => Verdict::Fail,
+        None if http_status >= 500 || http_status == 429 => Verdict::Retry,
+        None => Verdict::Fail,
+    }
+}
+
+/// A Graph API error as Meta answers it.
+#[derive(Debug, Clone)]
+pub struct GraphError {
+    pub http_status: u16,
+    pub code: Option<i64>,
+    pub title: String,
+    pub fbtrace_id: Option<String>,
+}
+
+impl GraphError {
+    pub fn from_body(http_status: u16, body: &Value) -> GraphError {
+        let e = &body["error"];
+        let title = e["error_user_title"]
+            .as_str()
+            .or_else(|| e["message"].as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("HTTP {http_status}"));
+        GraphError {
+            http_status,
+            code: e["code"].as_i64(),
+            title: title.chars().take(500).collect(),
+            fbtrace_id: e["fbtrace_id"].as_str().map(str::to_owned),
+        }
+    }
+    pub fn verdict(&self) -> Verdict {
+        classify(self.http_status, self.code)
+    }
+}
+
+/// The Graph API endpoint this server talks to.
+#[derive(Clone)]
+pub struct Graph {
+    client: reqwest::Client,
+    base: String,
+    version: String,
+}
+
+/// Why a call did not succeed.
+#[derive(Debug)]
+pub enum CallError {
+    /// No answer (connection refused, timeout): retry.
+    Transport(String),
+    Graph(GraphError),
+}
+
+impl Graph {
+    pub fn new(base: &str, version: &str) -> Graph {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .expect("HTTP client");
+        Graph { client, base: base.trim_end_matches('/').to_owned(), version: version.to_owned() }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}/{}", self.base, self.version, path.trim_start_matches('/'))
+    }
+
+    /// `POST /{version}/{phone_number_id}/messages`.
+    pub async fn post_message(&self, phone_number_id: &str, token: &str, body: &Value) -> Result<Value, CallError> {
+        let resp = self
+            .client
+            .post(self.url(&format!("{phone_number_id}/messages")))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| CallError::Transport(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(CallError::Graph(GraphError::from_body(status, &body)))
+        }
+    }
+
+    /// Fetches media bytes: `GET /{version}/{media-id}` for the URL, then the URL itself, both
+    /// with the bearer token. Refuses bodies over `max_bytes`.
+    pub async fn fetch_media(&self, media_id: &str, token: &str, max_bytes: usize) -> Result<(String, Vec<u8>), CallError> {
+        let resp = self
+            .client
+            .get(self.url(media_id))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| CallError::Transport(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        let meta: Value = resp.json().await.unwrap_or(Value::Null);
+        if !(200..300).contains(&status) {
+            return Err(CallError::Graph(GraphError::from_body(status, &meta)));
+        }
+        let Some(url) = meta["url"].as_str() else {
+            return Err(CallError::Transport("media answer without url".to_owned()));
+        };
+        let mut resp = self
+            .client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| CallError::Transport(e.without_url().to_string()))?;
+        if !resp.status().is_success() {
+            return Err(CallError::Transport(format!("media download answered {}", resp.status())));
+        }
+        let mime = meta["mime_type"]
+            .as_str()
+            .or_else(|| resp.headers().get("content-type").and_then(|h| h.to_str().ok()))
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| CallError::Transport(e.without_url().to_string()))? {
+            if bytes.len() + chunk.len() > max_bytes {
+                return Err(CallError::Transport("media larger than the cache limit".to_owned()));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((mime, bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_the_documented_codes() {
+        assert_eq!(classify(400, Some(130429)), Verdict::Retry);
+        assert_eq!(classify(400, Some(131056)), Verdict::Retry);
+        assert_eq!(classify(400, Some(80007)), Verdict::Retry);
+        assert_eq!(classify(400, Some(131047)), Verdict::Fail);
+        assert_eq!(classify(401, Some(190)), Verdict::Reauth);
+        assert_eq!(classify(400, Some(131026)), Verdict::Fail);
+        assert_eq!(classify(503, None), Verdict::Retry);
+        assert_eq!(classify(404, None), Verdict::Fail);
+    }
+}

@@ -1,0 +1,361 @@
+//! The outbox sender: claims due rows (safely across nodes), calls the Graph API, and records
+//! the outcome with its events.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::graph::{CallError, GraphError, Verdict};
+use crate::app::AppState;
+use crate::db::Backend;
+use crate::error::Result;
+use crate::inbox::{conversations, messages};
+use crate::live::events::{self, NewEvent};
+use crate::webhook::ingest::apply_pending_statuses;
+use crate::{on_db, on_tx};
+
+/// Give up after this many attempts of one row.
+pub const MAX_ATTEMPTS: i64 = 8;
+/// A claim not finished within this time is taken over (the sender died).
+const CLAIM_SECS: i64 = 120;
+/// Default throughput per number (messages per second).
+pub const PER_NUMBER_MPS: f64 = 80.0;
+
+/// A token bucket per number, so bursts stay under Meta's throughput limit.
+#[derive(Default)]
+pub struct Throughput {
+    buckets: Mutex<HashMap<Uuid, (f64, Instant)>>,
+}
+
+impl Throughput {
+    pub async fn acquire(&self, number: Uuid) {
+        loop {
+            let wait = {
+                let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+                let (tokens, last) = map.entry(number).or_insert((PER_NUMBER_MPS, Instant::now()));
+                *tokens = (*tokens + last.elapsed().as_secs_f64() * PER_NUMBER_MPS).min(PER_NUMBER_MPS);
+                *last = Instant::now();
+                if *tokens >= 1.0 {
+                    *tokens -= 1.0;
+                    None
+                } else {
+                    Some(Duration::from_secs_f64((1.0 - *tokens) / PER_NUMBER_MPS))
+                }
+            };
+            match wait {
+                None => return,
+                Some(d) => tokio::time::sleep(d).await,
+            }
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Job {
+    id: Uuid,
+    workspace_id: Uuid,
+    number_id: Uuid,
+    message_id: Option<Uuid>,
+    kind: String,
+    payload: sqlx::types::Json<Value>,
+    attempts: i64,
+}
+
+const CLAIM_SQLITE: &str = "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1 WHERE id = \
+    (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2) \
+     ORDER BY due_at LIMIT 1) \
+    RETURNING id, workspace_id, number_id, message_id, kind, payload, attempts";
+const CLAIM_PG: &str = "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1 WHERE id = \
+    (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2) \
+     ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
+    RETURNING id, workspace_id, number_id, message_id, kind, payload, attempts";
+
+async fn claim(st: &AppState) -> Result<Option<Job>> {
+    let now = st.clock.now();
+    let sql = match st.db.backend() {
+        Backend::Sqlite => CLAIM_SQLITE,
+        Backend::Postgres => CLAIM_PG,
+    };
+    Ok(on_db!(&st.db, |p| sqlx::query_as(sql)
+        .bind(now + chrono::Duration::seconds(CLAIM_SECS))
+        .bind(now)
+        .fetch_optional(p)
+        .await)?)
+}
+
+/// Sends due rows until none is left, then waits for a wake-up or the next due retry.
+pub async fn run(st: AppState, wake: Arc<Notify>) {
+    let mut shutdown = st.shutdown.clone();
+    loop {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match claim(&st).await {
+                Ok(Some(job)) => {
+                    if let Err(e) = send(&st, job).await {
+                        tracing::error!(error = %e, "outbox send bookkeeping failed");
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox claim failed");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct NumberRow {
+    phone_number_id: String,
+    access_token: String,
+    needs_reauth: bool,
+    disconnected_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Target {
+    wamid: Option<String>,
+    status: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    text: Option<String>,
+    media: Option<sqlx::types::Json<Value>>,
+    content: Option<sqlx::types::Json<Value>>,
+    context_wamid: Option<String>,
+    contact_phone: Option<String>,
+    contact_bsuid: Option<String>,
+}
+
+/// The Graph API body for a stored outbound message.
+fn message_body(message_id: Uuid, t: &Target) -> Value {
+    let mut body = json!({"messaging_product": "whatsapp", "recipient_type": "individual",
+                          "type": t.kind, "biz_opaque_callback_data": message_id.to_string()});
+    match (&t.contact_phone, &t.contact_bsuid) {
+        (Some(phone), _) => body["to"] = json!(phone),
+        (None, Some(bsuid)) => body["recipient"] = json!(bsuid),
+        (None, None) => {}
+    }
+    match t.kind.as_str() {
+        "text" => {
+            let text = t.text.clone().unwrap_or_default();
+            body["text"] = json!({"body": text, "preview_url": text.contains("https://") || text.contains("http://")});
+        }
+        "template" => {
+            let tpl = t.content.as_ref().map(|c| c.0["template"].clone()).unwrap_or(Value::Null);
+            let language = match &tpl["language"] {
+                Value::String(code) => json!({"code": code}),
+                other => other.clone(),
+            };
+            let mut template = json!({"name": tpl["name"], "language": language});
+            if let Some(c) = tpl.get("components").filter(|c| !c.is_null()) {
+                template["components"] = c.clone();
+            }
+            body["template"] = template;
+        }
+        kind => {
+            body[kind] = t.media.as_ref().map(|m| m.0.clone()).unwrap_or(Value::Null);
+        }
+    }
+    if let Some(ctx) = &t.context_wamid {
+        body["context"] = json!({"message_id": ctx});
+    }
+    body
+}
+
+#[instrument(skip_all, fields(job = %job.id, kind = %job.kind))]
+async fn send(st: &AppState, job: Job) -> Result<()> {
+    let number: Option<NumberRow> = on_db!(&st.db, |p| sqlx::query_as(
+        "SELECT phone_number_id, access_token, needs_reauth, disconnected_at FROM numbers WHERE id = $1"
+    )
+    .bind(job.number_id)
+    .fetch_optional(p)
+    .await)?;
+    let Some(number) = number.filter(|n| n.disconnected_at.is_none()) else {
+        let e = GraphError { http_status: 0, code: None, title: "number disconnected".into(), fbtrace_id: None };
+        return fail(st, &job, &e, false).await;
+    };
+    if number.needs_reauth {
+        // Every send with a dead token would fail: wait for an admin to replace it.
+        return retry_later(st, &job, "number needs a new access token", Duration::from_secs(60), false).await;
+    }
+    let body = match job.kind.as_str() {
+        "read" => json!({"messaging_product": "whatsapp", "status": "read", "message_id": job.payload.0["wamid"]}),
+        _ => {
+            let Some(message_id) = job.message_id else { return done(st, &job).await };
+            let target: Option<Target> = on_db!(&st.db, |p| sqlx::query_as(
+                "SELECT m.wamid, m.status, m.type, m.text, m.media, m.content, m.context_wamid, c.contact_phone, c.contact_bsuid \
+                 FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE m.id = $1"
+            )
+            .bind(message_id)
+            .fetch_optional(p)
+            .await)?;
+            let Some(target) = target else { return done(st, &job).await };
+            if target.wamid.is_some() || target.status != "queued" {
+                return done(st, &job).await;
+            }
+            message_body(message_id, &target)
+        }
+    };
+    st.throughput.acquire(job.number_id).await;
+    match st.graph.post_message(&number.phone_number_id, &number.access_token, &body).await {
+        Ok(answer) => match job.kind.as_str() {
+            "read" => done(st, &job).await,
+            _ => sent(st, &job, answer["messages"][0]["id"].as_str()).await,
+        },
+        Err(CallError::Transport(e)) => {
+            tracing::warn!(error = %e, "Graph API unreachable; retrying");
+            retry_later(st, &job, &e, backoff(job.attempts), true).await
+        }
+        Err(CallError::Graph(e)) => {
+            tracing::warn!(code = ?e.code, http = e.http_status, fbtrace_id = ?e.fbtrace_id, title = %e.title, "Graph API error");
+            match e.verdict() {
+                Verdict::Retry if job.attempts < MAX_ATTEMPTS => {
+                    retry_later(st, &job, &e.title, backoff(job.attempts), true).await
+                }
+                Verdict::Retry | Verdict::Fail => fail(st, &job, &e, false).await,
+                Verdict::Reauth => fail(st, &job, &e, true).await,
+            }
+        }
+    }
+}
+
+/// Exponential backoff with jitter: 1 s, 2 s, 4 s … capped at 5 minutes.
+fn backoff(attempts: i64) -> Duration {
+    let base = 2f64.powi((attempts.clamp(1, 10) - 1) as i32).min(300.0);
+    Duration::from_secs_f64(base * rand::thread_rng().gen_range(0.8..1.2))
+}
+
+async fn done(st: &AppState, job: &Job) -> Result<()> {
+    on_db!(&st.db, |p| sqlx::query("UPDATE outbox SET state = 'done', claimed_until = NULL WHERE id = $1")
+        .bind(job.id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+async fn retry_later(st: &AppState, job: &Job, why: &str, after: Duration, counted: bool) -> Result<()> {
+    let due = st.clock.now() + chrono::Duration::from_std(after).unwrap_or_default();
+    on_db!(&st.db, |p| sqlx::query(
+        "UPDATE outbox SET due_at = $1, claimed_until = NULL, last_error = $2, attempts = attempts - $3 WHERE id = $4"
+    )
+    .bind(due)
+    .bind(why)
+    .bind(if counted { 0i64 } else { 1 })
+    .bind(job.id)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+async fn sent(st: &AppState, job: &Job, wamid: Option<&str>) -> Result<()> {
+    let Some(message_id) = job.message_id else { return done(st, job).await };
+    let now = st.clock.now();
+    let mut tx = st.db.begin().await?;
+    on_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE messages SET wamid = $1, status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, \
+         sent_at = COALESCE(sent_at, $2) WHERE id = $3"
+    )
+    .bind(wamid)
+    .bind(now)
+    .bind(message_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    on_tx!(&mut tx, |c| sqlx::query("UPDATE outbox SET state = 'done', claimed_until = NULL WHERE id = $1")
+        .bind(job.id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if let Some(w) = wamid {
+        apply_pending_statuses(&mut tx, now, w).await?;
+    }
+    message_event(&mut tx, now, job.workspace_id, message_id).await?;
+    st.commit(tx).await?;
+    tracing::info!(message_id = %message_id, wamid, "message accepted by the Graph API");
+    Ok(())
+}
+
+async fn message_event(tx: &mut crate::db::Tx, now: DateTime<Utc>, workspace_id: Uuid, message_id: Uuid) -> Result<()> {
+    let message = messages::json_in(tx, message_id).await?;
+    let conv = message["conversation_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).unwrap_or_default();
+    let lead: Uuid = on_tx!(tx, |c| sqlx::query_scalar("SELECT lead_id FROM conversations WHERE id = $1")
+        .bind(conv)
+        .fetch_one(c)
+        .await)?;
+    events::append(tx, now, NewEvent::new(workspace_id, "message.updated", message).conversation(conv).lead(lead)).await?;
+    Ok(())
+}
+
+async fn fail(st: &AppState, job: &Job, e: &GraphError, reauth: bool) -> Result<()> {
+    let now = st.clock.now();
+    let mut tx = st.db.begin().await?;
+    on_tx!(&mut tx, |c| sqlx::query("UPDATE outbox SET state = 'failed', claimed_until = NULL, last_error = $1 WHERE id = $2")
+        .bind(&e.title)
+        .bind(job.id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if let Some(message_id) = job.message_id {
+        on_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE messages SET status = 'failed', failed_at = $1, error_code = $2, error_title = $3 WHERE id = $4"
+        )
+        .bind(now)
+        .bind(e.code)
+        .bind(&e.title)
+        .bind(message_id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        message_event(&mut tx, now, job.workspace_id, message_id).await?;
+        if e.code == Some(131047) {
+            let conv: Uuid = on_tx!(&mut tx, |c| sqlx::query_scalar("SELECT conversation_id FROM messages WHERE id = $1")
+                .bind(message_id)
+                .fetch_one(c)
+                .await)?;
+            on_tx!(&mut tx, |c| sqlx::query("UPDATE conversations SET template_required = TRUE, updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(conv)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+            let data = conversations::json_in(&mut tx, conv).await?;
+            let lead = data["lead_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).unwrap_or_default();
+            events::append(&mut tx, now, NewEvent::new(job.workspace_id, "conversation.updated", data).conversation(conv).lead(lead))
+                .await?;
+        }
+    }
+    if reauth {
+        on_tx!(&mut tx, |c| sqlx::query("UPDATE numbers SET needs_reauth = TRUE WHERE id = $1")
+            .bind(job.number_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        events::append(
+            &mut tx,
+            now,
+            NewEvent::new(job.workspace_id, "number.updated", json!({"id": job.number_id, "needs_reauth": true})),
+        )
+        .await?;
+        tracing::error!(number_id = %job.number_id, "the number's access token was rejected (190): an admin must replace it");
+    }
+    st.commit(tx).await?;
+    tracing::warn!(job = %job.id, code = ?e.code, "send failed for good");
+    Ok(())
+}
