@@ -13,4 +13,6 @@ pub mod inbox;
 pub mod live;
 pub mod phone;
 pub mod policy;
+pub mod team;
+pub mod timeline;
 pub mod workspace;

@@ -199,6 +199,21 @@ pub fn can_claim(v: &Viewer, c: &ConvFacts) -> Result<(), Denied> {
     }
 }
 
+/// Changing a visible conversation's labels: the same people who may assign it (admins, its
+/// assignee, members with `view_others_leads`). A label grant only lets a member read.
+pub fn can_label(v: &Viewer, c: &ConvFacts) -> Result<(), Denied> {
+    can_assign(v, c)
+}
+
+/// Granting or revoking explicit access to a visible conversation: admins and its assignee.
+pub fn can_manage_access(v: &Viewer, c: &ConvFacts) -> Result<(), Denied> {
+    if can_see(v, c) && (v.role == Role::Admin || c.assignee_id == Some(v.user_id)) {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden)
+    }
+}
+
 /// Deleting a lead the viewer can see: admins any, members with `delete_leads` only their own.
 pub fn can_delete_lead(v: &Viewer, lead_assignee: Option<Uuid>) -> bool {
     v.active && (v.role == Role::Admin || (v.permissions.delete_leads && lead_assignee == Some(v.user_id)))

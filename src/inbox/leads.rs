@@ -62,6 +62,20 @@ pub async fn get_visible(db: &Db, v: &Viewer, id: Uuid) -> Result<VisibleLead> {
     Ok(VisibleLead(lead))
 }
 
+/// Loads a lead inside a write transaction, without a viewer (for changes already authorised
+/// through a visible conversation, e.g. assigning it).
+pub async fn load_tx(tx: &mut Tx, id: Uuid) -> Result<Lead> {
+    let sql = format!("SELECT {COLS} FROM leads l WHERE l.id = $1");
+    let mut lead: Lead =
+        on_tx!(tx, |c| sqlx::query_as(&sql).bind(id).fetch_optional(c).await)?.ok_or_else(Error::not_found)?;
+    lead.group_ids =
+        on_tx!(tx, |c| sqlx::query_scalar("SELECT group_id FROM lead_groups WHERE lead_id = $1 ORDER BY group_id")
+            .bind(id)
+            .fetch_all(c)
+            .await)?;
+    Ok(lead)
+}
+
 /// Group ids of each lead, in one query.
 pub async fn group_ids(db: &Db, leads: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
     if leads.is_empty() {

@@ -2,6 +2,8 @@
 
 mod support;
 
+mod access;
 mod auth;
 mod inbox;
 mod storage;
+mod team;

@@ -1,0 +1,67 @@
+//! Lead timelines: activity rows (who did what to a lead or its chats, and when). Writing one
+//! also appends its `timeline.created` event, in the same transaction.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::db::Tx;
+use crate::error::Result;
+use crate::live::events::{self, NewEvent};
+use crate::on_tx;
+
+const INSERT: &str = "INSERT INTO activities \
+    (id, workspace_id, lead_id, conversation_id, type, member_id, data, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
+
+/// The activity as clients see it.
+pub fn activity_json(
+    id: Uuid,
+    kind: &str,
+    lead_id: Uuid,
+    conversation_id: Option<Uuid>,
+    member_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    data: &Value,
+) -> Value {
+    json!({
+        "id": id,
+        "type": kind,
+        "lead_id": lead_id,
+        "conversation_id": conversation_id,
+        "member_id": member_id,
+        "created_at": created_at,
+        "data": data,
+    })
+}
+
+/// Records an activity on a lead's timeline (with `member_id` = who did it) and appends its
+/// `timeline.created` event. Returns the activity id.
+#[allow(clippy::too_many_arguments)]
+pub async fn record(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    workspace_id: Uuid,
+    lead_id: Uuid,
+    conversation_id: Option<Uuid>,
+    kind: &str,
+    member_id: Option<Uuid>,
+    data: Value,
+) -> Result<Uuid> {
+    let id = Uuid::new_v4();
+    on_tx!(tx, |c| sqlx::query(INSERT)
+        .bind(id)
+        .bind(workspace_id)
+        .bind(lead_id)
+        .bind(conversation_id)
+        .bind(kind)
+        .bind(member_id)
+        .bind(sqlx::types::Json(&data))
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    let body = activity_json(id, kind, lead_id, conversation_id, member_id, now, &data);
+    events::append(tx, now, NewEvent::new(workspace_id, "timeline.created", body).lead(lead_id)).await?;
+    Ok(id)
+}
