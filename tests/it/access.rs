@@ -292,6 +292,29 @@ fn matrix_covers_every_route() {
     assert!(stale.is_empty(), "matrix rows for routes that don't exist: {stale:?}");
 }
 
+on_both! {
+    // The recorded route list is the router: every listed (method, path) is served, and every
+    // other method on a listed path answers 405.
+    async fn route_list_matches_the_router(t: TestDb) {
+        let app = spawn_app(&t).await;
+        let routes = switchboard::app::api_routes();
+        let paths: BTreeSet<&str> = routes.iter().map(|(_, p)| p.as_str()).collect();
+        for path in paths {
+            let url = path.replace("{id}", &Uuid::new_v4().to_string());
+            for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+                let listed = routes.iter().any(|(m, p)| *m == method && p == path);
+                let resp = app.call(Method::from_bytes(method.as_bytes()).unwrap(), &url, None, None).await;
+                let status = resp.status();
+                if listed {
+                    assert!(status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is listed but answers {status}");
+                } else {
+                    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is not listed");
+                }
+            }
+        }
+    }
+}
+
 async fn make_world(app: &TestApp) -> World {
     let mut tokens = HashMap::new();
     let mut ids = HashMap::new();
