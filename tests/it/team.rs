@@ -246,4 +246,65 @@ on_both! {
         let (status, _) = app.json(Method::PATCH, &format!("/api/v1/labels/{id}"), &admin, Some(json!({"name": "x"}))).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
+
+    async fn other_workspaces_stay_invisible(t: TestDb) {
+        use crate::access::{insert_conversation, insert_label, insert_lead, insert_number, insert_user};
+        let app = spawn_app(&t).await;
+        let admin = app.admin_token.clone();
+        switchboard::workspace::bootstrap(&t.db, &app.clock, "Other Co", "boss@other.test", PASSWORD, None).await.unwrap();
+        let other = app.login("boss@other.test", PASSWORD).await;
+        let other_ws = uuid::Uuid::parse_str(other["user"]["workspace_id"].as_str().unwrap()).unwrap();
+        let their_member = insert_user(&app.db, other_ws, "member", "active").await;
+        let their_label = insert_label(&app.db, other_ws, "Theirs").await;
+        let n = insert_number(&app.db, other_ws).await;
+        let l = insert_lead(&app.db, other_ws, None).await;
+        let their_conv = insert_conversation(&app.db, other_ws, n, l, None, &[], &[]).await;
+        for (method, path) in [
+            (Method::GET, format!("/api/v1/members/{their_member}")),
+            (Method::PATCH, format!("/api/v1/members/{their_member}")),
+            (Method::POST, format!("/api/v1/members/{their_member}/deactivate")),
+            (Method::POST, format!("/api/v1/invitations/{their_member}/resend")),
+            (Method::PATCH, format!("/api/v1/labels/{their_label}")),
+            (Method::DELETE, format!("/api/v1/labels/{their_label}")),
+            (Method::POST, format!("/api/v1/conversations/{their_conv}/claim")),
+            (Method::GET, format!("/api/v1/conversations/{their_conv}/access")),
+        ] {
+            let (status, body) = app.json(method.clone(), &path, &admin, Some(json!({"name": "x"}))).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+        }
+        let (_, members) = app.get("/api/v1/members", &admin).await;
+        assert!(!members.to_string().contains(&their_member.to_string()));
+        // Their members and labels can't be used here.
+        let mine_n = insert_number(&app.db, app.workspace_id).await;
+        let mine_l = insert_lead(&app.db, app.workspace_id, None).await;
+        let mine = insert_conversation(&app.db, app.workspace_id, mine_n, mine_l, None, &[], &[]).await;
+        let (status, _) = app.post(&format!("/api/v1/conversations/{mine}/assign"), &admin, json!({"assignee_id": their_member})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _) = app.post(&format!("/api/v1/conversations/{mine}/access"), &admin, json!({"member_ids": [their_member]})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _) = app.json(Method::PUT, &format!("/api/v1/conversations/{mine}/labels"), &admin, Some(json!({"label_ids": [their_label]}))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _) = app.post("/api/v1/invitations", &admin, json!({"email": "boss@other.test"})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "emails are unique across the server");
+    }
+
+    async fn member_changes_are_events(t: TestDb) {
+        let app = spawn_app(&t).await;
+        let admin = app.admin_token.clone();
+        let inv = invite(&app, &admin, json!({"email": "evt@example.com", "name": "Eve"})).await;
+        let id = inv["id"].as_str().unwrap().to_owned();
+        assert_eq!(accept(&app, inv["accept_token"].as_str().unwrap()).await.0, StatusCode::CREATED);
+        app.json(Method::PATCH, &format!("/api/v1/members/{id}"), &admin, Some(json!({"permissions": {"view_unassigned": true}}))).await;
+        app.post(&format!("/api/v1/members/{id}/deactivate"), &admin, json!({})).await;
+        let rows: Vec<(Option<uuid::Uuid>, sqlx::types::Json<Value>)> = switchboard::on_db!(&app.db, |p| sqlx::query_as(
+            "SELECT user_id, data FROM events WHERE type = 'member.updated' ORDER BY id").fetch_all(p).await).unwrap();
+        let datas: Vec<Value> = rows.iter().map(|(u, d)| {
+            assert!(u.is_none(), "member.updated is workspace-wide");
+            d.0.clone()
+        }).filter(|d: &Value| d["id"] == id.as_str()).collect();
+        let statuses: Vec<&str> = datas.iter().map(|d| d["status"].as_str().unwrap()).collect();
+        assert_eq!(statuses, ["invite_sent", "active", "active", "deactivated"]);
+        assert_eq!(datas[2]["permissions"]["view_unassigned"], true);
+        assert!(datas.iter().all(|d| d.get("accept_token").is_none() && d.get("password_hash").is_none()));
+    }
 }
