@@ -429,6 +429,9 @@ pub async fn patch(
     }
     if let Some(a) = reassign {
         check_assignee(&mut tx, lead.workspace_id, a).await?;
+        let data = json!({"from_member_id": lead.assignee_id, "to_member_id": a});
+        crate::timeline::record(&mut tx, now, lead.workspace_id, lead.id, None, "assigned", Some(user.id), data)
+            .await?;
         lead.assignee_id = Some(a);
     }
     lead.updated_at = now;

@@ -605,6 +605,13 @@ on_both! {
         let timeline: i64 = on_db!(&app.db, |p| sqlx::query_scalar(
             "SELECT COUNT(*) FROM events WHERE type = 'timeline.created' AND lead_id = $1").bind(lead).fetch_one(p).await).unwrap();
         assert_eq!(timeline, 7);
+
+        // Reassigning the lead itself is on its timeline too (no conversation).
+        let (status, l) = app.json(Method::PATCH, &format!("/api/v1/leads/{lead}"), &lead_mgr, Some(json!({"assignee_id": lead_mgr_id}))).await;
+        assert_eq!(status, StatusCode::OK, "{l}");
+        let last: (String, Option<Uuid>, Option<Uuid>) = on_db!(&app.db, |p| sqlx::query_as(
+            "SELECT type, member_id, conversation_id FROM activities WHERE lead_id = $1 ORDER BY seq DESC LIMIT 1").bind(lead).fetch_one(p).await).unwrap();
+        assert_eq!(last, ("assigned".to_owned(), Some(lead_mgr_id), None));
     }
 
     async fn reply_check_is_assignee_only(t: TestDb) {
