@@ -57,6 +57,40 @@ async fn load(st: &AppState, v: &Viewer, id: Uuid) -> Result<(Visible<Conversati
     Ok((conv, facts))
 }
 
+/// Loads a conversation inside a write transaction, without a viewer (internal changes such as
+/// deleting a label; sees the transaction's own writes).
+pub async fn load_tx(tx: &mut Tx, id: Uuid) -> Result<Conversation> {
+    let sql =
+        format!("SELECT {} FROM conversations c JOIN leads l ON l.id = c.lead_id WHERE c.id = $1", conversations::COLS);
+    let mut c: Conversation =
+        on_tx!(tx, |x| sqlx::query_as(&sql).bind(id).fetch_optional(x).await)?.ok_or_else(Error::not_found)?;
+    c.label_ids = on_tx!(tx, |x| sqlx::query_scalar(
+        "SELECT label_id FROM conversation_labels WHERE conversation_id = $1 ORDER BY label_id"
+    )
+    .bind(id)
+    .fetch_all(x)
+    .await)?;
+    Ok(c)
+}
+
+/// A label left these conversations (deleted by `member_id`): timeline and live event for each.
+pub async fn label_removed(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    conversations: &[Uuid],
+    label: (Uuid, &str),
+    member_id: Uuid,
+) -> Result<()> {
+    for id in conversations {
+        let c = load_tx(tx, *id).await?;
+        let data = json!({"label_id": label.0, "name": label.1, "label_deleted": true});
+        timeline::record(tx, now, c.workspace_id, c.lead_id, Some(c.id), "label_removed", Some(member_id), data)
+            .await?;
+        emit(tx, now, "conversation.updated", &c).await?;
+    }
+    Ok(())
+}
+
 async fn emit(tx: &mut Tx, now: DateTime<Utc>, kind: &'static str, c: &Conversation) -> Result<()> {
     let e = NewEvent::new(c.workspace_id, kind, c.to_json()).conversation(c.id).lead(c.lead_id);
     events::append(tx, now, e).await?;

@@ -173,13 +173,20 @@ pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Pat
     require_admin(&user)?;
     let mut tx = st.db.begin().await?;
     let label = load_tx(&mut tx, user.workspace_id, id).await?;
+    let convs: Vec<Uuid> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+        "SELECT conversation_id FROM conversation_labels WHERE label_id = $1 ORDER BY conversation_id"
+    )
+    .bind(id)
+    .fetch_all(c)
+    .await)?;
     on_tx!(&mut tx, |c| sqlx::query("DELETE FROM labels WHERE id = $1")
         .bind(id)
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
-    events::append(&mut tx, st.clock.now(), NewEvent::new(label.workspace_id, "label.deleted", json!({"id": id})))
-        .await?;
+    let now = st.clock.now();
+    crate::inbox::ownership::label_removed(&mut tx, now, &convs, (id, &label.name), user.id).await?;
+    events::append(&mut tx, now, NewEvent::new(label.workspace_id, "label.deleted", json!({"id": id}))).await?;
     st.commit(tx).await?;
     tracing::info!(label_id = %id, "label deleted");
     Ok(StatusCode::NO_CONTENT)

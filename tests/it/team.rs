@@ -241,8 +241,17 @@ on_both! {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(renamed["name"], "Invoices");
         assert_eq!(renamed["color"], "blue");
+        let number = crate::access::insert_number(&app.db, app.workspace_id).await;
+        let lead = crate::access::insert_lead(&app.db, app.workspace_id, None).await;
+        let label_id = uuid::Uuid::parse_str(id).unwrap();
+        let conv = crate::access::insert_conversation(&app.db, app.workspace_id, number, lead, None, &[label_id], &[]).await;
         let del = app.call(Method::DELETE, &format!("/api/v1/labels/{id}"), Some(&admin), None).await;
         assert_eq!(del.status(), StatusCode::NO_CONTENT);
+        let (_, c) = app.get(&format!("/api/v1/conversations/{conv}"), &admin).await;
+        assert_eq!(c["label_ids"], json!([]), "the label left its conversations");
+        let kinds: Vec<String> = switchboard::on_db!(&app.db, |p| sqlx::query_scalar(
+            "SELECT type FROM events WHERE conversation_id = $1 ORDER BY id").bind(conv).fetch_all(p).await).unwrap();
+        assert_eq!(kinds, ["conversation.updated"]);
         let (status, _) = app.json(Method::PATCH, &format!("/api/v1/labels/{id}"), &admin, Some(json!({"name": "x"}))).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
@@ -306,5 +315,26 @@ on_both! {
         assert_eq!(statuses, ["invite_sent", "active", "active", "deactivated"]);
         assert_eq!(datas[2]["permissions"]["view_unassigned"], true);
         assert!(datas.iter().all(|d| d.get("accept_token").is_none() && d.get("password_hash").is_none()));
+    }
+
+    async fn two_admins_deactivating_each_other_leave_one(t: TestDb) {
+        let app = spawn_app(&t).await;
+        let first_id = app.login(ADMIN_EMAIL, PASSWORD).await["user"]["id"].as_str().unwrap().to_owned();
+        let (second_id, _) = app.member("second@example.com", json!({})).await;
+        let (status, _) = app.json(Method::PATCH, &format!("/api/v1/members/{second_id}"), &app.admin_token, Some(json!({"role": "admin"}))).await;
+        assert_eq!(status, StatusCode::OK);
+        let second = app.login("second@example.com", PASSWORD).await["token"].as_str().unwrap().to_owned();
+        let (pa, pb) = (format!("/api/v1/members/{second_id}/deactivate"), format!("/api/v1/members/{first_id}/deactivate"));
+        let a = app.post(&pa, &app.admin_token, json!({}));
+        let b = app.post(&pb, &second, json!({}));
+        let ((sa, ba), (sb, bb)) = tokio::join!(a, b);
+        let active: i64 = switchboard::on_db!(&app.db, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users WHERE role = 'admin' AND status = 'active' AND workspace_id = $1")
+            .bind(app.workspace_id).fetch_one(p).await).unwrap();
+        assert_eq!(active, 1, "exactly one admin left: {sa} {ba} / {sb} {bb}");
+        let mut outcomes = [sa, sb];
+        outcomes.sort();
+        // The loser is refused as the last admin, or was signed out by the winner first.
+        assert!(outcomes[0] == StatusCode::OK && (outcomes[1] == StatusCode::UNAUTHORIZED || outcomes[1] == StatusCode::CONFLICT), "{sa} {ba} / {sb} {bb}");
     }
 }
