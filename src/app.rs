@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::handler::Handler;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -47,19 +48,83 @@ impl AppState {
     }
 }
 
+/// Where the API lives.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// The `/api/v1` routes. Routes are only added through this builder, which records each
+/// (method, path) pair, so the route list is inspectable: the permission matrix test compares
+/// it with its table, and a route added without a matrix row fails that test.
+#[derive(Default)]
+pub struct Api {
+    router: Router<AppState>,
+    list: Vec<(&'static str, &'static str)>,
+}
+
+macro_rules! api_method {
+    ($($name:ident => $method:literal),+ $(,)?) => {$(
+        pub fn $name<H, T>(self, path: &'static str, handler: H) -> Self
+        where
+            H: Handler<T, AppState>,
+            T: 'static,
+        {
+            self.add($method, path, axum::routing::$name(handler))
+        }
+    )+};
+}
+
+impl Api {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    api_method!(get => "GET", post => "POST", put => "PUT", patch => "PATCH", delete => "DELETE");
+
+    fn add(mut self, method: &'static str, path: &'static str, route: MethodRouter<AppState>) -> Self {
+        assert!(!self.list.contains(&(method, path)), "route {method} {path} added twice");
+        self.router = self.router.route(path, route);
+        self.list.push((method, path));
+        self
+    }
+
+    pub fn merge(mut self, other: Api) -> Self {
+        for r in &other.list {
+            assert!(!self.list.contains(r), "route {} {} added twice", r.0, r.1);
+        }
+        self.router = self.router.merge(other.router);
+        self.list.extend(other.list);
+        self
+    }
+
+    /// (method, path below `/api/v1`) of every route.
+    pub fn list(&self) -> &[(&'static str, &'static str)] {
+        &self.list
+    }
+}
+
+/// Every `/api/v1` route.
+pub fn api() -> Api {
+    Api::new()
+        .post("/auth/login", crate::auth::login)
+        .post("/auth/logout", crate::auth::logout)
+        .get("/auth/me", crate::auth::me)
+        .get("/workspace", crate::workspace::get)
+        .patch("/workspace", crate::workspace::patch)
+        .get("/admin/webhook-events", journal::list)
+        .get("/admin/webhook-events/{id}", journal::get_one)
+        .post("/admin/webhook-events/{id}/replay", journal::replay)
+        .merge(crate::inbox::routes())
+        .merge(crate::team::routes())
+}
+
+/// (method, full path) of every `/api/v1` route, e.g. `("POST", "/api/v1/conversations/{id}/claim")`.
+pub fn api_routes() -> Vec<(&'static str, String)> {
+    api().list().iter().map(|(m, p)| (*m, format!("{API_PREFIX}{p}"))).collect()
+}
+
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/auth/login", post(crate::auth::login))
-        .route("/auth/logout", post(crate::auth::logout))
-        .route("/auth/me", get(crate::auth::me))
-        .route("/workspace", get(crate::workspace::get).patch(crate::workspace::patch))
-        .route("/admin/webhook-events", get(journal::list))
-        .route("/admin/webhook-events/{id}", get(journal::get_one))
-        .route("/admin/webhook-events/{id}/replay", post(journal::replay))
-        .merge(crate::inbox::routes());
     Router::new()
         .route("/healthz", get(healthz))
-        .nest("/api/v1", api)
+        .nest(API_PREFIX, api().router)
         .merge(crate::webhook::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

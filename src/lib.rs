@@ -14,6 +14,7 @@ pub mod live;
 pub mod outbox;
 pub mod phone;
 pub mod policy;
+pub mod team;
 pub mod timeline;
 pub mod webhook;
 pub mod workspace;

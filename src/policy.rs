@@ -199,6 +199,21 @@ pub fn can_claim(v: &Viewer, c: &ConvFacts) -> Result<(), Denied> {
     }
 }
 
+/// Changing a visible conversation's labels: the same people who may assign it (admins, its
+/// assignee, members with `view_others_leads`). A label grant only lets a member read.
+pub fn can_label(v: &Viewer, c: &ConvFacts) -> Result<(), Denied> {
+    can_assign(v, c)
+}
+
+/// Granting or revoking explicit access to a visible conversation: admins and its assignee.
+pub fn can_manage_access(v: &Viewer, c: &ConvFacts) -> Result<(), Denied> {
+    if can_see(v, c) && (v.role == Role::Admin || c.assignee_id == Some(v.user_id)) {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden)
+    }
+}
+
 /// Deleting a lead the viewer can see: admins any, members with `delete_leads` only their own.
 pub fn can_delete_lead(v: &Viewer, lead_assignee: Option<Uuid>) -> bool {
     v.active && (v.role == Role::Admin || (v.permissions.delete_leads && lead_assignee == Some(v.user_id)))
@@ -279,5 +294,53 @@ mod tests {
         let v = viewer(Role::Admin, Permissions::default());
         let c = ConvFacts { workspace_id: Uuid::new_v4(), ..Default::default() };
         assert!(!can_see(&v, &c));
+    }
+
+    /// Every combination of role, flags, grants and assignment against the contract's words.
+    #[test]
+    fn actions_follow_the_contract_on_every_combination() {
+        let label = Uuid::new_v4();
+        let someone = Uuid::new_v4();
+        for bits in 0u32..(1 << 6) {
+            let bit = |i: u32| bits & (1 << i) != 0;
+            let role = if bit(0) { Role::Admin } else { Role::Member };
+            let mut v =
+                viewer(role, Permissions { view_others_leads: bit(1), view_unassigned: bit(2), ..Default::default() });
+            v.active = !bit(5);
+            if bit(3) {
+                v.label_ids.push(label);
+            }
+            for assignee in [None, Some(v.user_id), Some(someone)] {
+                for explicit in [false, true] {
+                    let c = ConvFacts {
+                        workspace_id: v.workspace_id,
+                        assignee_id: assignee,
+                        label_ids: if bit(4) { vec![label] } else { vec![] },
+                        access_ids: if explicit { vec![v.user_id] } else { vec![] },
+                    };
+                    let mine = assignee == Some(v.user_id);
+                    let admin = role == Role::Admin;
+                    let sees = v.active
+                        && (admin
+                            || mine
+                            || (bit(3) && bit(4))
+                            || explicit
+                            || (bit(1) && assignee == Some(someone))
+                            || (bit(2) && assignee.is_none()));
+                    let what = format!("bits {bits:06b} assignee {assignee:?} explicit {explicit}");
+                    assert_eq!(can_see(&v, &c), sees, "see: {what}");
+                    assert_eq!(!reasons(&v, &c).is_empty(), sees, "reasons: {what}");
+                    assert_eq!(can_reply(&v, &c).is_ok(), v.active && mine, "reply: {what}");
+                    assert_eq!(can_assign(&v, &c).is_ok(), sees && (admin || mine || bit(1)), "assign: {what}");
+                    assert_eq!(can_label(&v, &c).is_ok(), can_assign(&v, &c).is_ok(), "label: {what}");
+                    assert_eq!(can_manage_access(&v, &c).is_ok(), sees && (admin || mine), "access: {what}");
+                    match can_claim(&v, &c) {
+                        Ok(()) => assert!(sees && assignee.is_none() && (admin || bit(2)), "claim: {what}"),
+                        Err(Denied::AlreadyAssigned) => assert!(assignee.is_some(), "claim: {what}"),
+                        Err(_) => assert!(assignee.is_none() && !(sees && (admin || bit(2))), "claim: {what}"),
+                    }
+                }
+            }
+        }
     }
 }

@@ -62,10 +62,12 @@ pub async fn get_visible(db: &Db, v: &Viewer, id: Uuid) -> Result<VisibleLead> {
     Ok(VisibleLead(lead))
 }
 
-/// Loads a lead inside a transaction (internal: no visibility check).
-pub async fn load_in(tx: &mut Tx, id: Uuid) -> Result<Lead> {
+/// Loads a lead inside a write transaction, without a viewer (for changes already authorised
+/// through a visible conversation, e.g. assigning it).
+pub async fn load_tx(tx: &mut Tx, id: Uuid) -> Result<Lead> {
     let sql = format!("SELECT {COLS} FROM leads l WHERE l.id = $1");
-    let mut lead: Lead = on_tx!(tx, |c| sqlx::query_as(&sql).bind(id).fetch_one(c).await)?;
+    let mut lead: Lead =
+        on_tx!(tx, |c| sqlx::query_as(&sql).bind(id).fetch_optional(c).await)?.ok_or_else(Error::not_found)?;
     lead.group_ids =
         on_tx!(tx, |c| sqlx::query_scalar("SELECT group_id FROM lead_groups WHERE lead_id = $1 ORDER BY group_id")
             .bind(id)
@@ -438,6 +440,9 @@ pub async fn patch(
     }
     if let Some(a) = reassign {
         check_assignee(&mut tx, lead.workspace_id, a).await?;
+        let data = json!({"from_member_id": lead.assignee_id, "to_member_id": a});
+        crate::timeline::record(&mut tx, now, lead.workspace_id, lead.id, None, "assigned", Some(user.id), data)
+            .await?;
         lead.assignee_id = Some(a);
     }
     lead.updated_at = now;

@@ -4,27 +4,40 @@ pub mod conversations;
 pub mod leads;
 pub mod messages;
 pub mod numbers;
+pub mod ownership;
 
-use axum::Router;
-use axum::routing::get;
 use uuid::Uuid;
 
-use crate::app::AppState;
+use crate::app::Api;
 use crate::error::{Error, Result};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/numbers", get(numbers::list).post(numbers::create))
-        .route("/numbers/{id}", get(numbers::get_one).patch(numbers::patch).delete(numbers::delete))
-        .route("/leads", get(leads::list).post(leads::create))
-        .route("/leads/{id}", get(leads::get_one).patch(leads::patch).delete(leads::delete))
-        .route("/leads/{id}/timeline", get(crate::timeline::routes::timeline))
-        .route("/leads/{id}/notes", axum::routing::post(crate::timeline::routes::add_note))
-        .route("/conversations", get(conversations::list))
-        .route("/conversations/{id}", get(conversations::get_one))
-        .route("/conversations/{id}/messages", get(conversations::messages).post(crate::outbox::send))
-        .route("/conversations/{id}/read", axum::routing::post(crate::outbox::mark_read))
-        .route("/media/{id}", get(crate::outbox::media::get))
+pub fn routes() -> Api {
+    Api::new()
+        .get("/numbers", numbers::list)
+        .post("/numbers", numbers::create)
+        .get("/numbers/{id}", numbers::get_one)
+        .patch("/numbers/{id}", numbers::patch)
+        .delete("/numbers/{id}", numbers::delete)
+        .get("/leads", leads::list)
+        .post("/leads", leads::create)
+        .get("/leads/{id}", leads::get_one)
+        .patch("/leads/{id}", leads::patch)
+        .delete("/leads/{id}", leads::delete)
+        .get("/leads/{id}/timeline", crate::timeline::routes::timeline)
+        .post("/leads/{id}/notes", crate::timeline::routes::add_note)
+        .get("/conversations", conversations::list)
+        .get("/conversations/{id}", conversations::get_one)
+        .get("/conversations/{id}/messages", conversations::messages)
+        .post("/conversations/{id}/messages", crate::outbox::send)
+        .post("/conversations/{id}/read", crate::outbox::mark_read)
+        .get("/media/{id}", crate::outbox::media::get)
+        .post("/conversations/{id}/assign", ownership::assign)
+        .post("/conversations/{id}/claim", ownership::claim)
+        .post("/conversations/{id}/status", ownership::set_status)
+        .put("/conversations/{id}/labels", ownership::set_labels)
+        .get("/conversations/{id}/access", ownership::get_access)
+        .post("/conversations/{id}/access", ownership::add_access)
+        .delete("/conversations/{id}/access", ownership::remove_access)
 }
 
 /// Parses an id given as a filter value (400 when malformed).

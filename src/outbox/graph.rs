@@ -107,7 +107,12 @@ impl Graph {
 
     /// Fetches media bytes: `GET /{version}/{media-id}` for the URL, then the URL itself, both
     /// with the bearer token. Refuses bodies over `max_bytes`.
-    pub async fn fetch_media(&self, media_id: &str, token: &str, max_bytes: usize) -> Result<(String, Vec<u8>), CallError> {
+    pub async fn fetch_media(
+        &self,
+        media_id: &str,
+        token: &str,
+        max_bytes: usize,
+    ) -> Result<(String, Vec<u8>), CallError> {
         let resp = self
             .client
             .get(self.url(media_id))

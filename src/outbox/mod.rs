@@ -26,10 +26,9 @@ use crate::auth::CurrentUser;
 use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::extract::{Json, Path};
-use crate::inbox::conversations::{self, Conversation, Visible};
+use crate::inbox::conversations::{self, Conversation};
 use crate::inbox::messages;
 use crate::live::events::{self, NewEvent};
-use crate::policy::{self, Denied};
 use crate::{on_db, on_tx};
 
 #[derive(Debug, Deserialize)]
@@ -77,7 +76,12 @@ fn validate(body: SendBody) -> Result<Outgoing> {
         match (&m.link, &m.id) {
             (Some(l), None) if (l.starts_with("https://") || l.starts_with("http://")) && l.len() <= 2048 => {}
             (None, Some(id)) if !id.is_empty() && id.len() <= 128 => {}
-            _ => return Err(Error::unprocessable("invalid_media", "media needs exactly one of an http(s) link or a media id")),
+            _ => {
+                return Err(Error::unprocessable(
+                    "invalid_media",
+                    "media needs exactly one of an http(s) link or a media id",
+                ));
+            }
         }
         if m.caption.as_ref().is_some_and(|c| c.chars().count() > 1024) || (kind == "audio" && m.caption.is_some()) {
             return Err(Error::unprocessable("invalid_media", "captions have at most 1024 characters (none on audio)"));
@@ -102,22 +106,18 @@ fn validate(body: SendBody) -> Result<Outgoing> {
             if template.components.as_ref().is_some_and(|c| !c.is_array()) {
                 return Err(Error::unprocessable("invalid_template", "components must be an array"));
             }
-            Ok(Outgoing { kind: "template", text: None, media: None, content: Some(json!({"template": template})), reply_to })
+            Ok(Outgoing {
+                kind: "template",
+                text: None,
+                media: None,
+                content: Some(json!({"template": template})),
+                reply_to,
+            })
         }
         SendBody::Image { media: m, reply_to } => media("image", m, reply_to),
         SendBody::Video { media: m, reply_to } => media("video", m, reply_to),
         SendBody::Audio { media: m, reply_to } => media("audio", m, reply_to),
         SendBody::Document { media: m, reply_to } => media("document", m, reply_to),
-    }
-}
-
-/// The reply check of the send path: only the assignee (an admin too, once it is theirs).
-pub fn require_reply(user: &CurrentUser, conv: &Visible<Conversation>) -> Result<()> {
-    match policy::can_reply(&user.viewer(), &conv.facts(Vec::new())) {
-        Ok(()) => Ok(()),
-        Err(Denied::NotAssignee | Denied::Forbidden | Denied::AlreadyAssigned) => {
-            Err(Error::forbidden("not_assignee", "only the conversation's assignee can reply"))
-        }
     }
 }
 
@@ -148,10 +148,12 @@ pub async fn send(
     let key = match key {
         None => None,
         Some(Ok(k)) if !k.is_empty() && k.len() <= 200 => Some(k),
-        Some(_) => return Err(Error::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 characters")),
+        Some(_) => {
+            return Err(Error::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 characters"));
+        }
     };
     let conv = conversations::get_visible(&st.db, &user.viewer(), id).await?;
-    require_reply(&user, &conv)?;
+    crate::inbox::ownership::ensure_can_reply(&conv, &user.viewer())?;
     if let Some(k) = &key
         && let Some(existing) = idempotent_message(&st, user.id, k).await?
     {
@@ -185,7 +187,9 @@ pub async fn send(
             .fetch_optional(p)
             .await)?
             .flatten()
-            .ok_or_else(|| Error::unprocessable("invalid_reply_to", "reply_to is not a delivered message of this conversation"))?,
+            .ok_or_else(|| {
+                Error::unprocessable("invalid_reply_to", "reply_to is not a delivered message of this conversation")
+            })?,
         ),
     };
     let message_id = Uuid::new_v4();
@@ -205,7 +209,8 @@ pub async fn send(
         .await
         .map(|r| r.rows_affected()))?;
     if let Some(k) = &key {
-        let claimed = on_tx!(&mut tx, |c| sqlx::query(
+        let claimed = on_tx!(&mut tx, |c| {
+            sqlx::query(
             "INSERT INTO idempotency_keys (user_id, key, message_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
         )
         .bind(user.id)
@@ -214,13 +219,16 @@ pub async fn send(
         .bind(now)
         .execute(c)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         if claimed == 0 {
             // The same request won a moment ago: roll back ours and answer with theirs.
             drop(tx);
             return match idempotent_message(&st, user.id, k).await? {
                 Some(existing) => Ok((StatusCode::ACCEPTED, Json(existing))),
-                None => Err(Error::conflict("idempotency_conflict", "a request with this Idempotency-Key is in progress")),
+                None => {
+                    Err(Error::conflict("idempotency_conflict", "a request with this Idempotency-Key is in progress"))
+                }
             };
         }
     }
@@ -234,11 +242,19 @@ pub async fn send(
         .await
         .map(|r| r.rows_affected()))?;
     let ws = conv.workspace_id;
-    events::append(&mut tx, now, NewEvent::new(ws, "message.created", message.clone()).conversation(conv.id).lead(conv.lead_id))
-        .await?;
+    events::append(
+        &mut tx,
+        now,
+        NewEvent::new(ws, "message.created", message.clone()).conversation(conv.id).lead(conv.lead_id),
+    )
+    .await?;
     let conv_json = conversations::json_in(&mut tx, conv.id).await?;
-    events::append(&mut tx, now, NewEvent::new(ws, "conversation.updated", conv_json).conversation(conv.id).lead(conv.lead_id))
-        .await?;
+    events::append(
+        &mut tx,
+        now,
+        NewEvent::new(ws, "conversation.updated", conv_json).conversation(conv.id).lead(conv.lead_id),
+    )
+    .await?;
     let gap = crate::workspace::session_gap(&st, ws).await?;
     crate::timeline::sessions::on_message(&mut tx, now, conv.id, now, gap).await?;
     st.commit(tx).await?;
@@ -299,25 +315,26 @@ pub async fn mark_read(State(st): State<AppState>, user: CurrentUser, Path(id): 
     .fetch_optional(p)
     .await)?;
     let mut tx = st.db.begin().await?;
-    on_tx!(&mut tx, |c| sqlx::query(
+    on_tx!(&mut tx, |c| {
+        sqlx::query(
         "UPDATE messages SET status = 'read', read_at = $1 WHERE conversation_id = $2 AND direction = 'in' AND status <> 'read'"
     )
     .bind(now)
     .bind(conv.id)
     .execute(c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     on_tx!(&mut tx, |c| sqlx::query("UPDATE conversations SET unread_count = 0 WHERE id = $1")
         .bind(conv.id)
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
-    let connected: Option<Uuid> = on_tx!(&mut tx, |c| sqlx::query_scalar(
-        "SELECT id FROM numbers WHERE id = $1 AND disconnected_at IS NULL"
-    )
-    .bind(conv.number_id)
-    .fetch_optional(c)
-    .await)?;
+    let connected: Option<Uuid> =
+        on_tx!(&mut tx, |c| sqlx::query_scalar("SELECT id FROM numbers WHERE id = $1 AND disconnected_at IS NULL")
+            .bind(conv.number_id)
+            .fetch_optional(c)
+            .await)?;
     if let (Some(Some(wamid)), Some(_)) = (latest, connected) {
         enqueue(&mut tx, now, conv.workspace_id, conv.number_id, None, "read", json!({"wamid": wamid})).await?;
     }
@@ -325,7 +342,9 @@ pub async fn mark_read(State(st): State<AppState>, user: CurrentUser, Path(id): 
     events::append(
         &mut tx,
         now,
-        NewEvent::new(conv.workspace_id, "conversation.updated", conv_json.clone()).conversation(conv.id).lead(conv.lead_id),
+        NewEvent::new(conv.workspace_id, "conversation.updated", conv_json.clone())
+            .conversation(conv.id)
+            .lead(conv.lead_id),
     )
     .await?;
     st.commit(tx).await?;

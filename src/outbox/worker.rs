@@ -197,13 +197,15 @@ async fn send(st: &AppState, job: Job) -> Result<()> {
         "read" => json!({"messaging_product": "whatsapp", "status": "read", "message_id": job.payload.0["wamid"]}),
         _ => {
             let Some(message_id) = job.message_id else { return done(st, &job).await };
-            let target: Option<Target> = on_db!(&st.db, |p| sqlx::query_as(
+            let target: Option<Target> = on_db!(&st.db, |p| {
+                sqlx::query_as(
                 "SELECT m.wamid, m.status, m.type, m.text, m.media, m.content, m.context_wamid, c.contact_phone, c.contact_bsuid \
                  FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE m.id = $1"
             )
             .bind(message_id)
             .fetch_optional(p)
-            .await)?;
+            .await
+            })?;
             let Some(target) = target else { return done(st, &job).await };
             if target.wamid.is_some() || target.status != "queued" {
                 return done(st, &job).await;
@@ -299,19 +301,22 @@ async fn message_event(tx: &mut crate::db::Tx, now: DateTime<Utc>, workspace_id:
         .bind(conv)
         .fetch_one(c)
         .await)?;
-    events::append(tx, now, NewEvent::new(workspace_id, "message.updated", message).conversation(conv).lead(lead)).await?;
+    events::append(tx, now, NewEvent::new(workspace_id, "message.updated", message).conversation(conv).lead(lead))
+        .await?;
     Ok(())
 }
 
 async fn fail(st: &AppState, job: &Job, e: &GraphError, reauth: bool) -> Result<()> {
     let now = st.clock.now();
     let mut tx = st.db.begin().await?;
-    on_tx!(&mut tx, |c| sqlx::query("UPDATE outbox SET state = 'failed', claimed_until = NULL, last_error = $1 WHERE id = $2")
-        .bind(&e.title)
-        .bind(job.id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+    on_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE outbox SET state = 'failed', claimed_until = NULL, last_error = $1 WHERE id = $2"
+    )
+    .bind(&e.title)
+    .bind(job.id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     if let Some(message_id) = job.message_id {
         on_tx!(&mut tx, |c| sqlx::query(
             "UPDATE messages SET status = 'failed', failed_at = $1, error_code = $2, error_title = $3 WHERE id = $4"
@@ -325,20 +330,27 @@ async fn fail(st: &AppState, job: &Job, e: &GraphError, reauth: bool) -> Result<
         .map(|r| r.rows_affected()))?;
         message_event(&mut tx, now, job.workspace_id, message_id).await?;
         if e.code == Some(131047) {
-            let conv: Uuid = on_tx!(&mut tx, |c| sqlx::query_scalar("SELECT conversation_id FROM messages WHERE id = $1")
-                .bind(message_id)
-                .fetch_one(c)
-                .await)?;
-            on_tx!(&mut tx, |c| sqlx::query("UPDATE conversations SET template_required = TRUE, updated_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(conv)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected()))?;
+            let conv: Uuid =
+                on_tx!(&mut tx, |c| sqlx::query_scalar("SELECT conversation_id FROM messages WHERE id = $1")
+                    .bind(message_id)
+                    .fetch_one(c)
+                    .await)?;
+            on_tx!(&mut tx, |c| sqlx::query(
+                "UPDATE conversations SET template_required = TRUE, updated_at = $1 WHERE id = $2"
+            )
+            .bind(now)
+            .bind(conv)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
             let data = conversations::json_in(&mut tx, conv).await?;
             let lead = data["lead_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).unwrap_or_default();
-            events::append(&mut tx, now, NewEvent::new(job.workspace_id, "conversation.updated", data).conversation(conv).lead(lead))
-                .await?;
+            events::append(
+                &mut tx,
+                now,
+                NewEvent::new(job.workspace_id, "conversation.updated", data).conversation(conv).lead(lead),
+            )
+            .await?;
         }
     }
     if reauth {

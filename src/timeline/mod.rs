@@ -1,4 +1,5 @@
-//! The lead's activity timeline: WhatsApp session summaries, notes, and what members did.
+//! The lead's activity timeline: WhatsApp session summaries, notes, and who did what to a
+//! lead or its chats. Writing an activity also appends its event, in the same transaction.
 
 pub mod routes;
 pub mod sessions;
@@ -12,7 +13,33 @@ use crate::error::Result;
 use crate::live::events::{self, NewEvent};
 use crate::on_tx;
 
-/// Records an activity on a lead's timeline (with its `timeline.created` event).
+const INSERT: &str = "INSERT INTO activities \
+    (id, workspace_id, lead_id, conversation_id, type, member_id, data, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
+
+/// The activity as clients see it.
+pub fn activity_json(
+    id: Uuid,
+    kind: &str,
+    lead_id: Uuid,
+    conversation_id: Option<Uuid>,
+    member_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    data: &Value,
+) -> Value {
+    json!({
+        "id": id,
+        "type": kind,
+        "lead_id": lead_id,
+        "conversation_id": conversation_id,
+        "member_id": member_id,
+        "created_at": created_at,
+        "data": data,
+    })
+}
+
+/// Records an activity on a lead's timeline (with `member_id` = who did it) and appends its
+/// `timeline.created` event. Returns the activity id.
 #[allow(clippy::too_many_arguments)]
 pub async fn record(
     tx: &mut Tx,
@@ -25,26 +52,20 @@ pub async fn record(
     data: Value,
 ) -> Result<Uuid> {
     let id = Uuid::new_v4();
-    on_tx!(tx, |c| {
-        sqlx::query(
-        "INSERT INTO activities (id, workspace_id, lead_id, conversation_id, type, member_id, data, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)"
-    )
-    .bind(id)
-    .bind(workspace_id)
-    .bind(lead_id)
-    .bind(conversation_id)
-    .bind(kind)
-    .bind(member_id)
-    .bind(sqlx::types::Json(&data))
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    let activity =
-        json!({"id": id, "lead_id": lead_id, "type": kind, "member_id": member_id, "created_at": now, "data": data});
-    let mut event = NewEvent::new(workspace_id, "timeline.created", activity).lead(lead_id);
+    on_tx!(tx, |c| sqlx::query(INSERT)
+        .bind(id)
+        .bind(workspace_id)
+        .bind(lead_id)
+        .bind(conversation_id)
+        .bind(kind)
+        .bind(member_id)
+        .bind(sqlx::types::Json(&data))
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    let body = activity_json(id, kind, lead_id, conversation_id, member_id, now, &data);
+    let mut event = NewEvent::new(workspace_id, "timeline.created", body).lead(lead_id);
     event.conversation_id = conversation_id;
     events::append(tx, now, event).await?;
     Ok(id)

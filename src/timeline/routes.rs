@@ -30,6 +30,8 @@ pub const TYPES: &[&str] = &[
     "label_removed",
     "note",
     "message_sent",
+    "access_granted",
+    "access_revoked",
 ];
 
 #[derive(Debug, sqlx::FromRow)]

@@ -614,7 +614,7 @@ impl Ctx<'_> {
             .await
             .map(|r| r.rows_affected())
             })?;
-            let lead_row = leads::load_in(self.tx, lead).await?;
+            let lead_row = leads::load_tx(self.tx, lead).await?;
             leads::emit_updated(self.tx, self.now, &lead_row).await?;
             tracing::info!(lead_id = %lead, kind, "contact changed number: identities linked");
         }

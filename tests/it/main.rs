@@ -2,8 +2,11 @@
 
 mod support;
 
+mod access;
 mod auth;
 mod inbox;
+mod outbox;
 mod storage;
+mod team;
 mod timeline;
 mod webhooks;

@@ -120,6 +120,8 @@ pub fn test_config(url: &str) -> Config {
     let mut c = Config::for_database(url);
     c.app_secret = Some(APP_SECRET.to_owned());
     c.verify_token = Some(VERIFY_TOKEN.to_owned());
+    // Nothing listens on the discard port: tests that need the Graph API start a fake one.
+    c.graph_url = "http://127.0.0.1:9".to_owned();
     c
 }
 
