@@ -256,7 +256,8 @@ pub async fn send(
     )
     .await?;
     let gap = crate::workspace::session_gap(&st, ws).await?;
-    crate::timeline::sessions::on_message(&mut tx, now, conv.id, now, gap).await?;
+    let msg = crate::timeline::sessions::Msg { at: now, inbound: false, member: Some(user.id) };
+    crate::timeline::sessions::on_message(&mut tx, now, conv.id, &msg, gap).await?;
     st.commit(tx).await?;
     st.outbox_wake.notify_one();
     tracing::info!(message_id = %message_id, conversation_id = %conv.id, kind = out.kind, "reply queued");

@@ -25,6 +25,7 @@ pub struct Msg {
 /// The summary of one session; `msgs` must be in time (then arrival) order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
+    pub first_inbound_at: Option<DateTime<Utc>>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
     pub initiated_by: &'static str,
@@ -40,6 +41,7 @@ pub fn summarize(msgs: &[Msg]) -> Option<Summary> {
     let first = msgs.first()?;
     let last = msgs.last()?;
     let mut s = Summary {
+        first_inbound_at: None,
         started_at: first.at,
         ended_at: last.at,
         initiated_by: if first.inbound { "lead" } else { "member" },
@@ -50,30 +52,55 @@ pub fn summarize(msgs: &[Msg]) -> Option<Summary> {
         first_response_seconds: None,
         members: Vec::new(),
     };
-    let mut first_in: Option<DateTime<Utc>> = None;
-    let mut seen_out = false;
     for m in msgs {
+        s.push(m);
+    }
+    s.ended_at = last.at;
+    Some(s)
+}
+
+impl Summary {
+    /// Adds a message that comes after every message already summarised.
+    pub fn push(&mut self, m: &Msg) {
+        self.ended_at = m.at;
         if m.inbound {
-            s.messages_from_lead += 1;
-            first_in.get_or_insert(m.at);
-            if seen_out {
-                s.lead_responded = true;
+            self.messages_from_lead += 1;
+            self.first_inbound_at.get_or_insert(m.at);
+            if self.messages_from_member > 0 {
+                self.lead_responded = true;
             }
         } else {
-            s.messages_from_member += 1;
-            seen_out = true;
-            if let Some(fi) = first_in {
-                s.member_responded = true;
-                s.first_response_seconds.get_or_insert((m.at - fi).num_seconds());
+            self.messages_from_member += 1;
+            if let Some(fi) = self.first_inbound_at {
+                self.member_responded = true;
+                self.first_response_seconds.get_or_insert((m.at - fi).num_seconds());
             }
             if let Some(id) = m.member
-                && !s.members.contains(&id)
+                && !self.members.contains(&id)
             {
-                s.members.push(id);
+                self.members.push(id);
             }
         }
     }
-    Some(s)
+
+    /// Reads back what [`Summary::to_data`] stored.
+    fn from_data(v: &Value) -> Option<Summary> {
+        Some(Summary {
+            first_inbound_at: match v.get("first_inbound_at")? {
+                Value::Null => None,
+                other => Some(other.as_str()?.parse().ok()?),
+            },
+            started_at: time(v, "started_at")?,
+            ended_at: time(v, "ended_at")?,
+            initiated_by: if v["initiated_by"] == "lead" { "lead" } else { "member" },
+            messages_from_lead: v["messages_from_lead"].as_i64()?,
+            messages_from_member: v["messages_from_member"].as_i64()?,
+            lead_responded: v["lead_responded"].as_bool()?,
+            member_responded: v["member_responded"].as_bool()?,
+            first_response_seconds: v["first_response_seconds"].as_i64(),
+            members: serde_json::from_value(v["members"].clone()).ok()?,
+        })
+    }
 }
 
 /// Splits time-ordered messages into sessions (the full recomputation the incremental path
@@ -93,6 +120,7 @@ pub fn split(msgs: &[Msg], gap_secs: i64) -> Vec<Summary> {
 impl Summary {
     pub fn to_data(&self, conversation_id: Uuid, number_id: Uuid, gap_secs: i64, now: DateTime<Utc>) -> Value {
         json!({
+            "first_inbound_at": self.first_inbound_at,
             "conversation_id": conversation_id,
             "number_id": number_id,
             "started_at": self.started_at,
@@ -120,9 +148,12 @@ fn time(v: &Value, key: &str) -> Option<DateTime<Utc>> {
     v.get(key)?.as_str()?.parse().ok()
 }
 
-/// Places a new message at `at` in conversation `conv`: creates, extends or merges the
-/// session activities it touches, and emits their timeline events.
-pub async fn on_message(tx: &mut Tx, now: DateTime<Utc>, conv: Uuid, at: DateTime<Utc>, gap_secs: i64) -> Result<()> {
+/// Places a new message in conversation `conv`: creates, extends or merges the session
+/// activities it touches, and emits their timeline events. A message after the end of the one
+/// session it touches (the usual case) is added to the stored summary; anything else (late,
+/// out of order, bridging two sessions) recomputes that session from its messages.
+pub async fn on_message(tx: &mut Tx, now: DateTime<Utc>, conv: Uuid, msg: &Msg, gap_secs: i64) -> Result<()> {
+    let at = msg.at;
     let (workspace_id, lead_id, number_id, assignee): (Uuid, Uuid, Uuid, Option<Uuid>) =
         on_tx!(tx, |c| sqlx::query_as(
             "SELECT workspace_id, lead_id, number_id, assignee_id FROM conversations WHERE id = $1"
@@ -144,19 +175,22 @@ pub async fn on_message(tx: &mut Tx, now: DateTime<Utc>, conv: Uuid, at: DateTim
         .filter_map(|r| Some((r.id, time(&r.data, "started_at")?, time(&r.data, "ended_at")?)))
         .filter(|(_, start, end)| *start - gap <= at && at <= *end + gap)
         .collect();
-    let lo = touched.iter().map(|t| t.1).chain([at]).min().unwrap_or(at);
-    let hi = touched.iter().map(|t| t.2).chain([at]).max().unwrap_or(at);
-    let msgs: Vec<(DateTime<Utc>, String, Option<Uuid>)> = on_tx!(tx, |c| sqlx::query_as(
-        "SELECT created_at, direction, sent_by_user_id FROM messages WHERE conversation_id = $1 \
-         AND created_at >= $2 AND created_at <= $3 ORDER BY created_at, seq"
-    )
-    .bind(conv)
-    .bind(lo)
-    .bind(hi)
-    .fetch_all(c)
-    .await)?;
-    let msgs: Vec<Msg> = msgs.into_iter().map(|(at, dir, member)| Msg { at, inbound: dir == "in", member }).collect();
-    let Some(summary) = summarize(&msgs) else { return Ok(()) };
+    let appended = match touched.as_slice() {
+        [(id, _, end)] if at >= *end => {
+            rows.iter().find(|r| r.id == *id).and_then(|r| Summary::from_data(&r.data)).map(|mut s| {
+                s.push(msg);
+                s
+            })
+        }
+        _ => None,
+    };
+    let summary = match appended {
+        Some(s) => s,
+        None => match recompute(tx, conv, at, &touched).await? {
+            Some(s) => s,
+            None => return Ok(()),
+        },
+    };
     let member_id = summary.members.first().copied().or(assignee);
     let data = summary.to_data(conv, number_id, gap_secs, now);
     let (kept, merged) = match touched.split_first() {
@@ -219,6 +253,28 @@ pub async fn on_message(tx: &mut Tx, now: DateTime<Utc>, conv: Uuid, at: DateTim
                           "created_at": summary.started_at, "data": data});
     events::append(tx, now, NewEvent::new(workspace_id, kind, activity).lead(lead_id).conversation(conv)).await?;
     Ok(())
+}
+
+/// Summarises, from the table, the messages of the sessions `touched` plus the new one at `at`.
+async fn recompute(
+    tx: &mut Tx,
+    conv: Uuid,
+    at: DateTime<Utc>,
+    touched: &[(Uuid, DateTime<Utc>, DateTime<Utc>)],
+) -> Result<Option<Summary>> {
+    let lo = touched.iter().map(|t| t.1).chain([at]).min().unwrap_or(at);
+    let hi = touched.iter().map(|t| t.2).chain([at]).max().unwrap_or(at);
+    let msgs: Vec<(DateTime<Utc>, String, Option<Uuid>)> = on_tx!(tx, |c| sqlx::query_as(
+        "SELECT created_at, direction, sent_by_user_id FROM messages WHERE conversation_id = $1 \
+         AND created_at >= $2 AND created_at <= $3 ORDER BY created_at, seq"
+    )
+    .bind(conv)
+    .bind(lo)
+    .bind(hi)
+    .fetch_all(c)
+    .await)?;
+    let msgs: Vec<Msg> = msgs.into_iter().map(|(at, dir, member)| Msg { at, inbound: dir == "in", member }).collect();
+    Ok(summarize(&msgs))
 }
 
 #[cfg(test)]

@@ -448,7 +448,8 @@ impl Ctx<'_> {
         )
         .await?;
         let gap = self.session_gap().await?;
-        crate::timeline::sessions::on_message(self.tx, self.now, conv, at, gap).await?;
+        let msg = crate::timeline::sessions::Msg { at, inbound, member: None };
+        crate::timeline::sessions::on_message(self.tx, self.now, conv, &msg, gap).await?;
         Ok(())
     }
 

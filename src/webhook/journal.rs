@@ -96,9 +96,9 @@ pub async fn run_processor(st: AppState, wake: Arc<Notify>) {
             if *shutdown.borrow() {
                 return;
             }
-            match process_next(&st, None).await {
-                Ok(true) => continue,
-                Ok(false) => break,
+            match process_batch(&st).await {
+                Ok(0) => break,
+                Ok(_) => continue,
                 Err(e) => {
                     tracing::error!(error = %e, "webhook processing failed; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -115,20 +115,67 @@ pub async fn run_processor(st: AppState, wake: Arc<Notify>) {
 }
 
 const CLAIM_SQLITE: &str = "SELECT id, body, attempts FROM webhook_events WHERE state = 'pending' \
-    AND ($1 IS NULL OR id = $1) ORDER BY seq LIMIT 1";
+    AND ($1 IS NULL OR id = $1) ORDER BY seq LIMIT $2";
 const CLAIM_PG: &str = "SELECT id, body, attempts FROM webhook_events WHERE state = 'pending' \
-    AND ($1::uuid IS NULL OR id = $1) ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED";
+    AND ($1::uuid IS NULL OR id = $1) ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED";
+
+/// Journal rows processed in one transaction (one fsync) when a backlog builds up.
+const PROCESS_BATCH: i64 = 64;
+
+fn claim_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => CLAIM_SQLITE,
+        Backend::Postgres => CLAIM_PG,
+    }
+}
+
+/// Processes up to [`PROCESS_BATCH`] pending rows in one transaction. If any of them hits an
+/// error, the batch is rolled back and its rows are processed one by one, so one bad row
+/// neither blocks nor fails the others. Returns how many rows were taken.
+pub async fn process_batch(st: &AppState) -> Result<usize> {
+    let mut tx = st.db.begin().await?;
+    let rows: Vec<(Uuid, Vec<u8>, i64)> = on_tx!(&mut tx, |c| sqlx::query_as(claim_sql(tx_backend(&st.db)))
+        .bind(None::<Uuid>)
+        .bind(PROCESS_BATCH)
+        .fetch_all(c)
+        .await)?;
+    if rows.len() <= 1 {
+        drop(tx);
+        return Ok(usize::from(process_next(st, rows.first().map(|r| r.0)).await?));
+    }
+    let now = st.clock.now();
+    for (id, body, _) in &rows {
+        match ingest::process(st, &mut tx, now, body).await {
+            Ok(outcome) => finish(&mut tx, *id, now, &outcome).await?,
+            Err(e) => {
+                tracing::warn!(error = %e, "batch rolled back; processing its rows one by one");
+                drop(tx);
+                for (id, _, _) in &rows {
+                    if let Err(e) = process_next(st, Some(*id)).await {
+                        tracing::error!(event_id = %id, error = %e, "webhook processing failed");
+                    }
+                }
+                return Ok(rows.len());
+            }
+        }
+    }
+    st.commit(tx).await?;
+    Ok(rows.len())
+}
+
+fn tx_backend(db: &crate::db::Db) -> Backend {
+    db.backend()
+}
 
 /// Processes the oldest pending row (or row `only`), in one transaction with everything it
 /// stores. Returns false when there was nothing to do.
 pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
     let mut tx = st.db.begin().await?;
-    let claim = match tx.backend() {
-        Backend::Sqlite => CLAIM_SQLITE,
-        Backend::Postgres => CLAIM_PG,
-    };
-    let row: Option<(Uuid, Vec<u8>, i64)> =
-        on_tx!(&mut tx, |c| sqlx::query_as(claim).bind(only).fetch_optional(c).await)?;
+    let row: Option<(Uuid, Vec<u8>, i64)> = on_tx!(&mut tx, |c| sqlx::query_as(claim_sql(tx_backend(&st.db)))
+        .bind(only)
+        .bind(1i64)
+        .fetch_optional(c)
+        .await)?;
     let Some((id, body, attempts)) = row else { return Ok(false) };
     let now = st.clock.now();
     match ingest::process(st, &mut tx, now, &body).await {

@@ -122,7 +122,7 @@ on_both! {
                 switchboard::on_tx!(&mut tx, |c| sqlx::query("INSERT INTO messages (id, workspace_id, conversation_id, direction, type, status, created_at, received_at) VALUES ($1, $2, $3, $4, 'text', 'received', $5, $6)")
                     .bind(Uuid::new_v4()).bind(app.workspace_id).bind(conv).bind(if *inbound { "in" } else { "out" }).bind(at).bind(now)
                     .execute(c).await.map(|_| ())).unwrap();
-                sessions::on_message(&mut tx, now, conv, at, gap).await.unwrap();
+                sessions::on_message(&mut tx, now, conv, &Msg { at, inbound: *inbound, member: None }, gap).await.unwrap();
                 tx.commit().await.unwrap();
             }
             // Full recomputation: arrival order breaks timestamp ties, as the messages table does.
