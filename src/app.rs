@@ -19,6 +19,8 @@ use crate::config::Config;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 use crate::live::Hub;
+use crate::live::presence::Presence;
+use crate::live::tail::{self, TailRx};
 
 /// Everything a handler or job needs; cheap to clone.
 #[derive(Clone)]
@@ -28,6 +30,10 @@ pub struct AppState {
     pub clock: Clock,
     pub hub: Hub,
     pub throttle: Arc<Throttle>,
+    /// The newest events of the log, re-read by one task per node after each wake-up.
+    pub tail: TailRx,
+    /// Live sockets and declared status per member (this node).
+    pub presence: Arc<Presence>,
     /// Flips to true when the server is shutting down; background jobs watch it.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -46,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/login", post(crate::auth::login))
         .route("/auth/logout", post(crate::auth::logout))
         .route("/auth/me", get(crate::auth::me))
+        .route("/live", get(crate::live::ws::upgrade))
         .route("/workspace", get(crate::workspace::get).patch(crate::workspace::patch))
         .merge(crate::inbox::routes());
     Router::new()
@@ -106,14 +113,18 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
     if config.app_secrets().is_empty() {
         tracing::warn!("WHATSAPP_APP_SECRET is not set: every webhook POST will be refused with 503");
     }
+    let (tail_tx, tail_rx) = tail::init(&db).await?;
     let state = AppState {
         db,
         config: Arc::new(config),
         clock,
         hub: Hub::default(),
         throttle: Arc::new(Throttle::default()),
+        tail: tail_rx,
+        presence: Arc::new(Presence::default()),
         shutdown,
     };
+    spawn_live(&state, tail_tx);
     let app = router(state.clone());
     let mut signal = state.shutdown.clone();
     let handle = tokio::spawn(async move {
@@ -126,6 +137,15 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
     });
     tracing::info!("listening on http://{addr}");
     Ok(Running { addr, state, stop, handle })
+}
+
+/// The live tasks: the tail reader, pruning, and on PostgreSQL the LISTEN that hears other nodes.
+fn spawn_live(st: &AppState, tail_tx: watch::Sender<Arc<tail::Tail>>) {
+    tokio::spawn(tail::run(st.db.clone(), st.hub.clone(), tail_tx, st.shutdown.clone()));
+    tokio::spawn(tail::prune(st.db.clone(), st.clock.clone(), st.shutdown.clone()));
+    if let Db::Postgres(pool) = &st.db {
+        tokio::spawn(tail::listen(pool.clone(), st.hub.clone(), st.shutdown.clone()));
+    }
 }
 
 /// `switchboard serve`: runs until SIGTERM or SIGINT, then drains within 15 seconds.

@@ -4,4 +4,5 @@ mod support;
 
 mod auth;
 mod inbox;
+mod live;
 mod storage;
