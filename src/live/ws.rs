@@ -26,6 +26,7 @@ use crate::live::events::{self, Event};
 use crate::live::filter::{self, Facts};
 use crate::live::presence;
 use crate::live::tail::{PAGE, Tail};
+use crate::policy::Viewer;
 
 /// A send (event, pong, ping) that does not complete within this drops the client.
 pub const SEND_LIMIT: Duration = Duration::from_secs(5);
@@ -203,6 +204,9 @@ async fn follow(
                     }
                 };
                 if matches!(batch, Cow::Owned(_)) {
+                    if batch.is_empty() {
+                        cursor = t.start; // nothing left before the tail (pruned meanwhile)
+                    }
                     tail.mark_changed(); // paging history: come back for the rest
                 }
                 for e in batch.iter() {
@@ -211,13 +215,8 @@ async fn follow(
                         if e.data.get("status").and_then(|s| s.as_str()) == Some("deactivated") {
                             return Some((close::UNAUTHORIZED, "deactivated"));
                         }
-                        match CurrentUser::from_token(st, token, user.via_cookie).await {
-                            Ok(Some(u)) => {
-                                user = u;
-                                viewer = user.viewer();
-                            }
-                            Ok(None) => return Some((close::UNAUTHORIZED, "signed out")),
-                            Err(e) => tracing::warn!(error = %e, "live: re-reading the member failed"),
+                        if !refresh(st, token, &mut user, &mut viewer).await {
+                            return Some((close::UNAUTHORIZED, "signed out"));
                         }
                     }
                     if !filter::visible(&viewer, e, &facts) {
@@ -264,11 +263,29 @@ async fn follow(
                 }
             }
             _ = recheck.tick() => {
-                if let Ok(None) = CurrentUser::from_token(st, token, user.via_cookie).await {
+                if !refresh(st, token, &mut user, &mut viewer).await {
                     return Some((close::UNAUTHORIZED, "signed out"));
                 }
             }
             _ = crate::live::stopped(st.shutdown.clone()) => return Some((close::GOING_AWAY, "server shutting down")),
+        }
+    }
+}
+
+/// Re-reads the member behind `token` (role, permissions, label grants); `false` when the
+/// token no longer resolves (revoked, or the member deactivated). A database error keeps the
+/// current view.
+async fn refresh(st: &AppState, token: &str, user: &mut CurrentUser, viewer: &mut Viewer) -> bool {
+    match CurrentUser::from_token(st, token, user.via_cookie).await {
+        Ok(Some(u)) => {
+            *user = u;
+            *viewer = user.viewer();
+            true
+        }
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "live: re-reading the member failed");
+            true
         }
     }
 }
