@@ -20,6 +20,8 @@ use crate::config::Config;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 use crate::live::Hub;
+use crate::live::presence::Presence;
+use crate::live::tail::{self, TailRx};
 use crate::webhook::journal::{self, Journal};
 
 /// Everything a handler or job needs; cheap to clone.
@@ -30,6 +32,10 @@ pub struct AppState {
     pub clock: Clock,
     pub hub: Hub,
     pub throttle: Arc<Throttle>,
+    /// The newest events of the log, re-read by one task per node after each wake-up.
+    pub tail: TailRx,
+    /// Live sockets and declared status per member (this node).
+    pub presence: Arc<Presence>,
     /// Flips to true when the server is shutting down; background jobs watch it.
     pub shutdown: watch::Receiver<bool>,
     pub journal: Journal,
@@ -107,6 +113,7 @@ pub fn api() -> Api {
         .post("/auth/login", crate::auth::login)
         .post("/auth/logout", crate::auth::logout)
         .get("/auth/me", crate::auth::me)
+        .get("/live", crate::live::ws::upgrade)
         .get("/workspace", crate::workspace::get)
         .patch("/workspace", crate::workspace::patch)
         .get("/admin/webhook-events", journal::list)
@@ -191,6 +198,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
     let (journal, writer) = Journal::start(db.clone());
     let graph = crate::outbox::graph::Graph::new(&config.graph_url, &config.graph_version);
     let wake = journal.wake.clone();
+    let (tail_tx, tail_rx) = tail::init(&db).await?;
     let state = AppState {
         db,
         config: Arc::new(config),
@@ -200,6 +208,8 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         graph,
         throughput: Arc::default(),
         outbox_wake: Arc::default(),
+        tail: tail_rx,
+        presence: Arc::new(Presence::default()),
         shutdown,
         journal,
     };
@@ -209,6 +219,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         tokio::spawn(journal::run_retention(state.clone())),
         tokio::spawn(crate::outbox::worker::run(state.clone(), state.outbox_wake.clone())),
     ];
+    spawn_live(&state, tail_tx);
     let app = router(state.clone());
     let mut signal = state.shutdown.clone();
     let handle = tokio::spawn(async move {
@@ -221,6 +232,15 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
     });
     tracing::info!("listening on http://{addr}");
     Ok(Running { addr, state, stop, handle, jobs })
+}
+
+/// The live tasks: the tail reader, pruning, and on PostgreSQL the LISTEN that hears other nodes.
+fn spawn_live(st: &AppState, tail_tx: watch::Sender<Arc<tail::Tail>>) {
+    tokio::spawn(tail::run(st.db.clone(), st.hub.clone(), tail_tx, st.shutdown.clone()));
+    tokio::spawn(tail::prune(st.db.clone(), st.clock.clone(), st.shutdown.clone()));
+    if let Db::Postgres(pool) = &st.db {
+        tokio::spawn(tail::listen(pool.clone(), st.hub.clone(), st.shutdown.clone()));
+    }
 }
 
 /// `switchboard serve`: runs until SIGTERM or SIGINT, then drains within 15 seconds.

@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::db::{Backend, EVENT_LOCK_KEY, Tx};
+use crate::db::{Backend, Db, EVENT_LOCK_KEY, Tx};
 use crate::error::Result;
-use crate::on_tx;
+use crate::{on_db, on_tx};
 
 /// An event about to be appended.
 #[derive(Debug, Clone)]
@@ -39,12 +39,10 @@ impl NewEvent {
     }
 }
 
-const INSERT: &str = "INSERT INTO events (workspace_id, type, conversation_id, lead_id, user_id, data, created_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
-
-/// Appends `e` in `tx`; returns its cursor. On PostgreSQL appends are serialised by an
-/// advisory lock (ids then commit in order) and a NOTIFY wakes the other nodes at COMMIT.
-pub async fn append(tx: &mut Tx, now: DateTime<Utc>, e: NewEvent) -> Result<i64> {
+/// Takes the append lock of `tx` now (PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds the
+/// write lock) and queues the NOTIFY sent at COMMIT. Appends after it, in this transaction and
+/// others, commit in cursor order. Re-entrant: [`append`] calls it for every event.
+pub async fn serialise(tx: &mut Tx) -> Result<()> {
     if tx.backend() == Backend::Postgres {
         on_tx!(tx, |c| sqlx::query("SELECT pg_advisory_xact_lock($1), pg_notify('sb_events', '')")
             .bind(EVENT_LOCK_KEY)
@@ -52,6 +50,16 @@ pub async fn append(tx: &mut Tx, now: DateTime<Utc>, e: NewEvent) -> Result<i64>
             .await
             .map(|r| r.rows_affected()))?;
     }
+    Ok(())
+}
+
+const INSERT: &str = "INSERT INTO events (workspace_id, type, conversation_id, lead_id, user_id, data, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+
+/// Appends `e` in `tx`; returns its cursor. On PostgreSQL appends are serialised by an
+/// advisory lock (ids then commit in order) and a NOTIFY wakes the other nodes at COMMIT.
+pub async fn append(tx: &mut Tx, now: DateTime<Utc>, e: NewEvent) -> Result<i64> {
+    serialise(tx).await?;
     let id: i64 = on_tx!(tx, |c| sqlx::query_scalar(INSERT)
         .bind(e.workspace_id)
         .bind(e.kind)
@@ -63,4 +71,77 @@ pub async fn append(tx: &mut Tx, now: DateTime<Utc>, e: NewEvent) -> Result<i64>
         .fetch_one(c)
         .await)?;
     Ok(id)
+}
+
+/// A stored event as live sockets deliver it, with its frame serialised once.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: i64,
+    pub workspace_id: Uuid,
+    pub kind: String,
+    pub conversation_id: Option<Uuid>,
+    pub lead_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    pub data: Value,
+    /// `{"cursor":"<id>","type":"...","data":{...}}`, ready to send.
+    pub frame: axum::extract::ws::Utf8Bytes,
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: i64,
+    workspace_id: Uuid,
+    #[sqlx(rename = "type")]
+    kind: String,
+    conversation_id: Option<Uuid>,
+    lead_id: Option<Uuid>,
+    user_id: Option<Uuid>,
+    data: sqlx::types::Json<Value>,
+}
+
+impl From<EventRow> for Event {
+    fn from(r: EventRow) -> Event {
+        let frame = serde_json::json!({"cursor": r.id.to_string(), "type": r.kind, "data": r.data.0}).to_string();
+        Event {
+            id: r.id,
+            workspace_id: r.workspace_id,
+            kind: r.kind,
+            conversation_id: r.conversation_id,
+            lead_id: r.lead_id,
+            user_id: r.user_id,
+            data: r.data.0,
+            frame: frame.into(),
+        }
+    }
+}
+
+const AFTER: &str = "SELECT id, workspace_id, type, conversation_id, lead_id, user_id, data \
+    FROM events WHERE id > $1 ORDER BY id LIMIT $2";
+
+/// Up to `limit` committed events after `cursor`, in cursor order.
+pub async fn read_after(db: &Db, cursor: i64, limit: i64) -> Result<Vec<Event>> {
+    let rows: Vec<EventRow> = on_db!(db, |p| sqlx::query_as(AFTER).bind(cursor).bind(limit).fetch_all(p).await)?;
+    Ok(rows.into_iter().map(Event::from).collect())
+}
+
+/// The smallest retained and the largest cursor of the log (`None` when it is empty).
+pub async fn bounds(db: &Db) -> Result<Option<(i64, i64)>> {
+    let (min, max): (Option<i64>, Option<i64>) =
+        on_db!(db, |p| sqlx::query_as("SELECT MIN(id), MAX(id) FROM events").fetch_one(p).await)?;
+    Ok(min.zip(max))
+}
+
+/// How long the log keeps events; a resume cursor older than that gets `{"type":"reset"}`.
+pub const RETENTION: chrono::Duration = chrono::Duration::days(3);
+
+/// Deletes events created before `before`, always keeping the newest one (so the log's end,
+/// and with it the answer to "is this cursor too old?", survives a quiet period).
+pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64> {
+    let n =
+        on_db!(db, |p| sqlx::query("DELETE FROM events WHERE created_at < $1 AND id < (SELECT MAX(id) FROM events)")
+            .bind(before)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+    Ok(n)
 }

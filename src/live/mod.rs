@@ -2,6 +2,10 @@
 //! readers to look at it again.
 
 pub mod events;
+pub mod filter;
+pub mod presence;
+pub mod tail;
+pub mod ws;
 
 use tokio::sync::watch;
 
@@ -26,4 +30,9 @@ impl Hub {
     pub fn subscribe(&self) -> watch::Receiver<()> {
         self.tx.subscribe()
     }
+}
+
+/// Resolves once the server is shutting down (the guard `wait_for` returns is not `Send`).
+pub async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
 }

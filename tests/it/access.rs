@@ -142,6 +142,8 @@ fn matrix() -> Vec<Row> {
             [200; 12],
         ),
         row("GET", "/api/v1/auth/me", None, Option::None, ALL_OK),
+        // A plain GET without the websocket upgrade: authenticated callers get 400.
+        row("GET", "/api/v1/live", None, Option::None, [400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 401, 401]),
         row("GET", "/api/v1/workspace", None, Option::None, ALL_OK),
         row("PATCH", "/api/v1/workspace", None, Some(|_, _, _| json!({"session_gap_secs": 1800})), ADMIN_ONLY),
         row("GET", "/api/v1/numbers", None, Option::None, ALL_OK),

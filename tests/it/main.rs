@@ -5,6 +5,7 @@ mod support;
 mod access;
 mod auth;
 mod inbox;
+mod live;
 mod outbox;
 mod storage;
 mod team;

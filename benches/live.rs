@@ -1,0 +1,319 @@
+//! Live-updates benchmark: server memory per idle websocket, and delivery latency from an API
+//! change (HTTP request sent) to the websocket frame at a steady event rate.
+//!
+//! Runs the release server binary as a child process (so its RSS is its own) on a fresh
+//! database, seeds members, tokens and leads directly, then:
+//! 1. connects `--idle` sockets (one member's token: one presence change) and reports the
+//!    server's RSS growth per socket;
+//! 2. closes them, connects `--agents` sockets (one member each, each assigned one lead) plus
+//!    one admin socket, issues `PATCH /api/v1/leads/{id}` at `--rate` per second for
+//!    `--seconds`, and reports request → frame latency (p50/p99) on the agents' sockets (each
+//!    sees only its own lead's events) and on the admin's (sees all).
+//!
+//! `cargo bench --bench live -- --idle 15000 --agents 2000 --rate 1000 --seconds 10`
+//! `DATABASE_URL=postgres://…/empty_db cargo bench --bench live` for PostgreSQL.
+//! Sockets need file descriptors: `ulimit -n` must exceed `--idle` (client and server each
+//! hold one per socket).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::sync::Mutex;
+use switchboard::clock::Clock;
+use switchboard::db::Db;
+use switchboard::on_db;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use uuid::Uuid;
+
+struct Args {
+    idle: usize,
+    agents: usize,
+    rate: u64,
+    seconds: u64,
+}
+
+fn args() -> Args {
+    let mut a = Args { idle: 5000, agents: 2000, rate: 1000, seconds: 10 };
+    let argv: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < argv.len() {
+        let val = || argv.get(i + 1).and_then(|v| v.parse::<u64>().ok()).expect("a number after the flag");
+        match argv[i].as_str() {
+            "--idle" => a.idle = val() as usize,
+            "--agents" => a.agents = val() as usize,
+            "--rate" => a.rate = val(),
+            "--seconds" => a.seconds = val(),
+            _ => {
+                i += 1; // cargo passes --bench
+                continue;
+            }
+        }
+        i += 2;
+    }
+    a
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Members with one token each, and for each member one lead assigned to them.
+async fn seed(db: &Db, workspace: Uuid, n: usize) -> Vec<(String, Uuid)> {
+    let now = Clock::default().now();
+    let mut out = Vec::with_capacity(n);
+    let empty = sqlx::types::Json(json!({}));
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let rows: Vec<(Uuid, Uuid, String, Vec<u8>, usize)> = chunk
+            .iter()
+            .map(|i| {
+                let (token, hash) = switchboard::auth::token::generate();
+                (Uuid::new_v4(), Uuid::new_v4(), token, hash, *i)
+            })
+            .collect();
+        let mut tx = db.begin().await.expect("begin");
+        switchboard::on_tx!(&mut tx, |c| {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO users (id, workspace_id, email, name, role, status, permissions, created_at, updated_at) ",
+            );
+            q.push_values(&rows, |mut b, r| {
+                b.push_bind(r.0)
+                    .push_bind(workspace)
+                    .push_bind(format!("agent-{}@bench.test", r.0.simple()))
+                    .push_bind("agent")
+                    .push_bind("member")
+                    .push_bind("active")
+                    .push_bind(empty.clone())
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            q.build().execute(&mut *c).await.expect("users");
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO auth_tokens (token_hash, user_id, created_at) ");
+            q.push_values(&rows, |mut b, r| {
+                b.push_bind(r.3.clone()).push_bind(r.0).push_bind(now);
+            });
+            q.build().execute(&mut *c).await.expect("tokens");
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO leads (id, workspace_id, name, phone, assignee_id, custom_fields, created_at, updated_at) ",
+            );
+            q.push_values(&rows, |mut b, r| {
+                b.push_bind(r.1)
+                    .push_bind(workspace)
+                    .push_bind("lead")
+                    .push_bind(format!("1555{:07}", r.4))
+                    .push_bind(r.0)
+                    .push_bind(empty.clone())
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            q.build().execute(&mut *c).await.map(|r| r.rows_affected())
+        })
+        .expect("leads");
+        tx.commit().await.expect("commit");
+        out.extend(rows.into_iter().map(|r| (r.2, r.1)));
+    }
+    out
+}
+
+async fn connect(
+    addr: &str,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut req = format!("ws://{addr}/api/v1/live").into_client_request().expect("request");
+    req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).expect("header"));
+    tokio_tungstenite::connect_async(req).await.expect("connect").0
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn start_server(url: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("serve")
+        .env("DATABASE_URL", url)
+        .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn,switchboard=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = loop {
+        let line = lines.next().expect("server output").expect("line");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {}); // keep draining the log
+    (child, addr)
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let tmp = std::env::temp_dir().join(format!("sb-bench-{}.db", Uuid::new_v4().simple()));
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| format!("sqlite://{}", tmp.display()));
+    let db = Db::connect(&url).await.expect("database");
+    db.migrate().await.expect("migrate");
+    let clock = Clock::default();
+    switchboard::workspace::bootstrap(&db, &clock, "Bench", "admin@bench.test", "bench-password-123", None)
+        .await
+        .expect("bootstrap");
+    let workspace: Uuid = on_db!(&db, |p| sqlx::query_scalar("SELECT workspace_id FROM users WHERE email = $1")
+        .bind("admin@bench.test")
+        .fetch_one(p)
+        .await)
+    .expect("workspace");
+    println!("backend: {}", if url.starts_with("sqlite") { "sqlite" } else { "postgres" });
+    let agents = seed(&db, workspace, a.agents.max(1)).await;
+    let (mut server, addr) = start_server(&url);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
+    let login: Value = http
+        .post(format!("http://{addr}/api/v1/auth/login"))
+        .json(&json!({"email": "admin@bench.test", "password": "bench-password-123"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login json");
+    let admin = login["token"].as_str().expect("token").to_owned();
+    let pid = server.id();
+
+    // 1. Idle sockets.
+    {
+        let warm = connect(&addr, &agents[0].0).await;
+        drop(warm);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = rss_kib(pid);
+        let t = Instant::now();
+        let mut sockets = Vec::with_capacity(a.idle);
+        for chunk in 0..a.idle.div_ceil(200) {
+            let n = (a.idle - chunk * 200).min(200);
+            let batch = futures_util::future::join_all((0..n).map(|_| connect(&addr, &agents[0].0))).await;
+            sockets.extend(batch);
+        }
+        let took = t.elapsed();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = rss_kib(pid);
+        println!(
+            "idle: {} sockets connected in {:.1} s; server RSS {} MiB -> {} MiB: {:.1} KiB per socket",
+            a.idle,
+            took.as_secs_f64(),
+            before / 1024,
+            after / 1024,
+            (after.saturating_sub(before)) as f64 / a.idle.max(1) as f64
+        );
+        drop(sockets);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    // 2. Latency at a steady rate with one socket per agent.
+    let total = (a.rate * a.seconds) as usize;
+    let origin = Instant::now();
+    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
+    let agent_lat = Arc::new(Mutex::new(Vec::with_capacity(total)));
+    let admin_lat = Arc::new(Mutex::new(Vec::with_capacity(total)));
+    let mut readers = Vec::new();
+    let sockets = futures_util::future::join_all(agents.iter().map(|(tok, _)| connect(&addr, tok))).await;
+    let admin_socket = connect(&addr, &admin).await;
+    for (i, ws) in sockets.into_iter().map(|s| (false, s)).chain([(true, admin_socket)]).enumerate() {
+        let (is_admin, mut ws) = ws;
+        let sent = sent.clone();
+        let lat = if is_admin { admin_lat.clone() } else { agent_lat.clone() };
+        readers.push(tokio::spawn(async move {
+            let _ = i;
+            while let Some(Ok(m)) = ws.next().await {
+                let Message::Text(t) = m else { continue };
+                let now = origin.elapsed().as_micros() as u64;
+                let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else { continue };
+                let Some(seq) =
+                    v["data"]["name"].as_str().and_then(|n| n.strip_prefix('b')).and_then(|n| n.parse::<usize>().ok())
+                else {
+                    continue;
+                };
+                let at = sent[seq].load(Ordering::Relaxed);
+                if at > 0 {
+                    lat.lock().expect("lock").push(now.saturating_sub(at));
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await; // presence announcements settle
+    let t = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / a.rate.max(1)));
+    let mut requests = Vec::with_capacity(total);
+    for seq in 0..total {
+        tick.tick().await;
+        let (http, addr, admin, sent) = (http.clone(), addr.clone(), admin.clone(), sent.clone());
+        let lead = agents[seq % agents.len()].1;
+        requests.push(tokio::spawn(async move {
+            sent[seq].store(origin.elapsed().as_micros() as u64, Ordering::Relaxed);
+            let r = http
+                .patch(format!("http://{addr}/api/v1/leads/{lead}"))
+                .bearer_auth(&admin)
+                .json(&json!({"name": format!("b{seq}")}))
+                .send()
+                .await;
+            r.map(|r| r.status().is_success()).unwrap_or(false)
+        }));
+    }
+    let mut ok = 0;
+    for r in requests {
+        ok += usize::from(r.await.unwrap_or(false));
+    }
+    let produced = t.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for r in &readers {
+        r.abort();
+    }
+    for r in readers {
+        let _ = r.await;
+    }
+    let mut ag = agent_lat.lock().expect("lock").clone();
+    let mut ad = admin_lat.lock().expect("lock").clone();
+    ag.sort_unstable();
+    ad.sort_unstable();
+    println!(
+        "latency: {ok}/{total} PATCHes ok in {:.1} s ({:.0}/s), {} agent sockets + 1 admin",
+        produced.as_secs_f64(),
+        ok as f64 / produced.as_secs_f64(),
+        agents.len()
+    );
+    println!(
+        "  request -> frame, agents (own lead only): n={} p50 {:.1} ms p99 {:.1} ms",
+        ag.len(),
+        percentile(&ag, 0.5),
+        percentile(&ag, 0.99)
+    );
+    println!(
+        "  request -> frame, admin (everything):     n={} p50 {:.1} ms p99 {:.1} ms",
+        ad.len(),
+        percentile(&ad, 0.5),
+        percentile(&ad, 0.99)
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    if url.starts_with("sqlite") {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", tmp.display()));
+        }
+    }
+}

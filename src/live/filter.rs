@@ -1,0 +1,220 @@
+//! Who receives which event: the access policy applied at delivery time.
+//!
+//! [`visible`] is pure; [`Facts`] holds what it needs about the conversations and leads the
+//! events name, loaded from the database just before delivery by [`load`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::db::Db;
+use crate::error::Result;
+use crate::inbox::conversations;
+use crate::live::events::Event;
+use crate::on_db;
+use crate::policy::{self, ConvFacts, LeadFacts, Viewer};
+
+/// Access facts of the conversations and leads named by a batch of events. A conversation or
+/// lead missing here no longer exists, and is visible to nobody but admins.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub conversations: HashMap<Uuid, Arc<ConvFacts>>,
+    pub leads: HashMap<Uuid, Arc<LeadFacts>>,
+}
+
+/// May `v` receive `e` now?
+///
+/// The event's workspace must be the viewer's; an addressed event (`user_id`) goes only to
+/// that member; an event about a conversation needs the conversation to be visible, else an
+/// event about a lead needs the lead to be visible; anything else is workspace-wide.
+pub fn visible(v: &Viewer, e: &Event, facts: &Facts) -> bool {
+    if !v.active || e.workspace_id != v.workspace_id {
+        return false;
+    }
+    if e.user_id.is_some_and(|u| u != v.user_id) {
+        return false;
+    }
+    if v.is_admin() {
+        return true;
+    }
+    if let Some(c) = e.conversation_id {
+        return facts.conversations.get(&c).is_some_and(|f| policy::can_see(v, f));
+    }
+    if let Some(l) = e.lead_id {
+        return facts.leads.get(&l).is_some_and(|f| policy::can_see_lead(v, f));
+    }
+    true
+}
+
+/// Loads the facts for every conversation and lead that `events` name, in a few queries.
+pub async fn load<'a>(db: &Db, events: impl IntoIterator<Item = &'a Event>) -> Result<Facts> {
+    let mut conv_ids = HashSet::new();
+    let mut lead_ids = HashSet::new();
+    for e in events {
+        if let Some(c) = e.conversation_id {
+            conv_ids.insert(c);
+        } else if let Some(l) = e.lead_id {
+            lead_ids.insert(l);
+        }
+    }
+    let mut facts = Facts::default();
+    if conv_ids.is_empty() && lead_ids.is_empty() {
+        return Ok(facts);
+    }
+    let conv_ids: Vec<Uuid> = conv_ids.into_iter().collect();
+    let lead_ids: Vec<Uuid> = lead_ids.into_iter().collect();
+
+    // The named conversations, and every conversation of the named leads.
+    let rows: Vec<(Uuid, Uuid, Uuid, Option<Uuid>)> = on_db!(db, |p| {
+        let mut qb =
+            sqlx::QueryBuilder::new("SELECT id, workspace_id, lead_id, assignee_id FROM conversations WHERE id IN (");
+        push_ids(&mut qb, &conv_ids);
+        qb.push(") OR lead_id IN (");
+        push_ids(&mut qb, &lead_ids);
+        qb.push(")");
+        qb.build_query_as().fetch_all(p).await
+    })?;
+    let all: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let mut labels = conversations::label_ids(db, &all).await?;
+    let mut access = access_ids(db, &all).await?;
+    let mut by_lead: HashMap<Uuid, Vec<ConvFacts>> = HashMap::new();
+    for (id, workspace_id, lead_id, assignee_id) in rows {
+        let f = ConvFacts {
+            workspace_id,
+            assignee_id,
+            label_ids: labels.remove(&id).unwrap_or_default(),
+            access_ids: access.remove(&id).unwrap_or_default(),
+        };
+        if lead_ids.contains(&lead_id) {
+            by_lead.entry(lead_id).or_default().push(f.clone());
+        }
+        facts.conversations.insert(id, Arc::new(f));
+    }
+
+    if !lead_ids.is_empty() {
+        let leads: Vec<(Uuid, Uuid, Option<Uuid>)> = on_db!(db, |p| {
+            let mut qb = sqlx::QueryBuilder::new("SELECT id, workspace_id, assignee_id FROM leads WHERE id IN (");
+            push_ids(&mut qb, &lead_ids);
+            qb.push(")");
+            qb.build_query_as().fetch_all(p).await
+        })?;
+        for (id, workspace_id, assignee_id) in leads {
+            let conversations = by_lead.remove(&id).unwrap_or_default();
+            facts.leads.insert(id, Arc::new(LeadFacts { workspace_id, assignee_id, conversations }));
+        }
+    }
+    Ok(facts)
+}
+
+/// Members given explicit access to each conversation, in one query.
+async fn access_ids(db: &Db, convs: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
+    if convs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, Uuid)> = on_db!(db, |p| {
+        let mut qb = sqlx::QueryBuilder::new(
+            "SELECT conversation_id, user_id FROM conversation_access WHERE conversation_id IN (",
+        );
+        push_ids(&mut qb, convs);
+        qb.push(")");
+        qb.build_query_as().fetch_all(p).await
+    })?;
+    let mut map: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (c, u) in rows {
+        map.entry(c).or_default().push(u);
+    }
+    Ok(map)
+}
+
+/// Pushes `ids` as a comma-separated bind list; an empty list becomes a NULL that matches nothing.
+fn push_ids<'a, DB>(qb: &mut sqlx::QueryBuilder<'a, DB>, ids: &'a [Uuid])
+where
+    DB: sqlx::Database,
+    Uuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    if ids.is_empty() {
+        qb.push("NULL");
+        return;
+    }
+    let mut sep = qb.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Permissions, Role};
+
+    fn viewer(role: Role, permissions: Permissions) -> Viewer {
+        Viewer {
+            user_id: Uuid::new_v4(),
+            workspace_id: Uuid::nil(),
+            role,
+            active: true,
+            permissions,
+            label_ids: vec![],
+        }
+    }
+
+    fn event(conversation_id: Option<Uuid>, lead_id: Option<Uuid>, user_id: Option<Uuid>) -> Event {
+        Event {
+            id: 1,
+            workspace_id: Uuid::nil(),
+            kind: "x".into(),
+            conversation_id,
+            lead_id,
+            user_id,
+            data: serde_json::Value::Null,
+            frame: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn conversation_events_follow_the_policy() {
+        let member = viewer(Role::Member, Permissions::default());
+        let admin = viewer(Role::Admin, Permissions::default());
+        let c = Uuid::new_v4();
+        let mut facts = Facts::default();
+        facts.conversations.insert(c, Arc::new(ConvFacts { assignee_id: Some(member.user_id), ..Default::default() }));
+        let e = event(Some(c), None, None);
+        assert!(visible(&member, &e, &facts));
+        assert!(visible(&admin, &e, &facts));
+        let other = viewer(Role::Member, Permissions::default());
+        assert!(!visible(&other, &e, &facts));
+        // Deleted (no facts): only admins.
+        let gone = event(Some(Uuid::new_v4()), None, None);
+        assert!(!visible(&member, &gone, &facts));
+        assert!(visible(&admin, &gone, &facts));
+    }
+
+    #[test]
+    fn addressed_and_workspace_events() {
+        let a = viewer(Role::Member, Permissions::default());
+        let admin = viewer(Role::Admin, Permissions::default());
+        let facts = Facts::default();
+        assert!(visible(&a, &event(None, None, None), &facts));
+        assert!(visible(&a, &event(None, None, Some(a.user_id)), &facts));
+        assert!(!visible(&admin, &event(None, None, Some(a.user_id)), &facts));
+        let mut elsewhere = event(None, None, None);
+        elsewhere.workspace_id = Uuid::new_v4();
+        assert!(!visible(&admin, &elsewhere, &facts));
+        let mut inactive = a.clone();
+        inactive.active = false;
+        assert!(!visible(&inactive, &event(None, None, None), &facts));
+    }
+
+    #[test]
+    fn lead_events_follow_the_lead_rules() {
+        let unassigned = viewer(Role::Member, Permissions { view_unassigned: true, ..Default::default() });
+        let plain = viewer(Role::Member, Permissions::default());
+        let l = Uuid::new_v4();
+        let mut facts = Facts::default();
+        facts.leads.insert(l, Arc::new(LeadFacts::default()));
+        let e = event(None, Some(l), None);
+        assert!(visible(&unassigned, &e, &facts));
+        assert!(!visible(&plain, &e, &facts));
+    }
+}

@@ -1,0 +1,335 @@
+//! `GET /api/v1/live`: the websocket. Each socket follows the shared [`Tail`] from its cursor,
+//! filters every event through the access policy as of delivery, and is dropped rather than
+//! buffered when it does not keep up.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{
+    CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+};
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::http::header::{HOST, ORIGIN};
+use axum::response::Response;
+use futures_util::SinkExt;
+use futures_util::stream::{SplitSink, StreamExt};
+use serde::Deserialize;
+use tokio::time::{Instant, interval_at, timeout};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::{CurrentUser, credential};
+use crate::error::{Error, Result};
+use crate::live::events::{self, Event};
+use crate::live::filter::{self, Facts};
+use crate::live::presence;
+use crate::live::tail::{PAGE, Tail};
+use crate::policy::Viewer;
+
+/// A send (event, pong, ping) that does not complete within this drops the client.
+pub const SEND_LIMIT: Duration = Duration::from_secs(5);
+/// Server pings this often...
+pub const PING_EVERY: Duration = Duration::from_secs(20);
+/// ...and closes a socket it heard nothing from for this long.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(60);
+/// The member's token is re-checked this often (deactivation also closes at once, by event).
+pub const RECHECK_EVERY: Duration = Duration::from_secs(30);
+/// The contract's limit for a client frame; larger closes with 1009.
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+
+/// Close codes this server sends.
+pub mod close {
+    /// The member was deactivated or their token revoked.
+    pub const UNAUTHORIZED: u16 = 4401;
+    /// The server is shutting down, or the client was idle too long.
+    pub const GOING_AWAY: u16 = 1001;
+    /// The client does not read fast enough.
+    pub const TOO_SLOW: u16 = 1008;
+    /// A client frame over the size limit.
+    pub const TOO_BIG: u16 = 1009;
+}
+
+/// Authenticates (bearer header or session cookie; a cookie needs a same-origin `Origin`),
+/// checks `?after=`, then upgrades.
+pub async fn upgrade(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    ws: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response> {
+    let (token, via_cookie) = credential(&headers).ok_or_else(Error::unauthorized)?;
+    let user = CurrentUser::from_token(&st, &token, via_cookie).await?.ok_or_else(Error::unauthorized)?;
+    if via_cookie && !same_origin(&headers) {
+        return Err(Error::forbidden("cross_origin", "a cookie-authenticated websocket must come from this origin"));
+    }
+    let after = parse_after(query.as_deref())?;
+    let ws =
+        ws.map_err(|r| Error::client(r.status(), "websocket_required", "this endpoint needs a websocket upgrade"))?;
+    let (cursor, reset) = start_cursor(&st, after).await?;
+    Ok(ws
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(4 << 20)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        // A frame up to 1 MiB is read whole and then refused by the message limit, so the close
+        // frame (1009) reaches the client; a frame refused by its header alone leaves its payload
+        // unread, and closing then resets the connection before the client sees the close.
+        .max_frame_size(1 << 20)
+        .on_upgrade(move |socket| session(st, user, token, cursor, reset, socket)))
+}
+
+/// `Origin` (scheme://host[:port]) names the same host and port as `Host`.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let get = |h| headers.get(h).and_then(|v| v.to_str().ok());
+    let (Some(origin), Some(host)) = (get(ORIGIN), get(HOST)) else { return false };
+    origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .is_some_and(|o| o.eq_ignore_ascii_case(host))
+}
+
+/// `after=<cursor>` from the query string; anything but a non-negative integer is a 400.
+fn parse_after(query: Option<&str>) -> Result<Option<i64>> {
+    let Some(q) = query else { return Ok(None) };
+    let mut after = None;
+    for (k, v) in q.split('&').filter_map(|kv| kv.split_once('=').or(Some((kv, "")))) {
+        if k == "after" {
+            let ok = !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit());
+            let c = v.parse::<i64>().ok().filter(|_| ok);
+            after =
+                Some(c.ok_or_else(|| Error::bad_request("invalid_cursor", "after must be a cursor from this server"))?);
+        }
+    }
+    Ok(after)
+}
+
+/// Where a socket starts: its resume cursor, or the current end of the log. A cursor older
+/// than the log retains (or newer than it has) starts at the end with a reset.
+async fn start_cursor(st: &AppState, after: Option<i64>) -> Result<(i64, bool)> {
+    let bounds = events::bounds(&st.db).await?;
+    let end = bounds.map_or(0, |(_, max)| max);
+    Ok(match (after, bounds) {
+        (None, _) => (end, false),
+        (Some(c), Some((min, max))) if c >= min - 1 && c <= max => (c, false),
+        (Some(0), None) => (0, false),
+        (Some(_), _) => (end, true),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    Ping,
+    Presence { status: Status },
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Status {
+    Available,
+    Away,
+}
+
+type Tx = SplitSink<WebSocket, Message>;
+
+/// How a session ended: with a close frame to send, or without (the client went away).
+type End = Option<(u16, &'static str)>;
+
+async fn session(st: AppState, user: CurrentUser, token: String, cursor: i64, reset: bool, socket: WebSocket) {
+    let (me, workspace) = (user.id, user.workspace_id);
+    if st.presence.opened(me).is_some() {
+        announce(&st, workspace, me).await;
+    }
+    let (mut tx, mut rx) = socket.split();
+    let end = follow(&st, user, &token, cursor, reset, &mut tx, &mut rx).await;
+    if let Some((code, reason)) = end {
+        let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+        if matches!(timeout(Duration::from_millis(500), tx.send(Message::Close(Some(frame)))).await, Ok(Ok(()))) {
+            // Wait briefly for the client's close: dropping with unread input would reset the
+            // connection, and the client might never see the close code.
+            let _ = timeout(Duration::from_secs(1), async { while let Some(Ok(_)) = rx.next().await {} }).await;
+        }
+    } else {
+        let _ = timeout(Duration::from_millis(500), tx.close()).await;
+    }
+    drop((tx, rx));
+    if st.presence.closed(me).is_some() {
+        announce(&st, workspace, me).await;
+    }
+}
+
+async fn announce(st: &AppState, workspace: Uuid, me: Uuid) {
+    if let Err(e) = presence::announce(st, workspace, me).await {
+        tracing::warn!(error = %e, "announcing presence failed");
+    }
+}
+
+async fn send(tx: &mut Tx, m: Message) -> bool {
+    matches!(timeout(SEND_LIMIT, tx.send(m)).await, Ok(Ok(())))
+}
+
+/// The socket's loop: deliver, answer, heartbeat, re-check, until something ends it.
+async fn follow(
+    st: &AppState,
+    mut user: CurrentUser,
+    token: &str,
+    mut cursor: i64,
+    reset: bool,
+    tx: &mut Tx,
+    rx: &mut futures_util::stream::SplitStream<WebSocket>,
+) -> End {
+    let mut viewer = user.viewer();
+    let mut tail = st.tail.clone();
+    tail.mark_changed(); // deliver what is already after the cursor
+    let mut heard = Instant::now();
+    let mut ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let mut recheck = interval_at(Instant::now() + RECHECK_EVERY, RECHECK_EVERY);
+    if reset && !send(tx, Message::Text(Utf8Bytes::from_static(r#"{"type":"reset"}"#))).await {
+        return None;
+    }
+    loop {
+        tokio::select! {
+            changed = tail.changed() => {
+                if changed.is_err() {
+                    return Some((close::GOING_AWAY, "server shutting down"));
+                }
+                let t: Arc<Tail> = tail.borrow_and_update().clone();
+                let (batch, facts) = match next_batch(st, &t, cursor).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "live: reading events failed");
+                        return Some((1011, "internal error"));
+                    }
+                };
+                if matches!(batch, Cow::Owned(_)) {
+                    if batch.is_empty() {
+                        cursor = t.start; // nothing left before the tail (pruned meanwhile)
+                    }
+                    tail.mark_changed(); // paging history: come back for the rest
+                }
+                for e in batch.iter() {
+                    cursor = e.id;
+                    if about(e, user.id) {
+                        if e.data.get("status").and_then(|s| s.as_str()) == Some("deactivated") {
+                            return Some((close::UNAUTHORIZED, "deactivated"));
+                        }
+                        if !refresh(st, token, &mut user, &mut viewer).await {
+                            return Some((close::UNAUTHORIZED, "signed out"));
+                        }
+                    }
+                    if !filter::visible(&viewer, e, &facts) {
+                        continue;
+                    }
+                    if !send(tx, Message::Text(e.frame.clone())).await {
+                        tracing::info!(user_id = %user.id, "live: dropping a client that does not keep up");
+                        return Some((close::TOO_SLOW, "too slow"));
+                    }
+                }
+            }
+            msg = rx.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    heard = Instant::now();
+                    match serde_json::from_str::<ClientMessage>(t.as_str()) {
+                        Ok(ClientMessage::Ping) => {
+                            if !send(tx, Message::Text(Utf8Bytes::from_static(r#"{"type":"pong"}"#))).await {
+                                return None;
+                            }
+                        }
+                        Ok(ClientMessage::Presence { status }) => {
+                            if st.presence.declare(user.id, matches!(status, Status::Away)).is_some() {
+                                announce(st, user.workspace_id, user.id).await;
+                            }
+                        }
+                        Err(_) => {} // unknown messages are ignored
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => return None,
+                Some(Ok(_)) => heard = Instant::now(),
+                Some(Err(e)) => {
+                    // tungstenite reports an oversized frame as "Message too long" / "Frame too long"
+                    // without closing; the contract wants 1009.
+                    let big = e.to_string().contains("too long");
+                    return big.then_some((close::TOO_BIG, "message too big"));
+                }
+            },
+            _ = ping.tick() => {
+                if heard.elapsed() > IDLE_LIMIT {
+                    return Some((close::GOING_AWAY, "idle"));
+                }
+                if !send(tx, Message::Ping(Default::default())).await {
+                    return None;
+                }
+            }
+            _ = recheck.tick() => {
+                if !refresh(st, token, &mut user, &mut viewer).await {
+                    return Some((close::UNAUTHORIZED, "signed out"));
+                }
+            }
+            _ = crate::live::stopped(st.shutdown.clone()) => return Some((close::GOING_AWAY, "server shutting down")),
+        }
+    }
+}
+
+/// Re-reads the member behind `token` (role, permissions, label grants); `false` when the
+/// token no longer resolves (revoked, or the member deactivated). A database error keeps the
+/// current view.
+async fn refresh(st: &AppState, token: &str, user: &mut CurrentUser, viewer: &mut Viewer) -> bool {
+    match CurrentUser::from_token(st, token, user.via_cookie).await {
+        Ok(Some(u)) => {
+            *user = u;
+            *viewer = user.viewer();
+            true
+        }
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "live: re-reading the member failed");
+            true
+        }
+    }
+}
+
+/// Events after `cursor` with their facts: from the shared tail, or paged from the database
+/// (owned) when the cursor is older than the tail holds.
+async fn next_batch<'t>(st: &AppState, t: &'t Tail, cursor: i64) -> Result<(Cow<'t, [Arc<Event>]>, Cow<'t, Facts>)> {
+    if let Some(events) = t.after(cursor) {
+        return Ok((Cow::Borrowed(events), Cow::Borrowed(&t.facts)));
+    }
+    let page = events::read_after(&st.db, cursor, PAGE).await?;
+    let facts = filter::load(&st.db, &page).await?;
+    Ok((Cow::Owned(page.into_iter().map(Arc::new).collect()), Cow::Owned(facts)))
+}
+
+/// A `member.updated` about `me` that may change what they see (not just their presence).
+fn about(e: &Event, me: Uuid) -> bool {
+    e.kind == "member.updated"
+        && e.data.get("id").and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok()) == Some(me)
+        && e.data.as_object().is_some_and(|o| o.keys().any(|k| k != "id" && k != "presence"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_parses_strictly() {
+        assert_eq!(parse_after(None).unwrap(), None);
+        assert_eq!(parse_after(Some("after=42")).unwrap(), Some(42));
+        assert_eq!(parse_after(Some("x=1&after=0")).unwrap(), Some(0));
+        for bad in ["after=", "after=-1", "after=abc", "after=1.5", "after=99999999999999999999", "after=+3"] {
+            assert!(parse_after(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn origin_must_match_host() {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, "inbox.example.com".parse().unwrap());
+        assert!(!same_origin(&h));
+        h.insert(ORIGIN, "https://inbox.example.com".parse().unwrap());
+        assert!(same_origin(&h));
+        h.insert(ORIGIN, "https://evil.example.com".parse().unwrap());
+        assert!(!same_origin(&h));
+    }
+}
