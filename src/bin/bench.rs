@@ -54,10 +54,14 @@ impl Run {
     }
 }
 
+/// Contacts the bench writes from: a busy inbox, each chat in order.
+const CONTACTS: usize = 1000;
+
 fn body(i: usize) -> Vec<u8> {
+    let from = 15_550_200_000u64 + (i % CONTACTS) as u64;
     format!(
-        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550100100","phone_number_id":"100200300400600"}},"contacts":[{{"profile":{{"name":"Bench"}},"wa_id":"15550100111"}}],"messages":[{{"from":"15550100111","id":"wamid.bench.{i}","timestamp":"{}","type":"text","text":{{"body":"benchmark message {i}"}}}}]}}}}]}}]}}"#,
-        1_789_300_000 + i as i64
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550100100","phone_number_id":"100200300400600"}},"contacts":[{{"profile":{{"name":"Bench"}},"wa_id":"{from}"}}],"messages":[{{"from":"{from}","id":"wamid.bench.{i}","timestamp":"{}","type":"text","text":{{"body":"benchmark message {i}"}}}}]}}}}]}}]}}"#,
+        1_789_300_000 + (i / CONTACTS) as i64
     )
     .into_bytes()
 }
@@ -139,16 +143,19 @@ async fn switchboard_run(label: &str, url: &str, seconds: u64, concurrency: usiz
     .await
     .map(|_| ()))
     .expect("number");
-    on_db!(&db, |p| sqlx::query(
-        "INSERT INTO leads (id, workspace_id, name, phone, created_at, updated_at) VALUES ($1, $2, 'Bench', '15550100111', $3, $3)"
-    )
-    .bind(uuid::Uuid::new_v4())
-    .bind(ws)
-    .bind(now)
-    .execute(p)
-    .await
-    .map(|_| ()))
-    .expect("lead");
+    for c in 0..CONTACTS {
+        on_db!(&db, |p| sqlx::query(
+            "INSERT INTO leads (id, workspace_id, name, phone, created_at, updated_at) VALUES ($1, $2, 'Bench', $3, $4, $4)"
+        )
+        .bind(uuid::Uuid::new_v4())
+        .bind(ws)
+        .bind((15_550_200_000u64 + c as u64).to_string())
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|_| ()))
+        .expect("lead");
+    }
     let mut config = Config::for_database(url);
     config.app_secret = Some(SECRET.to_owned());
     let running = switchboard::app::start_with(config, db.clone(), clock).await.expect("start");

@@ -3,6 +3,7 @@
 //! start, so a crash between the 200 and processing loses nothing.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -40,6 +41,10 @@ pub struct Journal {
     tx: mpsc::Sender<Pending>,
     /// Wakes the processor when rows were journaled or replayed.
     pub wake: Arc<Notify>,
+    /// Batches waiting to be committed: the processor ends its transaction early when this is
+    /// non-zero, so acknowledging Meta never waits behind a long processing transaction
+    /// (SQLite has one writer).
+    pub waiting: Arc<AtomicUsize>,
 }
 
 impl Journal {
@@ -47,8 +52,9 @@ impl Journal {
     pub fn start(db: Db) -> (Journal, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let wake = Arc::new(Notify::new());
-        let handle = tokio::spawn(writer(db, wake.clone(), rx));
-        (Journal { tx, wake }, handle)
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let handle = tokio::spawn(writer(db, wake.clone(), waiting.clone(), rx));
+        (Journal { tx, wake, waiting }, handle)
     }
 
     /// Makes `body` durable; returns once it is committed.
@@ -64,10 +70,12 @@ impl Journal {
     }
 }
 
-async fn writer(db: Db, wake: Arc<Notify>, mut rx: mpsc::Receiver<Pending>) {
+async fn writer(db: Db, wake: Arc<Notify>, waiting: Arc<AtomicUsize>, mut rx: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        waiting.fetch_add(1, Ordering::SeqCst);
         let ok = commit(&db, &batch).await.inspect_err(|e| tracing::error!(error = %e, "journal batch failed")).is_ok();
+        waiting.fetch_sub(1, Ordering::SeqCst);
         for p in batch.drain(..) {
             let _ = p.committed.send(ok);
         }
@@ -144,7 +152,12 @@ pub async fn process_batch(st: &AppState) -> Result<usize> {
         return Ok(usize::from(process_next(st, rows.first().map(|r| r.0)).await?));
     }
     let now = st.clock.now();
+    let mut taken = 0;
     for (id, body, _) in &rows {
+        if taken > 0 && st.journal.waiting.load(Ordering::SeqCst) > 0 {
+            break; // let the journal writer in; the rest stay pending for the next batch
+        }
+        taken += 1;
         match ingest::process(st, &mut tx, now, body).await {
             Ok(outcome) => finish(&mut tx, *id, now, &outcome).await?,
             Err(e) => {
@@ -160,7 +173,7 @@ pub async fn process_batch(st: &AppState) -> Result<usize> {
         }
     }
     st.commit(tx).await?;
-    Ok(rows.len())
+    Ok(taken)
 }
 
 fn tx_backend(db: &crate::db::Db) -> Backend {

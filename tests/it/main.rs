@@ -4,6 +4,7 @@ mod support;
 
 mod access;
 mod auth;
+mod cli;
 mod inbox;
 mod live;
 mod outbox;
