@@ -186,6 +186,8 @@ async fn follow(
     let mut heard = Instant::now();
     let mut ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     let mut recheck = interval_at(Instant::now() + RECHECK_EVERY, RECHECK_EVERY);
+    let stop = crate::live::stopped(st.shutdown.clone()); // once, not per wake-up
+    tokio::pin!(stop);
     if reset && !send(tx, Message::Text(Utf8Bytes::from_static(r#"{"type":"reset"}"#))).await {
         return None;
     }
@@ -267,7 +269,7 @@ async fn follow(
                     return Some((close::UNAUTHORIZED, "signed out"));
                 }
             }
-            _ = crate::live::stopped(st.shutdown.clone()) => return Some((close::GOING_AWAY, "server shutting down")),
+            _ = &mut stop => return Some((close::GOING_AWAY, "server shutting down")),
         }
     }
 }
