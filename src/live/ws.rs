@@ -24,7 +24,6 @@ use crate::auth::{CurrentUser, credential};
 use crate::error::{Error, Result};
 use crate::live::events::{self, Event};
 use crate::live::filter::{self, Facts};
-use crate::live::presence;
 use crate::live::tail::{PAGE, Tail};
 use crate::policy::Viewer;
 
@@ -139,9 +138,7 @@ type End = Option<(u16, &'static str)>;
 
 async fn session(st: AppState, user: CurrentUser, token: String, cursor: i64, reset: bool, socket: WebSocket) {
     let (me, workspace) = (user.id, user.workspace_id);
-    if st.presence.opened(me).is_some() {
-        announce(&st, workspace, me).await;
-    }
+    st.presence.opened(workspace, me);
     let (mut tx, mut rx) = socket.split();
     let end = follow(&st, user, &token, cursor, reset, &mut tx, &mut rx).await;
     if let Some((code, reason)) = end {
@@ -155,15 +152,7 @@ async fn session(st: AppState, user: CurrentUser, token: String, cursor: i64, re
         let _ = timeout(Duration::from_millis(500), tx.close()).await;
     }
     drop((tx, rx));
-    if st.presence.closed(me).is_some() {
-        announce(&st, workspace, me).await;
-    }
-}
-
-async fn announce(st: &AppState, workspace: Uuid, me: Uuid) {
-    if let Err(e) = presence::announce(st, workspace, me).await {
-        tracing::warn!(error = %e, "announcing presence failed");
-    }
+    st.presence.closed(workspace, me);
 }
 
 async fn send(tx: &mut Tx, m: Message) -> bool {
@@ -240,9 +229,7 @@ async fn follow(
                             }
                         }
                         Ok(ClientMessage::Presence { status }) => {
-                            if st.presence.declare(user.id, matches!(status, Status::Away)).is_some() {
-                                announce(st, user.workspace_id, user.id).await;
-                            }
+                            st.presence.declare(user.workspace_id, user.id, matches!(status, Status::Away));
                         }
                         Err(_) => {} // unknown messages are ignored
                     }
