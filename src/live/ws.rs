@@ -35,6 +35,8 @@ pub const PING_EVERY: Duration = Duration::from_secs(20);
 pub const IDLE_LIMIT: Duration = Duration::from_secs(60);
 /// The member's token is re-checked this often (deactivation also closes at once, by event).
 pub const RECHECK_EVERY: Duration = Duration::from_secs(30);
+/// Tail batches handled in a row before the socket, timers and shutdown get a turn.
+const STREAK: u32 = 16;
 /// The contract's limit for a client frame; larger closes with 1009.
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
@@ -177,12 +179,19 @@ async fn follow(
     let mut recheck = interval_at(Instant::now() + RECHECK_EVERY, RECHECK_EVERY);
     let stop = crate::live::stopped(st.shutdown.clone()); // once, not per wake-up
     tokio::pin!(stop);
+    let mut streak = 0;
     if reset && !send(tx, Message::Text(Utf8Bytes::from_static(r#"{"type":"reset"}"#))).await {
         return None;
     }
     loop {
+        // Biased, the tail first: a wake-up for new events does not also poll the socket and
+        // the timers (a read attempt per socket per event adds up with thousands of sockets).
+        // After STREAK batches in a row the others get one turn, so a busy log can't starve
+        // client messages, pings or the idle check.
         tokio::select! {
-            changed = tail.changed() => {
+            biased;
+            changed = tail.changed(), if streak < STREAK => {
+                streak += 1;
                 if changed.is_err() {
                     return Some((close::GOING_AWAY, "server shutting down"));
                 }
@@ -219,7 +228,7 @@ async fn follow(
                     }
                 }
             }
-            msg = rx.next() => match msg {
+            msg = rx.next() => { streak = 0; match msg {
                 Some(Ok(Message::Text(t))) => {
                     heard = Instant::now();
                     match serde_json::from_str::<ClientMessage>(t.as_str()) {
@@ -242,8 +251,9 @@ async fn follow(
                     let big = e.to_string().contains("too long");
                     return big.then_some((close::TOO_BIG, "message too big"));
                 }
-            },
+            }},
             _ = ping.tick() => {
+                streak = 0;
                 if heard.elapsed() > IDLE_LIMIT {
                     return Some((close::GOING_AWAY, "idle"));
                 }
@@ -252,11 +262,13 @@ async fn follow(
                 }
             }
             _ = recheck.tick() => {
+                streak = 0;
                 if !refresh(st, token, &mut user, &mut viewer).await {
                     return Some((close::UNAUTHORIZED, "signed out"));
                 }
             }
             _ = &mut stop => return Some((close::GOING_AWAY, "server shutting down")),
+            _ = std::future::ready(()), if streak >= STREAK => streak = 0,
         }
     }
 }
