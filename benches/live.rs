@@ -232,18 +232,21 @@ async fn main() {
     let agent_lat = Arc::new(Mutex::new(Vec::with_capacity(total)));
     let admin_lat = Arc::new(Mutex::new(Vec::with_capacity(total)));
     let mut readers = Vec::new();
-    let sockets = futures_util::future::join_all(agents.iter().map(|(tok, _)| connect(&addr, tok))).await;
+    let online = Arc::new(AtomicU64::new(0));
     let admin_socket = connect(&addr, &admin).await;
-    for (i, ws) in sockets.into_iter().map(|s| (false, s)).chain([(true, admin_socket)]).enumerate() {
-        let (is_admin, mut ws) = ws;
-        let sent = sent.clone();
+    let t = Instant::now();
+    let sockets = futures_util::future::join_all(agents.iter().map(|(tok, _)| connect(&addr, tok))).await;
+    for (is_admin, mut ws) in sockets.into_iter().map(|s| (false, s)).chain([(true, admin_socket)]) {
+        let (sent, online) = (sent.clone(), online.clone());
         let lat = if is_admin { admin_lat.clone() } else { agent_lat.clone() };
         readers.push(tokio::spawn(async move {
-            let _ = i;
             while let Some(Ok(m)) = ws.next().await {
                 let Message::Text(t) = m else { continue };
                 let now = origin.elapsed().as_micros() as u64;
                 let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else { continue };
+                if is_admin && v["data"]["presence"] == "available" {
+                    online.fetch_add(1, Ordering::Relaxed);
+                }
                 let Some(seq) =
                     v["data"]["name"].as_str().and_then(|n| n.strip_prefix('b')).and_then(|n| n.parse::<usize>().ok())
                 else {
@@ -256,7 +259,17 @@ async fn main() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_secs(3)).await; // presence announcements settle
+    // Every agent coming online is announced to every socket: wait for that storm to pass.
+    while online.load(Ordering::Relaxed) < agents.len() as u64 && t.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "presence: {} agents online, {} announced to the admin socket after {:.1} s",
+        agents.len(),
+        online.load(Ordering::Relaxed),
+        t.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let t = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / a.rate.max(1)));
     let mut requests = Vec::with_capacity(total);

@@ -234,10 +234,11 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
     Ok(Running { addr, state, stop, handle, jobs })
 }
 
-/// The live tasks: the tail reader, pruning, and on PostgreSQL the LISTEN that hears other nodes.
+/// The live tasks: the tail reader, pruning, the presence writer, and on PostgreSQL the LISTEN that hears other nodes.
 fn spawn_live(st: &AppState, tail_tx: watch::Sender<Arc<tail::Tail>>) {
     tokio::spawn(tail::run(st.db.clone(), st.hub.clone(), tail_tx, st.shutdown.clone()));
     tokio::spawn(tail::prune(st.db.clone(), st.clock.clone(), st.shutdown.clone()));
+    tokio::spawn(crate::live::presence::writer(st.clone()));
     if let Db::Postgres(pool) = &st.db {
         tokio::spawn(tail::listen(pool.clone(), st.hub.clone(), st.shutdown.clone()));
     }

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use tokio::sync::Notify;
+
 use serde_json::json;
 use uuid::Uuid;
 
@@ -35,10 +37,15 @@ struct Entry {
     away: bool,
 }
 
-/// Open sockets and declared status per member (this node only).
+/// Open sockets and declared status per member (this node only). Changes are announced by
+/// one writer task ([`writer`]) that coalesces them: a burst of logins (every agent at 9:00)
+/// becomes a few transactions, not one per member.
 #[derive(Debug, Default)]
 pub struct Presence {
     members: Mutex<HashMap<Uuid, Entry>>,
+    /// Members whose availability changed since the writer last ran, with their workspace.
+    dirty: Mutex<HashMap<Uuid, Uuid>>,
+    wake: Notify,
 }
 
 impl Presence {
@@ -51,27 +58,25 @@ impl Presence {
         }
     }
 
-    /// A socket opened; returns the new availability when it changed.
-    pub fn opened(&self, user_id: Uuid) -> Option<Availability> {
+    /// A socket of `user_id` opened.
+    pub fn opened(&self, workspace_id: Uuid, user_id: Uuid) -> Option<Availability> {
         let mut m = self.members.lock().expect("presence lock");
         let e = m.entry(user_id).or_insert(Entry { sockets: 0, away: false });
         e.sockets += 1;
-        (e.sockets == 1).then_some(Availability::Available)
+        self.changed(workspace_id, user_id, (e.sockets == 1).then_some(Availability::Available))
     }
 
-    /// The member declared a status on one of their sockets; returns it when it changed.
-    pub fn declare(&self, user_id: Uuid, away: bool) -> Option<Availability> {
+    /// The member declared a status on one of their sockets.
+    pub fn declare(&self, workspace_id: Uuid, user_id: Uuid, away: bool) -> Option<Availability> {
         let mut m = self.members.lock().expect("presence lock");
         let e = m.get_mut(&user_id)?;
-        if e.away == away {
-            return None;
-        }
+        let change = (e.away != away).then_some(if away { Availability::Away } else { Availability::Available });
         e.away = away;
-        Some(if away { Availability::Away } else { Availability::Available })
+        self.changed(workspace_id, user_id, change)
     }
 
-    /// A socket closed; returns `Offline` when it was the member's last.
-    pub fn closed(&self, user_id: Uuid) -> Option<Availability> {
+    /// A socket closed; the member is offline when it was their last.
+    pub fn closed(&self, workspace_id: Uuid, user_id: Uuid) -> Option<Availability> {
         let mut m = self.members.lock().expect("presence lock");
         let e = m.get_mut(&user_id)?;
         e.sockets -= 1;
@@ -79,7 +84,15 @@ impl Presence {
             return None;
         }
         m.remove(&user_id);
-        Some(Availability::Offline)
+        self.changed(workspace_id, user_id, Some(Availability::Offline))
+    }
+
+    fn changed(&self, workspace_id: Uuid, user_id: Uuid, change: Option<Availability>) -> Option<Availability> {
+        if change.is_some() {
+            self.dirty.lock().expect("presence lock").insert(user_id, workspace_id);
+            self.wake.notify_one();
+        }
+        change
     }
 
     /// Open sockets on this node (all members).
@@ -88,16 +101,52 @@ impl Presence {
     }
 }
 
-/// Appends `{"id","presence"}` as a workspace-wide `member.updated` and wakes the readers.
-/// The availability is read under the append lock, so the last event always tells the current
-/// state even when a member's sockets open and close concurrently.
-pub async fn announce(st: &AppState, workspace_id: Uuid, user_id: Uuid) -> Result<()> {
+/// Announces presence changes as workspace-wide `member.updated` `{"id","presence"}` events:
+/// whatever changed while the previous transaction committed goes into the next one.
+pub async fn writer(st: AppState) {
+    let stop = crate::live::stopped(st.shutdown.clone());
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = st.presence.wake.notified() => {}
+            _ = &mut stop => {
+                // Sockets close on shutdown: announce them offline, best effort.
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                let _ = flush(&st).await;
+                return;
+            }
+        }
+        if let Err(e) = flush(&st).await {
+            tracing::warn!(error = %e, "announcing presence failed");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Writes one event per changed member, in one transaction. Availability is read under the
+/// append lock, so the newest event always tells the current state.
+async fn flush(st: &AppState) -> Result<()> {
+    let dirty = std::mem::take(&mut *st.presence.dirty.lock().expect("presence lock"));
+    if dirty.is_empty() {
+        return Ok(());
+    }
     let mut tx = st.db.begin().await?;
     events::serialise(&mut tx).await?;
-    let a = st.presence.availability(user_id);
-    let data = json!({"id": user_id, "presence": a.as_str()});
-    events::append(&mut tx, st.clock.now(), NewEvent::new(workspace_id, "member.updated", data)).await?;
-    st.commit(tx).await
+    let now = st.clock.now();
+    for (user_id, workspace_id) in &dirty {
+        let a = st.presence.availability(*user_id);
+        let data = json!({"id": user_id, "presence": a.as_str()});
+        events::append(&mut tx, now, NewEvent::new(*workspace_id, "member.updated", data)).await?;
+    }
+    let done = st.commit(tx).await;
+    if done.is_err() {
+        // Try again with the next change.
+        let mut d = st.presence.dirty.lock().expect("presence lock");
+        for (u, w) in dirty {
+            d.entry(u).or_insert(w);
+        }
+    }
+    done
 }
 
 #[cfg(test)]
@@ -108,19 +157,20 @@ mod tests {
     fn counts_sockets_and_status() {
         let p = Presence::default();
         let u = Uuid::new_v4();
+        let w = Uuid::nil();
         assert_eq!(p.availability(u), Availability::Offline);
-        assert_eq!(p.opened(u), Some(Availability::Available));
-        assert_eq!(p.opened(u), None);
-        assert_eq!(p.declare(u, true), Some(Availability::Away));
-        assert_eq!(p.declare(u, true), None);
+        assert_eq!(p.opened(w, u), Some(Availability::Available));
+        assert_eq!(p.opened(w, u), None);
+        assert_eq!(p.declare(w, u, true), Some(Availability::Away));
+        assert_eq!(p.declare(w, u, true), None);
         assert_eq!(p.availability(u), Availability::Away);
-        assert_eq!(p.closed(u), None);
+        assert_eq!(p.closed(w, u), None);
         assert_eq!(p.availability(u), Availability::Away);
-        assert_eq!(p.closed(u), Some(Availability::Offline));
+        assert_eq!(p.closed(w, u), Some(Availability::Offline));
         assert_eq!(p.availability(u), Availability::Offline);
-        assert_eq!(p.declare(u, false), None);
+        assert_eq!(p.declare(w, u, false), None);
         // Reconnecting starts available again.
-        assert_eq!(p.opened(u), Some(Availability::Available));
+        assert_eq!(p.opened(w, u), Some(Availability::Available));
         assert_eq!(p.sockets(), 1);
     }
 }

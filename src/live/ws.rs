@@ -14,8 +14,9 @@ use axum::http::HeaderMap;
 use axum::http::header::{HOST, ORIGIN};
 use axum::response::Response;
 use futures_util::SinkExt;
-use futures_util::stream::{SplitSink, StreamExt};
+use futures_util::stream::{SplitSink, SplitStream, StreamExt};
 use serde::Deserialize;
+use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at, timeout};
 use uuid::Uuid;
 
@@ -24,7 +25,6 @@ use crate::auth::{CurrentUser, credential};
 use crate::error::{Error, Result};
 use crate::live::events::{self, Event};
 use crate::live::filter::{self, Facts};
-use crate::live::presence;
 use crate::live::tail::{PAGE, Tail};
 use crate::policy::Viewer;
 
@@ -139,30 +139,70 @@ type End = Option<(u16, &'static str)>;
 
 async fn session(st: AppState, user: CurrentUser, token: String, cursor: i64, reset: bool, socket: WebSocket) {
     let (me, workspace) = (user.id, user.workspace_id);
-    if st.presence.opened(me).is_some() {
-        announce(&st, workspace, me).await;
-    }
-    let (mut tx, mut rx) = socket.split();
-    let end = follow(&st, user, &token, cursor, reset, &mut tx, &mut rx).await;
+    st.presence.opened(workspace, me);
+    let (mut tx, rx) = socket.split();
+    let (ctrl_tx, mut ctrl) = mpsc::channel(8);
+    let reader = tokio::spawn(read_client(rx, ctrl_tx));
+    let end = follow(&st, user, &token, cursor, reset, &mut tx, &mut ctrl).await;
     if let Some((code, reason)) = end {
         let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
         if matches!(timeout(Duration::from_millis(500), tx.send(Message::Close(Some(frame)))).await, Ok(Ok(()))) {
-            // Wait briefly for the client's close: dropping with unread input would reset the
-            // connection, and the client might never see the close code.
-            let _ = timeout(Duration::from_secs(1), async { while let Some(Ok(_)) = rx.next().await {} }).await;
+            // Wait briefly for the client's close (the reader then ends): dropping with unread
+            // input would reset the connection, and the client might never see the close code.
+            let _ = timeout(Duration::from_secs(1), async { while ctrl.recv().await.is_some() {} }).await;
         }
     } else {
         let _ = timeout(Duration::from_millis(500), tx.close()).await;
     }
-    drop((tx, rx));
-    if st.presence.closed(me).is_some() {
-        announce(&st, workspace, me).await;
-    }
+    reader.abort();
+    drop(tx);
+    st.presence.closed(workspace, me);
 }
 
-async fn announce(st: &AppState, workspace: Uuid, me: Uuid) {
-    if let Err(e) = presence::announce(st, workspace, me).await {
-        tracing::warn!(error = %e, "announcing presence failed");
+/// What the reader task tells the delivery loop.
+enum Ctrl {
+    Pong,
+    Presence(bool),
+    Ping,
+    Recheck,
+    End(End),
+}
+
+/// Reads client frames and keeps the clocks (heartbeat, idle limit, token re-check), so that
+/// the delivery loop, woken for every new event, polls neither the socket nor timers.
+async fn read_client(mut rx: SplitStream<WebSocket>, ctrl: mpsc::Sender<Ctrl>) {
+    let mut heard = Instant::now();
+    let mut ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let mut recheck = interval_at(Instant::now() + RECHECK_EVERY, RECHECK_EVERY);
+    loop {
+        let c = tokio::select! {
+            msg = rx.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    heard = Instant::now();
+                    match serde_json::from_str::<ClientMessage>(t.as_str()) {
+                        Ok(ClientMessage::Ping) => Ctrl::Pong,
+                        Ok(ClientMessage::Presence { status }) => Ctrl::Presence(matches!(status, Status::Away)),
+                        Err(_) => continue, // unknown messages are ignored
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => Ctrl::End(None),
+                Some(Ok(_)) => {
+                    heard = Instant::now();
+                    continue;
+                }
+                // tungstenite reports an oversized message as "Message too long" without
+                // closing; the contract wants 1009.
+                Some(Err(e)) => Ctrl::End(e.to_string().contains("too long").then_some((close::TOO_BIG, "message too big"))),
+            },
+            _ = ping.tick() => {
+                if heard.elapsed() > IDLE_LIMIT { Ctrl::End(Some((close::GOING_AWAY, "idle"))) } else { Ctrl::Ping }
+            }
+            _ = recheck.tick() => Ctrl::Recheck,
+        };
+        let end = matches!(c, Ctrl::End(_));
+        if ctrl.send(c).await.is_err() || end {
+            return;
+        }
     }
 }
 
@@ -178,14 +218,13 @@ async fn follow(
     mut cursor: i64,
     reset: bool,
     tx: &mut Tx,
-    rx: &mut futures_util::stream::SplitStream<WebSocket>,
+    ctrl: &mut mpsc::Receiver<Ctrl>,
 ) -> End {
     let mut viewer = user.viewer();
     let mut tail = st.tail.clone();
     tail.mark_changed(); // deliver what is already after the cursor
-    let mut heard = Instant::now();
-    let mut ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
-    let mut recheck = interval_at(Instant::now() + RECHECK_EVERY, RECHECK_EVERY);
+    let stop = crate::live::stopped(st.shutdown.clone()); // once, not per wake-up
+    tokio::pin!(stop);
     if reset && !send(tx, Message::Text(Utf8Bytes::from_static(r#"{"type":"reset"}"#))).await {
         return None;
     }
@@ -228,46 +267,29 @@ async fn follow(
                     }
                 }
             }
-            msg = rx.next() => match msg {
-                Some(Ok(Message::Text(t))) => {
-                    heard = Instant::now();
-                    match serde_json::from_str::<ClientMessage>(t.as_str()) {
-                        Ok(ClientMessage::Ping) => {
-                            if !send(tx, Message::Text(Utf8Bytes::from_static(r#"{"type":"pong"}"#))).await {
-                                return None;
-                            }
-                        }
-                        Ok(ClientMessage::Presence { status }) => {
-                            if st.presence.declare(user.id, matches!(status, Status::Away)).is_some() {
-                                announce(st, user.workspace_id, user.id).await;
-                            }
-                        }
-                        Err(_) => {} // unknown messages are ignored
+            c = ctrl.recv() => match c {
+                Some(Ctrl::Pong) => {
+                    if !send(tx, Message::Text(Utf8Bytes::from_static(r#"{"type":"pong"}"#))).await {
+                        return None;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None => return None,
-                Some(Ok(_)) => heard = Instant::now(),
-                Some(Err(e)) => {
-                    // tungstenite reports an oversized frame as "Message too long" / "Frame too long"
-                    // without closing; the contract wants 1009.
-                    let big = e.to_string().contains("too long");
-                    return big.then_some((close::TOO_BIG, "message too big"));
+                Some(Ctrl::Ping) => {
+                    if !send(tx, Message::Ping(Default::default())).await {
+                        return None;
+                    }
                 }
+                Some(Ctrl::Presence(away)) => {
+                    st.presence.declare(user.workspace_id, user.id, away);
+                }
+                Some(Ctrl::Recheck) => {
+                    if !refresh(st, token, &mut user, &mut viewer).await {
+                        return Some((close::UNAUTHORIZED, "signed out"));
+                    }
+                }
+                Some(Ctrl::End(end)) => return end,
+                None => return None,
             },
-            _ = ping.tick() => {
-                if heard.elapsed() > IDLE_LIMIT {
-                    return Some((close::GOING_AWAY, "idle"));
-                }
-                if !send(tx, Message::Ping(Default::default())).await {
-                    return None;
-                }
-            }
-            _ = recheck.tick() => {
-                if !refresh(st, token, &mut user, &mut viewer).await {
-                    return Some((close::UNAUTHORIZED, "signed out"));
-                }
-            }
-            _ = crate::live::stopped(st.shutdown.clone()) => return Some((close::GOING_AWAY, "server shutting down")),
+            _ = &mut stop => return Some((close::GOING_AWAY, "server shutting down")),
         }
     }
 }
