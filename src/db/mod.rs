@@ -3,6 +3,7 @@
 //! each backend. The few real dialect differences live in this module.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -12,13 +13,21 @@ use sqlx::{Postgres, Sqlite, Transaction};
 /// A connection pool on one of the two backends.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     Postgres(PgPool),
+}
+
+/// SQLite has one writer at a time. Write transactions queue on an async lock (first come,
+/// first served) instead of SQLite's busy handler, which sleeps and retries.
+#[derive(Clone, Debug)]
+pub struct SqliteDb {
+    pub pool: SqlitePool,
+    write: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A write transaction on one of the two backends.
 pub enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(Transaction<'static, Sqlite>, tokio::sync::OwnedMutexGuard<()>),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -33,7 +42,10 @@ pub enum Backend {
 macro_rules! on_db {
     ($db:expr, |$ex:ident| $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($ex) => $body,
+            $crate::db::Db::Sqlite(s) => {
+                let $ex = &s.pool;
+                $body
+            }
             $crate::db::Db::Postgres($ex) => $body,
         }
     };
@@ -44,7 +56,7 @@ macro_rules! on_db {
 macro_rules! on_tx {
     ($tx:expr, |$ex:ident| $body:expr) => {
         match $tx {
-            $crate::db::Tx::Sqlite(t) => {
+            $crate::db::Tx::Sqlite(t, _) => {
                 let $ex = &mut **t;
                 $body
             }
@@ -71,7 +83,7 @@ impl Db {
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
-            Ok(Db::Sqlite(pool))
+            Ok(Db::Sqlite(SqliteDb { pool, write: Arc::default() }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool =
                 PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
@@ -84,7 +96,7 @@ impl Db {
     /// Runs the embedded migrations of this backend.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Db::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
+            Db::Sqlite(s) => sqlx::migrate!("./migrations/sqlite").run(&s.pool).await?,
             Db::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
         }
         Ok(())
@@ -101,7 +113,10 @@ impl Db {
     /// a deferred transaction that reads then writes fails with "database is locked".
     pub async fn begin(&self) -> sqlx::Result<Tx> {
         Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Sqlite(s) => {
+                let guard = s.write.clone().lock_owned().await;
+                Tx::Sqlite(s.pool.begin_with("BEGIN IMMEDIATE").await?, guard)
+            }
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
@@ -119,14 +134,14 @@ impl Db {
 impl Tx {
     pub async fn commit(self) -> sqlx::Result<()> {
         match self {
-            Tx::Sqlite(t) => t.commit().await,
+            Tx::Sqlite(t, _guard) => t.commit().await,
             Tx::Postgres(t) => t.commit().await,
         }
     }
 
     pub fn backend(&self) -> Backend {
         match self {
-            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Sqlite(..) => Backend::Sqlite,
             Tx::Postgres(_) => Backend::Postgres,
         }
     }

@@ -30,6 +30,7 @@ pub fn routes() -> Api {
         .get("/conversations/{id}/messages", conversations::messages)
         .post("/conversations/{id}/messages", crate::outbox::send)
         .post("/conversations/{id}/read", crate::outbox::mark_read)
+        .post("/conversations/{id}/media", crate::outbox::media::upload)
         .get("/media/{id}", crate::outbox::media::get)
         .post("/conversations/{id}/assign", ownership::assign)
         .post("/conversations/{id}/claim", ownership::claim)

@@ -105,6 +105,39 @@ impl Graph {
         }
     }
 
+    /// `POST /{version}/{phone_number_id}/media` (multipart) → the media id.
+    pub async fn upload_media(
+        &self,
+        phone_number_id: &str,
+        token: &str,
+        mime: &str,
+        file_name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, CallError> {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(file_name.to_owned())
+            .mime_str(mime)
+            .map_err(|e| CallError::Transport(e.to_string()))?;
+        let form = reqwest::multipart::Form::new()
+            .text("messaging_product", "whatsapp")
+            .text("type", mime.to_owned())
+            .part("file", part);
+        let resp = self
+            .client
+            .post(self.url(&format!("{phone_number_id}/media")))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| CallError::Transport(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        match body["id"].as_str() {
+            Some(id) if (200..300).contains(&status) => Ok(id.to_owned()),
+            _ => Err(CallError::Graph(GraphError::from_body(status, &body))),
+        }
+    }
+
     /// Fetches media bytes: `GET /{version}/{media-id}` for the URL, then the URL itself, both
     /// with the bearer token. Refuses bodies over `max_bytes`.
     pub async fn fetch_media(

@@ -73,3 +73,56 @@ pub async fn get(State(st): State<AppState>, user: CurrentUser, Path(id): Path<U
     Ok(([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "private, max-age=3600".to_owned())], Body::from(bytes))
         .into_response())
 }
+
+/// Largest upload accepted (Meta: image 5 MB, audio/video 16 MB; documents are capped here too).
+pub const MAX_UPLOAD: usize = 16 << 20;
+
+/// `POST /api/v1/conversations/{id}/media` (multipart, field `file`): uploads media to the
+/// Graph API through the conversation's number, for the assignee to send by id.
+#[instrument(skip_all)]
+pub async fn upload(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<(StatusCode, crate::extract::Json<serde_json::Value>)> {
+    let conv = conversations::get_visible(&st.db, &user.viewer(), id).await?;
+    crate::inbox::ownership::ensure_can_reply(&conv, &user.viewer())?;
+    let mut multipart = multipart.map_err(|e| Error::bad_request("invalid_upload", e.body_text()))?;
+    let mut file = None;
+    while let Some(field) =
+        multipart.next_field().await.map_err(|e| Error::bad_request("invalid_upload", e.body_text()))?
+    {
+        if field.name() == Some("file") {
+            let mime = field.content_type().unwrap_or("application/octet-stream").to_owned();
+            let name = field.file_name().unwrap_or("upload").to_owned();
+            let bytes = field.bytes().await.map_err(|e| Error::bad_request("invalid_upload", e.body_text()))?;
+            file = Some((mime, name, bytes));
+        }
+    }
+    let (mime, name, bytes) = file.ok_or_else(|| Error::bad_request("invalid_upload", "a `file` field is required"))?;
+    if bytes.is_empty() || bytes.len() > MAX_UPLOAD {
+        return Err(Error::client(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "uploads are limited to 16 MiB"));
+    }
+    let number: Option<(String, String)> = on_db!(&st.db, |p| sqlx::query_as(
+        "SELECT phone_number_id, access_token FROM numbers WHERE id = $1 AND disconnected_at IS NULL"
+    )
+    .bind(conv.number_id)
+    .fetch_optional(p)
+    .await)?;
+    let (pnid, token) = number
+        .ok_or_else(|| Error::unprocessable("number_disconnected", "this conversation's number is disconnected"))?;
+    let size = bytes.len();
+    let media_id = st.graph.upload_media(&pnid, &token, &mime, &name, bytes.to_vec()).await.map_err(|e| {
+        let why = match e {
+            CallError::Transport(t) => t,
+            CallError::Graph(g) => g.title,
+        };
+        tracing::warn!(why, "media upload failed");
+        Error::client(StatusCode::BAD_GATEWAY, "upload_failed", format!("WhatsApp refused the upload: {why}"))
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        crate::extract::Json(serde_json::json!({"id": media_id, "mime_type": mime, "size": size})),
+    ))
+}

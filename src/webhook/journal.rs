@@ -86,14 +86,16 @@ async fn writer(db: Db, wake: Arc<Notify>, waiting: Arc<AtomicUsize>, mut rx: mp
 }
 
 async fn commit(db: &Db, batch: &[Pending]) -> sqlx::Result<()> {
-    on_db!(db, |p| {
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, |c| {
         let mut qb =
             sqlx::QueryBuilder::new("INSERT INTO webhook_events (id, received_at, signature_valid, body, state) ");
         qb.push_values(batch, |mut b, e| {
             b.push_bind(e.id).push_bind(e.received_at).push_bind(true).push_bind(e.body.as_ref()).push_bind("pending");
         });
-        qb.build().execute(p).await.map(|_| ())
-    })
+        qb.build().execute(c).await.map(|_| ())
+    })?;
+    tx.commit().await
 }
 
 /// Processes pending rows until none is left, then waits for a wake-up (or a periodic tick).

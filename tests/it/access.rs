@@ -197,6 +197,8 @@ fn matrix() -> Vec<Row> {
             with(ASSIGNEE_ONLY, 200, 202),
         ),
         row("POST", "/api/v1/conversations/{id}/read", Conv, Option::None, SEES),
+        // Uploads are for the assignee (who then gets 400 here: the body is not multipart).
+        row("POST", "/api/v1/conversations/{id}/media", Conv, Option::None, with(ASSIGNEE_ONLY, 200, 400)),
         row("GET", "/api/v1/media/{id}", Media, Option::None, SEES),
         row("GET", "/api/v1/leads/{id}/timeline", Lead, Option::None, SEES),
         row("POST", "/api/v1/leads/{id}/notes", Lead, Some(|_, _, _| json!({"text": "a note"})), with(SEES, 200, 201)),

@@ -61,6 +61,16 @@ async fn graph_media(State(g): State<FakeGraph>, Path((_v, id)): Path<(String, S
     axum::Json(json!({"url": format!("{}/download/{id}", g.url), "mime_type": "image/jpeg", "id": id}))
 }
 
+async fn graph_upload(State(g): State<FakeGraph>, headers: HeaderMap, body: axum::body::Bytes) -> axum::Json<Value> {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    g.seen.lock().unwrap().push(Seen {
+        path: "upload".to_owned(),
+        auth: headers.get("authorization").and_then(|h| h.to_str().ok()).unwrap_or("").to_owned(),
+        body: json!({"multipart": text}),
+    });
+    axum::Json(json!({"id": "media-up-1"}))
+}
+
 async fn download(headers: HeaderMap) -> (AxStatus, Vec<u8>) {
     if headers.get("authorization").and_then(|h| h.to_str().ok()) == Some("Bearer EAAG-test-token") {
         (AxStatus::OK, b"\xff\xd8fake-jpeg".to_vec())
@@ -75,6 +85,7 @@ impl FakeGraph {
         let g = FakeGraph { url: format!("http://{}", listener.local_addr().unwrap()), ..Default::default() };
         let app = axum::Router::new()
             .route("/{v}/{id}/messages", post(graph_post))
+            .route("/{v}/{id}/media", post(graph_upload))
             .route("/{v}/{id}", get(graph_media))
             .route("/download/{id}", get(download))
             .with_state(g.clone());
@@ -148,6 +159,9 @@ on_both! {
             "type": "text", "text": {"body": "Yes — tomorrow at 10?", "preview_url": false},
             "context": {"message_id": "wamid.in.1"}, "biz_opaque_callback_data": id}));
         assert_eq!(sent["wamid"], "wamid.fake.1");
+        let lead = app.get(&format!("/api/v1/conversations/{conv}"), &app.admin_token).await.1["lead_id"].as_str().unwrap().to_owned();
+        let (_, sent_log) = app.get(&format!("/api/v1/leads/{lead}/timeline?type=message_sent"), &app.admin_token).await;
+        assert_eq!(sent_log["activities"][0]["data"]["message_id"], json!(id), "the reply is on the lead's timeline");
 
         // Meta's status webhooks move it along.
         let delivered = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
@@ -275,6 +289,25 @@ on_both! {
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.headers()["content-type"], "image/jpeg");
         assert_eq!(resp.bytes().await.unwrap().as_ref(), b"\xff\xd8fake-jpeg");
+        // Uploads go to the Graph API through the chat's number; the id is then sent like a link.
+        let form = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(b"%PDF-1.4 quote".to_vec()).file_name("quote.pdf").mime_str("application/pdf").unwrap());
+        let up = app.client.post(app.url(&format!("/api/v1/conversations/{conv}/media"))).bearer_auth(&app.admin_token)
+            .multipart(form).send().await.unwrap();
+        assert_eq!(up.status(), StatusCode::CREATED);
+        let up: Value = up.json().await.unwrap();
+        assert_eq!(up["id"], "media-up-1");
+        let upload = graph.requests().into_iter().find(|r| r.path == "upload").unwrap();
+        assert_eq!(upload.auth, "Bearer EAAG-test-token");
+        assert!(upload.body["multipart"].as_str().unwrap().contains("%PDF-1.4 quote"));
+        let (status, doc) = app.post(&format!("/api/v1/conversations/{conv}/messages"), &app.admin_token,
+            json!({"type": "document", "media": {"id": "media-up-1", "filename": "quote.pdf", "caption": "Your quote"}})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+        eventually("document sent", || async {
+            graph.requests().into_iter().find(|r| r.body["type"] == "document")
+        }).await;
+        let sent = graph.requests().into_iter().find(|r| r.body["type"] == "document").unwrap();
+        assert_eq!(sent.body["document"], json!({"id": "media-up-1", "filename": "quote.pdf", "caption": "Your quote"}));
         let (_, outsider) = app.member("outsider@example.com", json!({})).await;
         let resp = app.call(Method::GET, &format!("/api/v1/media/{}", img["id"].as_str().unwrap()), Some(&outsider), None).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "media only for who can see the chat");

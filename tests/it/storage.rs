@@ -10,7 +10,8 @@ use crate::support::*;
 async fn migrations_define_the_same_columns() {
     let lite = TestDb::sqlite().await;
     let pg = TestDb::postgres().await;
-    let switchboard::db::Db::Sqlite(lp) = &lite.db else { unreachable!() };
+    let switchboard::db::Db::Sqlite(lite_db) = &lite.db else { unreachable!() };
+    let lp = &lite_db.pool;
     let switchboard::db::Db::Postgres(pp) = &pg.db else { unreachable!() };
     let lite_cols: BTreeSet<(String, String)> = sqlx::query_as(
         "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
