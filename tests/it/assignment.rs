@@ -355,3 +355,42 @@ on_both! {
         assert!(acts.iter().all(|a| a["data"]["reason"] == "bulk_reassign" && a["data"]["to_member_id"] == json!(b)));
     }
 }
+
+/// Reads frames until one of type `kind` arrives.
+async fn until(l: &mut crate::live::Live, kind: &str) -> Value {
+    loop {
+        let e = l.next_json().await;
+        if e["type"] == kind {
+            return e;
+        }
+    }
+}
+
+on_both! {
+    async fn alerts_reach_the_assignee_or_the_pool(t: TestDb) {
+        let app = spawn_app(&t).await;
+        let (a, a_tok) = app.member("a@example.com", json!({})).await;
+        let (_, u_tok) = app.member("pool@example.com", json!({"view_unassigned": true})).await;
+        let (_, p_tok) = app.member("plain@example.com", json!({})).await;
+        let mut a_live = live(&app, &a_tok, None).await;
+        let mut u_live = live(&app, &u_tok, None).await;
+        let mut p_live = live(&app, &p_tok, None).await;
+
+        // The pool: whoever can see the unassigned lead hears of it.
+        let pooled = app.create_lead("Pooled", &phone(1)).await;
+        let e = until(&mut u_live, "assignment.pool").await;
+        assert_eq!(e["data"]["lead_id"], pooled["id"]);
+
+        // Assigned: only the chosen member is alerted.
+        app.put_assignment(json!({"mode": "round_robin", "members": [{"member_id": a, "enabled": true}],
+            "rules": [{"name": "never", "criteria": [{"field": "source", "op": "equals", "value": "nowhere"}],
+                       "route": {"type": "unassigned"}}]})).await;
+        let lead = app.create_lead("Routed", &phone(2)).await;
+        assert_eq!(id(&lead["assignee_id"]), Some(a));
+        let e = until(&mut a_live, "assignment.alert").await;
+        assert_eq!(e["data"]["lead_id"], lead["id"]);
+        assert_eq!(e["data"]["reason"], "round_robin");
+        u_live.assert_silent(std::time::Duration::from_millis(500)).await;
+        p_live.assert_silent(std::time::Duration::from_millis(200)).await;
+    }
+}
