@@ -121,6 +121,7 @@ pub fn api() -> Api {
         .post("/admin/webhook-events/{id}/replay", journal::replay)
         .merge(crate::inbox::routes())
         .merge(crate::team::routes())
+        .merge(crate::assignment::routes())
 }
 
 /// (method, full path) of every `/api/v1` route, e.g. `("POST", "/api/v1/conversations/{id}/claim")`.

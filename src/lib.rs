@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod assignment;
 pub mod auth;
 pub mod cli;
 pub mod clock;

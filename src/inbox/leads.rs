@@ -290,7 +290,10 @@ pub async fn create(
         custom_fields,
         group_ids: dedup(body.group_ids),
     };
-    let lead = insert(&mut tx, now, new).await?;
+    let mut lead = insert(&mut tx, now, new).await?;
+    if body.assignee_id.is_none() {
+        crate::assignment::run::new_lead(&mut tx, &st.presence, now, &mut lead).await?;
+    }
     st.commit(tx).await?;
     tracing::info!(lead_id = %lead.id, "lead created");
     Ok((StatusCode::CREATED, Json(lead)))

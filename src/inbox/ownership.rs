@@ -91,7 +91,7 @@ pub async fn label_removed(
     Ok(())
 }
 
-async fn emit(tx: &mut Tx, now: DateTime<Utc>, kind: &'static str, c: &Conversation) -> Result<()> {
+pub(crate) async fn emit(tx: &mut Tx, now: DateTime<Utc>, kind: &'static str, c: &Conversation) -> Result<()> {
     let e = NewEvent::new(c.workspace_id, kind, c.to_json()).conversation(c.id).lead(c.lead_id);
     events::append(tx, now, e).await?;
     Ok(())
@@ -99,7 +99,7 @@ async fn emit(tx: &mut Tx, now: DateTime<Utc>, kind: &'static str, c: &Conversat
 
 /// Sets the assignee (an assigned conversation never goes back to unassigned) and gives the
 /// lead the same assignee when it has none.
-async fn set_assignee(tx: &mut Tx, now: DateTime<Utc>, c: &mut Conversation, assignee: Uuid) -> Result<()> {
+pub(crate) async fn set_assignee(tx: &mut Tx, now: DateTime<Utc>, c: &mut Conversation, assignee: Uuid) -> Result<()> {
     on_tx!(tx, |x| sqlx::query("UPDATE conversations SET assignee_id = $1, updated_at = $2 WHERE id = $3")
         .bind(assignee)
         .bind(now)

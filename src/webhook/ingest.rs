@@ -92,6 +92,7 @@ pub async fn process(st: &AppState, tx: &mut Tx, now: DateTime<Utc>, body: &[u8]
                 contacts: &value.contacts,
                 out: &mut out,
                 gap_override: st.config.session_gap_secs,
+                presence: &st.presence,
             };
             for raw in &value.messages {
                 ctx.inbound(raw).await?;
@@ -228,6 +229,7 @@ struct Ctx<'a> {
     contacts: &'a [Contact],
     out: &'a mut Outcome,
     gap_override: Option<i64>,
+    presence: &'a crate::live::presence::Presence,
 }
 
 const FIND_LEAD: &str = "SELECT lead_id FROM lead_identities WHERE workspace_id = $1 AND \
@@ -316,7 +318,8 @@ impl Ctx<'_> {
                 custom_fields: Map::new(),
                 group_ids: Vec::new(),
             };
-            let created = leads::insert(self.tx, self.now, new).await?;
+            let mut created = leads::insert(self.tx, self.now, new).await?;
+            crate::assignment::run::new_lead(self.tx, self.presence, self.now, &mut created).await?;
             tracing::info!(lead_id = %created.id, "lead imported from WhatsApp");
             lead = Some(created.id);
         }
@@ -427,6 +430,15 @@ impl Ctx<'_> {
             apply_pending_statuses(self.tx, self.now, wamid).await?;
         }
         let message = messages::json_in(self.tx, id).await?;
+        // A customer message re-opens a closed conversation (TOUCH_CONVERSATION sets it open).
+        let reopens = inbound && {
+            let status: String =
+                on_tx!(self.tx, |c| sqlx::query_scalar("SELECT status FROM conversations WHERE id = $1")
+                    .bind(conv)
+                    .fetch_one(c)
+                    .await)?;
+            status == "closed"
+        };
         on_tx!(self.tx, |c| sqlx::query(TOUCH_CONVERSATION)
             .bind(conv)
             .bind(at)
@@ -437,6 +449,9 @@ impl Ctx<'_> {
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
+        if reopens {
+            crate::assignment::run::reopened(self.tx, self.presence, self.now, conv).await?;
+        }
         let ws = self.number.workspace_id;
         events::append(self.tx, self.now, NewEvent::new(ws, "message.created", message).conversation(conv).lead(lead))
             .await?;

@@ -202,6 +202,19 @@ fn matrix() -> Vec<Row> {
         row("GET", "/api/v1/media/{id}", Media, Option::None, SEES),
         row("GET", "/api/v1/leads/{id}/timeline", Lead, Option::None, SEES),
         row("POST", "/api/v1/leads/{id}/notes", Lead, Some(|_, _, _| json!({"text": "a note"})), with(SEES, 200, 201)),
+        row("GET", "/api/v1/assignment", None, Option::None, ALL_OK),
+        row("PUT", "/api/v1/assignment", None, Some(|_, _, _| json!({"mode": "unassigned"})), ADMIN_ONLY),
+        row("GET", "/api/v1/leads/{id}/assignment-log", Lead, Option::None, SEES),
+        // Admins and view_others_leads; the lead is the Assignee's, moved to the admin.
+        row(
+            "POST",
+            "/api/v1/leads/bulk-reassign",
+            Lead,
+            Some(
+                |w, f, _| json!({"from_member_id": w.id(Who::Assignee), "to_member_id": w.id(Who::Admin), "lead_ids": [f.id]}),
+            ),
+            [200, 403, 200, 403, 403, 403, 403, 403, 403, 403, 401, 401],
+        ),
         row("GET", "/api/v1/admin/webhook-events", None, Option::None, ADMIN_ONLY),
         row("GET", "/api/v1/admin/webhook-events/{id}", WebhookEvent, Option::None, ADMIN_ONLY),
         row("POST", "/api/v1/admin/webhook-events/{id}/replay", WebhookEvent, Option::None, ADMIN_ONLY),

@@ -3,6 +3,7 @@
 mod support;
 
 mod access;
+mod assignment;
 mod auth;
 mod cli;
 mod inbox;

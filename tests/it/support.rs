@@ -244,13 +244,13 @@ impl TestApp {
     }
 }
 
-/// Polls `probe` until it yields a value, failing with `what` after 10 seconds.
+/// Polls `probe` until it yields a value, failing with `what` after 20 seconds.
 pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(v) = probe().await {
             return v;
