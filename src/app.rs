@@ -185,6 +185,15 @@ impl Running {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let db = Db::connect(&config.db.database_url).await?;
     db.migrate().await?;
+    let workspaces: i64 =
+        crate::on_db!(&db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM workspaces").fetch_one(p).await)?;
+    if workspaces == 0 {
+        tracing::info!(
+            "no workspace yet: create the first one and its admin with \
+             `switchboard bootstrap --workspace NAME --email EMAIL --password PASSWORD` \
+             (or `cargo run --release -- bootstrap ...`)"
+        );
+    }
     start_with(config, db, Clock::default()).await
 }
 
