@@ -168,6 +168,7 @@ pub struct ListConversations {
     label_id: Option<String>,
     unassigned: Option<String>,
     lead_id: Option<String>,
+    group_id: Option<String>,
     cursor: Option<String>,
     limit: Option<i64>,
 }
@@ -181,6 +182,7 @@ static LIST: LazyLock<String> = LazyLock::new(|| {
          AND ($9 IS NULL OR ($9 AND c.assignee_id IS NULL) OR (NOT $9 AND c.assignee_id IS NOT NULL)) \
          AND ($10 IS NULL OR c.lead_id = $10) \
          AND ($11 IS NULL OR c.updated_at < $11 OR (c.updated_at = $11 AND c.id < $12)) \
+         AND ($14 IS NULL OR EXISTS (SELECT 1 FROM lead_groups g WHERE g.lead_id = c.lead_id AND g.group_id = $14)) \
          ORDER BY c.updated_at DESC, c.id DESC LIMIT $13",
         *CONV_VISIBLE
     )
@@ -202,6 +204,7 @@ pub async fn list(
     let label = q.label_id.as_deref().map(|a| parse_id(a, "label_id")).transpose()?;
     let unassigned = q.unassigned.as_deref().map(|u| parse_bool(u, "unassigned")).transpose()?;
     let lead = q.lead_id.as_deref().map(|a| parse_id(a, "lead_id")).transpose()?;
+    let group = q.group_id.as_deref().map(|g| parse_id(g, "group_id")).transpose()?;
     let after = q.cursor.as_deref().map(cursor::decode).transpose()?;
     let v = user.viewer();
     let mut rows: Vec<Conversation> = on_db!(&st.db, |p| bind_viewer!(sqlx::query_as(LIST.as_str()), v)
@@ -213,6 +216,7 @@ pub async fn list(
         .bind(after.map(|a| a.0))
         .bind(after.map(|a| a.1))
         .bind(limit + 1)
+        .bind(group)
         .fetch_all(p)
         .await)?;
     let next = if rows.len() as i64 > limit {

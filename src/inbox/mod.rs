@@ -1,6 +1,7 @@
 //! The inbox: numbers, leads, conversations and messages, with their routes and queries.
 
 pub mod conversations;
+pub mod groups;
 pub mod leads;
 pub mod messages;
 pub mod numbers;
@@ -18,6 +19,10 @@ pub fn routes() -> Api {
         .get("/numbers/{id}", numbers::get_one)
         .patch("/numbers/{id}", numbers::patch)
         .delete("/numbers/{id}", numbers::delete)
+        .get("/groups", groups::list)
+        .post("/groups", groups::create)
+        .patch("/groups/{id}", groups::patch)
+        .delete("/groups/{id}", groups::delete)
         .get("/leads", leads::list)
         .post("/leads", leads::create)
         .get("/leads/{id}", leads::get_one)

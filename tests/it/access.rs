@@ -71,6 +71,8 @@ enum Target {
     Media,
     /// A journaled webhook that reached no workspace.
     WebhookEvent,
+    /// A lead group.
+    Group,
 }
 
 struct Fresh {
@@ -114,6 +116,8 @@ const ALL_OK: [u16; 12] = [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 401
 const ALL_CREATED: [u16; 12] = [201, 201, 201, 201, 201, 201, 201, 201, 201, 201, 401, 401];
 const ADMIN_ONLY: [u16; 12] = [200, 403, 403, 403, 403, 403, 403, 403, 403, 403, 401, 401];
 const MANAGERS: [u16; 12] = [200, 403, 403, 403, 200, 403, 403, 403, 403, 403, 401, 401];
+/// Groups: admins and members with `manage_groups` (the "Managers" caller has it too).
+const GROUP_MANAGERS: [u16; 12] = [200, 403, 403, 403, 200, 403, 403, 403, 403, 403, 401, 401];
 const INTEGRATIONS: [u16; 12] = [200, 403, 403, 403, 403, 200, 403, 403, 403, 403, 401, 401];
 /// Assign, labels: admin, others-flag, assignee; label/explicit grants only read.
 const ASSIGNERS: [u16; 12] = [200, 404, 200, 404, 404, 404, 404, 403, 403, 200, 401, 401];
@@ -301,6 +305,22 @@ fn matrix() -> Vec<Row> {
         row("POST", "/api/v1/members/{id}/deactivate", Member, Option::None, MANAGERS),
         row("POST", "/api/v1/members/{id}/deactivate", AdminMember, Option::None, ADMIN_ONLY),
         row("POST", "/api/v1/members/{id}/reactivate", DeactivatedMember, Option::None, MANAGERS),
+        row("GET", "/api/v1/groups", None, Option::None, ALL_OK),
+        row(
+            "POST",
+            "/api/v1/groups",
+            None,
+            Some(|_, _, n| json!({"name": format!("Group {n}")})),
+            with(GROUP_MANAGERS, 200, 201),
+        ),
+        row(
+            "PATCH",
+            "/api/v1/groups/{id}",
+            Group,
+            Some(|_, _, n| json!({"name": format!("Renamed group {n}")})),
+            GROUP_MANAGERS,
+        ),
+        row("DELETE", "/api/v1/groups/{id}", Group, Option::None, with(ADMIN_ONLY, 200, 204)),
         row("GET", "/api/v1/labels", None, Option::None, ALL_OK),
         row(
             "POST",
@@ -361,7 +381,7 @@ async fn make_world(app: &TestApp) -> World {
         ("Plain", json!({})),
         ("Others", json!({"view_others_leads": true})),
         ("Unassigned", json!({"view_unassigned": true})),
-        ("Managers", json!({"manage_members": true})),
+        ("Managers", json!({"manage_members": true, "manage_groups": true})),
         ("Integrations", json!({"manage_integrations": true})),
         ("DeleteLeads", json!({"delete_leads": true})),
         ("Labeled", json!({})),
@@ -416,6 +436,21 @@ async fn fresh(app: &TestApp, w: &World, target: Target, n: u32) -> Fresh {
         Target::Media => {
             let (conv, _) = conv(Some(w.id(Who::Assignee))).await;
             plain(insert_cached_media(&app.db, ws, conv).await)
+        }
+        Target::Group => {
+            let id = Uuid::new_v4();
+            on_db!(&app.db, |p| sqlx::query(
+                "INSERT INTO crm_groups (id, workspace_id, name, created_at) VALUES ($1, $2, $3, $4)"
+            )
+            .bind(id)
+            .bind(ws)
+            .bind(format!("Fresh group {n}"))
+            .bind(now())
+            .execute(p)
+            .await
+            .map(|_| ()))
+            .unwrap();
+            plain(id)
         }
         Target::WebhookEvent => {
             let id = Uuid::new_v4();

@@ -148,3 +148,54 @@ on_both! {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }
+
+on_both! {
+    async fn lead_groups_crud_and_filters(t: TestDb) {
+        let app = spawn_app(&t).await;
+        let tok = app.admin_token.clone();
+        let (status, vip) = app.post("/api/v1/groups", &tok, json!({"name": "VIP"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{vip}");
+        let vip_id = vip["id"].as_str().unwrap().to_owned();
+        let (status, dup) = app.post("/api/v1/groups", &tok, json!({"name": "VIP"})).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(error_code(&dup), "duplicate_group");
+        let (status, _) = app.post("/api/v1/groups", &tok, json!({"name": ""})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (_, other) = app.post("/api/v1/groups", &tok, json!({"name": "Cold"})).await;
+        let (status, lead) = app.post("/api/v1/leads", &tok, json!({"name": "In both", "phone": "+15550100111",
+            "group_ids": [vip_id, other["id"]]})).await;
+        assert_eq!(status, StatusCode::CREATED, "{lead}");
+        assert_eq!(lead["group_ids"].as_array().unwrap().len(), 2, "a lead in several groups");
+        app.create_lead("In none", "+15550100122").await;
+        let (_, found) = app.get(&format!("/api/v1/leads?group_id={vip_id}"), &tok).await;
+        assert_eq!(found["leads"].as_array().unwrap().len(), 1);
+        let (status, _) = app.post("/api/v1/leads", &tok, json!({"name": "X", "phone": "+15550100133", "group_ids": [uuid::Uuid::new_v4()]})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "unknown group");
+
+        let (status, renamed) = app.json(Method::PATCH, &format!("/api/v1/groups/{vip_id}"), &tok, Some(json!({"name": "Gold"}))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(renamed["name"], "Gold");
+        let (_, list) = app.get("/api/v1/groups", &tok).await;
+        let names: Vec<&str> = list["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["Cold", "Gold"]);
+
+        let del = app.call(Method::DELETE, &format!("/api/v1/groups/{vip_id}"), Some(&tok), None).await;
+        assert_eq!(del.status(), StatusCode::NO_CONTENT);
+        let (_, lead) = app.get(&format!("/api/v1/leads/{}", lead["id"].as_str().unwrap()), &tok).await;
+        assert_eq!(lead["group_ids"], json!([other["id"]]), "deleting a group takes it off its leads");
+        let (status, _) = app.get("/api/v1/leads?group_id=nope", &tok).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+
+        // The conversation list filters by the lead's groups too.
+        app.connect_number("100200300400600", "15550100100", false).await;
+        app.signed_webhook(&crate::webhooks::fixture("text.json")).await;
+        app.webhooks_processed().await;
+        let other_id = other["id"].as_str().unwrap();
+        let (_, convs) = app.get(&format!("/api/v1/conversations?group_id={other_id}"), &tok).await;
+        assert_eq!(convs["conversations"].as_array().unwrap().len(), 1, "{convs}");
+        let (_, convs) = app.get(&format!("/api/v1/conversations?group_id={vip_id}"), &tok).await;
+        assert_eq!(convs["conversations"], json!([]));
+        let (status, _) = app.get("/api/v1/conversations?group_id=nope", &tok).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}
