@@ -184,6 +184,23 @@ async fn set_groups(tx: &mut Tx, lead_id: Uuid, groups: &[Uuid]) -> Result<()> {
     Ok(())
 }
 
+/// Points a WhatsApp identity (`phone`, `bsuid`, `parent_bsuid`) at `lead`, taking it over
+/// from any lead that had it.
+pub async fn link_identity(tx: &mut Tx, workspace_id: Uuid, kind: &str, value: &str, lead: Uuid) -> Result<()> {
+    on_tx!(tx, |c| sqlx::query(
+        "INSERT INTO lead_identities (workspace_id, kind, value, lead_id) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (workspace_id, kind, value) DO UPDATE SET lead_id = excluded.lead_id"
+    )
+    .bind(workspace_id)
+    .bind(kind)
+    .bind(value)
+    .bind(lead)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
 /// A new lead to insert (API, import or WhatsApp auto-import).
 pub struct NewLead {
     pub workspace_id: Uuid,
@@ -215,16 +232,7 @@ pub async fn insert(tx: &mut Tx, now: DateTime<Utc>, new: NewLead) -> Result<Lea
         .map(|r| r.rows_affected()))
     .on_unique("duplicate_phone", "a lead with that phone already exists")?;
     if let Some(phone) = &new.phone {
-        on_tx!(tx, |c| sqlx::query(
-            "INSERT INTO lead_identities (workspace_id, kind, value, lead_id) VALUES ($1, 'phone', $2, $3) \
-             ON CONFLICT (workspace_id, kind, value) DO UPDATE SET lead_id = excluded.lead_id"
-        )
-        .bind(new.workspace_id)
-        .bind(phone)
-        .bind(id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+        link_identity(tx, new.workspace_id, "phone", phone, id).await?;
     }
     set_groups(tx, id, &new.group_ids).await?;
     let lead = Lead {
@@ -463,16 +471,7 @@ pub async fn patch(
     .await.map(|r| r.rows_affected()))
     .on_unique("duplicate_phone", "a lead with that phone already exists")?;
     if let Some(phone) = &lead.phone {
-        on_tx!(&mut tx, |c| sqlx::query(
-            "INSERT INTO lead_identities (workspace_id, kind, value, lead_id) VALUES ($1, 'phone', $2, $3) \
-             ON CONFLICT (workspace_id, kind, value) DO UPDATE SET lead_id = excluded.lead_id"
-        )
-        .bind(lead.workspace_id)
-        .bind(phone)
-        .bind(lead.id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+        link_identity(&mut tx, lead.workspace_id, "phone", phone, lead.id).await?;
     }
     emit_updated(&mut tx, now, &lead).await?;
     st.commit(tx).await?;

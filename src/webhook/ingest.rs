@@ -587,17 +587,7 @@ impl Ctx<'_> {
                 sys.get("parent_user_id").and_then(Value::as_str),
             );
             for (k, value) in new_ids.pairs() {
-                on_tx!(self.tx, |c| sqlx::query(
-                    "INSERT INTO lead_identities (workspace_id, kind, value, lead_id) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (workspace_id, kind, value) DO UPDATE SET lead_id = excluded.lead_id"
-                )
-                .bind(self.number.workspace_id)
-                .bind(k)
-                .bind(value)
-                .bind(lead)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected()))?;
+                leads::link_identity(self.tx, self.number.workspace_id, k, value, lead).await?;
             }
             if let Some(phone) = &new_ids.phone {
                 // The lead keeps its old phone when another lead already owns the new one.

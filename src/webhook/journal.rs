@@ -144,7 +144,7 @@ fn claim_sql(backend: Backend) -> &'static str {
 /// neither blocks nor fails the others. Returns how many rows were taken.
 pub async fn process_batch(st: &AppState) -> Result<usize> {
     let mut tx = st.db.begin().await?;
-    let rows: Vec<(Uuid, Vec<u8>, i64)> = on_tx!(&mut tx, |c| sqlx::query_as(claim_sql(tx_backend(&st.db)))
+    let rows: Vec<(Uuid, Vec<u8>, i64)> = on_tx!(&mut tx, |c| sqlx::query_as(claim_sql(st.db.backend()))
         .bind(None::<Uuid>)
         .bind(PROCESS_BATCH)
         .fetch_all(c)
@@ -178,19 +178,12 @@ pub async fn process_batch(st: &AppState) -> Result<usize> {
     Ok(taken)
 }
 
-fn tx_backend(db: &crate::db::Db) -> Backend {
-    db.backend()
-}
-
 /// Processes the oldest pending row (or row `only`), in one transaction with everything it
 /// stores. Returns false when there was nothing to do.
 pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
     let mut tx = st.db.begin().await?;
-    let row: Option<(Uuid, Vec<u8>, i64)> = on_tx!(&mut tx, |c| sqlx::query_as(claim_sql(tx_backend(&st.db)))
-        .bind(only)
-        .bind(1i64)
-        .fetch_optional(c)
-        .await)?;
+    let row: Option<(Uuid, Vec<u8>, i64)> =
+        on_tx!(&mut tx, |c| sqlx::query_as(claim_sql(st.db.backend())).bind(only).bind(1i64).fetch_optional(c).await)?;
     let Some((id, body, attempts)) = row else { return Ok(false) };
     let now = st.clock.now();
     match ingest::process(st, &mut tx, now, &body).await {
