@@ -122,6 +122,7 @@ pub fn api() -> Api {
         .merge(crate::inbox::routes())
         .merge(crate::team::routes())
         .merge(crate::assignment::routes())
+        .merge(crate::reports::routes())
 }
 
 /// (method, full path) of every `/api/v1` route, e.g. `("POST", "/api/v1/conversations/{id}/claim")`.

@@ -15,6 +15,7 @@ pub mod live;
 pub mod outbox;
 pub mod phone;
 pub mod policy;
+pub mod reports;
 pub mod team;
 pub mod timeline;
 pub mod webhook;

@@ -321,6 +321,8 @@ fn matrix() -> Vec<Row> {
             GROUP_MANAGERS,
         ),
         row("DELETE", "/api/v1/groups/{id}", Group, Option::None, with(ADMIN_ONLY, 200, 204)),
+        // Everyone gets a report: admins and view_others_leads members every row, others their own.
+        row("GET", "/api/v1/reports/team", None, Option::None, ALL_OK),
         row("GET", "/api/v1/labels", None, Option::None, ALL_OK),
         row(
             "POST",

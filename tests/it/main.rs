@@ -9,6 +9,7 @@ mod cli;
 mod inbox;
 mod live;
 mod outbox;
+mod reports;
 mod storage;
 mod team;
 mod timeline;
