@@ -17,5 +17,6 @@ pub mod phone;
 pub mod policy;
 pub mod team;
 pub mod timeline;
+pub mod ui;
 pub mod webhook;
 pub mod workspace;
