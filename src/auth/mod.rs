@@ -139,9 +139,9 @@ impl FromRequestParts<AppState> for CurrentUser {
 /// CSRF check for cookie-authenticated changes (on top of `SameSite=Strict`): an `Origin`
 /// header must name this host; without one, a `Sec-Fetch-Site` other than same-origin fails.
 pub fn same_site_request(headers: &HeaderMap) -> bool {
-    let get = |h| headers.get(h).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
-    match get(axum::http::header::ORIGIN) {
-        Some(origin) => get(axum::http::header::HOST).is_some_and(|host| {
+    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    match get("origin") {
+        Some(origin) => get("host").is_some_and(|host| {
             origin
                 .strip_prefix("https://")
                 .or_else(|| origin.strip_prefix("http://"))

@@ -17,6 +17,10 @@ const TICKS = {
 
 let pendingSeq = 0;
 
+/** Statuses only move forward (a late 202 answer must not undo a "sent" event). */
+const RANK = { pending: 0, queued: 1, sent: 2, delivered: 3, read: 4, failed: 5 };
+const rank = (s) => RANK[s] ?? 0;
+
 export class ChatView {
   constructor(ctx, conv, { onConversation, back } = {}) {
     this.ctx = ctx;
@@ -115,7 +119,8 @@ export class ChatView {
   put(m, older = false) {
     const prev = this.byId.get(m.id);
     if (prev) {
-      Object.assign(prev, m);
+      const keep = rank(m.status) < rank(prev.status) ? { status: prev.status, error: prev.error } : null;
+      Object.assign(prev, m, keep || {});
       return false;
     }
     const copy = { ...m };
@@ -168,7 +173,10 @@ export class ChatView {
     const before = JSON.stringify([this.conv.assignee_id, this.conv.status, this.conv.window_expires_at, this.conv.template_required, this.conv.lead_name]);
     this.conv = { ...this.conv, ...c };
     const after = JSON.stringify([this.conv.assignee_id, this.conv.status, this.conv.window_expires_at, this.conv.template_required, this.conv.lead_name]);
-    if (before !== after) this.renderChrome();
+    if (before !== after) {
+      this.renderChrome();
+      this.renderMessages();
+    }
   }
 
   markRead() {

@@ -2,7 +2,7 @@
 // events (new chats appear, activity reorders, unread badges move), paged with next_cursor.
 
 import { api } from './api.js';
-import { h, replace, avatar } from './dom.js';
+import { h, avatar } from './dom.js';
 import { when, phone } from './format.js';
 
 const TYPE_LABEL = {
@@ -228,4 +228,3 @@ export function labelHue(l) {
   return x % 12;
 }
 
-export { replace };
