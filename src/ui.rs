@@ -95,7 +95,8 @@ fn respond(headers: &HeaderMap, body: Vec<u8>, content_type: &str, cache: &'stat
         return (StatusCode::NOT_MODIFIED, [(ETAG, etag_value), (CACHE_CONTROL, HeaderValue::from_static(cache))])
             .into_response();
     }
-    let ct = HeaderValue::from_str(content_type).unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    let ct =
+        HeaderValue::from_str(content_type).unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     ([(CONTENT_TYPE, ct), (ETAG, etag_value), (CACHE_CONTROL, HeaderValue::from_static(cache))], body).into_response()
 }
 

@@ -176,6 +176,7 @@ export class ChatView {
     if (before !== after) {
       this.renderChrome();
       this.renderMessages();
+      if (this.conv.unread_count > 0) this.markRead();
     }
   }
 

@@ -40,6 +40,7 @@ export function renderInboxLike(root, ctx, route, opts) {
     openId = id;
     list.select(id);
     document.body.classList.toggle('has-chat', !!id);
+    layout.classList.toggle('with-chat', !!id);
     document.body.classList.remove('show-lead');
     if (!id) {
       placeholder();
@@ -148,7 +149,7 @@ export function renderInboxLike(root, ctx, route, opts) {
 
 /** A search box that calls onChange (debounced) with a valid query or ''. */
 export function searchBox(id, onChange) {
-  const input = h('input', { id, type: 'search', class: 'search', placeholder: 'Search name or phone  ( / )', 'aria-label': 'Search by name or phone', maxlength: '100', autocomplete: 'off' });
+  const input = h('input', { id, type: 'search', class: 'search', placeholder: 'Search', 'aria-label': 'Search by name or phone', maxlength: '100', autocomplete: 'off' });
   let t = null;
   input.addEventListener('input', () => {
     clearTimeout(t);

@@ -167,7 +167,7 @@ export class LeadPanel {
       if (this.destroyed) return;
       replace(this.timelineList, page.activities.length ? page.activities.map((a) => this.activity(a)) : h('li', { class: 'muted small' }, 'Nothing yet'));
       const hist = [...assigned.activities, ...claimed.activities].sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
-      replace(this.history, hist.length ? hist.map((a) => this.activity(a)) : h('li', { class: 'muted small' }, 'Never assigned'));
+      replace(this.history, hist.length ? hist.map((a) => this.activity(a)) : h('li', { class: 'muted small' }, 'No reassignments yet'));
     } catch (e) {
       replace(this.timelineList, h('li', { class: 'form-error' }, e.message));
     }
@@ -208,7 +208,7 @@ export class LeadPanel {
         title = `Message sent${by ? ` by ${by}` : ''}`;
         break;
       default:
-        title = `${a.type.replace(/_/g, ' ')}${by ? ` · ${by}` : ''}`;
+        title = `${a.type.charAt(0).toUpperCase()}${a.type.slice(1).replace(/_/g, ' ')}${by ? ` by ${by}` : ''}`;
     }
     return h('li', { class: `activity ${a.type}`, dataset: { type: a.type } }, h('span', { class: 'activity-title' }, title), detail ? h('span', { class: 'activity-detail' }, detail) : null, h('time', { class: 'muted small', datetime: a.created_at }, full(a.created_at)));
   }

@@ -100,7 +100,8 @@ async fn cookie_authenticated_changes_must_come_from_this_origin() {
     let app = spawn_app(&t).await;
     let cookie = cookie_login(&app, ADMIN_EMAIL).await;
     let post = |origin: Option<&str>, cookie: Option<&str>, bearer: Option<&str>| {
-        let mut r = app.client.post(app.url("/api/v1/labels")).json(&json!({"name": format!("l-{}", rand::random::<u32>())}));
+        let mut r =
+            app.client.post(app.url("/api/v1/labels")).json(&json!({"name": format!("l-{}", rand::random::<u32>())}));
         if let Some(o) = origin {
             r = r.header("origin", o);
         }
@@ -134,7 +135,8 @@ async fn cookie_authenticated_changes_must_come_from_this_origin() {
     let bearer = post(Some("https://evil.example"), None, Some(&app.admin_token)).await.unwrap();
     assert_eq!(bearer.status(), StatusCode::CREATED, "bearer tokens are not ambient: no origin check");
 
-    let read = app.client.get(app.url("/api/v1/auth/me")).header("cookie", &cookie).header("origin", "https://evil.example");
+    let read =
+        app.client.get(app.url("/api/v1/auth/me")).header("cookie", &cookie).header("origin", "https://evil.example");
     assert_eq!(read.send().await.unwrap().status(), StatusCode::OK, "reads are not changes");
 }
 
@@ -150,7 +152,8 @@ async fn chats(app: &TestApp, people: &[(&str, &str)]) -> Vec<String> {
         let lead = app.create_lead(name, phone).await;
         leads.push(lead["id"].as_str().unwrap().to_owned());
         let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
-        let body = text_payload(&format!("wamid.seed.{i}"), &digits, now - 600 + i as i64, &format!("Hello from {name}"));
+        let body =
+            text_payload(&format!("wamid.seed.{i}"), &digits, now - 600 + i as i64, &format!("Hello from {name}"));
         assert_eq!(app.signed_webhook(&body).await, StatusCode::OK);
     }
     app.webhooks_processed().await;
@@ -331,7 +334,11 @@ impl Browser {
     async fn screenshot(&self, name: &str) {
         if std::env::var("SWITCHBOARD_SCREENSHOTS").is_ok_and(|v| v == "1") {
             // Let images and fonts settle: wait for the document and every image to be complete.
-            self.until("images loaded", "return document.readyState === 'complete' && [...document.images].every(i => i.complete)").await;
+            self.until(
+                "images loaded",
+                "return document.readyState === 'complete' && [...document.images].every(i => i.complete)",
+            )
+            .await;
             let png = self.c.screenshot().await.expect("screenshot");
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
             std::fs::create_dir_all(&dir).unwrap();
@@ -366,8 +373,9 @@ async fn admin_id(app: &TestApp) -> String {
 }
 
 async fn lead_for(app: &TestApp, name: &str, phone: &str, assignee: Option<&str>) -> Value {
-    let (status, lead) =
-        app.post("/api/v1/leads", &app.admin_token, json!({"name": name, "phone": phone, "assignee_id": assignee})).await;
+    let (status, lead) = app
+        .post("/api/v1/leads", &app.admin_token, json!({"name": name, "phone": phone, "assignee_id": assignee}))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{lead}");
     lead
 }
@@ -431,12 +439,17 @@ async fn a_message_arrives_live_the_agent_replies_and_the_tick_turns_delivered()
     say(&app, "wamid.priya.1", "15550100111", 60, "Hi! Do you still have installation slots in October?").await;
     b.wait_listed("Priya Raman").await;
     assert_eq!(b.listed().await, vec!["Priya Raman", "Omar Haddad"], "newest activity first");
-    let badge = b.until("unread badge", "return document.querySelector('.conv.unread .unread-badge')?.textContent").await;
+    let badge =
+        b.until("unread badge", "return document.querySelector('.conv.unread .unread-badge')?.textContent").await;
     assert_eq!(badge, json!("1"));
-    b.screenshot("inbox").await;
 
     // Unassigned: read-only until claimed.
-    b.c.find(Locator::XPath("//a[contains(@class,'conv')][.//span[text()='Priya Raman']]")).await.unwrap().click().await.unwrap();
+    b.c.find(Locator::XPath("//a[contains(@class,'conv')][.//span[text()='Priya Raman']]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     b.wait_text(".msg.in .msg-text", "installation slots").await;
     b.wait_text("#readonly-banner", "Unassigned").await;
     assert_eq!(b.js("return !!document.querySelector('#composer-text')").await, json!(false));
@@ -454,7 +467,11 @@ async fn a_message_arrives_live_the_agent_replies_and_the_tick_turns_delivered()
     assert_eq!(sent.body["to"], "15550100111");
     b.until("the bubble shows sent", "return document.querySelector('.row.out .tick[data-status=sent]')").await;
     b.wait_text(".row.out .msg-by", "Ada Admin").await;
-    assert_eq!(b.js("return document.querySelectorAll('.row.out').length").await, json!(1), "the pending bubble was replaced");
+    assert_eq!(
+        b.js("return document.querySelectorAll('.row.out').length").await,
+        json!(1),
+        "the pending bubble was replaced"
+    );
 
     // Meta reports delivery: the tick turns without a reload.
     // The fake Graph API numbers its answers by request: wamid.fake.<n>.
@@ -533,7 +550,8 @@ async fn a_non_assignee_sees_the_read_only_banner_and_can_claim() {
     assert_eq!(b.js("return document.querySelector('.banner').hidden").await, json!(true));
     let (_, conv) = app.get(&format!("/api/v1/conversations/{unassigned}"), &app.admin_token).await;
     let (_, sam) = app.get("/api/v1/members", &app.admin_token).await;
-    let sam_id = sam["members"].as_array().unwrap().iter().find(|m| m["email"] == "sam@example.com").unwrap()["id"].clone();
+    let sam_id =
+        sam["members"].as_array().unwrap().iter().find(|m| m["email"] == "sam@example.com").unwrap()["id"].clone();
     assert_eq!(conv["assignee_id"], sam_id, "the claim reached the server");
     b.close().await;
 }
@@ -559,11 +577,19 @@ async fn the_admin_monitor_shows_every_chat_live() {
     let (_, convs) = app.get("/api/v1/conversations?q=priya", &app.admin_token).await;
     let priya = convs["conversations"][0]["id"].as_str().unwrap().to_owned();
     let (status, _) = app
-        .json(Method::PUT, &format!("/api/v1/conversations/{priya}/labels"), &app.admin_token, Some(json!({"label_ids": [label["id"]]})))
+        .json(
+            Method::PUT,
+            &format!("/api/v1/conversations/{priya}/labels"),
+            &app.admin_token,
+            Some(json!({"label_ids": [label["id"]]})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let Some(b) = browser(&app).await else { return };
     b.log_in(ADMIN_EMAIL).await;
+    b.wait_listed("Lena Fischer").await;
+    b.wait_text(".conv .chip.label", "VIP").await;
+    b.screenshot("inbox").await;
 
     b.open("#/monitor").await;
     b.wait_listed("Lena Fischer").await;
@@ -589,7 +615,8 @@ async fn the_admin_monitor_shows_every_chat_live() {
     assert_eq!(eli_chats, vec!["Noah Berg", "Omar Haddad"]);
 
     // Back to everyone, open Priya's chat: read-only for the admin (it is Dana's).
-    b.js("const s = document.querySelector('#monitor-member'); s.value = ''; s.dispatchEvent(new Event('change'))").await;
+    b.js("const s = document.querySelector('#monitor-member'); s.value = ''; s.dispatchEvent(new Event('change'))")
+        .await;
     b.until("all chats again", "return document.querySelectorAll('.conv').length === 4").await;
     b.open(&format!("#/monitor/{priya}")).await;
     b.wait_text("#readonly-banner", "Assigned to dana — only the assignee can reply").await;
@@ -639,8 +666,12 @@ async fn going_offline_and_back_misses_nothing() {
     let texts = b.js("return [...document.querySelectorAll('.msg.in .msg-text')].map(e => e.textContent)").await;
     assert_eq!(texts, json!(["First question", "Second question", "Third question", "Fourth question"]));
     let (_, server) = app.get("/api/v1/conversations", &app.admin_token).await;
-    let server: Vec<String> =
-        server["conversations"].as_array().unwrap().iter().map(|c| c["lead_name"].as_str().unwrap().to_owned()).collect();
+    let server: Vec<String> = server["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["lead_name"].as_str().unwrap().to_owned())
+        .collect();
     let ui = eventually("the list in the server's order", || async {
         let ui = b.listed().await;
         (ui == server).then_some(ui)

@@ -18,7 +18,7 @@ export function render(root, ctx, route) {
     state.member = members.value;
     view.reload();
   });
-  const status = h('select', { id: 'monitor-status', 'aria-label': 'Filter by status' }, h('option', { value: '' }, 'Open and closed'), h('option', { value: 'open' }, 'Open'), h('option', { value: 'closed' }, 'Closed'));
+  const status = h('select', { id: 'monitor-status', 'aria-label': 'Filter by status' }, h('option', { value: '' }, 'Any status'), h('option', { value: 'open' }, 'Open'), h('option', { value: 'closed' }, 'Closed'));
   status.addEventListener('change', () => {
     state.status = status.value;
     view.reload();
