@@ -135,9 +135,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .nest(API_PREFIX, api().router)
         .merge(crate::webhook::routes())
+        .merge(crate::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::map_response(crate::ui::security_headers))
 }
 
 async fn healthz(axum::extract::State(st): axum::extract::State<AppState>) -> impl IntoResponse {

@@ -18,5 +18,6 @@ pub mod policy;
 pub mod reports;
 pub mod team;
 pub mod timeline;
+pub mod ui;
 pub mod webhook;
 pub mod workspace;

@@ -169,8 +169,31 @@ pub struct ListConversations {
     unassigned: Option<String>,
     lead_id: Option<String>,
     group_id: Option<String>,
+    q: Option<String>,
     cursor: Option<String>,
     limit: Option<i64>,
+}
+
+/// Longest accepted search text (`q`).
+pub const MAX_SEARCH: usize = 100;
+
+/// `q`: (a LIKE pattern on the lower-cased lead name, and one on phone digits when `q` has
+/// at least three digits and nothing but digits and phone punctuation). 400 when empty, too
+/// long or holding control characters.
+pub fn search_patterns(q: &str) -> Result<(String, Option<String>)> {
+    let q = q.trim();
+    if q.is_empty() || q.chars().count() > MAX_SEARCH || q.chars().any(char::is_control) {
+        return Err(Error::bad_request(
+            "invalid_filter",
+            format!("q must be 1 to {MAX_SEARCH} characters without control characters"),
+        ));
+    }
+    let escape = |s: &str| s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let name = format!("%{}%", escape(&q.to_lowercase()));
+    let phone_like = q.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+    let phone = (phone_like && digits.len() >= 3).then(|| format!("%{digits}%"));
+    Ok((name, phone))
 }
 
 static LIST: LazyLock<String> = LazyLock::new(|| {
@@ -183,6 +206,8 @@ static LIST: LazyLock<String> = LazyLock::new(|| {
          AND ($10 IS NULL OR c.lead_id = $10) \
          AND ($11 IS NULL OR c.updated_at < $11 OR (c.updated_at = $11 AND c.id < $12)) \
          AND ($14 IS NULL OR EXISTS (SELECT 1 FROM lead_groups g WHERE g.lead_id = c.lead_id AND g.group_id = $14)) \
+         AND ($15 IS NULL OR lower(l.name) LIKE $15 ESCAPE '\\' \
+              OR ($16 IS NOT NULL AND (l.phone LIKE $16 OR c.contact_phone LIKE $16))) \
          ORDER BY c.updated_at DESC, c.id DESC LIMIT $13",
         *CONV_VISIBLE
     )
@@ -205,6 +230,10 @@ pub async fn list(
     let unassigned = q.unassigned.as_deref().map(|u| parse_bool(u, "unassigned")).transpose()?;
     let lead = q.lead_id.as_deref().map(|a| parse_id(a, "lead_id")).transpose()?;
     let group = q.group_id.as_deref().map(|g| parse_id(g, "group_id")).transpose()?;
+    let (name_pattern, phone_pattern) = match q.q.as_deref().map(search_patterns).transpose()? {
+        Some((n, p)) => (Some(n), p),
+        None => (None, None),
+    };
     let after = q.cursor.as_deref().map(cursor::decode).transpose()?;
     let v = user.viewer();
     let mut rows: Vec<Conversation> = on_db!(&st.db, |p| bind_viewer!(sqlx::query_as(LIST.as_str()), v)
@@ -217,6 +246,8 @@ pub async fn list(
         .bind(after.map(|a| a.1))
         .bind(limit + 1)
         .bind(group)
+        .bind(&name_pattern)
+        .bind(&phone_pattern)
         .fetch_all(p)
         .await)?;
     let next = if rows.len() as i64 > limit {

@@ -5,6 +5,7 @@ mod support;
 mod access;
 mod assignment;
 mod auth;
+mod browser;
 mod cli;
 mod inbox;
 mod live;

@@ -1,0 +1,213 @@
+// Boot: who am I, then the shell (nav, live status) and a hash router over page modules.
+// Each page is its own module in pages/ exporting render(root, ctx, params), which returns
+// an object with optional update(params) (same page, other params) and destroy().
+
+import { api, setUnauthorizedHandler } from './api.js';
+import { Live } from './live.js';
+import { h, replace, avatar } from './dom.js';
+import { renderLogin } from './pages/login.js';
+
+const root = document.getElementById('app');
+
+/** Pages by route name; admin-only ones are hidden from others' nav. */
+export const PAGES = [
+  { name: 'inbox', title: 'Inbox', module: './pages/inbox.js', show: () => true },
+  { name: 'monitor', title: 'Monitor', module: './pages/monitor.js', show: (c) => c.isAdmin },
+  { name: 'team', title: 'Team', module: './pages/team.js', settings: true, show: (c) => c.isAdmin || c.perms.manage_members },
+  { name: 'labels', title: 'Labels', module: './pages/labels.js', settings: true, show: (c) => c.isAdmin },
+  { name: 'numbers', title: 'Numbers', module: './pages/numbers.js', settings: true, show: (c) => c.isAdmin || c.perms.manage_integrations },
+  { name: 'assignment', title: 'Assignment', module: './pages/assignment.js', settings: true, show: (c) => c.isAdmin },
+  { name: 'webhooks', title: 'Webhooks', module: './pages/webhooks.js', settings: true, show: (c) => c.isAdmin },
+];
+
+let session = null;
+
+setUnauthorizedHandler(() => {
+  if (session) {
+    session.end();
+    session = null;
+  }
+  showLogin('Your session ended. Please log in again.');
+});
+
+async function boot() {
+  let me;
+  try {
+    me = await api.get('/auth/me');
+  } catch {
+    showLogin();
+    return;
+  }
+  session = await startSession(me);
+}
+
+function showLogin(notice) {
+  root.setAttribute('aria-busy', 'false');
+  document.title = 'Log in · Switchboard';
+  renderLogin(root, {
+    notice,
+    onLoggedIn: async () => {
+      const me = await api.get('/auth/me');
+      session = await startSession(me);
+    },
+  });
+}
+
+/** Parses location.hash: #/page/id?k=v */
+export function parseRoute() {
+  const raw = location.hash.replace(/^#\/?/, '');
+  const [path, query = ''] = raw.split('?');
+  const [page = '', ...rest] = path.split('/').filter(Boolean);
+  return { page: page || 'inbox', id: rest[0] || null, rest, query: new URLSearchParams(query) };
+}
+
+async function startSession(me) {
+  const live = new Live();
+  live.onUnauthorized = () => {
+    if (session) session.end();
+    session = null;
+    showLogin('Your session ended. Please log in again.');
+  };
+  const ctx = {
+    api,
+    live,
+    me: me.user,
+    perms: me.permissions || {},
+    labelIds: me.label_ids || [],
+    isAdmin: me.user.role === 'admin',
+    members: new Map(),
+    labels: new Map(),
+    navigate: (hash) => {
+      if (location.hash !== hash) location.hash = hash;
+    },
+    memberName(id) {
+      if (!id) return null;
+      if (id === ctx.me.id) return ctx.me.name || ctx.me.email;
+      const m = ctx.members.get(id);
+      return m ? m.name || m.email : 'someone else';
+    },
+    canReply: (c) => !!c && c.assignee_id === ctx.me.id,
+    canAssign: (c) => !!c && (ctx.isAdmin || c.assignee_id === ctx.me.id || !!ctx.perms.view_others_leads),
+    canClaim: (c) => !!c && !c.assignee_id && (ctx.isAdmin || !!ctx.perms.view_unassigned),
+    canManageAccess: (c) => !!c && (ctx.isAdmin || c.assignee_id === ctx.me.id),
+  };
+  ctx.refreshMembers = async () => {
+    try {
+      const page = await api.get('/members', { limit: 200 });
+      ctx.members = new Map(page.members.map((m) => [m.id, m]));
+    } catch {
+      /* members stay as they were */
+    }
+  };
+  ctx.refreshLabels = async () => {
+    try {
+      const page = await api.get('/labels');
+      ctx.labels = new Map(page.labels.map((l) => [l.id, l]));
+    } catch {
+      /* labels stay as they were */
+    }
+  };
+
+  root.setAttribute('aria-busy', 'true');
+  // Live first: events from here on reach us, so the lists fetched next can't miss any.
+  await live.start();
+  await Promise.all([ctx.refreshMembers(), ctx.refreshLabels()]);
+  let membersTimer = null;
+  const offMeta = live.on((e) => {
+    if (e.type === 'member.updated' || e.type === 'resync') {
+      clearTimeout(membersTimer);
+      membersTimer = setTimeout(ctx.refreshMembers, 300);
+    }
+    if (e.type === 'label.updated' || e.type === 'label.deleted' || e.type === 'resync') ctx.refreshLabels();
+  });
+
+  const status = h('span', { class: 'live-status', role: 'status', 'aria-live': 'polite', 'data-state': 'connecting' });
+  const offStatus = live.onStatus((s) => {
+    status.dataset.state = s;
+    status.textContent = s === 'live' ? 'Live' : s === 'reconnecting' ? 'Reconnecting…' : s === 'stopped' ? 'Offline' : 'Connecting…';
+    status.title = s === 'live' ? 'Updates arrive as they happen' : 'Updates are paused; nothing is lost, they arrive on reconnect';
+  });
+
+  const nav = h('nav', { class: 'nav', 'aria-label': 'Main' });
+  const main = h('main', { class: 'main', id: 'main' });
+  const logout = h('button', { class: 'btn ghost', type: 'button', id: 'logout' }, 'Log out');
+  logout.addEventListener('click', async () => {
+    try {
+      await api.post('/auth/logout');
+    } catch {
+      /* signed out locally either way */
+    }
+    end();
+    session = null;
+    location.hash = '';
+    showLogin('You are logged out.');
+  });
+  const header = h(
+    'header',
+    { class: 'topbar' },
+    h('a', { class: 'brand', href: '#/inbox' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }), 'Switchboard'),
+    nav,
+    h('div', { class: 'topbar-right' }, status, h('span', { class: 'me', title: ctx.me.email }, avatar(ctx.me.name || ctx.me.email, ctx.me.id, 'small'), h('span', { class: 'me-name' }, ctx.me.name || ctx.me.email)), logout),
+  );
+  replace(root, h('a', { class: 'skip', href: '#main' }, 'Skip to content'), header, main);
+  root.setAttribute('aria-busy', 'false');
+
+  function renderNav(current) {
+    const visible = PAGES.filter((p) => p.show(ctx));
+    const main = visible.filter((p) => !p.settings);
+    const settings = visible.filter((p) => p.settings);
+    const link = (p) =>
+      h('a', { href: `#/${p.name}`, class: ['nav-link', p.name === current && 'active'], 'aria-current': p.name === current ? 'page' : null, dataset: { page: p.name } }, p.title);
+    replace(nav, main.map(link), settings.length ? h('span', { class: 'nav-sep', 'aria-hidden': 'true' }) : null, settings.map(link));
+  }
+
+  let current = null; // { name, view }
+  let routing = Promise.resolve();
+  async function route() {
+    const r = parseRoute();
+    let page = PAGES.find((p) => p.name === r.page && p.show(ctx));
+    if (!page) {
+      location.replace('#/inbox');
+      return;
+    }
+    renderNav(page.name);
+    if (current && current.name === page.name && current.view && current.view.update) {
+      current.view.update(r);
+      return;
+    }
+    if (current && current.view && current.view.destroy) current.view.destroy();
+    current = { name: page.name, view: null };
+    document.title = `${page.title} · Switchboard`;
+    const mod = await import(page.module);
+    const slot = h('div', { class: `page page-${page.name}` });
+    replace(main, slot);
+    current.view = (await mod.render(slot, ctx, r)) || null;
+  }
+  const onHash = () => {
+    routing = routing.then(route).catch((e) => console.error(e));
+  };
+  window.addEventListener('hashchange', onHash);
+  onHash();
+
+  function end() {
+    window.removeEventListener('hashchange', onHash);
+    if (current && current.view && current.view.destroy) current.view.destroy();
+    current = null;
+    offMeta();
+    offStatus();
+    live.stop();
+  }
+  window.__sbLive = {
+    drop: () => live.drop(),
+    resume: () => live.resume(),
+    get state() {
+      return live.state;
+    },
+    get cursor() {
+      return live.cursor;
+    },
+  };
+  return { ctx, end };
+}
+
+boot();

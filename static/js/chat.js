@@ -1,0 +1,579 @@
+// The chat view: message bubbles for every stored type, delivery ticks, date separators,
+// paging up with before=, the composer (reply-to, Enter sends, optimistic pending bubble),
+// the template form when the 24-hour window is closed, and the read-only banner.
+
+import { api } from './api.js';
+import { h, replace, linkify, avatar } from './dom.js';
+import { time, full, dayKey, dayLabel, relative, phone } from './format.js';
+
+const TICKS = {
+  pending: ['🕓', 'Sending'],
+  queued: ['🕓', 'Queued'],
+  sent: ['✓', 'Sent'],
+  delivered: ['✓✓', 'Delivered'],
+  read: ['✓✓', 'Read'],
+  failed: ['!', 'Failed'],
+};
+
+let pendingSeq = 0;
+
+/** Statuses only move forward (a late 202 answer must not undo a "sent" event). */
+const RANK = { pending: 0, queued: 1, sent: 2, delivered: 3, read: 4, failed: 5 };
+const rank = (s) => RANK[s] ?? 0;
+
+export class ChatView {
+  constructor(ctx, conv, { onConversation, back } = {}) {
+    this.ctx = ctx;
+    this.conv = conv;
+    this.onConversation = onConversation || (() => {});
+    this.messages = []; // oldest first
+    this.byId = new Map();
+    this.els = new Map();
+    this.older = null; // next_cursor for paging up
+    this.loadingOlder = false;
+    this.replyTo = null;
+    this.destroyed = false;
+
+    this.header = h('header', { class: 'chat-head' });
+    this.banner = h('div', { class: 'banner', role: 'note', hidden: true });
+    this.topSentinel = h('div', { class: 'older', 'aria-hidden': 'true' });
+    this.list = h('div', { class: 'messages-inner' });
+    this.scroller = h('div', { class: 'messages', role: 'log', 'aria-label': 'Messages', tabindex: '0' }, this.topSentinel, this.list);
+    this.newPill = h('button', { type: 'button', class: 'new-pill', hidden: true }, 'New messages ↓');
+    this.newPill.addEventListener('click', () => this.scrollToBottom());
+    this.footer = h('div', { class: 'chat-foot' });
+    this.el = h('section', { class: 'chat', 'aria-label': 'Conversation', dataset: { id: conv.id } }, this.header, this.banner, h('div', { class: 'messages-wrap' }, this.scroller, this.newPill), this.footer);
+    this.back = back;
+
+    this.scroller.addEventListener('scroll', () => {
+      if (this.atBottom()) this.newPill.hidden = true;
+    });
+    this.observer = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) this.loadOlder();
+    }, { root: this.scroller, rootMargin: '200px 0px 0px 0px' });
+    this.observer.observe(this.topSentinel);
+    this.windowTimer = setInterval(() => this.renderFooter(), 60000);
+    this.renderChrome();
+  }
+
+  destroy() {
+    this.destroyed = true;
+    this.observer.disconnect();
+    clearInterval(this.windowTimer);
+    clearTimeout(this.readTimer);
+  }
+
+  async load() {
+    try {
+      const page = await api.get(`/conversations/${this.conv.id}/messages`, { limit: 50 });
+      if (this.destroyed) return;
+      this.messages = [];
+      this.byId.clear();
+      for (const m of page.messages) this.put(m);
+      this.older = page.next_cursor;
+      this.renderMessages();
+      this.scrollToBottom();
+      this.markRead();
+    } catch (e) {
+      replace(this.list, h('p', { class: 'form-error', role: 'alert' }, e.message));
+    }
+  }
+
+  /** Refetches the newest page (after a resync) keeping what was loaded above it. */
+  async reload() {
+    try {
+      const page = await api.get(`/conversations/${this.conv.id}/messages`, { limit: 50 });
+      const conv = await api.get(`/conversations/${this.conv.id}`);
+      if (this.destroyed) return;
+      const bottom = this.atBottom();
+      for (const m of page.messages) this.put(m);
+      this.setConversation(conv);
+      this.renderMessages();
+      if (bottom) this.scrollToBottom();
+    } catch {
+      /* the next event or resync tries again */
+    }
+  }
+
+  async loadOlder() {
+    if (!this.older || this.loadingOlder || !this.messages.length) return;
+    this.loadingOlder = true;
+    this.topSentinel.textContent = 'Loading older messages…';
+    try {
+      const page = await api.get(`/conversations/${this.conv.id}/messages`, { limit: 50, before: this.older });
+      if (this.destroyed) return;
+      const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop;
+      for (const m of page.messages) this.put(m, true);
+      this.older = page.next_cursor;
+      this.renderMessages();
+      this.scroller.scrollTop = this.scroller.scrollHeight - fromBottom;
+    } catch {
+      /* try again on the next scroll */
+    } finally {
+      this.loadingOlder = false;
+      this.topSentinel.textContent = this.older ? '' : 'Beginning of the conversation';
+    }
+  }
+
+  /** Inserts or replaces a message, keeping time order (ties: arrival order). */
+  put(m, older = false) {
+    const prev = this.byId.get(m.id);
+    if (prev) {
+      const keep = rank(m.status) < rank(prev.status) ? { status: prev.status, error: prev.error } : null;
+      Object.assign(prev, m, keep || {});
+      return false;
+    }
+    const copy = { ...m };
+    this.byId.set(copy.id, copy);
+    if (older) {
+      let i = 0;
+      while (i < this.messages.length && this.messages[i].created_at <= copy.created_at) i++;
+      this.messages.splice(i, 0, copy);
+    } else {
+      let i = this.messages.length;
+      while (i > 0 && this.messages[i - 1].created_at > copy.created_at && !this.messages[i - 1].pending) i--;
+      this.messages.splice(i, 0, copy);
+    }
+    return true;
+  }
+
+  remove(id) {
+    const m = this.byId.get(id);
+    if (!m) return;
+    this.byId.delete(id);
+    this.messages = this.messages.filter((x) => x.id !== id);
+  }
+
+  atBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 40;
+  }
+
+  scrollToBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.newPill.hidden = true;
+  }
+
+  // ---- live ----
+
+  onMessage(m, created) {
+    if (m.conversation_id !== this.conv.id) return;
+    const bottom = this.atBottom();
+    const isNew = this.put(m);
+    this.renderMessages();
+    if (created && isNew) {
+      if (bottom || m.direction === 'out') this.scrollToBottom();
+      else this.newPill.hidden = false;
+      if (m.direction === 'in') this.markRead();
+    }
+  }
+
+  setConversation(c) {
+    if (c.id !== this.conv.id) return;
+    const before = JSON.stringify([this.conv.assignee_id, this.conv.status, this.conv.window_expires_at, this.conv.template_required, this.conv.lead_name]);
+    this.conv = { ...this.conv, ...c };
+    const after = JSON.stringify([this.conv.assignee_id, this.conv.status, this.conv.window_expires_at, this.conv.template_required, this.conv.lead_name]);
+    if (before !== after) {
+      this.renderChrome();
+      this.renderMessages();
+      if (this.conv.unread_count > 0) this.markRead();
+    }
+  }
+
+  markRead() {
+    if (!this.ctx.canReply(this.conv) || document.visibilityState !== 'visible') return;
+    clearTimeout(this.readTimer);
+    this.readTimer = setTimeout(() => {
+      api.post(`/conversations/${this.conv.id}/read`).catch(() => {});
+    }, 300);
+  }
+
+  // ---- chrome: header, banner, footer ----
+
+  renderChrome() {
+    this.renderHeader();
+    this.renderBanner();
+    this.renderFooter();
+  }
+
+  renderHeader() {
+    const c = this.conv;
+    const name = c.lead_name || phone(c.contact_phone) || 'Unknown contact';
+    const actions = [];
+    if (this.ctx.canReply(c)) {
+      const closing = c.status !== 'closed';
+      const b = h('button', { type: 'button', class: 'btn ghost', id: 'chat-status' }, closing ? 'Close' : 'Reopen');
+      b.addEventListener('click', () => this.act(`/conversations/${c.id}/status`, { status: closing ? 'closed' : 'open' }));
+      actions.push(b);
+    }
+    const details = h('button', { type: 'button', class: 'btn ghost details-toggle', 'aria-controls': 'lead-panel' }, 'Details');
+    details.addEventListener('click', () => document.body.classList.toggle('show-lead'));
+    actions.push(details);
+    replace(
+      this.header,
+      this.back ? h('a', { class: 'btn ghost back', href: this.back, 'aria-label': 'Back to the list' }, '←') : null,
+      avatar(name, c.lead_id),
+      h(
+        'div',
+        { class: 'chat-title' },
+        h('h2', { id: 'chat-name' }, name),
+        h('span', { class: 'muted small' }, phone(c.contact_phone), ' · ', c.assignee_id ? `Assigned to ${this.ctx.memberName(c.assignee_id)}` : 'Unassigned', c.status === 'closed' ? ' · Closed' : ''),
+      ),
+      h('div', { class: 'chat-actions' }, actions),
+    );
+  }
+
+  renderBanner() {
+    const c = this.conv;
+    if (this.ctx.canReply(c)) {
+      this.banner.hidden = true;
+      replace(this.banner);
+      return;
+    }
+    const text = c.assignee_id
+      ? `Assigned to ${this.ctx.memberName(c.assignee_id)} — only the assignee can reply`
+      : 'Unassigned — claim it to reply';
+    const buttons = [];
+    if (this.ctx.canClaim(c)) {
+      const claim = h('button', { type: 'button', class: 'btn primary', id: 'claim' }, 'Claim');
+      claim.addEventListener('click', () => this.act(`/conversations/${c.id}/claim`, {}));
+      buttons.push(claim);
+    }
+    if (this.ctx.canAssign(c)) buttons.push(assignControl(this.ctx, c, (id) => this.act(`/conversations/${c.id}/assign`, { assignee_id: id })));
+    this.bannerError = h('span', { class: 'form-error', role: 'alert' });
+    replace(this.banner, h('span', { class: 'banner-text', id: 'readonly-banner' }, text), h('span', { class: 'banner-actions' }, buttons), this.bannerError);
+    this.banner.hidden = false;
+  }
+
+  async act(path, body) {
+    try {
+      const c = await api.post(path, body);
+      this.setConversation(c);
+      this.onConversation(c);
+      this.renderChrome();
+    } catch (e) {
+      const msg = e.code === 'already_assigned' ? 'Someone else claimed it first.' : e.message;
+      if (this.bannerError) this.bannerError.textContent = msg;
+      try {
+        this.setConversation(await api.get(`/conversations/${this.conv.id}`));
+      } catch {
+        /* keep what we have */
+      }
+    }
+  }
+
+  windowOpen() {
+    const c = this.conv;
+    return !!c.window_expires_at && new Date(c.window_expires_at).getTime() > Date.now();
+  }
+
+  renderFooter() {
+    if (this.destroyed) return;
+    const c = this.conv;
+    if (!this.ctx.canReply(c)) {
+      replace(this.footer);
+      this.footer.hidden = true;
+      return;
+    }
+    this.footer.hidden = false;
+    const open = this.windowOpen();
+    const mode = open ? 'text' : 'template';
+    if (this.footer.dataset.mode === mode && this.footer.firstChild) {
+      if (open && this.windowHint) this.windowHint.textContent = `Reply window closes ${relative(c.window_expires_at)}`;
+      return;
+    }
+    this.footer.dataset.mode = mode;
+    replace(this.footer, open ? this.composer() : this.templateForm());
+  }
+
+  composer() {
+    const c = this.conv;
+    this.windowHint = h('span', { class: 'muted small', title: full(c.window_expires_at) }, `Reply window closes ${relative(c.window_expires_at)}`);
+    this.replyBox = h('div', { class: 'reply-preview', hidden: true });
+    const input = h('textarea', { id: 'composer-text', class: 'composer-input', rows: '1', maxlength: '4096', placeholder: 'Type a message', 'aria-label': 'Message', enterkeyhint: 'send' });
+    const send = h('button', { type: 'submit', class: 'btn primary', id: 'composer-send' }, 'Send');
+    const error = h('p', { class: 'form-error', role: 'alert' });
+    const form = h('form', { class: 'composer', 'aria-label': 'Reply' }, this.replyBox, h('div', { class: 'composer-row' }, input, send), h('div', { class: 'composer-meta' }, this.windowHint, error));
+    input.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+        ev.preventDefault();
+        form.requestSubmit();
+      } else if (ev.key === 'Escape' && this.replyTo) {
+        this.setReplyTo(null);
+      }
+    });
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const text = input.value.trim();
+      if (!text) return;
+      error.textContent = '';
+      input.value = '';
+      this.sendText(text, error, input);
+      input.focus();
+    });
+    this.input = input;
+    return form;
+  }
+
+  setReplyTo(m) {
+    this.replyTo = m;
+    if (!this.replyBox) return;
+    if (!m) {
+      this.replyBox.hidden = true;
+      replace(this.replyBox);
+      return;
+    }
+    const cancel = h('button', { type: 'button', class: 'btn ghost small', 'aria-label': 'Cancel reply' }, '×');
+    cancel.addEventListener('click', () => this.setReplyTo(null));
+    replace(this.replyBox, h('span', { class: 'reply-label' }, 'Replying to ', h('strong', {}, this.authorOf(m)), ': ', snippet(m)), cancel);
+    this.replyBox.hidden = false;
+    if (this.input) this.input.focus();
+  }
+
+  async sendText(text, error, input) {
+    const me = this.ctx.me;
+    const pending = {
+      id: `pending-${++pendingSeq}`,
+      conversation_id: this.conv.id,
+      direction: 'out',
+      type: 'text',
+      text,
+      status: 'pending',
+      pending: true,
+      created_at: new Date().toISOString(),
+      sent_by: { id: me.id, email: me.email, name: me.name },
+      reactions: [],
+      context: this.replyTo && this.replyTo.wamid ? { wamid: this.replyTo.wamid } : undefined,
+    };
+    const body = { type: 'text', text };
+    if (this.replyTo) body.reply_to = this.replyTo.id;
+    this.setReplyTo(null);
+    this.put(pending);
+    this.renderMessages();
+    this.scrollToBottom();
+    try {
+      const m = await api.post(`/conversations/${this.conv.id}/messages`, body);
+      this.remove(pending.id);
+      this.put(m);
+      this.renderMessages();
+    } catch (e) {
+      pending.status = 'failed';
+      pending.localError = e.message;
+      this.els.delete(pending.id);
+      this.renderMessages();
+      error.textContent = `Not sent: ${e.message}`;
+      if (!input.value) input.value = text;
+      if (e.code === 'window_closed' || e.code === 'not_assignee') {
+        api.get(`/conversations/${this.conv.id}`).then((c) => this.setConversation(c)).catch(() => {});
+      }
+    }
+  }
+
+  templateForm() {
+    const c = this.conv;
+    const closed = c.window_expires_at ? `The 24-hour reply window closed ${relative(c.window_expires_at)}.` : 'The customer has not written yet.';
+    const name = h('input', { id: 'template-name', required: true, pattern: '[a-z0-9_]+', maxlength: '512', placeholder: 'order_update', autocomplete: 'off' });
+    const lang = h('input', { id: 'template-lang', required: true, value: 'en_US', maxlength: '15', autocomplete: 'off' });
+    const params = h('textarea', { id: 'template-params', rows: '2', placeholder: 'One body parameter per line (optional)' });
+    const error = h('p', { class: 'form-error', role: 'alert' });
+    const send = h('button', { type: 'submit', class: 'btn primary' }, 'Send template');
+    const form = h(
+      'form',
+      { class: 'template-form', 'aria-label': 'Send a template' },
+      h('p', { class: 'notice' }, closed, ' Only an approved template message can be sent until the customer writes again.'),
+      h('div', { class: 'template-row' }, h('label', { for: 'template-name' }, 'Template', name), h('label', { for: 'template-lang' }, 'Language', lang)),
+      h('label', { for: 'template-params' }, 'Parameters', params),
+      h('div', { class: 'composer-row' }, error, send),
+    );
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      error.textContent = '';
+      if (!form.reportValidity()) return;
+      const values = params.value.split('\n').map((s) => s.trim()).filter(Boolean);
+      const template = { name: name.value.trim(), language: lang.value.trim() };
+      if (values.length) template.components = [{ type: 'body', parameters: values.map((text) => ({ type: 'text', text })) }];
+      send.disabled = true;
+      try {
+        const m = await api.post(`/conversations/${c.id}/messages`, { type: 'template', template });
+        this.put(m);
+        this.renderMessages();
+        this.scrollToBottom();
+        params.value = '';
+      } catch (e) {
+        error.textContent = e.message;
+      } finally {
+        send.disabled = false;
+      }
+    });
+    return form;
+  }
+
+  // ---- messages ----
+
+  authorOf(m) {
+    if (m.direction === 'in') return this.conv.lead_name || phone(this.conv.contact_phone) || 'Contact';
+    if (m.sent_by === 'whatsapp_app') return 'WhatsApp app';
+    if (m.sent_by && typeof m.sent_by === 'object') return m.sent_by.id === this.ctx.me.id ? 'You' : m.sent_by.name || m.sent_by.email;
+    return 'Business';
+  }
+
+  renderMessages() {
+    const nodes = [];
+    let day = null;
+    const byWamid = new Map(this.messages.filter((m) => m.wamid).map((m) => [m.wamid, m]));
+    for (const m of this.messages) {
+      const k = dayKey(m.created_at);
+      if (k !== day) {
+        day = k;
+        nodes.push(this.separator(m.created_at));
+      }
+      nodes.push(this.bubble(m, byWamid));
+    }
+    this.list.replaceChildren(...nodes);
+    if (!this.older && this.messages.length) this.topSentinel.textContent = 'Beginning of the conversation';
+  }
+
+  separator(iso) {
+    const k = `sep-${dayKey(iso)}`;
+    let el = this.els.get(k);
+    const label = dayLabel(iso);
+    if (!el || el.textContent !== label) {
+      el = h('div', { class: 'day-sep', role: 'separator' }, h('span', {}, label));
+      this.els.set(k, el);
+    }
+    return el;
+  }
+
+  bubble(m, byWamid) {
+    const quoted = m.context && m.context.wamid ? byWamid.get(m.context.wamid) : null;
+    const sig = JSON.stringify([m.status, m.reactions, m.text, m.error, m.localError, m.sent_by, quoted && quoted.id, this.ctx.canReply(this.conv)]);
+    const cached = this.els.get(m.id);
+    if (cached && cached.dataset.sig === sig) return cached;
+    const el = this.buildBubble(m, quoted);
+    el.dataset.sig = sig;
+    this.els.set(m.id, el);
+    return el;
+  }
+
+  buildBubble(m, quoted) {
+    const out = m.direction === 'out';
+    if (m.type === 'system') {
+      return h('div', { class: 'row system', dataset: { id: m.id, type: m.type } }, h('div', { class: 'system-note' }, m.text || 'The contact’s details changed.', ' · ', time(m.created_at)));
+    }
+    const echo = m.sent_by === 'whatsapp_app';
+    const meta = h('span', { class: 'msg-meta' }, h('time', { datetime: m.created_at, title: full(m.created_at) }, time(m.created_at)), out ? tick(m) : null);
+    const bubble = h(
+      'div',
+      { class: ['msg', out ? 'out' : 'in', echo && 'echo', m.pending && 'pending', m.status === 'failed' && 'failed'], id: `m-${m.id}` },
+      m.forwarded ? h('div', { class: 'msg-flag' }, '↪ Forwarded') : null,
+      echo ? h('div', { class: 'msg-flag' }, 'Sent from the WhatsApp Business app') : null,
+      m.context ? this.quote(m.context, quoted) : null,
+      content(m),
+      meta,
+    );
+    const reactions = (m.reactions || []).length
+      ? h('div', { class: 'reactions', 'aria-label': 'Reactions' }, m.reactions.map((r) => h('span', { class: 'reaction', title: `${r.from} · ${full(r.at)}` }, r.emoji)))
+      : null;
+    let by = null;
+    if (out) {
+      const who = echo ? 'WhatsApp app' : m.sent_by && typeof m.sent_by === 'object' ? m.sent_by.name || m.sent_by.email : null;
+      const email = m.sent_by && typeof m.sent_by === 'object' ? m.sent_by.email : null;
+      if (who) by = h('div', { class: 'msg-by', title: email || '' }, who);
+    }
+    const failedNote = m.localError ? h('div', { class: 'msg-error', role: 'alert' }, `Not sent: ${m.localError}`) : null;
+    let replyBtn = null;
+    if (!m.pending && m.wamid && this.ctx.canReply(this.conv)) {
+      replyBtn = h('button', { type: 'button', class: 'btn ghost small reply-btn', 'aria-label': 'Reply to this message' }, '↩');
+      replyBtn.addEventListener('click', () => this.setReplyTo(m));
+    }
+    return h('div', { class: ['row', out ? 'out' : 'in'], dataset: { id: m.id, type: m.type, status: m.status, direction: m.direction } }, h('div', { class: 'bubble-line' }, out ? replyBtn : null, bubble, out ? null : replyBtn), reactions, by, failedNote);
+  }
+
+  quote(ctxRef, quoted) {
+    const q = h('button', { type: 'button', class: 'quote' }, quoted ? [h('strong', {}, this.authorOf(quoted)), h('span', {}, snippet(quoted))] : h('span', { class: 'muted' }, 'Quoted message'));
+    if (quoted) q.addEventListener('click', () => document.getElementById(`m-${quoted.id}`)?.scrollIntoView({ block: 'center', behavior: 'smooth' }));
+    else q.disabled = true;
+    return q;
+  }
+}
+
+function snippet(m) {
+  const t = m.text || (m.media && m.media.filename) || m.type;
+  return t.length > 80 ? `${t.slice(0, 80)}…` : t;
+}
+
+function tick(m) {
+  const [glyph, label] = TICKS[m.status] || ['', m.status];
+  let title = label;
+  if (m.status === 'failed') {
+    title = m.error ? `Failed: ${m.error.title || 'error'} (${m.error.code})` : m.localError ? `Not sent: ${m.localError}` : 'Failed';
+  }
+  return h('span', { class: `tick ${m.status}`, dataset: { status: m.status }, title, 'aria-label': title, role: 'img' }, glyph);
+}
+
+function mediaUrl(m) {
+  return `/api/v1/media/${encodeURIComponent(m.id)}`;
+}
+
+/** The body of a bubble, by stored type. */
+function content(m) {
+  const media = m.media || {};
+  const c = m.content || {};
+  const caption = m.text ? h('div', { class: 'msg-text' }, linkify(m.text)) : null;
+  switch (m.type) {
+    case 'text':
+      return h('div', { class: 'msg-text' }, linkify(m.text || ''));
+    case 'image':
+      return [h('a', { class: 'media-box image', href: mediaUrl(m), target: '_blank', rel: 'noopener' }, h('img', { src: mediaUrl(m), alt: m.text || 'Image', loading: 'lazy', decoding: 'async' })), caption];
+    case 'sticker':
+      return h('div', { class: 'media-box sticker' }, h('img', { src: mediaUrl(m), alt: 'Sticker', loading: 'lazy' }));
+    case 'video':
+      return [h('div', { class: 'media-box video' }, h('video', { src: mediaUrl(m), controls: true, preload: 'none' })), caption];
+    case 'audio':
+      return h('div', { class: 'audio' }, media.voice ? h('span', { class: 'muted small' }, 'Voice message') : null, h('audio', { src: mediaUrl(m), controls: true, preload: 'none' }));
+    case 'document':
+      return [h('a', { class: 'doc', href: mediaUrl(m), download: media.filename || 'document' }, h('span', { class: 'doc-icon', 'aria-hidden': 'true' }, '📄'), h('span', {}, media.filename || 'Document'), h('span', { class: 'muted small' }, media.mime_type || '')), media.filename === m.text ? null : caption];
+    case 'location': {
+      const l = c.location || {};
+      const href = `https://www.openstreetmap.org/?mlat=${encodeURIComponent(l.latitude)}&mlon=${encodeURIComponent(l.longitude)}#map=16/${encodeURIComponent(l.latitude)}/${encodeURIComponent(l.longitude)}`;
+      return h('a', { class: 'location', href, target: '_blank', rel: 'noopener noreferrer' }, h('span', { 'aria-hidden': 'true' }, '📍 '), h('strong', {}, l.name || 'Location'), l.address ? h('span', { class: 'muted small block' }, l.address) : null, h('span', { class: 'muted small block' }, `${l.latitude}, ${l.longitude}`));
+    }
+    case 'contacts':
+      return h('div', { class: 'contacts' }, (c.contacts || []).map((ct) => h('div', { class: 'contact-card' }, h('span', { 'aria-hidden': 'true' }, '👤 '), h('strong', {}, (ct.name && (ct.name.formatted_name || ct.name.first_name)) || 'Contact'), (ct.phones || []).map((p) => h('span', { class: 'muted small block' }, p.phone || p.wa_id)))));
+    case 'interactive': {
+      const kind = c.interactive && c.interactive.type === 'list_reply' ? 'List reply' : c.interactive && c.interactive.type === 'nfm_reply' ? 'Form reply' : 'Button reply';
+      return [h('div', { class: 'msg-flag' }, kind), h('div', { class: 'msg-text' }, m.text || '')];
+    }
+    case 'button':
+      return [h('div', { class: 'msg-flag' }, 'Quick reply'), h('div', { class: 'msg-text' }, m.text || '')];
+    case 'order': {
+      const items = (c.order && c.order.product_items) || [];
+      return [h('div', { class: 'msg-flag' }, `🛒 Order · ${items.length} item${items.length === 1 ? '' : 's'}`), caption];
+    }
+    case 'template': {
+      const t = c.template || {};
+      return [h('div', { class: 'msg-flag' }, `Template · ${t.name || ''}`), caption];
+    }
+    case 'unsupported':
+      return h('div', { class: 'msg-text muted' }, 'This message type is not supported by WhatsApp.');
+    default:
+      return m.text ? caption : h('div', { class: 'msg-text muted' }, `(${m.type})`);
+  }
+}
+
+/** "Assign…": a member picker that calls onAssign(memberId). */
+export function assignControl(ctx, conv, onAssign) {
+  const members = [...ctx.members.values()].filter((m) => m.status === 'active');
+  const select = h(
+    'select',
+    { 'aria-label': 'Assign to', class: 'assign-select' },
+    h('option', { value: '' }, 'Assign to…'),
+    members.map((m) => h('option', { value: m.id, selected: m.id === conv.assignee_id }, m.id === ctx.me.id ? `${m.name || m.email} (me)` : m.name || m.email)),
+  );
+  const go = h('button', { type: 'button', class: 'btn', disabled: true }, 'Assign');
+  select.addEventListener('change', () => {
+    go.disabled = !select.value || select.value === conv.assignee_id;
+  });
+  go.addEventListener('click', () => select.value && onAssign(select.value));
+  return h('span', { class: 'assign' }, select, go);
+}

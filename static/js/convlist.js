@@ -1,0 +1,230 @@
+// A live conversation list: fetched with the contract's filters, kept current from websocket
+// events (new chats appear, activity reorders, unread badges move), paged with next_cursor.
+
+import { api } from './api.js';
+import { h, avatar } from './dom.js';
+import { when, phone } from './format.js';
+
+const TYPE_LABEL = {
+  image: '📷 Photo', video: '🎬 Video', audio: '🎤 Audio', document: '📄 Document', sticker: 'Sticker',
+  location: '📍 Location', contacts: '👤 Contact', interactive: 'Reply', button: 'Reply', order: '🛒 Order',
+  template: 'Template', reaction: 'Reaction', system: 'Notice', unsupported: 'Unsupported message',
+};
+
+export function previewText(m) {
+  if (!m) return 'No messages yet';
+  const body = m.text || TYPE_LABEL[m.type] || m.type || '';
+  return m.direction === 'out' ? `You: ${body}` : body;
+}
+
+const byActivity = (a, b) => (a.updated_at < b.updated_at ? 1 : a.updated_at > b.updated_at ? -1 : a.id < b.id ? 1 : -1);
+
+export class ConvList {
+  /**
+   * @param ctx the app context
+   * @param opts.filter() the current filter: {assignee_id, unassigned, label_id, q, status}
+   * @param opts.href(id) the link of a conversation
+   * @param opts.label the list's accessible name
+   */
+  constructor(ctx, opts) {
+    this.ctx = ctx;
+    this.opts = opts;
+    this.items = new Map();
+    this.els = new Map();
+    this.selected = null;
+    this.next = null;
+    this.loading = false;
+    this.generation = 0;
+    this.ul = h('ul', { class: 'conv-list', 'aria-label': opts.label || 'Conversations' });
+    this.more = h('button', { type: 'button', class: 'btn ghost wide load-more', hidden: true }, 'Load more');
+    this.more.addEventListener('click', () => this.loadMore());
+    this.empty = h('p', { class: 'empty muted', hidden: true }, opts.emptyText || 'No conversations here.');
+    this.error = h('p', { class: 'form-error', role: 'alert' });
+    this.el = h('div', { class: 'conv-scroll' }, this.error, this.ul, this.empty, this.more);
+  }
+
+  params() {
+    const f = this.opts.filter();
+    const p = {};
+    for (const k of ['assignee_id', 'label_id', 'q', 'status']) if (f[k]) p[k] = f[k];
+    if (f.unassigned) p.unassigned = 'true';
+    return p;
+  }
+
+  matches(c) {
+    const f = this.opts.filter();
+    if (f.assignee_id && c.assignee_id !== f.assignee_id) return false;
+    if (f.unassigned && c.assignee_id) return false;
+    if (f.status && c.status !== f.status) return false;
+    if (f.label_id && !(c.label_ids || []).includes(f.label_id)) return false;
+    if (f.q) {
+      const q = f.q.trim().toLowerCase();
+      const digits = q.replace(/[^0-9]/g, '');
+      const phoneLike = /^[0-9 +\-().]+$/.test(q) && digits.length >= 3;
+      const nameHit = (c.lead_name || '').toLowerCase().includes(q);
+      const phoneHit = phoneLike && (c.contact_phone || '').includes(digits);
+      if (!nameHit && !phoneHit) return false;
+    }
+    return true;
+  }
+
+  async load() {
+    const gen = ++this.generation;
+    this.loading = true;
+    this.error.textContent = '';
+    try {
+      const page = await api.get('/conversations', { ...this.params(), limit: 50 });
+      if (gen !== this.generation) return;
+      this.items = new Map(page.conversations.map((c) => [c.id, c]));
+      this.next = page.next_cursor;
+    } catch (e) {
+      if (gen !== this.generation) return;
+      this.error.textContent = e.message;
+    } finally {
+      if (gen === this.generation) this.loading = false;
+    }
+    this.render();
+  }
+
+  async loadMore() {
+    if (!this.next || this.loading) return;
+    const gen = this.generation;
+    this.loading = true;
+    this.more.disabled = true;
+    try {
+      const page = await api.get('/conversations', { ...this.params(), limit: 50, cursor: this.next });
+      if (gen !== this.generation) return;
+      for (const c of page.conversations) this.items.set(c.id, c);
+      this.next = page.next_cursor;
+    } catch (e) {
+      this.error.textContent = e.message;
+    } finally {
+      this.loading = false;
+      this.more.disabled = false;
+    }
+    this.render();
+  }
+
+  /** A conversation as an event carries it: insert, move or drop it. */
+  upsert(c) {
+    if (!c || !c.id) return;
+    const had = this.items.has(c.id);
+    if (!this.matches(c)) {
+      if (had) {
+        this.items.delete(c.id);
+        this.render();
+      }
+      return;
+    }
+    // Beyond the last loaded page? It will come with "Load more".
+    if (!had && this.next) {
+      const sorted = this.sorted();
+      const last = sorted[sorted.length - 1];
+      if (last && byActivity(c, last) > 0) return;
+    }
+    const prev = this.items.get(c.id);
+    this.items.set(c.id, prev ? { ...prev, ...c } : c);
+    this.render();
+  }
+
+  get(id) {
+    return this.items.get(id);
+  }
+
+  sorted() {
+    return [...this.items.values()].sort(byActivity);
+  }
+
+  select(id) {
+    this.selected = id;
+    for (const [cid, el] of this.els) {
+      const a = el.firstChild;
+      if (cid === id) a.setAttribute('aria-current', 'true');
+      else a.removeAttribute('aria-current');
+    }
+  }
+
+  /** The id `step` places from the selected one (j/k). */
+  neighbour(step) {
+    const ids = this.sorted().map((c) => c.id);
+    if (!ids.length) return null;
+    const i = ids.indexOf(this.selected);
+    if (i < 0) return ids[step > 0 ? 0 : ids.length - 1];
+    return ids[Math.max(0, Math.min(ids.length - 1, i + step))];
+  }
+
+  itemEl(c) {
+    const sig = JSON.stringify([c.updated_at, c.unread_count, c.assignee_id, c.status, c.label_ids, c.last_message, c.lead_name, this.ctx.memberName(c.assignee_id)]);
+    const cached = this.els.get(c.id);
+    if (cached && cached.dataset.sig === sig) return cached;
+    const name = c.lead_name || phone(c.contact_phone) || 'Unknown contact';
+    const unread = c.unread_count > 0;
+    const assignee = c.assignee_id ? this.ctx.memberName(c.assignee_id) : null;
+    const labels = (c.label_ids || []).map((id) => this.ctx.labels.get(id)).filter(Boolean);
+    const li = h(
+      'li',
+      { dataset: { sig } },
+      h(
+        'a',
+        {
+          class: ['conv', unread && 'unread'],
+          href: this.opts.href(c.id),
+          dataset: { id: c.id, unread: String(c.unread_count || 0) },
+          'aria-current': c.id === this.selected ? 'true' : null,
+        },
+        avatar(name, c.lead_id),
+        h(
+          'span',
+          { class: 'conv-main' },
+          h('span', { class: 'conv-top' }, h('span', { class: 'conv-name' }, name), h('time', { datetime: c.updated_at, class: 'conv-time' }, when(c.updated_at))),
+          h(
+            'span',
+            { class: 'conv-bottom' },
+            h('span', { class: 'conv-preview' }, previewText(c.last_message)),
+            unread ? h('span', { class: 'badge unread-badge', 'aria-label': `${c.unread_count} unread` }, String(c.unread_count)) : null,
+          ),
+          h(
+            'span',
+            { class: 'conv-meta' },
+            h('span', { class: ['conv-assignee', !assignee && 'none'] }, assignee ? `→ ${assignee}` : 'Unassigned'),
+            c.status === 'closed' ? h('span', { class: 'chip closed' }, 'Closed') : null,
+            labels.map((l) => h('span', { class: `chip label hue-${labelHue(l)}` }, l.name)),
+          ),
+        ),
+      ),
+    );
+    this.els.set(c.id, li);
+    return li;
+  }
+
+  render() {
+    const list = this.sorted();
+    const keep = new Set(list.map((c) => c.id));
+    for (const id of [...this.els.keys()]) if (!keep.has(id)) this.els.delete(id);
+    const nodes = list.map((c) => this.itemEl(c));
+    // Move only what changed place, so focus and hover survive an update.
+    let cursor = this.ul.firstChild;
+    for (const node of nodes) {
+      if (node === cursor) {
+        cursor = cursor.nextSibling;
+      } else {
+        this.ul.insertBefore(node, cursor);
+      }
+    }
+    while (cursor) {
+      const nx = cursor.nextSibling;
+      cursor.remove();
+      cursor = nx;
+    }
+    this.empty.hidden = list.length > 0 || this.loading;
+    this.more.hidden = !this.next;
+  }
+}
+
+/** A label's colour class from its colour or name. */
+export function labelHue(l) {
+  let x = 0;
+  for (const ch of String(l.color || l.name)) x = (x * 31 + ch.codePointAt(0)) % 360;
+  return x % 12;
+}
+

@@ -1,0 +1,166 @@
+// The three-pane layout shared by the inbox and the admin monitor: a live conversation list,
+// the chat view and the lead panel, wired to the live connection and the keyboard.
+
+import { api } from './api.js';
+import { h, replace } from './dom.js';
+import { ConvList } from './convlist.js';
+import { ChatView } from './chat.js';
+import { LeadPanel } from './lead.js';
+
+/**
+ * @param opts.base      route prefix, e.g. '#/inbox'
+ * @param opts.tools     element(s) above the list (filters)
+ * @param opts.filter()  the list's current filter
+ * @param opts.label     the list's accessible name
+ * @param opts.search    the search input (for '/')
+ */
+export function renderInboxLike(root, ctx, route, opts) {
+  const list = new ConvList(ctx, { filter: opts.filter, href: (id) => `${opts.base}/${id}`, label: opts.label, emptyText: opts.emptyText });
+  const chatPane = h('div', { class: 'chat-pane' });
+  const leadPane = h('div', { class: 'lead-pane' });
+  const listPane = h('section', { class: 'list-pane', 'aria-label': opts.label }, h('div', { class: 'list-tools' }, opts.tools), list.el);
+  const layout = h('div', { class: 'three-pane' }, listPane, chatPane, leadPane);
+  replace(root, layout);
+
+  let chat = null;
+  let lead = null;
+  let openId = null;
+
+  function placeholder() {
+    replace(chatPane, h('div', { class: 'placeholder' }, h('p', {}, 'Select a conversation'), h('p', { class: 'muted small' }, 'j / k move between chats · / searches')));
+    replace(leadPane);
+  }
+
+  async function open(id) {
+    if (id === openId) return;
+    if (chat) chat.destroy();
+    if (lead) lead.destroy();
+    chat = null;
+    lead = null;
+    openId = id;
+    list.select(id);
+    document.body.classList.toggle('has-chat', !!id);
+    layout.classList.toggle('with-chat', !!id);
+    document.body.classList.remove('show-lead');
+    if (!id) {
+      placeholder();
+      return;
+    }
+    let conv = list.get(id);
+    if (!conv) {
+      try {
+        conv = await api.get(`/conversations/${id}`);
+      } catch (e) {
+        if (openId !== id) return;
+        replace(chatPane, h('div', { class: 'placeholder', role: 'alert' }, e.status === 404 ? 'This conversation does not exist or you do not have access to it.' : e.message));
+        replace(leadPane);
+        return;
+      }
+    }
+    if (openId !== id) return;
+    const sync = (c) => list.upsert(c);
+    chat = new ChatView(ctx, conv, { onConversation: (c) => { sync(c); lead && lead.setConversation(c); }, back: opts.base });
+    lead = new LeadPanel(ctx, conv, { onConversation: (c) => { sync(c); chat && chat.setConversation(c); } });
+    replace(chatPane, chat.el);
+    replace(leadPane, lead.el);
+    chat.load();
+    lead.load();
+  }
+
+  const off = ctx.live.on((e) => {
+    const d = e.data || {};
+    switch (e.type) {
+      case 'conversation.created':
+      case 'conversation.updated':
+      case 'conversation.assigned':
+        list.upsert(d);
+        if (chat) chat.setConversation(d);
+        if (lead) lead.setConversation(d);
+        break;
+      case 'message.created':
+      case 'message.updated':
+        if (chat) chat.onMessage(d, e.type === 'message.created');
+        break;
+      case 'timeline.created':
+      case 'timeline.updated':
+      case 'timeline.deleted':
+        if (lead && (d.lead_id === lead.conv.lead_id || d.conversation_id === lead.conv.id)) lead.refreshSoon();
+        break;
+      case 'lead.updated':
+        if (lead && d.id === lead.conv.lead_id) lead.loadLead();
+        break;
+      case 'label.updated':
+      case 'label.deleted':
+      case 'member.updated':
+        setTimeout(() => list.render(), 400);
+        break;
+      case 'resync':
+        list.load();
+        if (chat) chat.reload();
+        if (lead) lead.refreshSoon();
+        break;
+      default:
+    }
+  });
+
+  function onKey(ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const t = ev.target;
+    const typing = t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable);
+    if (typing) {
+      if (ev.key === 'Escape' && t === opts.search) t.blur();
+      return;
+    }
+    if (ev.key === 'j' || ev.key === 'k') {
+      const id = list.neighbour(ev.key === 'j' ? 1 : -1);
+      if (id) {
+        ev.preventDefault();
+        location.hash = `${opts.base}/${id}`;
+        const a = list.ul.querySelector(`a[data-id="${id}"]`);
+        if (a) a.focus({ preventScroll: false });
+      }
+    } else if (ev.key === '/' && opts.search) {
+      ev.preventDefault();
+      opts.search.focus();
+      opts.search.select();
+    }
+  }
+  document.addEventListener('keydown', onKey);
+
+  placeholder();
+  list.load().then(() => list.select(openId));
+  open(route.id);
+
+  return {
+    list,
+    reload: () => list.load(),
+    update(r) {
+      open(r.id);
+    },
+    destroy() {
+      off();
+      document.removeEventListener('keydown', onKey);
+      document.body.classList.remove('has-chat', 'show-lead');
+      if (chat) chat.destroy();
+      if (lead) lead.destroy();
+    },
+  };
+}
+
+/** A search box that calls onChange (debounced) with a valid query or ''. */
+export function searchBox(id, onChange) {
+  const input = h('input', { id, type: 'search', class: 'search', placeholder: 'Search', 'aria-label': 'Search by name or phone', maxlength: '100', autocomplete: 'off' });
+  let t = null;
+  input.addEventListener('input', () => {
+    clearTimeout(t);
+    t = setTimeout(() => onChange(input.value.trim()), 250);
+  });
+  return input;
+}
+
+/** A label filter select; calls onChange(labelId or ''). */
+export function labelSelect(ctx, onChange) {
+  const select = h('select', { 'aria-label': 'Filter by label', class: 'label-filter' }, h('option', { value: '' }, 'All labels'), [...ctx.labels.values()].map((l) => h('option', { value: l.id }, l.name)));
+  select.addEventListener('change', () => onChange(select.value));
+  return select;
+}

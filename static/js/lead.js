@@ -1,0 +1,215 @@
+// The lead panel beside the chat: details, labels (editable when allowed), assignment with
+// its history, and the activity timeline with filters.
+
+import { api } from './api.js';
+import { h, replace } from './dom.js';
+import { full, phone, time } from './format.js';
+import { assignControl } from './chat.js';
+import { labelHue } from './convlist.js';
+
+const TYPES = [
+  ['', 'All activity'],
+  ['whatsapp_session', 'WhatsApp sessions'],
+  ['note', 'Notes'],
+  ['assigned', 'Assignments'],
+  ['claimed', 'Claims'],
+  ['status_changed', 'Status changes'],
+  ['message_sent', 'Messages sent'],
+];
+
+export class LeadPanel {
+  constructor(ctx, conv, { onConversation } = {}) {
+    this.ctx = ctx;
+    this.conv = conv;
+    this.onConversation = onConversation || (() => {});
+    this.lead = null;
+    this.filter = { type: '', member_id: '' };
+    this.details = h('section', { class: 'panel-section', 'aria-labelledby': 'lead-name' });
+    this.labelsBox = h('section', { class: 'panel-section', 'aria-label': 'Labels' });
+    this.assignBox = h('section', { class: 'panel-section', 'aria-label': 'Assignment' });
+    this.timelineList = h('ol', { class: 'timeline', 'aria-label': 'Activity' });
+    this.history = h('ol', { class: 'history' });
+    this.el = h('aside', { class: 'lead-panel', id: 'lead-panel', 'aria-label': 'Lead details' }, this.details, this.labelsBox, this.assignBox, this.timelineSection());
+    this.destroyed = false;
+  }
+
+  destroy() {
+    this.destroyed = true;
+    clearTimeout(this.timer);
+  }
+
+  async load() {
+    this.renderLabels();
+    this.renderAssign();
+    await Promise.all([this.loadLead(), this.loadTimeline()]);
+  }
+
+  async loadLead() {
+    try {
+      this.lead = await api.get(`/leads/${this.conv.lead_id}`);
+    } catch (e) {
+      replace(this.details, h('p', { class: 'form-error' }, e.message));
+      return;
+    }
+    if (!this.destroyed) this.renderDetails();
+  }
+
+  renderDetails() {
+    const l = this.lead;
+    const custom = Object.entries(l.custom_fields || {});
+    replace(
+      this.details,
+      h('h2', { id: 'lead-name' }, l.name),
+      h(
+        'dl',
+        { class: 'facts' },
+        h('dt', {}, 'Phone'), h('dd', {}, phone(l.phone)),
+        l.source ? [h('dt', {}, 'Source'), h('dd', {}, l.source)] : null,
+        h('dt', {}, 'Created'), h('dd', {}, full(l.created_at)),
+        custom.map(([k, v]) => [h('dt', {}, k), h('dd', {}, typeof v === 'string' ? v : JSON.stringify(v))]),
+      ),
+    );
+  }
+
+  setConversation(c) {
+    if (c.id !== this.conv.id) return;
+    const changed = c.assignee_id !== this.conv.assignee_id || JSON.stringify(c.label_ids) !== JSON.stringify(this.conv.label_ids);
+    this.conv = { ...this.conv, ...c };
+    if (changed) {
+      this.renderLabels();
+      this.renderAssign();
+    }
+  }
+
+  renderLabels(editing = false) {
+    const c = this.conv;
+    const current = new Set(c.label_ids || []);
+    const all = [...this.ctx.labels.values()];
+    const canEdit = this.ctx.canAssign(c);
+    if (!editing) {
+      const chips = [...current].map((id) => this.ctx.labels.get(id)).filter(Boolean).map((l) => h('span', { class: `chip label hue-${labelHue(l)}` }, l.name));
+      const edit = canEdit && all.length ? h('button', { type: 'button', class: 'btn ghost small' }, 'Edit') : null;
+      if (edit) edit.addEventListener('click', () => this.renderLabels(true));
+      replace(this.labelsBox, h('h3', {}, 'Labels', edit), chips.length ? h('div', { class: 'chips' }, chips) : h('p', { class: 'muted small' }, 'No labels'));
+      return;
+    }
+    const boxes = all.map((l) => h('label', { class: 'check' }, h('input', { type: 'checkbox', value: l.id, checked: current.has(l.id) }), h('span', { class: `chip label hue-${labelHue(l)}` }, l.name)));
+    const save = h('button', { type: 'submit', class: 'btn primary small' }, 'Save');
+    const cancel = h('button', { type: 'button', class: 'btn ghost small' }, 'Cancel');
+    const error = h('p', { class: 'form-error', role: 'alert' });
+    const form = h('form', { class: 'label-form' }, h('fieldset', {}, h('legend', {}, 'Labels'), boxes), h('div', { class: 'row-actions' }, save, cancel), error);
+    cancel.addEventListener('click', () => this.renderLabels(false));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const ids = [...form.querySelectorAll('input:checked')].map((i) => i.value);
+      try {
+        const conv = await api.put(`/conversations/${c.id}/labels`, { label_ids: ids });
+        this.conv = { ...this.conv, ...conv };
+        this.onConversation(conv);
+        this.renderLabels(false);
+      } catch (e) {
+        error.textContent = e.message;
+      }
+    });
+    replace(this.labelsBox, form);
+  }
+
+  renderAssign() {
+    const c = this.conv;
+    const who = c.assignee_id ? this.ctx.memberName(c.assignee_id) : 'Unassigned';
+    const error = h('p', { class: 'form-error', role: 'alert' });
+    const act = async (path, body) => {
+      try {
+        const conv = await api.post(path, body);
+        this.setConversation(conv);
+        this.onConversation(conv);
+      } catch (e) {
+        error.textContent = e.code === 'already_assigned' ? 'Someone else claimed it first.' : e.message;
+      }
+    };
+    const controls = [];
+    if (this.ctx.canClaim(c)) {
+      const claim = h('button', { type: 'button', class: 'btn small' }, 'Claim');
+      claim.addEventListener('click', () => act(`/conversations/${c.id}/claim`, {}));
+      controls.push(claim);
+    }
+    if (this.ctx.canAssign(c)) controls.push(assignControl(this.ctx, c, (id) => act(`/conversations/${c.id}/assign`, { assignee_id: id })));
+    replace(this.assignBox, h('h3', {}, 'Assignment'), h('p', { class: 'assignee-now' }, who), controls.length ? h('div', { class: 'row-actions' }, controls) : null, error, h('h4', { class: 'muted small' }, 'History'), this.history);
+  }
+
+  timelineSection() {
+    const type = h('select', { 'aria-label': 'Activity type' }, TYPES.map(([v, t]) => h('option', { value: v }, t)));
+    const member = h('select', { 'aria-label': 'Member' }, h('option', { value: '' }, 'Everyone'), [...this.ctx.members.values()].map((m) => h('option', { value: m.id }, m.name || m.email)));
+    type.addEventListener('change', () => {
+      this.filter.type = type.value;
+      this.loadTimeline();
+    });
+    member.addEventListener('change', () => {
+      this.filter.member_id = member.value;
+      this.loadTimeline();
+    });
+    return h('section', { class: 'panel-section', 'aria-label': 'Timeline' }, h('h3', {}, 'Timeline'), h('div', { class: 'filters' }, type, member), this.timelineList);
+  }
+
+  /** Reloads the timeline soon (live events come in bursts). */
+  refreshSoon() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.loadTimeline(), 250);
+  }
+
+  async loadTimeline() {
+    try {
+      const [page, assigned, claimed] = await Promise.all([
+        api.get(`/leads/${this.conv.lead_id}/timeline`, { type: this.filter.type, member_id: this.filter.member_id, limit: 50 }),
+        api.get(`/leads/${this.conv.lead_id}/timeline`, { type: 'assigned', limit: 20 }),
+        api.get(`/leads/${this.conv.lead_id}/timeline`, { type: 'claimed', limit: 20 }),
+      ]);
+      if (this.destroyed) return;
+      replace(this.timelineList, page.activities.length ? page.activities.map((a) => this.activity(a)) : h('li', { class: 'muted small' }, 'Nothing yet'));
+      const hist = [...assigned.activities, ...claimed.activities].sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
+      replace(this.history, hist.length ? hist.map((a) => this.activity(a)) : h('li', { class: 'muted small' }, 'No reassignments yet'));
+    } catch (e) {
+      replace(this.timelineList, h('li', { class: 'form-error' }, e.message));
+    }
+  }
+
+  activity(a) {
+    const d = a.data || {};
+    const by = a.member_id ? this.ctx.memberName(a.member_id) : null;
+    let title;
+    let detail = null;
+    switch (a.type) {
+      case 'whatsapp_session': {
+        title = `WhatsApp session${d.open ? ' (ongoing)' : ''}`;
+        const bits = [
+          `started by ${d.initiated_by === 'member' ? 'the team' : 'the lead'}`,
+          `${d.messages_from_lead || 0} from lead`,
+          `${d.messages_from_member || 0} from team`,
+          d.lead_responded ? 'lead responded' : null,
+          d.member_responded ? 'team responded' : null,
+        ].filter(Boolean);
+        detail = `${bits.join(' · ')}${d.started_at ? ` · ${time(d.started_at)}–${time(d.ended_at || d.started_at)}` : ''}`;
+        break;
+      }
+      case 'assigned':
+        title = `Assigned to ${this.ctx.memberName(d.to_member_id) || 'someone'}${by ? ` by ${by}` : ''}`;
+        break;
+      case 'claimed':
+        title = `Claimed by ${by || 'someone'}`;
+        break;
+      case 'status_changed':
+        title = `Marked ${d.status || d.to || 'changed'}${by ? ` by ${by}` : ''}`;
+        break;
+      case 'note':
+        title = `Note${by ? ` by ${by}` : ''}`;
+        detail = d.text || '';
+        break;
+      case 'message_sent':
+        title = `Message sent${by ? ` by ${by}` : ''}`;
+        break;
+      default:
+        title = `${a.type.charAt(0).toUpperCase()}${a.type.slice(1).replace(/_/g, ' ')}${by ? ` by ${by}` : ''}`;
+    }
+    return h('li', { class: `activity ${a.type}`, dataset: { type: a.type } }, h('span', { class: 'activity-title' }, title), detail ? h('span', { class: 'activity-detail' }, detail) : null, h('time', { class: 'muted small', datetime: a.created_at }, full(a.created_at)));
+  }
+}
