@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod cli;
 mod inbox;
+mod listing;
 mod live;
 mod outbox;
 mod reports;
