@@ -6,6 +6,7 @@ mod access;
 mod assignment;
 mod auth;
 mod cli;
+mod csv;
 mod inbox;
 mod live;
 mod outbox;
