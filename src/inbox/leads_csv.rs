@@ -409,7 +409,7 @@ pub async fn import(
     let text = decode(&bytes)?;
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
     let header = match reader.headers() {
-        Ok(h) if !(h.len() == 1 && h[0].trim().is_empty()) && !h.is_empty() => parse_header(h)?,
+        Ok(h) if h.iter().any(|c| !c.trim().is_empty()) => parse_header(h)?,
         Ok(_) => return Err(Error::bad_request("missing_column", "the file has no header row")),
         Err(e) => return Err(header_error(format!("unreadable header row: {e}"))),
     };
