@@ -37,7 +37,7 @@ pub struct Lead {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLS: &str =
+pub(crate) const COLS: &str =
     "l.id, l.workspace_id, l.name, l.phone, l.source, l.assignee_id, l.custom_fields, l.created_at, l.updated_at";
 
 /// A lead the viewer may see (only built by the queries below).
@@ -111,7 +111,7 @@ pub struct CreateLead {
 
 const MAX_CUSTOM_BYTES: usize = 16 * 1024;
 
-fn validate_custom(fields: &Map<String, Value>) -> Result<()> {
+pub(crate) fn validate_custom(fields: &Map<String, Value>) -> Result<()> {
     let size = serde_json::to_vec(fields).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > MAX_CUSTOM_BYTES || fields.keys().any(|k| k.is_empty() || k.len() > 100) {
         return Err(Error::unprocessable(
@@ -122,7 +122,7 @@ fn validate_custom(fields: &Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
-fn validate_source(source: Option<String>) -> Result<Option<String>> {
+pub(crate) fn validate_source(source: Option<String>) -> Result<Option<String>> {
     match source.map(|s| s.trim().to_owned()) {
         Some(s) if s.len() > 200 => Err(Error::unprocessable("invalid_source", "source is too long")),
         Some(s) if s.is_empty() => Ok(None),
@@ -165,7 +165,7 @@ pub async fn check_assignee(tx: &mut Tx, workspace_id: Uuid, member: Uuid) -> Re
         .ok_or_else(|| Error::unprocessable("unknown_member", "assignee_id is not an active member of this workspace"))
 }
 
-async fn set_groups(tx: &mut Tx, lead_id: Uuid, groups: &[Uuid]) -> Result<()> {
+pub(crate) async fn set_groups(tx: &mut Tx, lead_id: Uuid, groups: &[Uuid]) -> Result<()> {
     on_tx!(tx, |c| sqlx::query("DELETE FROM lead_groups WHERE lead_id = $1")
         .bind(lead_id)
         .execute(c)

@@ -3,6 +3,7 @@
 pub mod conversations;
 pub mod groups;
 pub mod leads;
+pub mod leads_csv;
 pub mod messages;
 pub mod numbers;
 pub mod ownership;
@@ -24,6 +25,9 @@ pub fn routes() -> Api {
         .patch("/groups/{id}", groups::patch)
         .delete("/groups/{id}", groups::delete)
         .get("/leads", leads::list)
+        // Static segments win over `{id}` in axum's router: these never reach `/leads/{id}`.
+        .get("/leads/export", leads_csv::export)
+        .post("/leads/import", leads_csv::import)
         .post("/leads", leads::create)
         .get("/leads/{id}", leads::get_one)
         .patch("/leads/{id}", leads::patch)

@@ -70,3 +70,51 @@ pub async fn record(
     events::append(tx, now, event).await?;
     Ok(id)
 }
+
+/// An activity for [`record_many`].
+pub struct NewActivity {
+    pub workspace_id: Uuid,
+    pub lead_id: Uuid,
+    pub conversation_id: Option<Uuid>,
+    pub kind: &'static str,
+    pub member_id: Option<Uuid>,
+    pub data: Value,
+}
+
+/// [`record`] for many activities at once (bulk changes such as a CSV import): multi-row
+/// INSERTs for the activities and their `timeline.created` events.
+pub async fn record_many(tx: &mut Tx, now: DateTime<Utc>, list: &[NewActivity]) -> Result<()> {
+    let ids: Vec<Uuid> = list.iter().map(|_| Uuid::new_v4()).collect();
+    // 9 parameters a row.
+    for (chunk, chunk_ids) in list.chunks(500).zip(ids.chunks(500)) {
+        on_tx!(tx, |c| {
+            let mut qb = sqlx::QueryBuilder::new(
+                "INSERT INTO activities \
+                 (id, workspace_id, lead_id, conversation_id, type, member_id, data, created_at, updated_at) ",
+            );
+            qb.push_values(chunk.iter().zip(chunk_ids), |mut b, (a, id)| {
+                b.push_bind(*id)
+                    .push_bind(a.workspace_id)
+                    .push_bind(a.lead_id)
+                    .push_bind(a.conversation_id)
+                    .push_bind(a.kind)
+                    .push_bind(a.member_id)
+                    .push_bind(sqlx::types::Json(&a.data))
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            qb.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    let events: Vec<NewEvent> = list
+        .iter()
+        .zip(&ids)
+        .map(|(a, id)| {
+            let body = activity_json(*id, a.kind, a.lead_id, a.conversation_id, a.member_id, now, &a.data);
+            let mut e = NewEvent::new(a.workspace_id, "timeline.created", body).lead(a.lead_id);
+            e.conversation_id = a.conversation_id;
+            e
+        })
+        .collect();
+    events::append_many(tx, now, &events).await
+}

@@ -179,6 +179,10 @@ fn matrix() -> Vec<Row> {
             Some(|_, _, n| json!({"name": "Matrix lead", "phone": format!("+4420{n:08}")})),
             ALL_CREATED,
         ),
+        // Everyone may export: the file holds the leads they can see.
+        row("GET", "/api/v1/leads/export", None, Option::None, ALL_OK),
+        // Admins and manage_integrations; they get 415 here, as the matrix sends no CSV body.
+        row("POST", "/api/v1/leads/import", None, Option::None, with(INTEGRATIONS, 200, 415)),
         row("GET", "/api/v1/leads/{id}", Lead, Option::None, SEES),
         row("PATCH", "/api/v1/leads/{id}", Lead, Some(|_, _, _| json!({"name": "Renamed"})), SEES),
         // delete_leads covers only leads assigned to oneself; admins delete any.

@@ -7,6 +7,7 @@ mod assignment;
 mod auth;
 mod browser;
 mod cli;
+mod csv;
 mod inbox;
 mod listing;
 mod live;

@@ -1,0 +1,919 @@
+//! CSV export and import of leads: `GET /leads/export`, `POST /leads/import`.
+//!
+//! **Columns.** `name,phone,source,group,assignee_email`, then one column per custom field key
+//! (export: the union of the keys of the exported leads, sorted). A custom key that reads like
+//! one of the five standard columns (any case) or starts with `custom.` is written as
+//! `custom.<key>`; on import a `custom.` prefix is always taken off, so every key round-trips.
+//! Standard column names are matched case-insensitively and may come in any order; only
+//! `name` and `phone` are required. At most [`MAX_COLUMNS`] columns.
+//!
+//! **Cells.**
+//! - `phone`: E.164 digits on export; on import anything `phone::normalize` accepts.
+//! - `group`: the lead's group names, sorted, separated by `;` (a group whose name contains
+//!   `;` can't be named in a file). Import resolves names exactly, else case-insensitively.
+//! - `assignee_email`: the assignee's email; on import it must be a member of the workspace
+//!   who is not deactivated (case-insensitive).
+//! - custom fields: strings as they are, other JSON values as their JSON text; import stores
+//!   every value as a string, and an empty cell means "no such key".
+//! - Formula injection: a cell starting with `=`, `+`, `-`, `@`, tab or carriage return is
+//!   exported with a leading `'` (so is a cell starting with `'` followed by one of those or
+//!   another `'`). Import takes exactly that `'` off again, so export → import is exact, and a
+//!   hand-written `'` before anything else is kept.
+//!
+//! **Import.** `Content-Type: text/csv` (charset, if given, UTF-8; else 415), at most
+//! [`IMPORT_MAX_BYTES`] (else 413), UTF-8 with an optional BOM (else 400), header checked
+//! (400). Each row is validated on its own; a bad row is reported as `{"line", "message"}`
+//! and skipped, the others are written. `line` is the line of the file where the row starts
+//! (the header is line 1; a quoted cell spanning lines moves later rows down, as in an
+//! editor). At most [`MAX_ERRORS`] errors are listed; `error_count` has them all.
+//! A row whose phone belongs to a lead updates it: the columns present in the header are
+//! authoritative (an empty `source` clears it, an empty `group` takes the lead out of its
+//! groups, an empty custom cell removes that key), except that an empty `assignee_email`
+//! keeps the current assignee (a lead never goes back to unassigned); columns not in the
+//! header are left alone. Rows repeating a phone apply in file order: the first creates (or
+//! updates), later ones update. Import works on every lead of the workspace (it is an
+//! integration permission, like auto-import), whether or not the importer can see it.
+//! New leads get source `import` unless the row gives one, the same `lead.updated` event and
+//! `lead_created` activity as other creations, written [`BATCH`] rows per transaction with
+//! multi-row INSERTs. Assignment rules run for new leads without an assignee when the
+//! workspace has assignment configured (mode `round_robin` or any rule) — as for `POST
+//! /leads`, one decision per lead. In a workspace left on `mode: "unassigned"` with no rules
+//! the engine can only choose nobody, so it is not run: no per-lead decisions or pool alerts,
+//! and an export imported into a fresh workspace keeps its unassigned leads unassigned.
+//!
+//! **Export.** Streamed: the custom keys are collected first (a keyset-paged scan of the
+//! visible leads' custom fields), then the rows follow page by page ([`EXPORT_PAGE`] leads
+//! per query), oldest first, never the whole table in memory. Only leads the caller can see
+//! (the policy's lead predicate), created before the export began. No BOM.
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::LazyLock;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::CurrentUser;
+use crate::db::{Db, Tx};
+use crate::error::{Error, Result};
+use crate::extract::Json;
+use crate::inbox::leads::{self, COLS, Lead};
+use crate::live::events::{self, NewEvent};
+use crate::policy::{self, LEAD_VISIBLE, Viewer};
+use crate::timeline::{self, NewActivity};
+use crate::{bind_viewer, on_db, on_tx};
+
+/// Largest import body.
+pub const IMPORT_MAX_BYTES: usize = 20 << 20;
+/// Rows written per import transaction.
+pub const BATCH: usize = 500;
+/// Leads read per export query.
+pub const EXPORT_PAGE: i64 = 500;
+/// Errors listed in an import answer (`error_count` counts all).
+pub const MAX_ERRORS: usize = 1000;
+/// Columns in an import header or an export.
+pub const MAX_COLUMNS: usize = 500;
+
+const STANDARD: [&str; 5] = ["name", "phone", "source", "group", "assignee_email"];
+const GROUP_SEP: char = ';';
+const DEFAULT_SOURCE: &str = "import";
+/// First characters a spreadsheet may read as a formula.
+const FORMULA: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+// ---------------------------------------------------------------------------------------------
+// Cells and columns.
+
+/// Export form of a cell: a leading `'` when a spreadsheet could take it for a formula.
+fn protect(s: &str) -> Cow<'_, str> {
+    let mut chars = s.chars();
+    let risky = match chars.next() {
+        Some(c) if FORMULA.contains(&c) => true,
+        Some('\'') => chars.next().is_some_and(|c| c == '\'' || FORMULA.contains(&c)),
+        _ => false,
+    };
+    if risky { Cow::Owned(format!("'{s}")) } else { Cow::Borrowed(s) }
+}
+
+/// Inverse of [`protect`].
+fn unprotect(s: &str) -> &str {
+    match s.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(|c: char| c == '\'' || FORMULA.contains(&c)) => rest,
+        _ => s,
+    }
+}
+
+const CUSTOM_PREFIX: &str = "custom.";
+
+fn has_custom_prefix(s: &str) -> bool {
+    s.get(..CUSTOM_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(CUSTOM_PREFIX))
+}
+
+/// The export column of a custom field key.
+fn custom_column(key: &str) -> Cow<'_, str> {
+    if STANDARD.iter().any(|s| s.eq_ignore_ascii_case(key)) || has_custom_prefix(key) {
+        Cow::Owned(format!("{CUSTOM_PREFIX}{key}"))
+    } else {
+        Cow::Borrowed(key)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Col {
+    Name,
+    Phone,
+    Source,
+    Group,
+    Assignee,
+    Custom(usize),
+}
+
+/// An import file's header.
+#[derive(Debug)]
+struct Header {
+    cols: Vec<Col>,
+    custom_keys: Vec<String>,
+}
+
+fn header_error(message: impl Into<String>) -> Error {
+    Error::bad_request("invalid_csv_header", message)
+}
+
+fn parse_header(rec: &csv::StringRecord) -> Result<Header> {
+    if rec.len() > MAX_COLUMNS {
+        return Err(header_error(format!("at most {MAX_COLUMNS} columns")));
+    }
+    let mut cols = Vec::with_capacity(rec.len());
+    let mut custom_keys: Vec<String> = Vec::new();
+    for (i, raw) in rec.iter().enumerate() {
+        let h = unprotect(raw.trim());
+        if h.is_empty() {
+            return Err(header_error(format!("column {} has no name", i + 1)));
+        }
+        let col = match STANDARD.iter().position(|s| s.eq_ignore_ascii_case(h)) {
+            Some(0) => Col::Name,
+            Some(1) => Col::Phone,
+            Some(2) => Col::Source,
+            Some(3) => Col::Group,
+            Some(_) => Col::Assignee,
+            None => {
+                let key = if has_custom_prefix(h) { &h[CUSTOM_PREFIX.len()..] } else { h };
+                if key.is_empty() || key.len() > 100 {
+                    return Err(header_error(format!("column {} needs a custom field name of 1 to 100 bytes", i + 1)));
+                }
+                if custom_keys.iter().any(|k| k == key) {
+                    return Err(header_error(format!("column \"{h}\" appears twice")));
+                }
+                custom_keys.push(key.to_owned());
+                Col::Custom(custom_keys.len() - 1)
+            }
+        };
+        if cols.contains(&col) {
+            return Err(header_error(format!("column \"{h}\" appears twice")));
+        }
+        cols.push(col);
+    }
+    if !cols.contains(&Col::Name) || !cols.contains(&Col::Phone) {
+        return Err(Error::bad_request("missing_column", "the header row needs a name and a phone column"));
+    }
+    Ok(Header { cols, custom_keys })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Import.
+
+/// Groups and members of the workspace, loaded once per import.
+struct Directory {
+    groups_exact: HashMap<String, Uuid>,
+    groups_folded: HashMap<String, Vec<Uuid>>,
+    /// email (lower case) → (id, not deactivated)
+    members: HashMap<String, (Uuid, bool)>,
+}
+
+impl Directory {
+    async fn load(db: &Db, ws: Uuid) -> Result<Directory> {
+        let groups: Vec<(Uuid, String)> =
+            on_db!(db, |p| sqlx::query_as("SELECT id, name FROM crm_groups WHERE workspace_id = $1")
+                .bind(ws)
+                .fetch_all(p)
+                .await)?;
+        let members: Vec<(Uuid, String, String)> =
+            on_db!(db, |p| sqlx::query_as("SELECT id, email, status FROM users WHERE workspace_id = $1")
+                .bind(ws)
+                .fetch_all(p)
+                .await)?;
+        let mut d = Directory { groups_exact: HashMap::new(), groups_folded: HashMap::new(), members: HashMap::new() };
+        for (id, name) in groups {
+            d.groups_folded.entry(name.to_lowercase()).or_default().push(id);
+            d.groups_exact.insert(name, id);
+        }
+        for (id, email, status) in members {
+            d.members.insert(email.to_lowercase(), (id, status != "deactivated"));
+        }
+        Ok(d)
+    }
+
+    fn group(&self, name: &str) -> std::result::Result<Uuid, String> {
+        if let Some(id) = self.groups_exact.get(name) {
+            return Ok(*id);
+        }
+        match self.groups_folded.get(&name.to_lowercase()).map(Vec::as_slice) {
+            Some([id]) => Ok(*id),
+            Some(_) => Err(format!("group name \"{}\" is ambiguous (differs only in case)", clip(name))),
+            None => Err(format!("unknown group \"{}\"", clip(name))),
+        }
+    }
+}
+
+/// A value quoted in an error message, shortened.
+fn clip(s: &str) -> Cow<'_, str> {
+    if s.chars().count() <= 60 {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(format!("{}…", s.chars().take(60).collect::<String>()))
+    }
+}
+
+/// A validated row.
+struct Row {
+    line: u64,
+    name: String,
+    phone: String,
+    /// `None`: no source column.
+    source: Option<Option<String>>,
+    /// `None`: no group column.
+    groups: Option<Vec<Uuid>>,
+    assignee: Option<Uuid>,
+    /// Aligned with `Header::custom_keys`; `None` = empty cell.
+    custom: Vec<Option<String>>,
+}
+
+fn parse_row(h: &Header, d: &Directory, rec: &csv::StringRecord, line: u64) -> std::result::Result<Row, String> {
+    if rec.len() != h.cols.len() {
+        return Err(format!("expected {} fields, found {}", h.cols.len(), rec.len()));
+    }
+    let mut problems: Vec<String> = Vec::new();
+    let mut row = Row {
+        line,
+        name: String::new(),
+        phone: String::new(),
+        source: None,
+        groups: None,
+        assignee: None,
+        custom: vec![None; h.custom_keys.len()],
+    };
+    for (col, raw) in h.cols.iter().zip(rec.iter()) {
+        let cell = unprotect(raw);
+        match col {
+            Col::Name => match crate::workspace::validate_name(cell, "name") {
+                Ok(n) => row.name = n,
+                Err(_) if cell.trim().is_empty() => problems.push("name is required".to_owned()),
+                Err(e) => problems.push(e.to_string()),
+            },
+            Col::Phone => match crate::phone::normalize(cell) {
+                Some(p) => row.phone = p,
+                None if cell.trim().is_empty() => problems.push("phone is required".to_owned()),
+                None => problems.push(format!("invalid phone \"{}\"", clip(cell))),
+            },
+            Col::Source => match leads::validate_source(Some(cell.to_owned())) {
+                Ok(s) => row.source = Some(s),
+                Err(e) => problems.push(e.to_string()),
+            },
+            Col::Group => {
+                let mut ids = Vec::new();
+                for name in cell.split(GROUP_SEP).map(str::trim).filter(|n| !n.is_empty()) {
+                    match d.group(name) {
+                        Ok(id) => ids.push(id),
+                        Err(e) => problems.push(e),
+                    }
+                }
+                ids.sort();
+                ids.dedup();
+                row.groups = Some(ids);
+            }
+            Col::Assignee => {
+                let email = cell.trim();
+                if !email.is_empty() {
+                    match d.members.get(&email.to_lowercase()) {
+                        Some((id, true)) => row.assignee = Some(*id),
+                        Some((_, false)) => problems.push(format!("assignee \"{}\" is deactivated", clip(email))),
+                        None => problems.push(format!("unknown assignee email \"{}\"", clip(email))),
+                    }
+                }
+            }
+            Col::Custom(i) => row.custom[*i] = (!cell.is_empty()).then(|| cell.to_owned()),
+        }
+    }
+    if problems.is_empty() { Ok(row) } else { Err(problems.join("; ")) }
+}
+
+#[derive(Serialize)]
+struct LineError {
+    line: u64,
+    message: String,
+}
+
+#[derive(Default)]
+struct Outcome {
+    created: u64,
+    updated: u64,
+    errors: Vec<LineError>,
+    error_count: u64,
+}
+
+impl Outcome {
+    fn error(&mut self, line: u64, message: String) {
+        self.error_count += 1;
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(LineError { line, message });
+        }
+    }
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<()> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut parts = ct.split(';');
+    let essence = parts.next().unwrap_or("").trim();
+    let utf8 = parts.all(|p| match p.split_once('=') {
+        Some((k, v)) if k.trim().eq_ignore_ascii_case("charset") => {
+            let v = v.trim().trim_matches('"');
+            v.eq_ignore_ascii_case("utf-8") || v.eq_ignore_ascii_case("utf8")
+        }
+        _ => true,
+    });
+    if essence.eq_ignore_ascii_case("text/csv") && utf8 {
+        Ok(())
+    } else {
+        Err(Error::client(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: text/csv (UTF-8)",
+        ))
+    }
+}
+
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>> {
+    let too_large = || {
+        Error::client(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("an import may have at most {} MiB", IMPORT_MAX_BYTES >> 20),
+        )
+    };
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n: usize| n > IMPORT_MAX_BYTES) {
+        return Err(too_large());
+    }
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0));
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| Error::bad_request("invalid_body", "the body could not be read"))?;
+        if buf.len() + chunk.len() > IMPORT_MAX_BYTES {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+/// The body as UTF-8 text without a BOM (400 otherwise, naming the line).
+fn decode(bytes: &[u8]) -> Result<&str> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+        Error::bad_request("invalid_encoding", format!("the file is not UTF-8 text (line {line})"))
+    })?;
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+}
+
+/// `POST /leads/import`: creates and updates leads from a CSV file (see the module docs).
+#[instrument(skip_all)]
+pub async fn import(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>> {
+    if !policy::can_manage_integrations(&user.viewer()) {
+        return Err(Error::forbidden("forbidden", "importing leads needs the manage_integrations permission"));
+    }
+    check_content_type(&headers)?;
+    let bytes = read_body(&headers, body).await?;
+    let text = decode(&bytes)?;
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
+    let header = match reader.headers() {
+        Ok(h) if h.iter().any(|c| !c.trim().is_empty()) => parse_header(h)?,
+        Ok(_) => return Err(Error::bad_request("missing_column", "the file has no header row")),
+        Err(e) => return Err(header_error(format!("unreadable header row: {e}"))),
+    };
+    let dir = Directory::load(&st.db, user.workspace_id).await?;
+    let mut out = Outcome::default();
+    let mut batch: Vec<Row> = Vec::with_capacity(BATCH);
+    let mut phones: HashSet<String> = HashSet::with_capacity(BATCH);
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = record.position().map_or(0, |p| p.line());
+                match parse_row(&header, &dir, &record, line) {
+                    Ok(row) => {
+                        // A phone already waiting in this batch: write the batch first, so
+                        // the later row updates what the earlier one created.
+                        if phones.contains(&row.phone) {
+                            flush(&st, &user, &header, &mut batch, &mut out).await?;
+                            phones.clear();
+                        }
+                        phones.insert(row.phone.clone());
+                        batch.push(row);
+                        if batch.len() >= BATCH {
+                            flush(&st, &user, &header, &mut batch, &mut out).await?;
+                            phones.clear();
+                        }
+                    }
+                    Err(message) => out.error(line, message),
+                }
+            }
+            Err(e) => {
+                // The text is UTF-8 and rows may have any length, so this is not expected;
+                // report it and stop rather than risk reading the same bytes forever.
+                let line = e.position().map_or(0, |p| p.line());
+                out.error(line, format!("unreadable row: {e}"));
+                break;
+            }
+        }
+    }
+    flush(&st, &user, &header, &mut batch, &mut out).await?;
+    out.errors.sort_by_key(|e| e.line);
+    tracing::info!(created = out.created, updated = out.updated, errors = out.error_count, "leads imported");
+    Ok(Json(json!({
+        "created": out.created,
+        "updated": out.updated,
+        "errors": out.errors,
+        "error_count": out.error_count,
+    })))
+}
+
+/// Writes a batch of validated rows in one transaction.
+async fn flush(st: &AppState, user: &CurrentUser, h: &Header, batch: &mut Vec<Row>, out: &mut Outcome) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let ws = user.workspace_id;
+    let now = st.clock.now();
+    let mut tx = st.db.begin().await?;
+    let mut existing = existing_by_phone(&mut tx, ws, batch).await?;
+    let mut creates: Vec<(u64, Lead)> = Vec::new();
+    for row in batch.drain(..) {
+        match existing.remove(&row.phone) {
+            Some(lead) => match update(&mut tx, now, user, h, row, lead).await? {
+                Ok(()) => out.updated += 1,
+                Err((line, message)) => out.error(line, message),
+            },
+            None => match new_lead(ws, now, h, row) {
+                Ok(created) => creates.push(created),
+                Err((line, message)) => out.error(line, message),
+            },
+        }
+    }
+    let created = insert_all(&mut tx, now, creates, out).await?;
+    if !created.is_empty() {
+        let s = crate::assignment::load(&mut tx, ws).await?;
+        if s.mode != "unassigned" || !s.rules.is_empty() {
+            for mut lead in created.into_iter().filter(|l| l.assignee_id.is_none()) {
+                crate::assignment::run::new_lead(&mut tx, &st.presence, now, &mut lead).await?;
+            }
+        }
+    }
+    st.commit(tx).await
+}
+
+/// The workspace's leads with the batch's phones, with their groups.
+async fn existing_by_phone(tx: &mut Tx, ws: Uuid, batch: &[Row]) -> Result<HashMap<String, Lead>> {
+    let found: Vec<Lead> = on_tx!(tx, |c| {
+        let mut qb = sqlx::QueryBuilder::new(format!("SELECT {COLS} FROM leads l WHERE l.workspace_id = "));
+        qb.push_bind(ws).push(" AND l.phone IN (");
+        let mut sep = qb.separated(", ");
+        for r in batch {
+            sep.push_bind(r.phone.as_str());
+        }
+        qb.push(")");
+        qb.build_query_as().fetch_all(c).await
+    })?;
+    let mut leads: HashMap<Uuid, Lead> = found.into_iter().map(|l| (l.id, l)).collect();
+    if !leads.is_empty() {
+        let pairs: Vec<(Uuid, Uuid)> = on_tx!(tx, |c| {
+            let mut qb = sqlx::QueryBuilder::new("SELECT lead_id, group_id FROM lead_groups WHERE lead_id IN (");
+            let mut sep = qb.separated(", ");
+            for id in leads.keys() {
+                sep.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build_query_as().fetch_all(c).await
+        })?;
+        for (lead, group) in pairs {
+            if let Some(l) = leads.get_mut(&lead) {
+                l.group_ids.push(group);
+            }
+        }
+    }
+    Ok(leads
+        .into_values()
+        .filter_map(|mut l| {
+            l.group_ids.sort();
+            Some((l.phone.clone()?, l))
+        })
+        .collect())
+}
+
+type RowError = (u64, String);
+
+/// The lead a row creates (not yet stored).
+fn new_lead(ws: Uuid, now: DateTime<Utc>, h: &Header, row: Row) -> std::result::Result<(u64, Lead), RowError> {
+    let mut custom = Map::new();
+    for (key, value) in h.custom_keys.iter().zip(row.custom) {
+        if let Some(v) = value {
+            custom.insert(key.clone(), Value::String(v));
+        }
+    }
+    leads::validate_custom(&custom).map_err(|e| (row.line, e.to_string()))?;
+    let source = match row.source {
+        Some(s) => s,
+        None => Some(DEFAULT_SOURCE.to_owned()),
+    };
+    let lead = Lead {
+        id: Uuid::new_v4(),
+        workspace_id: ws,
+        name: row.name,
+        phone: Some(row.phone),
+        source,
+        assignee_id: row.assignee,
+        group_ids: row.groups.unwrap_or_default(),
+        custom_fields: sqlx::types::Json(custom),
+        created_at: now,
+        updated_at: now,
+    };
+    Ok((row.line, lead))
+}
+
+/// Applies a row to an existing lead. The outer error is the database's, the inner one the row's.
+async fn update(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    user: &CurrentUser,
+    h: &Header,
+    row: Row,
+    before: Lead,
+) -> Result<std::result::Result<(), RowError>> {
+    let mut lead = before.clone();
+    lead.name = row.name;
+    if let Some(source) = row.source {
+        lead.source = source;
+    }
+    for (key, value) in h.custom_keys.iter().zip(row.custom) {
+        match value {
+            Some(v) => lead.custom_fields.0.insert(key.clone(), Value::String(v)),
+            None => lead.custom_fields.0.remove(key),
+        };
+    }
+    if let Err(e) = leads::validate_custom(&lead.custom_fields.0) {
+        return Ok(Err((row.line, e.to_string())));
+    }
+    let reassigned = row.assignee.filter(|a| lead.assignee_id != Some(*a));
+    if let Some(a) = reassigned {
+        lead.assignee_id = Some(a);
+    }
+    let regroup = row.groups.filter(|g| *g != lead.group_ids);
+    if let Some(g) = &regroup {
+        lead.group_ids = g.clone();
+    }
+    let changed = lead.name != before.name
+        || lead.source != before.source
+        || lead.custom_fields.0 != before.custom_fields.0
+        || reassigned.is_some()
+        || regroup.is_some();
+    if !changed {
+        return Ok(Ok(()));
+    }
+    lead.updated_at = now;
+    if let Some(g) = &regroup {
+        leads::set_groups(tx, lead.id, g).await?;
+    }
+    if let Some(a) = reassigned {
+        let data = json!({"from_member_id": before.assignee_id, "to_member_id": a});
+        timeline::record(tx, now, lead.workspace_id, lead.id, None, "assigned", Some(user.id), data).await?;
+    }
+    on_tx!(tx, |c| sqlx::query(
+        "UPDATE leads SET name = $1, source = $2, custom_fields = $3, assignee_id = $4, updated_at = $5 WHERE id = $6"
+    )
+    .bind(&lead.name)
+    .bind(&lead.source)
+    .bind(&lead.custom_fields)
+    .bind(lead.assignee_id)
+    .bind(now)
+    .bind(lead.id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    leads::emit_updated(tx, now, &lead).await?;
+    Ok(Ok(()))
+}
+
+/// Inserts new leads with multi-row INSERTs: leads, phone identities, groups, `lead.updated`
+/// events, `lead_created` activities. A phone taken meanwhile (by a concurrent creation) is
+/// reported on its row. Returns the stored leads.
+async fn insert_all(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    creates: Vec<(u64, Lead)>,
+    out: &mut Outcome,
+) -> Result<Vec<Lead>> {
+    if creates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut stored: HashSet<Uuid> = HashSet::with_capacity(creates.len());
+    // 9 parameters a row.
+    for chunk in creates.chunks(BATCH) {
+        let ids: Vec<Uuid> = on_tx!(tx, |c| {
+            let mut qb = sqlx::QueryBuilder::new(
+                "INSERT INTO leads (id, workspace_id, name, phone, source, assignee_id, custom_fields, created_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut b, (_, l)| {
+                b.push_bind(l.id)
+                    .push_bind(l.workspace_id)
+                    .push_bind(l.name.as_str())
+                    .push_bind(l.phone.as_deref())
+                    .push_bind(l.source.as_deref())
+                    .push_bind(l.assignee_id)
+                    .push_bind(&l.custom_fields)
+                    .push_bind(l.created_at)
+                    .push_bind(l.updated_at);
+            });
+            qb.push(" ON CONFLICT (workspace_id, phone) DO NOTHING RETURNING id");
+            qb.build_query_scalar().fetch_all(c).await
+        })?;
+        stored.extend(ids);
+    }
+    let mut leads = Vec::with_capacity(stored.len());
+    for (line, lead) in creates {
+        if stored.contains(&lead.id) {
+            leads.push(lead);
+        } else {
+            out.error(line, "a lead with this phone was created while importing; import the row again".to_owned());
+        }
+    }
+    out.created += leads.len() as u64;
+    if leads.is_empty() {
+        return Ok(leads);
+    }
+    for chunk in leads.chunks(BATCH) {
+        on_tx!(tx, |c| {
+            let mut qb = sqlx::QueryBuilder::new("INSERT INTO lead_identities (workspace_id, kind, value, lead_id) ");
+            qb.push_values(chunk, |mut b, l| {
+                b.push_bind(l.workspace_id).push_bind("phone").push_bind(l.phone.as_deref()).push_bind(l.id);
+            });
+            qb.push(" ON CONFLICT (workspace_id, kind, value) DO UPDATE SET lead_id = excluded.lead_id");
+            qb.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    let memberships: Vec<(Uuid, Uuid)> =
+        leads.iter().flat_map(|l| l.group_ids.iter().map(move |g| (l.id, *g))).collect();
+    for chunk in memberships.chunks(1000) {
+        on_tx!(tx, |c| {
+            let mut qb = sqlx::QueryBuilder::new("INSERT INTO lead_groups (lead_id, group_id) ");
+            qb.push_values(chunk, |mut b, (lead, group)| {
+                b.push_bind(*lead).push_bind(*group);
+            });
+            qb.push(" ON CONFLICT DO NOTHING");
+            qb.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    let updated: Vec<NewEvent> = leads
+        .iter()
+        .map(|l| NewEvent::new(l.workspace_id, "lead.updated", serde_json::to_value(l).unwrap_or_default()).lead(l.id))
+        .collect();
+    events::append_many(tx, now, &updated).await?;
+    let activities: Vec<NewActivity> = leads
+        .iter()
+        .map(|l| NewActivity {
+            workspace_id: l.workspace_id,
+            lead_id: l.id,
+            conversation_id: None,
+            kind: "lead_created",
+            member_id: None,
+            data: json!({"source": l.source}),
+        })
+        .collect();
+    timeline::record_many(tx, now, &activities).await?;
+    Ok(leads)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export.
+
+static EXPORT_KEYS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT l.id, l.created_at, l.custom_fields FROM leads l WHERE {} AND l.created_at <= $6 \
+         AND ($7 IS NULL OR l.created_at > $7 OR (l.created_at = $7 AND l.id > $8)) \
+         ORDER BY l.created_at, l.id LIMIT $9",
+        *LEAD_VISIBLE
+    )
+});
+
+static EXPORT_ROWS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {COLS} FROM leads l WHERE {} AND l.created_at <= $6 \
+         AND ($7 IS NULL OR l.created_at > $7 OR (l.created_at = $7 AND l.id > $8)) \
+         ORDER BY l.created_at, l.id LIMIT $9",
+        *LEAD_VISIBLE
+    )
+});
+
+type KeysRow = (Uuid, DateTime<Utc>, sqlx::types::Json<Map<String, Value>>);
+
+/// Everything the export stream needs between pages.
+struct Export {
+    db: Db,
+    viewer: Viewer,
+    started: DateTime<Utc>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    keys: Vec<String>,
+    group_names: HashMap<Uuid, String>,
+    emails: HashMap<Uuid, String>,
+    header: Option<Bytes>,
+    done: bool,
+}
+
+impl Export {
+    async fn prepare(db: Db, viewer: Viewer, started: DateTime<Utc>) -> Result<Export> {
+        let ws = viewer.workspace_id;
+        let group_names: HashMap<Uuid, String> =
+            on_db!(&db, |p| sqlx::query_as("SELECT id, name FROM crm_groups WHERE workspace_id = $1")
+                .bind(ws)
+                .fetch_all(p)
+                .await)?
+            .into_iter()
+            .collect();
+        let emails: HashMap<Uuid, String> =
+            on_db!(&db, |p| sqlx::query_as("SELECT id, email FROM users WHERE workspace_id = $1")
+                .bind(ws)
+                .fetch_all(p)
+                .await)?
+            .into_iter()
+            .collect();
+        // The custom keys first: they are columns of the header.
+        let mut keys: BTreeSet<String> = BTreeSet::new();
+        let mut after: Option<(DateTime<Utc>, Uuid)> = None;
+        loop {
+            let page: Vec<KeysRow> = on_db!(&db, |p| bind_viewer!(sqlx::query_as(EXPORT_KEYS.as_str()), viewer)
+                .bind(started)
+                .bind(after.map(|a| a.0))
+                .bind(after.map(|a| a.1))
+                .bind(EXPORT_PAGE * 4)
+                .fetch_all(p)
+                .await)?;
+            for (_, _, fields) in &page {
+                for k in fields.0.keys() {
+                    if !keys.contains(k) {
+                        keys.insert(k.clone());
+                    }
+                }
+            }
+            if keys.len() + STANDARD.len() > MAX_COLUMNS {
+                return Err(Error::unprocessable(
+                    "too_many_columns",
+                    format!("the leads have more than {} distinct custom fields", MAX_COLUMNS - STANDARD.len()),
+                ));
+            }
+            match page.last() {
+                Some((id, at, _)) if page.len() as i64 == EXPORT_PAGE * 4 => after = Some((*at, *id)),
+                _ => break,
+            }
+        }
+        let keys: Vec<String> = keys.into_iter().collect();
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let custom = keys.iter().map(|k| protect(&custom_column(k)).into_owned());
+        w.write_record(STANDARD.iter().map(|s| (*s).to_owned()).chain(custom)).map_err(csv_error)?;
+        let header = Bytes::from(w.into_inner().map_err(|e| Error::internal(e.to_string()))?);
+        Ok(Export { db, viewer, started, after: None, keys, group_names, emails, header: Some(header), done: false })
+    }
+
+    /// The next chunk of the file, `None` at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
+        if let Some(h) = self.header.take() {
+            return Ok(Some(h));
+        }
+        if self.done {
+            return Ok(None);
+        }
+        let v = &self.viewer;
+        let mut page: Vec<Lead> = on_db!(&self.db, |p| bind_viewer!(sqlx::query_as(EXPORT_ROWS.as_str()), v)
+            .bind(self.started)
+            .bind(self.after.map(|a| a.0))
+            .bind(self.after.map(|a| a.1))
+            .bind(EXPORT_PAGE)
+            .fetch_all(p)
+            .await)?;
+        if (page.len() as i64) < EXPORT_PAGE {
+            self.done = true;
+        }
+        let Some(last) = page.last() else { return Ok(None) };
+        self.after = Some((last.created_at, last.id));
+        let ids: Vec<Uuid> = page.iter().map(|l| l.id).collect();
+        let mut groups = leads::group_ids(&self.db, &ids).await?;
+        for l in &mut page {
+            l.group_ids = groups.remove(&l.id).unwrap_or_default();
+        }
+        let mut w = csv::Writer::from_writer(Vec::with_capacity(page.len() * 96));
+        let mut cells: Vec<String> = Vec::with_capacity(STANDARD.len() + self.keys.len());
+        for l in &page {
+            cells.clear();
+            cells.push(l.name.clone());
+            cells.push(l.phone.clone().unwrap_or_default());
+            cells.push(l.source.clone().unwrap_or_default());
+            let mut names: Vec<&str> =
+                l.group_ids.iter().filter_map(|g| self.group_names.get(g)).map(String::as_str).collect();
+            names.sort_unstable();
+            cells.push(names.join(&GROUP_SEP.to_string()));
+            cells.push(l.assignee_id.and_then(|a| self.emails.get(&a)).cloned().unwrap_or_default());
+            for k in &self.keys {
+                cells.push(match l.custom_fields.0.get(k) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                });
+            }
+            w.write_record(cells.iter().map(|c| protect(c).into_owned())).map_err(csv_error)?;
+        }
+        Ok(Some(Bytes::from(w.into_inner().map_err(|e| Error::internal(e.to_string()))?)))
+    }
+}
+
+fn csv_error(e: csv::Error) -> Error {
+    Error::internal(format!("csv: {e}"))
+}
+
+/// `GET /leads/export`: the leads the caller can see, as a streamed CSV file.
+#[instrument(skip_all)]
+pub async fn export(State(st): State<AppState>, user: CurrentUser) -> Result<Response> {
+    let export = Export::prepare(st.db.clone(), user.viewer(), st.clock.now()).await?;
+    let stream = futures_util::stream::unfold(Some(export), |state| async move {
+        let mut export = state?;
+        match export.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok::<Bytes, Error>(chunk), Some(export))),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "lead export failed midway");
+                Some((Err(e), None))
+            }
+        }
+    });
+    let headers = [
+        (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+        (header::CONTENT_DISPOSITION, "attachment; filename=\"leads.csv\""),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    Ok((headers, Body::from_stream(stream)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_protection_round_trips() {
+        for s in ["=1+2", "+44", "-5", "@SUM(A1)", "\tx", "\rx", "'", "'a", "''", "'=x", "plain", "", "O'Brien"] {
+            assert_eq!(unprotect(&protect(s)), s, "{s:?}");
+        }
+        assert_eq!(protect("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(protect("'hello"), "'hello");
+        assert_eq!(unprotect("'hello"), "'hello");
+        assert!(!FORMULA.iter().any(|c| protect("=x").starts_with(*c)));
+    }
+
+    #[test]
+    fn custom_columns_never_pass_for_standard_ones() {
+        assert_eq!(custom_column("plan"), "plan");
+        assert_eq!(custom_column("Phone"), "custom.Phone");
+        assert_eq!(custom_column("custom.x"), "custom.custom.x");
+        let rec = csv::StringRecord::from(vec!["Name", " phone ", "custom.Phone", "custom.custom.x", "plan"]);
+        let h = parse_header(&rec).expect("valid header");
+        assert_eq!(h.custom_keys, ["Phone", "custom.x", "plan"]);
+        assert_eq!(h.cols[..2], [Col::Name, Col::Phone]);
+    }
+
+    #[test]
+    fn bad_headers_are_refused() {
+        for cols in [vec!["name"], vec!["phone", "source"], vec!["name", "phone", "name"], vec!["name", "phone", ""]] {
+            let rec = csv::StringRecord::from(cols.clone());
+            assert!(parse_header(&rec).is_err(), "{cols:?}");
+        }
+    }
+}
