@@ -36,13 +36,17 @@ export function render(root, ctx) {
   replace(body, panel('New label', form), panel('All labels', listError, list));
 
   async function load() {
+    let fresh = null;
     try {
-      const page = await api.get('/labels');
-      state.labels = page.labels;
+      fresh = (await api.get('/labels')).labels;
     } catch (e) {
       listError.textContent = e.message;
     }
-    if (!state.destroyed) renderList();
+    if (state.destroyed || !fresh) return;
+    // Redraw only on a real change, and never under an open editor.
+    const same = JSON.stringify(fresh) === JSON.stringify(state.labels) && list.childElementCount;
+    state.labels = fresh;
+    if (!same && !state.editing) renderList();
   }
 
   function upsert(l) {

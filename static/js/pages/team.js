@@ -49,7 +49,10 @@ export function render(root, ctx) {
     if (name.value.trim()) payload.name = name.value.trim();
     const inv = await busy(submit, inviteError, () => api.post('/invitations', payload));
     if (!inv) return;
-    showOnce(result, inv, 'Invitation created');
+    showOnce(result, inv, 'Invitation created', () => {
+      invitePanel.open = false;
+      invitePanel.querySelector('summary').focus();
+    });
     form.reset();
     upsert(inv);
   });
@@ -64,27 +67,35 @@ export function render(root, ctx) {
   const listError = errorLine('members-error');
   const loading = h('p', { class: 'muted' }, 'Loading members…');
 
+  // The invite form folds away: the list is what people come for.
+  const invitePanel = h('details', { class: 'settings-panel invite-panel', id: 'invite-panel' }, h('summary', { id: 'invite-toggle' }, h('h2', {}, 'Invite a member')), form, result);
   replace(
     body,
-    panel('Invite a member', form, result),
+    invitePanel,
     panel('Members', h('div', { class: 'tool-row settings-tools' }, field('Show', filter)), listError, loading, list),
   );
 
   async function load() {
+    let fresh = null;
     try {
-      state.members = await all('/members', 'members');
+      fresh = await all('/members', 'members');
       listError.textContent = '';
     } catch (e) {
       listError.textContent = e.message;
     }
     loading.hidden = true;
-    if (!state.destroyed) renderList();
+    if (state.destroyed) return;
+    // Only redraw what changed: a button under someone's pointer stays where it is.
+    if (fresh && JSON.stringify(fresh) === JSON.stringify(state.members) && list.childElementCount) return;
+    if (fresh) state.members = fresh;
+    renderList();
   }
 
   function upsert(m) {
     const i = state.members.findIndex((x) => x.id === m.id);
     const clean = { ...m };
     delete clean.accept_token;
+    delete clean.expires_at;
     if (i >= 0) state.members[i] = { ...state.members[i], ...clean };
     else state.members.push(clean);
     renderList();
@@ -286,7 +297,7 @@ function labelBoxes(ctx, prefix, current) {
 }
 
 /** Shows an invitation's accept link and token; they are never shown again. */
-function showOnce(box, inv, title) {
+function showOnce(box, inv, title, onDone) {
   const link = `${location.origin}/#/accept/${encodeURIComponent(inv.accept_token)}`;
   const linkIn = h('input', { type: 'text', readonly: true, value: link, id: nextId('accept-link'), class: 'accept-link', 'aria-label': 'Accept link' });
   linkIn.addEventListener('focus', () => linkIn.select());
@@ -294,6 +305,7 @@ function showOnce(box, inv, title) {
   dismiss.addEventListener('click', () => {
     replace(box);
     box.hidden = true;
+    if (onDone) onDone();
   });
   replace(
     box,

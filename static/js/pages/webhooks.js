@@ -83,7 +83,7 @@ export function render(root, ctx, route) {
       h(
         'a',
         { class: ['journal-entry', e.state], href: `#/webhooks/${e.id}`, 'aria-current': e.id === state.openId ? 'true' : null, dataset: { id: e.id, state: e.state } },
-        h('span', { class: 'journal-top' }, h('time', { datetime: e.received_at, title: full(e.received_at) }, when(e.received_at)), statusChip(e.state), e.attempts > 1 ? h('span', { class: 'muted small' }, `${e.attempts} attempts`) : null),
+        h('span', { class: 'journal-top' }, h('time', { datetime: e.received_at, title: full(e.received_at) }, when(e.received_at)), statusChip(e.state), e.attempts > 0 ? h('span', { class: 'muted small' }, `${e.attempts} failed ${e.attempts === 1 ? 'attempt' : 'attempts'}`) : null),
         e.error ? h('span', { class: 'journal-error small' }, e.error) : null,
       ),
     );
@@ -144,7 +144,7 @@ export function render(root, ctx, route) {
         'dl',
         { class: 'facts' },
         h('dt', {}, 'Received'), h('dd', {}, full(e.received_at)),
-        h('dt', {}, 'Attempts'), h('dd', { id: 'journal-attempts' }, String(e.attempts ?? 0)),
+        e.attempts ? [h('dt', {}, 'Failed attempts'), h('dd', { id: 'journal-attempts' }, String(e.attempts))] : null,
         e.processed_at ? [h('dt', {}, 'Processed'), h('dd', {}, full(e.processed_at))] : null,
         e.error ? [h('dt', {}, 'Error'), h('dd', { class: 'journal-error', id: 'journal-detail-error' }, e.error)] : null,
         h('dt', {}, 'ID'), h('dd', {}, h('code', {}, e.id)),
