@@ -6,18 +6,20 @@ import { api, setUnauthorizedHandler } from './api.js';
 import { Live } from './live.js';
 import { h, replace, avatar } from './dom.js';
 import { renderLogin } from './pages/login.js';
+import { renderAccept } from './pages/accept.js';
+import { notAllowed } from './settings.js';
 
 const root = document.getElementById('app');
 
 /** Pages by route name; admin-only ones are hidden from others' nav. */
 export const PAGES = [
   { name: 'inbox', title: 'Inbox', module: './pages/inbox.js', show: () => true },
-  { name: 'monitor', title: 'Monitor', module: './pages/monitor.js', show: (c) => c.isAdmin },
-  { name: 'team', title: 'Team', module: './pages/team.js', settings: true, show: (c) => c.isAdmin || c.perms.manage_members },
-  { name: 'labels', title: 'Labels', module: './pages/labels.js', settings: true, show: (c) => c.isAdmin },
-  { name: 'numbers', title: 'Numbers', module: './pages/numbers.js', settings: true, show: (c) => c.isAdmin || c.perms.manage_integrations },
-  { name: 'assignment', title: 'Assignment', module: './pages/assignment.js', settings: true, show: (c) => c.isAdmin },
-  { name: 'webhooks', title: 'Webhooks', module: './pages/webhooks.js', settings: true, show: (c) => c.isAdmin },
+  { name: 'monitor', title: 'Monitor', module: './pages/monitor.js', who: 'admins', show: (c) => c.isAdmin },
+  { name: 'team', title: 'Team', module: './pages/team.js', settings: true, who: 'admins and members with the “Manage members” permission', show: (c) => c.isAdmin || c.perms.manage_members },
+  { name: 'labels', title: 'Labels', module: './pages/labels.js', settings: true, who: 'admins', show: (c) => c.isAdmin },
+  { name: 'numbers', title: 'Numbers', module: './pages/numbers.js', settings: true, who: 'admins and members with the “Manage integrations” permission', show: (c) => c.isAdmin || c.perms.manage_integrations },
+  { name: 'assignment', title: 'Assignment', module: './pages/assignment.js', settings: true, who: 'admins', show: (c) => c.isAdmin },
+  { name: 'webhooks', title: 'Webhooks', module: './pages/webhooks.js', settings: true, who: 'admins', show: (c) => c.isAdmin },
 ];
 
 let session = null;
@@ -31,6 +33,11 @@ setUnauthorizedHandler(() => {
 });
 
 async function boot() {
+  const r = parseRoute();
+  if (r.page === 'accept' && r.id) {
+    showAccept(decodeURIComponent(r.id));
+    return;
+  }
   let me;
   try {
     me = await api.get('/auth/me');
@@ -47,6 +54,20 @@ function showLogin(notice) {
   renderLogin(root, {
     notice,
     onLoggedIn: async () => {
+      const me = await api.get('/auth/me');
+      session = await startSession(me);
+    },
+  });
+}
+
+/** An invitation link (#/accept/<token>): choose a password, then straight into the inbox. */
+function showAccept(token) {
+  root.setAttribute('aria-busy', 'false');
+  document.title = 'Accept invitation · Switchboard';
+  renderAccept(root, {
+    token,
+    onAccepted: async () => {
+      history.replaceState(null, '', '#/inbox');
       const me = await api.get('/auth/me');
       session = await startSession(me);
     },
@@ -165,11 +186,13 @@ async function startSession(me) {
   let routing = Promise.resolve();
   async function route() {
     const r = parseRoute();
-    let page = PAGES.find((p) => p.name === r.page && p.show(ctx));
+    // Unknown pages go to the inbox; known ones the caller may not use say who may.
+    const page = PAGES.find((p) => p.name === r.page);
     if (!page) {
       location.replace('#/inbox');
       return;
     }
+    const allowed = page.show(ctx);
     renderNav(page.name);
     if (current && current.name === page.name && current.view && current.view.update) {
       current.view.update(r);
@@ -178,8 +201,13 @@ async function startSession(me) {
     if (current && current.view && current.view.destroy) current.view.destroy();
     current = { name: page.name, view: null };
     document.title = `${page.title} · Switchboard`;
-    const mod = await import(page.module);
     const slot = h('div', { class: `page page-${page.name}` });
+    if (!allowed) {
+      replace(main, slot);
+      current.view = notAllowed(slot, page.title, page.who || 'admins');
+      return;
+    }
+    const mod = await import(page.module);
     replace(main, slot);
     current.view = (await mod.render(slot, ctx, r)) || null;
   }

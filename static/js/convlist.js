@@ -221,10 +221,48 @@ export class ConvList {
   }
 }
 
-/** A label's colour class from its colour or name. */
+/** The label colours people pick from: [name, hex]; entry i is the chip class hue-i. */
+export const PALETTE = [
+  ['Teal', '#22c3a8'],
+  ['Sky', '#228dc3'],
+  ['Blue', '#223dc3'],
+  ['Violet', '#5722c3'],
+  ['Purple', '#a822c3'],
+  ['Pink', '#c3228d'],
+  ['Red', '#c3223d'],
+  ['Orange', '#c35722'],
+  ['Amber', '#c39a22'],
+  ['Lime', '#72c322'],
+  ['Green', '#22c33d'],
+  ['Emerald', '#22c372'],
+];
+const PALETTE_HUES = [170, 200, 230, 260, 290, 320, 350, 20, 45, 90, 130, 150];
+
+/** The hue (0..359) of a #rgb / #rrggbb colour, or null. */
+function hexHue(color) {
+  const m = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(String(color || '').trim());
+  if (!m) return null;
+  const x = m[1].length === 3 ? [...m[1]].map((c) => c + c).join('') : m[1];
+  const [r, g, b] = [0, 2, 4].map((i) => parseInt(x.slice(i, i + 2), 16) / 255);
+  const max = Math.max(r, g, b);
+  const d = max - Math.min(r, g, b);
+  if (d === 0) return null;
+  const hh = max === r ? ((g - b) / d) % 6 : max === g ? (b - r) / d + 2 : (r - g) / d + 4;
+  return (hh * 60 + 360) % 360;
+}
+
+/** A label's colour class (0..11): the palette entry nearest its colour, else from its name. */
 export function labelHue(l) {
+  const hh = hexHue(l.color);
+  if (hh !== null) {
+    let best = 0;
+    PALETTE_HUES.forEach((p, i) => {
+      const dist = (x) => Math.min(Math.abs(x - hh), 360 - Math.abs(x - hh));
+      if (dist(p) < dist(PALETTE_HUES[best])) best = i;
+    });
+    return best;
+  }
   let x = 0;
   for (const ch of String(l.color || l.name)) x = (x * 31 + ch.codePointAt(0)) % 360;
   return x % 12;
 }
-

@@ -19,7 +19,7 @@ use crate::outbox::FakeGraph;
 use crate::support::*;
 use crate::webhooks::text_payload;
 
-const NUMBER_ID: &str = "100200300400600";
+pub(crate) const NUMBER_ID: &str = "100200300400600";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -219,8 +219,8 @@ on_both! {
 /// One browser test at a time: each starts chromedriver and Chromium, heavy on small machines.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Browser {
-    c: Client,
+pub(crate) struct Browser {
+    pub(crate) c: Client,
     _driver: Child,
     base: String,
     _turn: tokio::sync::MutexGuard<'static, ()>,
@@ -232,7 +232,7 @@ fn in_ci() -> bool {
 
 /// Starts chromedriver on a free port and a headless Chromium session; `None` (skip) only
 /// outside CI when they are not installed.
-async fn browser(app: &TestApp) -> Option<Browser> {
+pub(crate) async fn browser(app: &TestApp) -> Option<Browser> {
     if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
         assert!(!in_ci(), "CI needs {CHROMEDRIVER} and {CHROMIUM} (Debian chromium, chromium-driver)");
         eprintln!("skipping browser test: {CHROMEDRIVER} or {CHROMIUM} is not installed");
@@ -266,16 +266,16 @@ async fn browser(app: &TestApp) -> Option<Browser> {
 }
 
 impl Browser {
-    async fn open(&self, hash: &str) {
+    pub(crate) async fn open(&self, hash: &str) {
         self.c.goto(&format!("{}/{hash}", self.base)).await.expect("navigate");
     }
 
-    async fn js(&self, script: &str) -> Value {
+    pub(crate) async fn js(&self, script: &str) -> Value {
         self.c.execute(script, vec![]).await.unwrap_or(Value::Null)
     }
 
     /// Waits (20 s at most) until `script` returns something truthy, and returns it.
-    async fn until(&self, what: &str, script: &str) -> Value {
+    pub(crate) async fn until(&self, what: &str, script: &str) -> Value {
         eventually(what, || async {
             let v = self.js(script).await;
             let truthy = match &v {
@@ -290,14 +290,14 @@ impl Browser {
         .await
     }
 
-    async fn element(&self, css: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn element(&self, css: &str) -> fantoccini::elements::Element {
         self.c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| {
             panic!("no element {css}: {e}");
         })
     }
 
     /// Logs in through the form, the way a person does.
-    async fn log_in(&self, email: &str) {
+    pub(crate) async fn log_in(&self, email: &str) {
         self.open("").await;
         self.element("#login-email").await.send_keys(email).await.unwrap();
         self.element("#login-password").await.send_keys(PASSWORD).await.unwrap();
@@ -309,12 +309,12 @@ impl Browser {
     }
 
     /// The names of the conversations listed, top to bottom.
-    async fn listed(&self) -> Vec<String> {
+    pub(crate) async fn listed(&self) -> Vec<String> {
         let v = self.js("return [...document.querySelectorAll('.conv .conv-name')].map(e => e.textContent)").await;
         serde_json::from_value(v).unwrap_or_default()
     }
 
-    async fn wait_listed(&self, name: &str) {
+    pub(crate) async fn wait_listed(&self, name: &str) {
         let probe = format!(
             "return [...document.querySelectorAll('.conv .conv-name')].some(e => e.textContent === {})",
             json!(name)
@@ -322,7 +322,7 @@ impl Browser {
         self.until(&format!("{name} listed"), &probe).await;
     }
 
-    async fn wait_text(&self, css: &str, text: &str) {
+    pub(crate) async fn wait_text(&self, css: &str, text: &str) {
         let probe = format!(
             "return [...document.querySelectorAll({})].some(e => e.textContent.includes({}))",
             json!(css),
@@ -331,7 +331,7 @@ impl Browser {
         self.until(&format!("{css} showing {text:?}"), &probe).await;
     }
 
-    async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         if std::env::var("SWITCHBOARD_SCREENSHOTS").is_ok_and(|v| v == "1") {
             // Let images and fonts settle: wait for the document and every image to be complete.
             self.until(
@@ -346,7 +346,7 @@ impl Browser {
         }
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.c.close().await;
     }
 }
@@ -372,7 +372,7 @@ async fn admin_id(app: &TestApp) -> String {
     app.get("/api/v1/auth/me", &app.admin_token).await.1["user"]["id"].as_str().unwrap().to_owned()
 }
 
-async fn lead_for(app: &TestApp, name: &str, phone: &str, assignee: Option<&str>) -> Value {
+pub(crate) async fn lead_for(app: &TestApp, name: &str, phone: &str, assignee: Option<&str>) -> Value {
     let (status, lead) = app
         .post("/api/v1/leads", &app.admin_token, json!({"name": name, "phone": phone, "assignee_id": assignee}))
         .await;
@@ -380,12 +380,12 @@ async fn lead_for(app: &TestApp, name: &str, phone: &str, assignee: Option<&str>
     lead
 }
 
-async fn say(app: &TestApp, wamid: &str, from: &str, ago_secs: i64, text: &str) {
+pub(crate) async fn say(app: &TestApp, wamid: &str, from: &str, ago_secs: i64, text: &str) {
     let ts = app.clock.now().timestamp() - ago_secs;
     assert_eq!(app.signed_webhook(&text_payload(wamid, from, ts, text)).await, StatusCode::OK);
 }
 
-async fn conversation_of(app: &TestApp, lead_id: &str) -> String {
+pub(crate) async fn conversation_of(app: &TestApp, lead_id: &str) -> String {
     eventually("the conversation exists", || async {
         let (_, body) = app.get(&format!("/api/v1/conversations?lead_id={lead_id}"), &app.admin_token).await;
         body["conversations"][0]["id"].as_str().map(str::to_owned)

@@ -6,6 +6,7 @@ mod access;
 mod assignment;
 mod auth;
 mod browser;
+mod browser_admin;
 mod cli;
 mod csv;
 mod inbox;
