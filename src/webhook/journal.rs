@@ -3,7 +3,7 @@
 //! start, so a crash between the 200 and processing loses nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -49,6 +49,9 @@ pub struct Journal {
     /// faster than one commit per round, a flood. See [`run_processor`].
     flooded_at: Arc<AtomicU64>,
     epoch: Instant,
+    /// Rows journaled by this node and not yet processed (approximate: replays and rows left
+    /// from before a restart are not counted).
+    backlog: Arc<AtomicI64>,
 }
 
 impl Journal {
@@ -59,16 +62,38 @@ impl Journal {
         let waiting = Arc::new(AtomicUsize::new(0));
         let flooded_at = Arc::new(AtomicU64::new(0));
         let epoch = Instant::now();
-        let flood = Flood { at: flooded_at.clone(), epoch };
-        let handle = tokio::spawn(writer(db, wake.clone(), waiting.clone(), flood, rx));
-        (Journal { tx, wake, waiting, flooded_at, epoch }, handle)
+        let backlog = Arc::new(AtomicI64::new(0));
+        let flood = Flood { at: flooded_at.clone(), epoch, backlog: backlog.clone() };
+        // PostgreSQL commits concurrently (and groups the WAL flushes): two writers keep a
+        // commit in flight while the other one waits. SQLite has one writer.
+        let writers = if db.backend() == Backend::Postgres { 2 } else { 1 };
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let handles: Vec<_> = (0..writers)
+            .map(|_| {
+                let flood = Flood { at: flood.at.clone(), epoch, backlog: flood.backlog.clone() };
+                tokio::spawn(writer(db.clone(), wake.clone(), waiting.clone(), flood, rx.clone()))
+            })
+            .collect();
+        let handle = tokio::spawn(async move {
+            for h in handles {
+                let _ = h.await;
+            }
+        });
+        (Journal { tx, wake, waiting, flooded_at, epoch, backlog }, handle)
     }
 
     /// True while webhooks arrive faster than the journal commits them one round at a time
-    /// (a full-sized batch was committed within [`FLOOD_QUIET`]).
+    /// (a full-sized batch was committed within [`FLOOD_QUIET`]) and faster than they are
+    /// processed (more than [`FLOOD_BACKLOG`] rows wait).
     pub fn flooded(&self) -> bool {
         let at = self.flooded_at.load(Ordering::Relaxed);
-        at > 0 && (self.epoch.elapsed().as_millis() as u64).saturating_sub(at) < FLOOD_QUIET.as_millis() as u64
+        at > 0
+            && (self.epoch.elapsed().as_millis() as u64).saturating_sub(at) < FLOOD_QUIET.as_millis() as u64
+            && self.backlog.load(Ordering::Relaxed) > FLOOD_BACKLOG
+    }
+
+    fn processed(&self, rows: usize) {
+        self.backlog.fetch_sub(rows as i64, Ordering::Relaxed);
     }
 
     /// Makes `body` durable; returns once it is committed.
@@ -88,43 +113,62 @@ impl Journal {
 const FLOOD_BATCH: usize = 24;
 /// The flood is over when no full-sized batch was committed for this long.
 const FLOOD_QUIET: Duration = Duration::from_millis(50);
+/// Unprocessed rows beyond which processing can be deferred: below it, it keeps up.
+const FLOOD_BACKLOG: i64 = 2000;
+/// While the journal writer waits, a processing transaction ends after this much work.
+const SLICE: Duration = Duration::from_millis(5);
 /// While flooded, the processor still runs a batch at least this often.
 const MAX_DEFER: Duration = Duration::from_secs(1);
 
 struct Flood {
     at: Arc<AtomicU64>,
     epoch: Instant,
+    backlog: Arc<AtomicI64>,
 }
 
-async fn writer(db: Db, wake: Arc<Notify>, waiting: Arc<AtomicUsize>, flood: Flood, mut rx: mpsc::Receiver<Pending>) {
+async fn writer(
+    db: Db,
+    wake: Arc<Notify>,
+    waiting: Arc<AtomicUsize>,
+    flood: Flood,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        // Take what is queued (at least one), then let the other writer wait for the next.
+        if rx.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
         if batch.len() >= FLOOD_BATCH {
             flood.at.store((flood.epoch.elapsed().as_millis() as u64).max(1), Ordering::Relaxed);
         }
         waiting.fetch_add(1, Ordering::SeqCst);
+        let n = batch.len();
         let ok = commit(&db, &batch).await.inspect_err(|e| tracing::error!(error = %e, "journal batch failed")).is_ok();
         waiting.fetch_sub(1, Ordering::SeqCst);
         for p in batch.drain(..) {
             let _ = p.committed.send(ok);
         }
         if ok {
+            flood.backlog.fetch_add(n as i64, Ordering::Relaxed);
             wake.notify_one();
         }
     }
 }
 
+/// One multi-row INSERT in autocommit mode: a single statement is its own transaction, as
+/// durable as BEGIN … COMMIT (SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit=on`)
+/// with one round trip instead of three.
 async fn commit(db: &Db, batch: &[Pending]) -> sqlx::Result<()> {
-    let mut tx = db.begin().await?;
-    on_tx!(&mut tx, |c| {
+    let _write = db.lock_writes().await;
+    on_db!(db, |p| {
         let mut qb =
             sqlx::QueryBuilder::new("INSERT INTO webhook_events (id, received_at, signature_valid, body, state) ");
         qb.push_values(batch, |mut b, e| {
             b.push_bind(e.id).push_bind(e.received_at).push_bind(true).push_bind(e.body.as_ref()).push_bind("pending");
         });
-        qb.build().execute(c).await.map(|_| ())
-    })?;
-    tx.commit().await
+        qb.build().execute(p).await.map(|_| ())
+    })
 }
 
 /// Processes pending rows until none is left, then waits for a wake-up (or a periodic tick).
@@ -197,9 +241,14 @@ pub async fn process_batch(st: &AppState) -> Result<usize> {
     let now = st.clock.now();
     let mut batch = ingest::Batch::default();
     let mut outcomes = Vec::with_capacity(rows.len());
+    let started = Instant::now();
+    // SQLite has one writer: after a slice of work, let a waiting journal commit in. (On
+    // PostgreSQL the two do not block each other.)
+    let yields = st.db.backend() == Backend::Sqlite;
     for (id, body, _) in &rows {
-        if !outcomes.is_empty() && st.journal.waiting.load(Ordering::SeqCst) > 0 {
-            break; // let the journal writer in; the rest stay pending for the next batch
+        if yields && !outcomes.is_empty() && started.elapsed() > SLICE && st.journal.waiting.load(Ordering::SeqCst) > 0
+        {
+            break; // the rest stay pending for the next batch
         }
         match ingest::process(st, &mut tx, &mut batch, now, body).await {
             Ok(outcome) => outcomes.push((*id, outcome)),
@@ -220,6 +269,7 @@ pub async fn process_batch(st: &AppState) -> Result<usize> {
         return one_by_one(st, &rows).await;
     }
     st.commit(tx).await?;
+    st.journal.processed(outcomes.len());
     Ok(outcomes.len())
 }
 
@@ -249,6 +299,7 @@ pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
     match processed.await {
         Ok(()) => {
             st.commit(tx).await?;
+            st.journal.processed(1);
             tracing::debug!(event_id = %id, "webhook processed");
             Ok(true)
         }
@@ -268,6 +319,7 @@ pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
             .await
             .map(|r| r.rows_affected()))?;
             if failed {
+                st.journal.processed(1);
                 tracing::error!(event_id = %id, error = %e, "webhook failed after {attempts} attempts");
                 Ok(true)
             } else {
