@@ -6,11 +6,13 @@
 //! 1. connects `--idle` sockets (one member's token: one presence change) and reports the
 //!    server's RSS growth per socket;
 //! 2. closes them, connects `--agents` sockets (one member each, each assigned one lead) plus
-//!    one admin socket, issues `PATCH /api/v1/leads/{id}` at `--rate` per second for
-//!    `--seconds`, and reports request → frame latency (p50/p99) on the agents' sockets (each
-//!    sees only its own lead's events) and on the admin's (sees all).
+//!    one admin socket, then at `--rate` per second for `--seconds` either POSTs a signed
+//!    webhook carrying one text message from one of those leads (`--via webhook`, the default:
+//!    journal, processing, event log, fan-out) or sends `PATCH /api/v1/leads/{id}`
+//!    (`--via patch`), and reports request → frame latency (p50/p99) on the agents' sockets
+//!    (each sees only its own lead's chat) and on the admin's (sees all).
 //!
-//! `cargo bench --bench live -- --idle 15000 --agents 2000 --rate 1000 --seconds 10`
+//! `cargo bench --bench live -- --idle 20000 --agents 2000 --rate 1000 --seconds 10`
 //! `DATABASE_URL=postgres://…/empty_db cargo bench --bench live` for PostgreSQL.
 //! Sockets need file descriptors: `ulimit -n` must exceed `--idle` (client and server each
 //! hold one per socket).
@@ -37,10 +39,11 @@ struct Args {
     agents: usize,
     rate: u64,
     seconds: u64,
+    webhook: bool,
 }
 
 fn args() -> Args {
-    let mut a = Args { idle: 5000, agents: 2000, rate: 1000, seconds: 10 };
+    let mut a = Args { idle: 5000, agents: 2000, rate: 1000, seconds: 10, webhook: true };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < argv.len() {
@@ -50,6 +53,13 @@ fn args() -> Args {
             "--agents" => a.agents = val() as usize,
             "--rate" => a.rate = val(),
             "--seconds" => a.seconds = val(),
+            "--via" => {
+                a.webhook = match argv.get(i + 1).map(String::as_str) {
+                    Some("webhook") => true,
+                    Some("patch") => false,
+                    _ => panic!("--via webhook|patch"),
+                }
+            }
             _ => {
                 i += 1; // cargo passes --bench
                 continue;
@@ -112,7 +122,7 @@ async fn seed(db: &Db, workspace: Uuid, n: usize) -> Vec<(String, Uuid)> {
                 b.push_bind(r.1)
                     .push_bind(workspace)
                     .push_bind("lead")
-                    .push_bind(format!("1555{:07}", r.4))
+                    .push_bind(phone(r.4))
                     .push_bind(r.0)
                     .push_bind(empty.clone())
                     .push_bind(now)
@@ -144,10 +154,30 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
+const SECRET: &str = "bench-secret";
+const PHONE_NUMBER_ID: &str = "100200300400600";
+
+/// The lead phone of agent `i` (as seeded).
+fn phone(i: usize) -> String {
+    format!("1555{i:07}")
+}
+
+/// A signed webhook body with one text message `text` from `from`.
+fn webhook(from: &str, text: &str, wamid: &str) -> (Vec<u8>, String) {
+    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let body = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550100100","phone_number_id":"{PHONE_NUMBER_ID}"}},"contacts":[{{"profile":{{"name":"Bench"}},"wa_id":"{from}"}}],"messages":[{{"from":"{from}","id":"{wamid}","timestamp":"{ts}","type":"text","text":{{"body":"{text}"}}}}]}}}}]}}]}}"#
+    )
+    .into_bytes();
+    let sig = switchboard::webhook::signature::sign(SECRET.as_bytes(), &body);
+    (body, sig)
+}
+
 fn start_server(url: &str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("serve")
         .env("DATABASE_URL", url)
+        .env("WHATSAPP_APP_SECRET", SECRET)
         .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "warn,switchboard=info")
         .stdout(Stdio::piped())
@@ -165,8 +195,29 @@ fn start_server(url: &str) -> (Child, String) {
     (child, addr)
 }
 
+/// Helper process: connects `N` sockets to `ADDR` with `TOKEN` (from `SB_LIVE_HOLD="ADDR N
+/// TOKEN"`), prints `held N`, and keeps them open until its stdin closes.
+async fn hold(spec: &str) {
+    let mut parts = spec.split_whitespace();
+    let (Some(addr), Some(n), Some(token)) = (parts.next(), parts.next(), parts.next()) else {
+        panic!("SB_LIVE_HOLD=\"ADDR N TOKEN\"")
+    };
+    let n: usize = n.parse().expect("N");
+    let mut sockets = Vec::with_capacity(n);
+    for chunk in 0..n.div_ceil(200) {
+        let k = (n - chunk * 200).min(200);
+        sockets.extend(futures_util::future::join_all((0..k).map(|_| connect(addr, token))).await);
+    }
+    println!("held {}", sockets.len());
+    let _ = tokio::task::spawn_blocking(|| std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new())).await;
+    drop(sockets);
+}
+
 #[tokio::main]
 async fn main() {
+    if let Ok(spec) = std::env::var("SB_LIVE_HOLD") {
+        return hold(&spec).await;
+    }
     let a = args();
     let tmp = std::env::temp_dir().join(format!("sb-bench-{}.db", Uuid::new_v4().simple()));
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| format!("sqlite://{}", tmp.display()));
@@ -183,6 +234,19 @@ async fn main() {
     .expect("workspace");
     println!("backend: {}", if url.starts_with("sqlite") { "sqlite" } else { "postgres" });
     let agents = seed(&db, workspace, a.agents.max(1)).await;
+    let now = clock.now();
+    on_db!(&db, |p| sqlx::query(
+        "INSERT INTO numbers (id, workspace_id, phone_number_id, display_phone_number, access_token, created_at) \
+         VALUES ($1, $2, $3, '15550100100', 't', $4)"
+    )
+    .bind(Uuid::new_v4())
+    .bind(workspace)
+    .bind(PHONE_NUMBER_ID)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|_| ()))
+    .expect("number");
     let (mut server, addr) = start_server(&url);
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
     let login: Value = http
@@ -197,31 +261,48 @@ async fn main() {
     let admin = login["token"].as_str().expect("token").to_owned();
     let pid = server.id();
 
-    // 1. Idle sockets.
+    // 1. Idle sockets, held by helper processes (each process here may open 20,000 files, so
+    //    the client side is split; the server holds them all).
     {
         let warm = connect(&addr, &agents[0].0).await;
         drop(warm);
         tokio::time::sleep(Duration::from_millis(500)).await;
         let before = rss_kib(pid);
         let t = Instant::now();
-        let mut sockets = Vec::with_capacity(a.idle);
-        for chunk in 0..a.idle.div_ceil(200) {
-            let n = (a.idle - chunk * 200).min(200);
-            let batch = futures_util::future::join_all((0..n).map(|_| connect(&addr, &agents[0].0))).await;
-            sockets.extend(batch);
+        let mut holders = Vec::new();
+        let per_holder = 10_000;
+        let mut left = a.idle;
+        while left > 0 {
+            let n = left.min(per_holder);
+            left -= n;
+            let mut child = Command::new(std::env::current_exe().expect("exe"))
+                .env("SB_LIVE_HOLD", format!("{addr} {n} {}", agents[0].0))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("holder starts");
+            let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+            holders.push((child, out.next()));
+        }
+        let mut held = 0;
+        for (_, line) in &holders {
+            let line = line.as_ref().expect("holder output").as_ref().expect("line");
+            held += line.strip_prefix("held ").and_then(|n| n.parse::<usize>().ok()).expect("held N");
         }
         let took = t.elapsed();
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = rss_kib(pid);
         println!(
-            "idle: {} sockets connected in {:.1} s; server RSS {} MiB -> {} MiB: {:.1} KiB per socket",
-            a.idle,
+            "idle: {held} sockets connected in {:.1} s; server RSS {} MiB -> {} MiB: {:.1} KiB per socket",
             took.as_secs_f64(),
             before / 1024,
             after / 1024,
-            (after.saturating_sub(before)) as f64 / a.idle.max(1) as f64
+            (after.saturating_sub(before)) as f64 / held.max(1) as f64
         );
-        drop(sockets);
+        for (mut child, _) in holders {
+            drop(child.stdin.take()); // EOF: the holder closes its sockets and exits
+            let _ = child.wait();
+        }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 
@@ -247,8 +328,8 @@ async fn main() {
                 if is_admin && v["data"]["presence"] == "available" {
                     online.fetch_add(1, Ordering::Relaxed);
                 }
-                let Some(seq) =
-                    v["data"]["name"].as_str().and_then(|n| n.strip_prefix('b')).and_then(|n| n.parse::<usize>().ok())
+                let marker = if v["type"] == "message.created" { &v["data"]["text"] } else { &v["data"]["name"] };
+                let Some(seq) = marker.as_str().and_then(|n| n.strip_prefix('b')).and_then(|n| n.parse::<usize>().ok())
                 else {
                     continue;
                 };
@@ -277,14 +358,22 @@ async fn main() {
         tick.tick().await;
         let (http, addr, admin, sent) = (http.clone(), addr.clone(), admin.clone(), sent.clone());
         let lead = agents[seq % agents.len()].1;
+        let via_webhook = a.webhook;
+        let from = phone(seq % agents.len());
         requests.push(tokio::spawn(async move {
+            let request = if via_webhook {
+                let (body, sig) = webhook(&from, &format!("b{seq}"), &format!("wamid.live.{seq}"));
+                http.post(format!("http://{addr}/webhooks/whatsapp"))
+                    .header("content-type", "application/json")
+                    .header("x-hub-signature-256", sig)
+                    .body(body)
+            } else {
+                http.patch(format!("http://{addr}/api/v1/leads/{lead}"))
+                    .bearer_auth(&admin)
+                    .json(&json!({"name": format!("b{seq}")}))
+            };
             sent[seq].store(origin.elapsed().as_micros() as u64, Ordering::Relaxed);
-            let r = http
-                .patch(format!("http://{addr}/api/v1/leads/{lead}"))
-                .bearer_auth(&admin)
-                .json(&json!({"name": format!("b{seq}")}))
-                .send()
-                .await;
+            let r = request.send().await;
             r.map(|r| r.status().is_success()).unwrap_or(false)
         }));
     }
@@ -305,7 +394,8 @@ async fn main() {
     ag.sort_unstable();
     ad.sort_unstable();
     println!(
-        "latency: {ok}/{total} PATCHes ok in {:.1} s ({:.0}/s), {} agent sockets + 1 admin",
+        "latency: {ok}/{total} {} ok in {:.1} s ({:.0}/s), {} agent sockets + 1 admin",
+        if a.webhook { "webhooks" } else { "PATCHes" },
         produced.as_secs_f64(),
         ok as f64 / produced.as_secs_f64(),
         agents.len()

@@ -121,6 +121,16 @@ impl Db {
         })
     }
 
+    /// On SQLite, waits for the write lock that [`Db::begin`] takes, for a single-statement
+    /// write run outside a transaction (autocommit: one statement, one commit, no BEGIN/COMMIT
+    /// round trips). `None` on PostgreSQL, where writers do not queue.
+    pub async fn lock_writes(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self {
+            Db::Sqlite(s) => Some(s.write.clone().lock_owned().await),
+            Db::Postgres(_) => None,
+        }
+    }
+
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         on_db!(self, |p| sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected())).is_ok()

@@ -141,18 +141,23 @@ pub async fn load_in(tx: &mut Tx, id: Uuid) -> Result<MessageRow> {
 /// Renders one message in a transaction, with its reactions, for an event.
 pub async fn json_in(tx: &mut Tx, id: Uuid) -> Result<Value> {
     let m = load_in(tx, id).await?;
-    let reactions: Vec<Reaction> = match &m.wamid {
-        Some(w) => on_tx!(tx, |c| {
-            sqlx::query_as(
-            "SELECT target_wamid, reactor, emoji, at FROM reactions WHERE emoji <> '' AND target_wamid = $1 ORDER BY at"
-        )
-        .bind(w)
-        .fetch_all(c)
-        .await
-        })?,
+    let reactions = match &m.wamid {
+        Some(w) => reactions_in(tx, w).await?,
         None => Vec::new(),
     };
     Ok(m.to_json(&reactions))
+}
+
+/// The reactions on one message, read inside a transaction.
+pub async fn reactions_in(tx: &mut Tx, wamid: &str) -> Result<Vec<Reaction>> {
+    Ok(on_tx!(tx, |c| {
+        sqlx::query_as(
+            "SELECT target_wamid, reactor, emoji, at FROM reactions WHERE emoji <> '' AND target_wamid = $1 ORDER BY at",
+        )
+        .bind(wamid)
+        .fetch_all(c)
+        .await
+    })?)
 }
 
 /// A short summary of a message for conversation lists.

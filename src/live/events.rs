@@ -76,29 +76,64 @@ pub async fn append(tx: &mut Tx, now: DateTime<Utc>, e: NewEvent) -> Result<i64>
 /// Appends several events in multi-row INSERTs (bulk changes such as a CSV import), in list
 /// order, with the same ordering guarantees as [`append`].
 pub async fn append_many(tx: &mut Tx, now: DateTime<Utc>, list: &[NewEvent]) -> Result<()> {
-    if list.is_empty() {
-        return Ok(());
+    let mut buffer = Buffer::default();
+    for e in list {
+        buffer.push(now, e.clone());
     }
-    serialise(tx).await?;
-    // 7 parameters a row: well below both backends' limits per statement.
-    for chunk in list.chunks(1000) {
-        on_tx!(tx, |c| {
-            let mut qb = sqlx::QueryBuilder::new(
-                "INSERT INTO events (workspace_id, type, conversation_id, lead_id, user_id, data, created_at) ",
-            );
-            qb.push_values(chunk, |mut b, e| {
-                b.push_bind(e.workspace_id)
-                    .push_bind(e.kind)
-                    .push_bind(e.conversation_id)
-                    .push_bind(e.lead_id)
-                    .push_bind(e.user_id)
-                    .push_bind(sqlx::types::Json(&e.data))
-                    .push_bind(now);
-            });
-            qb.build().execute(c).await.map(|r| r.rows_affected())
-        })?;
+    buffer.flush(tx).await
+}
+
+/// Events collected during a transaction and appended together by [`Buffer::flush`]: one
+/// multi-row INSERT (and on PostgreSQL one lock round trip) instead of one per event. Their
+/// cursors follow the order they were pushed in. Flush before anything else appends in the
+/// same transaction, and before committing.
+#[derive(Debug, Default)]
+pub struct Buffer {
+    events: Vec<(DateTime<Utc>, NewEvent)>,
+}
+
+/// Rows per INSERT statement (7 binds each; SQLite allows 32,766).
+const ROWS_PER_INSERT: usize = 512;
+
+impl Buffer {
+    pub fn push(&mut self, now: DateTime<Utc>, e: NewEvent) {
+        self.events.push((now, e));
     }
-    Ok(())
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Appends every buffered event in `tx`, in push order, and empties the buffer.
+    pub async fn flush(&mut self, tx: &mut Tx) -> Result<()> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        serialise(tx).await?;
+        for chunk in self.events.chunks(ROWS_PER_INSERT) {
+            on_tx!(tx, |c| {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO events (workspace_id, type, conversation_id, lead_id, user_id, data, created_at) ",
+                );
+                qb.push_values(chunk, |mut b, (now, e)| {
+                    b.push_bind(e.workspace_id)
+                        .push_bind(e.kind)
+                        .push_bind(e.conversation_id)
+                        .push_bind(e.lead_id)
+                        .push_bind(e.user_id)
+                        .push_bind(sqlx::types::Json(&e.data))
+                        .push_bind(*now);
+                });
+                qb.build().execute(c).await.map(|r| r.rows_affected())
+            })?;
+        }
+        self.events.clear();
+        Ok(())
+    }
 }
 
 /// A stored event as live sockets deliver it, with its frame serialised once.

@@ -19,8 +19,47 @@ use crate::policy::{self, ConvFacts, LeadFacts, Viewer};
 /// lead missing here no longer exists, and is visible to nobody but admins.
 #[derive(Clone, Debug, Default)]
 pub struct Facts {
-    pub conversations: HashMap<Uuid, Arc<ConvFacts>>,
-    pub leads: HashMap<Uuid, Arc<LeadFacts>>,
+    pub conversations: HashMap<Uuid, Arc<ConvFacts>, ById>,
+    pub leads: HashMap<Uuid, Arc<LeadFacts>, ById>,
+}
+
+impl Facts {
+    pub fn len(&self) -> usize {
+        self.conversations.len() + self.leads.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Hashes server-generated (random, v4) ids by their own bits: every socket looks facts up for
+/// every new event, and SipHash was a visible share of that fan-out. Keys are not chosen by
+/// clients, so flooding the map is not a concern.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ById;
+
+impl std::hash::BuildHasher for ById {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
 }
 
 /// May `v` receive `e` now?

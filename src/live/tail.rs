@@ -60,18 +60,25 @@ impl Tail {
             (0, 0) => self.start,
             _ => all.first().map_or(end, |e| e.id - 1),
         };
-        // Keep facts only for what the window still names; fresh ones win.
-        let mut facts = Facts::default();
-        for e in &all {
-            if let Some(c) = e.conversation_id {
-                if let Some(f) = fresh.conversations.get(&c).or_else(|| self.facts.conversations.get(&c)) {
-                    facts.conversations.insert(c, f.clone());
+        // Fresh facts win. Facts of conversations the window no longer names are dropped only
+        // when they pile up (a full rebuild per read cost more than all sockets' lookups).
+        let mut facts = self.facts.clone();
+        facts.conversations.extend(fresh.conversations);
+        facts.leads.extend(fresh.leads);
+        if facts.len() > 2 * TAIL_LEN {
+            let mut kept = Facts::default();
+            for e in &all {
+                if let Some(c) = e.conversation_id {
+                    if let Some(f) = facts.conversations.get(&c) {
+                        kept.conversations.insert(c, f.clone());
+                    }
+                } else if let Some(l) = e.lead_id
+                    && let Some(f) = facts.leads.get(&l)
+                {
+                    kept.leads.insert(l, f.clone());
                 }
-            } else if let Some(l) = e.lead_id
-                && let Some(f) = fresh.leads.get(&l).or_else(|| self.facts.leads.get(&l))
-            {
-                facts.leads.insert(l, f.clone());
             }
+            facts = kept;
         }
         Tail { start, end, events: all, facts }
     }

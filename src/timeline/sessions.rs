@@ -148,42 +148,97 @@ fn time(v: &Value, key: &str) -> Option<DateTime<Utc>> {
     v.get(key)?.as_str()?.parse().ok()
 }
 
+/// The conversation a message belongs to, as the session summary needs it.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct ConvRef {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub lead_id: Uuid,
+    pub number_id: Uuid,
+    pub assignee_id: Option<Uuid>,
+}
+
 /// Places a new message in conversation `conv`: creates, extends or merges the session
 /// activities it touches, and emits their timeline events. A message after the end of the one
 /// session it touches (the usual case) is added to the stored summary; anything else (late,
 /// out of order, bridging two sessions) recomputes that session from its messages.
 pub async fn on_message(tx: &mut Tx, now: DateTime<Utc>, conv: Uuid, msg: &Msg, gap_secs: i64) -> Result<()> {
-    let at = msg.at;
-    let (workspace_id, lead_id, number_id, assignee): (Uuid, Uuid, Uuid, Option<Uuid>) =
-        on_tx!(tx, |c| sqlx::query_as(
-            "SELECT workspace_id, lead_id, number_id, assignee_id FROM conversations WHERE id = $1"
-        )
-        .bind(conv)
-        .fetch_one(c)
-        .await)?;
-    let rows: Vec<SessionRow> = on_tx!(tx, |c| {
-        sqlx::query_as(
-        "SELECT id, data FROM activities WHERE conversation_id = $1 AND type = 'whatsapp_session' ORDER BY created_at, seq"
+    let conv: ConvRef = on_tx!(tx, |c| sqlx::query_as(
+        "SELECT id, workspace_id, lead_id, number_id, assignee_id FROM conversations WHERE id = $1"
     )
     .bind(conv)
-    .fetch_all(c)
-    .await
-    })?;
-    let gap = chrono::Duration::seconds(gap_secs);
-    let touched: Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)> = rows
-        .iter()
-        .filter_map(|r| Some((r.id, time(&r.data, "started_at")?, time(&r.data, "ended_at")?)))
-        .filter(|(_, start, end)| *start - gap <= at && at <= *end + gap)
-        .collect();
-    let appended = match touched.as_slice() {
-        [(id, _, end)] if at >= *end => {
-            rows.iter().find(|r| r.id == *id).and_then(|r| Summary::from_data(&r.data)).map(|mut s| {
-                s.push(msg);
-                s
+    .fetch_one(c)
+    .await)?;
+    let mut out = events::Buffer::default();
+    place(tx, &mut out, now, &conv, msg, gap_secs).await?;
+    out.flush(tx).await
+}
+
+/// Sessions read per lookup; when all of them are touched, every session is read.
+const NEARBY: i64 = 4;
+
+/// The session activities of `conv` that a message at `at` touches (it lies within `gap` of
+/// them), oldest first. Sessions never overlap, so the touched ones are the newest of those
+/// that start before `at + gap`; usually one or two rows are read (via the lead's index).
+async fn touched_sessions(
+    tx: &mut Tx,
+    conv: &ConvRef,
+    at: DateTime<Utc>,
+    gap: chrono::Duration,
+) -> Result<Vec<(SessionRow, DateTime<Utc>, DateTime<Utc>)>> {
+    const SQL: &str = "SELECT id, data FROM activities WHERE lead_id = $1 AND conversation_id = $2 \
+        AND type = 'whatsapp_session' AND created_at <= $3 ORDER BY created_at DESC, seq DESC LIMIT $4";
+    let mut limit = NEARBY;
+    loop {
+        let rows: Vec<SessionRow> = on_tx!(tx, |c| sqlx::query_as(SQL)
+            .bind(conv.lead_id)
+            .bind(conv.id)
+            .bind(at + gap)
+            .bind(limit)
+            .fetch_all(c)
+            .await)?;
+        let all_read = (rows.len() as i64) < limit;
+        let n = rows.len();
+        let mut touched: Vec<_> = rows
+            .into_iter()
+            .filter_map(|r| {
+                let (start, end) = (time(&r.data, "started_at")?, time(&r.data, "ended_at")?);
+                Some((r, start, end))
             })
+            .filter(|(_, start, end)| *start - gap <= at && at <= *end + gap)
+            .collect();
+        if all_read || touched.len() < n {
+            touched.reverse();
+            return Ok(touched);
         }
+        limit = i64::MAX;
+    }
+}
+
+/// [`on_message`] for a caller that already holds the conversation, buffering the timeline
+/// events in `out` (flushed by the caller, in order with its other events).
+pub async fn place(
+    tx: &mut Tx,
+    out: &mut events::Buffer,
+    now: DateTime<Utc>,
+    conv: &ConvRef,
+    msg: &Msg,
+    gap_secs: i64,
+) -> Result<()> {
+    let at = msg.at;
+    let (workspace_id, lead_id, number_id, assignee) =
+        (conv.workspace_id, conv.lead_id, conv.number_id, conv.assignee_id);
+    let gap = chrono::Duration::seconds(gap_secs);
+    let rows = touched_sessions(tx, conv, at, gap).await?;
+    let touched: Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)> = rows.iter().map(|(r, s, e)| (r.id, *s, *e)).collect();
+    let appended = match rows.as_slice() {
+        [(row, _, end)] if at >= *end => Summary::from_data(&row.data).map(|mut s| {
+            s.push(msg);
+            s
+        }),
         _ => None,
     };
+    let conv = conv.id;
     let summary = match appended {
         Some(s) => s,
         None => match recompute(tx, conv, at, &touched).await? {
@@ -203,14 +258,12 @@ pub async fn on_message(tx: &mut Tx, now: DateTime<Utc>, conv: Uuid, msg: &Msg, 
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
-        events::append(
-            tx,
+        out.push(
             now,
             NewEvent::new(workspace_id, "timeline.deleted", json!({"id": id, "lead_id": lead_id, "merged_into": kept}))
                 .lead(lead_id)
                 .conversation(conv),
-        )
-        .await?;
+        );
     }
     let (id, kind) = match kept {
         Some(id) => {
@@ -251,7 +304,7 @@ pub async fn on_message(tx: &mut Tx, now: DateTime<Utc>, conv: Uuid, msg: &Msg, 
     };
     let activity = json!({"id": id, "lead_id": lead_id, "type": KIND, "member_id": member_id,
                           "created_at": summary.started_at, "data": data});
-    events::append(tx, now, NewEvent::new(workspace_id, kind, activity).lead(lead_id).conversation(conv)).await?;
+    out.push(now, NewEvent::new(workspace_id, kind, activity).lead(lead_id).conversation(conv));
     Ok(())
 }
 

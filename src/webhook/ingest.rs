@@ -2,7 +2,7 @@
 //! echo, in the caller's transaction, with the events clients need. Idempotent: messages are
 //! keyed by wamid, statuses only move forward, reactions keep the newest per reactor.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -48,8 +48,31 @@ pub struct NumberRow {
     pub auto_import_contacts: bool,
 }
 
-/// Processes a journaled body in `tx`.
-pub async fn process(st: &AppState, tx: &mut Tx, now: DateTime<Utc>, body: &[u8]) -> Result<Outcome> {
+/// State shared by the bodies processed in one transaction: the events they produce (appended
+/// together, in order, by [`Batch::flush`]) and what they looked up that cannot change
+/// meanwhile (numbers, session gaps).
+#[derive(Default)]
+pub struct Batch {
+    pub events: events::Buffer,
+    numbers: HashMap<String, Option<NumberRow>>,
+    gaps: HashMap<Uuid, i64>,
+}
+
+impl Batch {
+    /// Appends the buffered events; call before committing.
+    pub async fn flush(&mut self, tx: &mut Tx) -> Result<()> {
+        self.events.flush(tx).await
+    }
+}
+
+/// Processes a journaled body in `tx`. Its events are left in `batch` (see [`Batch::flush`]).
+pub async fn process(
+    st: &AppState,
+    tx: &mut Tx,
+    batch: &mut Batch,
+    now: DateTime<Utc>,
+    body: &[u8],
+) -> Result<Outcome> {
     let mut out = Outcome::default();
     let envelope: Envelope = match serde_json::from_slice(body) {
         Ok(e) => e,
@@ -62,14 +85,14 @@ pub async fn process(st: &AppState, tx: &mut Tx, now: DateTime<Utc>, body: &[u8]
         out.problem(format!("unexpected object {:?}", envelope.object));
         return Ok(out);
     }
-    for entry in &envelope.entry {
-        for change in &entry.changes {
+    for entry in envelope.entry {
+        for change in entry.changes {
             let field = change.field.as_deref().unwrap_or("");
             if !matches!(field, "messages" | "smb_message_echoes") {
                 tracing::info!(field, waba = ?entry.id, "webhook field kept in the journal only");
                 continue;
             }
-            let value: ChangeValue = match serde_json::from_value(change.value.clone()) {
+            let value: ChangeValue = match serde_json::from_value(change.value) {
                 Ok(v) => v,
                 Err(e) => {
                     out.problem(format!("change {field}: unexpected shape: {e}"));
@@ -80,18 +103,35 @@ pub async fn process(st: &AppState, tx: &mut Tx, now: DateTime<Utc>, body: &[u8]
                 out.problem(format!("change {field}: no metadata.phone_number_id"));
                 continue;
             };
-            let Some(number) = connected_number(tx, pnid).await? else {
+            let number = match batch.numbers.get(pnid) {
+                Some(n) => n.clone(),
+                None => {
+                    let n = connected_number(tx, pnid).await?;
+                    batch.numbers.insert(pnid.to_owned(), n.clone());
+                    n
+                }
+            };
+            let Some(number) = number else {
                 tracing::info!(phone_number_id = pnid, "webhook for a number that is not connected: journaled only");
                 continue;
             };
             out.workspaces.insert(number.workspace_id);
+            let gap = match st.config.session_gap_secs.or_else(|| batch.gaps.get(&number.workspace_id).copied()) {
+                Some(g) => g,
+                None => {
+                    let g = session_gap(tx, number.workspace_id).await?;
+                    batch.gaps.insert(number.workspace_id, g);
+                    g
+                }
+            };
             let mut ctx = Ctx {
                 tx: &mut *tx,
+                events: &mut batch.events,
                 now,
                 number: &number,
                 contacts: &value.contacts,
                 out: &mut out,
-                gap_override: st.config.session_gap_secs,
+                gap,
                 presence: &st.presence,
             };
             for raw in &value.messages {
@@ -111,6 +151,10 @@ pub async fn process(st: &AppState, tx: &mut Tx, now: DateTime<Utc>, body: &[u8]
     Ok(out)
 }
 
+async fn find_conversation(tx: &mut Tx, number: Uuid, lead: Uuid) -> Result<Option<ConvRow>> {
+    Ok(on_tx!(tx, |c| sqlx::query_as(FIND_CONVERSATION).bind(number).bind(lead).fetch_optional(c).await)?)
+}
+
 async fn connected_number(tx: &mut Tx, phone_number_id: &str) -> Result<Option<NumberRow>> {
     Ok(on_tx!(tx, |c| {
         sqlx::query_as(
@@ -120,6 +164,14 @@ async fn connected_number(tx: &mut Tx, phone_number_id: &str) -> Result<Option<N
     .fetch_optional(c)
     .await
     })?)
+}
+
+/// The workspace's session gap (when the operator set none).
+async fn session_gap(tx: &mut Tx, workspace_id: Uuid) -> Result<i64> {
+    Ok(on_tx!(tx, |c| sqlx::query_scalar("SELECT session_gap_secs FROM workspaces WHERE id = $1")
+        .bind(workspace_id)
+        .fetch_one(c)
+        .await)?)
 }
 
 /// The identifiers of a WhatsApp contact.
@@ -224,17 +276,69 @@ fn extract(kind: &str, raw: &Value) -> Extracted {
 
 struct Ctx<'a> {
     tx: &'a mut Tx,
+    /// This transaction's events so far; flushed before anything that appends directly.
+    events: &'a mut events::Buffer,
     now: DateTime<Utc>,
     number: &'a NumberRow,
     contacts: &'a [Contact],
     out: &'a mut Outcome,
-    gap_override: Option<i64>,
+    gap: i64,
     presence: &'a crate::live::presence::Presence,
 }
 
-const FIND_LEAD: &str = "SELECT lead_id FROM lead_identities WHERE workspace_id = $1 AND \
-    ((kind = 'phone' AND value = $2) OR (kind = 'bsuid' AND value = $3) OR (kind = 'parent_bsuid' AND value = $4)) \
-    ORDER BY CASE kind WHEN 'phone' THEN 0 WHEN 'bsuid' THEN 1 ELSE 2 END LIMIT 1";
+/// The identities of a contact that are already known, with their leads.
+const FIND_LEAD: &str = "SELECT lead_id, kind, value FROM lead_identities WHERE workspace_id = $1 AND \
+    ((kind = 'phone' AND value = $2) OR (kind = 'bsuid' AND value = $3) OR (kind = 'parent_bsuid' AND value = $4))";
+
+/// The conversation of (number, lead) with what ingest needs of it and its lead.
+const FIND_CONVERSATION: &str = "SELECT c.id, c.workspace_id, c.lead_id, c.number_id, c.assignee_id, c.status, \
+    c.contact_phone, c.contact_bsuid, l.name AS lead_name FROM conversations c JOIN leads l ON l.id = c.lead_id \
+    WHERE c.number_id = $1 AND c.lead_id = $2";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct ConvRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    lead_id: Uuid,
+    number_id: Uuid,
+    assignee_id: Option<Uuid>,
+    status: String,
+    contact_phone: Option<String>,
+    contact_bsuid: Option<String>,
+    lead_name: String,
+}
+
+impl ConvRow {
+    fn as_ref(&self) -> crate::timeline::sessions::ConvRef {
+        crate::timeline::sessions::ConvRef {
+            id: self.id,
+            workspace_id: self.workspace_id,
+            lead_id: self.lead_id,
+            number_id: self.number_id,
+            assignee_id: self.assignee_id,
+        }
+    }
+}
+
+/// The conversation's columns after [`TOUCH_CONVERSATION`] (its lead's name and labels are
+/// known already).
+#[derive(sqlx::FromRow)]
+struct Touched {
+    id: Uuid,
+    workspace_id: Uuid,
+    lead_id: Uuid,
+    number_id: Uuid,
+    contact_phone: Option<String>,
+    contact_bsuid: Option<String>,
+    status: String,
+    assignee_id: Option<Uuid>,
+    last_message: Option<sqlx::types::Json<Value>>,
+    unread_count: i64,
+    last_inbound_at: Option<DateTime<Utc>>,
+    template_required: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
 
 const NEW_CONVERSATION: &str = "INSERT INTO conversations (id, workspace_id, number_id, lead_id, contact_phone, \
     contact_bsuid, status, assignee_id, unread_count, template_required, created_at, updated_at) \
@@ -244,7 +348,7 @@ const NEW_CONVERSATION: &str = "INSERT INTO conversations (id, workspace_id, num
 const INSERT_MESSAGE: &str = "INSERT INTO messages (id, workspace_id, conversation_id, wamid, direction, type, text, \
     media, content, context_wamid, forwarded, status, sent_by_app, created_at, sent_at, received_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-    ON CONFLICT (wamid) DO NOTHING RETURNING id";
+    ON CONFLICT (wamid) DO NOTHING RETURNING seq";
 
 const TOUCH_CONVERSATION: &str = "UPDATE conversations SET \
     last_message = CASE WHEN last_message_at IS NULL OR last_message_at <= $2 THEN $3 ELSE last_message END, \
@@ -253,21 +357,15 @@ const TOUCH_CONVERSATION: &str = "UPDATE conversations SET \
     last_inbound_at = CASE WHEN $5 AND (last_inbound_at IS NULL OR last_inbound_at < $2) THEN $2 ELSE last_inbound_at END, \
     template_required = CASE WHEN $5 THEN FALSE ELSE template_required END, \
     status = CASE WHEN $5 THEN 'open' ELSE status END, \
-    updated_at = $6 WHERE id = $1";
+    updated_at = $6 WHERE id = $1 \
+    RETURNING id, workspace_id, lead_id, number_id, contact_phone, contact_bsuid, status, assignee_id, last_message, \
+    unread_count, last_inbound_at, template_required, created_at, updated_at";
 
 impl Ctx<'_> {
-    /// The workspace's session gap (the operator's override wins), read once per body.
-    async fn session_gap(&mut self) -> Result<i64> {
-        if let Some(gap) = self.gap_override {
-            return Ok(gap);
-        }
-        let gap: i64 =
-            on_tx!(self.tx, |c| sqlx::query_scalar("SELECT session_gap_secs FROM workspaces WHERE id = $1")
-                .bind(self.number.workspace_id)
-                .fetch_one(c)
-                .await)?;
-        self.gap_override = Some(gap);
-        Ok(gap)
+    /// Appends the buffered events now: before a call that appends its own, so cursors keep
+    /// the order in which things happened.
+    async fn flush(&mut self) -> Result<()> {
+        self.events.flush(self.tx).await
     }
 
     fn profile(&self, ids: &ContactIds) -> (Option<String>, Option<String>) {
@@ -286,13 +384,19 @@ impl Ctx<'_> {
             return Ok(None);
         }
         let ws = self.number.workspace_id;
-        let mut lead: Option<Uuid> = on_tx!(self.tx, |c| sqlx::query_scalar(FIND_LEAD)
+        let known: Vec<(Uuid, String, String)> = on_tx!(self.tx, |c| sqlx::query_as(FIND_LEAD)
             .bind(ws)
             .bind(&ids.phone)
             .bind(&ids.bsuid)
             .bind(&ids.parent_bsuid)
-            .fetch_optional(c)
+            .fetch_all(c)
             .await)?;
+        let rank = |kind: &str| match kind {
+            "phone" => 0,
+            "bsuid" => 1,
+            _ => 2,
+        };
+        let mut lead: Option<Uuid> = known.iter().min_by_key(|k| rank(&k.1)).map(|k| k.0);
         if lead.is_none()
             && let Some(phone) = &ids.phone
         {
@@ -318,6 +422,7 @@ impl Ctx<'_> {
                 custom_fields: Map::new(),
                 group_ids: Vec::new(),
             };
+            self.flush().await?;
             let mut created = leads::insert(self.tx, self.now, new).await?;
             crate::assignment::run::new_lead(self.tx, self.presence, self.now, &mut created).await?;
             tracing::info!(lead_id = %created.id, "lead imported from WhatsApp");
@@ -325,6 +430,9 @@ impl Ctx<'_> {
         }
         let Some(lead) = lead else { return Ok(None) };
         for (kind, value) in ids.pairs() {
+            if known.iter().any(|k| k.1 == kind && k.2 == value) {
+                continue;
+            }
             on_tx!(self.tx, |c| {
                 sqlx::query(
                 "INSERT INTO lead_identities (workspace_id, kind, value, lead_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
@@ -342,7 +450,27 @@ impl Ctx<'_> {
     }
 
     /// The conversation of (this number, lead), created on first contact.
-    async fn conversation(&mut self, lead: Uuid, ids: &ContactIds) -> Result<Uuid> {
+    async fn conversation(&mut self, lead: Uuid, ids: &ContactIds) -> Result<ConvRow> {
+        if let Some(mut conv) = find_conversation(self.tx, self.number.id, lead).await? {
+            let phone_changes = ids.phone.is_some() && ids.phone != conv.contact_phone;
+            let bsuid_changes = ids.bsuid.is_some() && ids.bsuid != conv.contact_bsuid;
+            if phone_changes || bsuid_changes {
+                on_tx!(self.tx, |c| {
+                    sqlx::query(
+                    "UPDATE conversations SET contact_phone = COALESCE($1, contact_phone), contact_bsuid = COALESCE($2, contact_bsuid) WHERE id = $3"
+                )
+                .bind(&ids.phone)
+                .bind(&ids.bsuid)
+                .bind(conv.id)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+                })?;
+                conv.contact_phone = ids.phone.clone().or(conv.contact_phone);
+                conv.contact_bsuid = ids.bsuid.clone().or(conv.contact_bsuid);
+            }
+            return Ok(conv);
+        }
         let created: Option<Uuid> = on_tx!(self.tx, |c| sqlx::query_scalar(NEW_CONVERSATION)
             .bind(Uuid::new_v4())
             .bind(self.number.workspace_id)
@@ -355,33 +483,13 @@ impl Ctx<'_> {
             .await)?;
         if let Some(id) = created {
             let data = conversations::json_in(self.tx, id).await?;
-            events::append(
-                self.tx,
+            self.events.push(
                 self.now,
                 NewEvent::new(self.number.workspace_id, "conversation.created", data).conversation(id).lead(lead),
-            )
-            .await?;
-            return Ok(id);
+            );
         }
-        let id: Uuid = on_tx!(self.tx, |c| sqlx::query_scalar(
-            "SELECT id FROM conversations WHERE number_id = $1 AND lead_id = $2"
-        )
-        .bind(self.number.id)
-        .bind(lead)
-        .fetch_one(c)
-        .await)?;
-        on_tx!(self.tx, |c| {
-            sqlx::query(
-            "UPDATE conversations SET contact_phone = COALESCE($1, contact_phone), contact_bsuid = COALESCE($2, contact_bsuid) WHERE id = $3"
-        )
-        .bind(&ids.phone)
-        .bind(&ids.bsuid)
-        .bind(id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-        Ok(id)
+        // Created just now, or by a concurrent transaction (another node) a moment ago.
+        find_conversation(self.tx, self.number.id, lead).await?.ok_or_else(|| Error::internal("conversation vanished"))
     }
 
     /// Stores one message (inbound or echo) unless its wamid is known; updates the conversation.
@@ -394,7 +502,7 @@ impl Ctx<'_> {
             tracing::debug!("message from a contact who is not a lead: not stored");
             return Ok(());
         };
-        let conv = self.conversation(lead, ids).await?;
+        let mut conv = self.conversation(lead, ids).await?;
         let kind = head.kind.as_deref().unwrap_or("unknown");
         let x = extract(kind, raw);
         let ctx = head.context.as_ref();
@@ -402,16 +510,19 @@ impl Ctx<'_> {
         let context_wamid = ctx.and_then(|c| c.id.clone());
         let id = Uuid::new_v4();
         let (direction, status, sent_at) = if inbound { ("in", "received", None) } else { ("out", "sent", Some(at)) };
-        let inserted: Option<Uuid> = on_tx!(self.tx, |c| sqlx::query_scalar(INSERT_MESSAGE)
+        let ws = self.number.workspace_id;
+        let media = x.media.map(sqlx::types::Json);
+        let content = x.content.map(sqlx::types::Json);
+        let inserted: Option<i64> = on_tx!(self.tx, |c| sqlx::query_scalar(INSERT_MESSAGE)
             .bind(id)
-            .bind(self.number.workspace_id)
-            .bind(conv)
+            .bind(ws)
+            .bind(conv.id)
             .bind(wamid)
             .bind(direction)
             .bind(&x.kind)
             .bind(&x.text)
-            .bind(x.media.as_ref().map(sqlx::types::Json))
-            .bind(x.content.as_ref().map(sqlx::types::Json))
+            .bind(&media)
+            .bind(&content)
             .bind(&context_wamid)
             .bind(forwarded)
             .bind(status)
@@ -421,51 +532,96 @@ impl Ctx<'_> {
             .bind(self.now)
             .fetch_optional(c)
             .await)?;
-        if inserted.is_none() {
+        let Some(seq) = inserted else {
             tracing::debug!(wamid, "redelivered message ignored");
             return Ok(());
-        }
-        self.out.stored += 1;
-        if !inbound {
-            apply_pending_statuses(self.tx, self.now, wamid).await?;
-        }
-        let message = messages::json_in(self.tx, id).await?;
-        // A customer message re-opens a closed conversation (TOUCH_CONVERSATION sets it open).
-        let reopens = inbound && {
-            let status: String =
-                on_tx!(self.tx, |c| sqlx::query_scalar("SELECT status FROM conversations WHERE id = $1")
-                    .bind(conv)
-                    .fetch_one(c)
-                    .await)?;
-            status == "closed"
         };
-        on_tx!(self.tx, |c| sqlx::query(TOUCH_CONVERSATION)
-            .bind(conv)
+        self.out.stored += 1;
+        let message = if inbound {
+            // Built from what was just inserted (plus reactions that came before it).
+            let row = messages::MessageRow {
+                seq,
+                id,
+                conversation_id: conv.id,
+                wamid: Some(wamid.to_owned()),
+                direction: direction.to_owned(),
+                kind: x.kind,
+                text: x.text,
+                media,
+                content,
+                context_wamid,
+                forwarded,
+                status: status.to_owned(),
+                error_code: None,
+                error_title: None,
+                sent_by_user_id: None,
+                sent_by_email: None,
+                sent_by_name: None,
+                sent_by_app: false,
+                created_at: at,
+                sent_at,
+                delivered_at: None,
+                read_at: None,
+                failed_at: None,
+            };
+            let reactions = messages::reactions_in(self.tx, wamid).await?;
+            row.to_json(&reactions)
+        } else {
+            self.flush().await?;
+            apply_pending_statuses(self.tx, self.now, wamid).await?;
+            messages::json_in(self.tx, id).await?
+        };
+        // A customer message re-opens a closed conversation (TOUCH_CONVERSATION sets it open).
+        let reopens = inbound && conv.status == "closed";
+        let touched: Touched = on_tx!(self.tx, |c| sqlx::query_as(TOUCH_CONVERSATION)
+            .bind(conv.id)
             .bind(at)
             .bind(sqlx::types::Json(messages::preview(&message)))
             .bind(i64::from(inbound))
             .bind(inbound)
             .bind(self.now)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if reopens {
-            crate::assignment::run::reopened(self.tx, self.presence, self.now, conv).await?;
-        }
-        let ws = self.number.workspace_id;
-        events::append(self.tx, self.now, NewEvent::new(ws, "message.created", message).conversation(conv).lead(lead))
-            .await?;
-        let conv_json = conversations::json_in(self.tx, conv).await?;
-        events::append(
-            self.tx,
-            self.now,
-            NewEvent::new(ws, "conversation.updated", conv_json).conversation(conv).lead(lead),
-        )
-        .await?;
-        let gap = self.session_gap().await?;
+            .fetch_one(c)
+            .await)?;
+        let message = NewEvent::new(ws, "message.created", message).conversation(conv.id).lead(lead);
+        let conv_json = if reopens {
+            self.flush().await?;
+            crate::assignment::run::reopened(self.tx, self.presence, self.now, conv.id).await?;
+            self.events.push(self.now, message);
+            let j = conversations::json_in(self.tx, conv.id).await?;
+            conv.assignee_id = j.get("assignee_id").and_then(|a| a.as_str()).and_then(|a| a.parse().ok());
+            j
+        } else {
+            self.events.push(self.now, message);
+            let label_ids: Vec<Uuid> = on_tx!(self.tx, |c| sqlx::query_scalar(
+                "SELECT label_id FROM conversation_labels WHERE conversation_id = $1 ORDER BY label_id"
+            )
+            .bind(conv.id)
+            .fetch_all(c)
+            .await)?;
+            conversations::Conversation {
+                id: touched.id,
+                workspace_id: touched.workspace_id,
+                lead_id: touched.lead_id,
+                number_id: touched.number_id,
+                contact_phone: touched.contact_phone,
+                contact_bsuid: touched.contact_bsuid,
+                status: touched.status,
+                assignee_id: touched.assignee_id,
+                label_ids,
+                last_message: touched.last_message,
+                unread_count: touched.unread_count,
+                last_inbound_at: touched.last_inbound_at,
+                template_required: touched.template_required,
+                lead_name: conv.lead_name.clone(),
+                created_at: touched.created_at,
+                updated_at: touched.updated_at,
+            }
+            .to_json()
+        };
+        self.events
+            .push(self.now, NewEvent::new(ws, "conversation.updated", conv_json).conversation(conv.id).lead(lead));
         let msg = crate::timeline::sessions::Msg { at, inbound, member: None };
-        crate::timeline::sessions::on_message(self.tx, self.now, conv, &msg, gap).await?;
-        Ok(())
+        crate::timeline::sessions::place(self.tx, self.events, self.now, &conv.as_ref(), &msg, self.gap).await
     }
 
     async fn inbound(&mut self, raw: &Value) -> Result<()> {
@@ -540,12 +696,10 @@ impl Ctx<'_> {
         })?;
         if let Some((mid, conv, lead)) = target_row {
             let message = messages::json_in(self.tx, mid).await?;
-            events::append(
-                self.tx,
+            self.events.push(
                 self.now,
                 NewEvent::new(self.number.workspace_id, "message.updated", message).conversation(conv).lead(lead),
-            )
-            .await?;
+            );
         }
         Ok(())
     }
@@ -621,6 +775,7 @@ impl Ctx<'_> {
             .map(|r| r.rows_affected())
             })?;
             let lead_row = leads::load_tx(self.tx, lead).await?;
+            self.flush().await?;
             leads::emit_updated(self.tx, self.now, &lead_row).await?;
             tracing::info!(lead_id = %lead, kind, "contact changed number: identities linked");
         }
@@ -639,6 +794,7 @@ impl Ctx<'_> {
             return Ok(());
         }
         let error = s.errors.first().cloned();
+        self.flush().await?; // apply_status appends its own events
         let recorded = record_status(self.tx, self.now, wamid, status, at, error.as_ref()).await?;
         if recorded && apply_status(self.tx, self.now, wamid, status, at, error.as_ref()).await? {
             self.out.stored += 1;

@@ -3,8 +3,8 @@
 //! start, so a crash between the 200 and processing loses nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use bytes::Bytes;
@@ -45,6 +45,13 @@ pub struct Journal {
     /// non-zero, so acknowledging Meta never waits behind a long processing transaction
     /// (SQLite has one writer).
     pub waiting: Arc<AtomicUsize>,
+    /// When the writer last committed a full-sized batch (ms since `epoch`): webhooks arrive
+    /// faster than one commit per round, a flood. See [`run_processor`].
+    flooded_at: Arc<AtomicU64>,
+    epoch: Instant,
+    /// Rows journaled by this node and not yet processed (approximate: replays and rows left
+    /// from before a restart are not counted).
+    backlog: Arc<AtomicI64>,
 }
 
 impl Journal {
@@ -53,8 +60,40 @@ impl Journal {
         let (tx, rx) = mpsc::channel(QUEUE);
         let wake = Arc::new(Notify::new());
         let waiting = Arc::new(AtomicUsize::new(0));
-        let handle = tokio::spawn(writer(db, wake.clone(), waiting.clone(), rx));
-        (Journal { tx, wake, waiting }, handle)
+        let flooded_at = Arc::new(AtomicU64::new(0));
+        let epoch = Instant::now();
+        let backlog = Arc::new(AtomicI64::new(0));
+        let flood = Flood { at: flooded_at.clone(), epoch, backlog: backlog.clone() };
+        // PostgreSQL commits concurrently (and groups the WAL flushes): two writers keep a
+        // commit in flight while the other one waits. SQLite has one writer.
+        let writers = if db.backend() == Backend::Postgres { 2 } else { 1 };
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let handles: Vec<_> = (0..writers)
+            .map(|_| {
+                let flood = Flood { at: flood.at.clone(), epoch, backlog: flood.backlog.clone() };
+                tokio::spawn(writer(db.clone(), wake.clone(), waiting.clone(), flood, rx.clone()))
+            })
+            .collect();
+        let handle = tokio::spawn(async move {
+            for h in handles {
+                let _ = h.await;
+            }
+        });
+        (Journal { tx, wake, waiting, flooded_at, epoch, backlog }, handle)
+    }
+
+    /// True while webhooks arrive faster than the journal commits them one round at a time
+    /// (a full-sized batch was committed within [`FLOOD_QUIET`]) and faster than they are
+    /// processed (more than [`FLOOD_BACKLOG`] rows wait).
+    pub fn flooded(&self) -> bool {
+        let at = self.flooded_at.load(Ordering::Relaxed);
+        at > 0
+            && (self.epoch.elapsed().as_millis() as u64).saturating_sub(at) < FLOOD_QUIET.as_millis() as u64
+            && self.backlog.load(Ordering::Relaxed) > FLOOD_BACKLOG
+    }
+
+    fn processed(&self, rows: usize) {
+        self.backlog.fetch_sub(rows as i64, Ordering::Relaxed);
     }
 
     /// Makes `body` durable; returns once it is committed.
@@ -70,41 +109,87 @@ impl Journal {
     }
 }
 
-async fn writer(db: Db, wake: Arc<Notify>, waiting: Arc<AtomicUsize>, mut rx: mpsc::Receiver<Pending>) {
+/// A batch this large means requests queued up behind the previous commit.
+const FLOOD_BATCH: usize = 24;
+/// The flood is over when no full-sized batch was committed for this long.
+const FLOOD_QUIET: Duration = Duration::from_millis(50);
+/// Unprocessed rows beyond which processing can be deferred: below it, it keeps up.
+const FLOOD_BACKLOG: i64 = 2000;
+/// While the journal writer waits, a processing transaction ends after this much work.
+const SLICE: Duration = Duration::from_millis(5);
+/// While flooded, the processor still runs a batch at least this often.
+const MAX_DEFER: Duration = Duration::from_secs(1);
+
+struct Flood {
+    at: Arc<AtomicU64>,
+    epoch: Instant,
+    backlog: Arc<AtomicI64>,
+}
+
+async fn writer(
+    db: Db,
+    wake: Arc<Notify>,
+    waiting: Arc<AtomicUsize>,
+    flood: Flood,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        // Take what is queued (at least one), then let the other writer wait for the next.
+        if rx.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        if batch.len() >= FLOOD_BATCH {
+            flood.at.store((flood.epoch.elapsed().as_millis() as u64).max(1), Ordering::Relaxed);
+        }
         waiting.fetch_add(1, Ordering::SeqCst);
+        let n = batch.len();
         let ok = commit(&db, &batch).await.inspect_err(|e| tracing::error!(error = %e, "journal batch failed")).is_ok();
         waiting.fetch_sub(1, Ordering::SeqCst);
         for p in batch.drain(..) {
             let _ = p.committed.send(ok);
         }
         if ok {
+            flood.backlog.fetch_add(n as i64, Ordering::Relaxed);
             wake.notify_one();
         }
     }
 }
 
+/// One multi-row INSERT in autocommit mode: a single statement is its own transaction, as
+/// durable as BEGIN … COMMIT (SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit=on`)
+/// with one round trip instead of three.
 async fn commit(db: &Db, batch: &[Pending]) -> sqlx::Result<()> {
-    let mut tx = db.begin().await?;
-    on_tx!(&mut tx, |c| {
+    let _write = db.lock_writes().await;
+    on_db!(db, |p| {
         let mut qb =
             sqlx::QueryBuilder::new("INSERT INTO webhook_events (id, received_at, signature_valid, body, state) ");
         qb.push_values(batch, |mut b, e| {
             b.push_bind(e.id).push_bind(e.received_at).push_bind(true).push_bind(e.body.as_ref()).push_bind("pending");
         });
-        qb.build().execute(c).await.map(|_| ())
-    })?;
-    tx.commit().await
+        qb.build().execute(p).await.map(|_| ())
+    })
 }
 
 /// Processes pending rows until none is left, then waits for a wake-up (or a periodic tick).
+///
+/// During a flood (webhooks arriving faster than one journal commit per round) processing
+/// yields to acknowledging: it runs one batch at least every [`MAX_DEFER`] and catches up once
+/// the flood is over. The journal is durable, so nothing waits but the inbox; at ordinary rates
+/// (e.g. 1,000 messages/s, a few per commit) there is no flood and processing follows at once.
 pub async fn run_processor(st: AppState, wake: Arc<Notify>) {
     let mut shutdown = st.shutdown.clone();
     loop {
         loop {
             if *shutdown.borrow() {
                 return;
+            }
+            let deferred = Instant::now();
+            while st.journal.flooded() && deferred.elapsed() < MAX_DEFER {
+                tokio::select! {
+                    _ = tokio::time::sleep(FLOOD_QUIET / 5) => {}
+                    _ = shutdown.wait_for(|s| *s) => return,
+                }
             }
             match process_batch(&st).await {
                 Ok(0) => break,
@@ -154,28 +239,47 @@ pub async fn process_batch(st: &AppState) -> Result<usize> {
         return Ok(usize::from(process_next(st, rows.first().map(|r| r.0)).await?));
     }
     let now = st.clock.now();
-    let mut taken = 0;
+    let mut batch = ingest::Batch::default();
+    let mut outcomes = Vec::with_capacity(rows.len());
+    let started = Instant::now();
+    // SQLite has one writer: after a slice of work, let a waiting journal commit in. (On
+    // PostgreSQL the two do not block each other.)
+    let yields = st.db.backend() == Backend::Sqlite;
     for (id, body, _) in &rows {
-        if taken > 0 && st.journal.waiting.load(Ordering::SeqCst) > 0 {
-            break; // let the journal writer in; the rest stay pending for the next batch
+        if yields && !outcomes.is_empty() && started.elapsed() > SLICE && st.journal.waiting.load(Ordering::SeqCst) > 0
+        {
+            break; // the rest stay pending for the next batch
         }
-        taken += 1;
-        match ingest::process(st, &mut tx, now, body).await {
-            Ok(outcome) => finish(&mut tx, *id, now, &outcome).await?,
+        match ingest::process(st, &mut tx, &mut batch, now, body).await {
+            Ok(outcome) => outcomes.push((*id, outcome)),
             Err(e) => {
                 tracing::warn!(error = %e, "batch rolled back; processing its rows one by one");
                 drop(tx);
-                for (id, _, _) in &rows {
-                    if let Err(e) = process_next(st, Some(*id)).await {
-                        tracing::error!(event_id = %id, error = %e, "webhook processing failed");
-                    }
-                }
-                return Ok(rows.len());
+                return one_by_one(st, &rows).await;
             }
         }
     }
+    let finished = async {
+        batch.flush(&mut tx).await?;
+        finish(&mut tx, now, &outcomes).await
+    };
+    if let Err(e) = finished.await {
+        tracing::warn!(error = %e, "batch rolled back; processing its rows one by one");
+        drop(tx);
+        return one_by_one(st, &rows).await;
+    }
     st.commit(tx).await?;
-    Ok(taken)
+    st.journal.processed(outcomes.len());
+    Ok(outcomes.len())
+}
+
+async fn one_by_one(st: &AppState, rows: &[(Uuid, Vec<u8>, i64)]) -> Result<usize> {
+    for (id, _, _) in rows {
+        if let Err(e) = process_next(st, Some(*id)).await {
+            tracing::error!(event_id = %id, error = %e, "webhook processing failed");
+        }
+    }
+    Ok(rows.len())
 }
 
 /// Processes the oldest pending row (or row `only`), in one transaction with everything it
@@ -186,11 +290,17 @@ pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
         on_tx!(&mut tx, |c| sqlx::query_as(claim_sql(st.db.backend())).bind(only).bind(1i64).fetch_optional(c).await)?;
     let Some((id, body, attempts)) = row else { return Ok(false) };
     let now = st.clock.now();
-    match ingest::process(st, &mut tx, now, &body).await {
-        Ok(outcome) => {
-            finish(&mut tx, id, now, &outcome).await?;
+    let mut batch = ingest::Batch::default();
+    let processed = async {
+        let outcome = ingest::process(st, &mut tx, &mut batch, now, &body).await?;
+        batch.flush(&mut tx).await?;
+        finish(&mut tx, now, std::slice::from_ref(&(id, outcome))).await
+    };
+    match processed.await {
+        Ok(()) => {
             st.commit(tx).await?;
-            tracing::debug!(event_id = %id, stored = outcome.stored, "webhook processed");
+            st.journal.processed(1);
+            tracing::debug!(event_id = %id, "webhook processed");
             Ok(true)
         }
         Err(e) => {
@@ -209,6 +319,7 @@ pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
             .await
             .map(|r| r.rows_affected()))?;
             if failed {
+                st.journal.processed(1);
                 tracing::error!(event_id = %id, error = %e, "webhook failed after {attempts} attempts");
                 Ok(true)
             } else {
@@ -218,31 +329,47 @@ pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
     }
 }
 
-async fn finish(tx: &mut crate::db::Tx, id: Uuid, now: DateTime<Utc>, outcome: &Outcome) -> Result<()> {
-    let (state, error) = match &outcome.problem {
-        Some(p) => ("failed", Some(p.as_str())),
-        None => ("done", None),
-    };
-    if let Some(p) = &outcome.problem {
-        tracing::warn!(event_id = %id, problem = %p, "webhook kept as failed");
+/// Marks processed rows done (one statement for all of them) or failed, and records which
+/// workspaces they addressed (one statement).
+async fn finish(tx: &mut crate::db::Tx, now: DateTime<Utc>, outcomes: &[(Uuid, Outcome)]) -> Result<()> {
+    let done: Vec<Uuid> = outcomes.iter().filter(|(_, o)| o.problem.is_none()).map(|(id, _)| *id).collect();
+    if !done.is_empty() {
+        on_tx!(tx, |c| {
+            let mut qb =
+                sqlx::QueryBuilder::new("UPDATE webhook_events SET state = 'done', error = NULL, processed_at = ");
+            qb.push_bind(now).push(" WHERE id IN (");
+            let mut sep = qb.separated(", ");
+            for id in &done {
+                sep.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
     }
-    on_tx!(tx, |c| sqlx::query("UPDATE webhook_events SET state = $1, error = $2, processed_at = $3 WHERE id = $4")
-        .bind(state)
-        .bind(error)
-        .bind(now)
-        .bind(id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    for ws in &outcome.workspaces {
+    for (id, outcome) in outcomes {
+        let Some(problem) = &outcome.problem else { continue };
+        tracing::warn!(event_id = %id, problem = %problem, "webhook kept as failed");
         on_tx!(tx, |c| sqlx::query(
-            "INSERT INTO webhook_event_workspaces (event_id, workspace_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+            "UPDATE webhook_events SET state = 'failed', error = $1, processed_at = $2 WHERE id = $3"
         )
-        .bind(id)
-        .bind(*ws)
+        .bind(problem)
+        .bind(now)
+        .bind(*id)
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
+    }
+    let routed: Vec<(Uuid, Uuid)> =
+        outcomes.iter().flat_map(|(id, o)| o.workspaces.iter().map(move |ws| (*id, *ws))).collect();
+    if !routed.is_empty() {
+        on_tx!(tx, |c| {
+            let mut qb = sqlx::QueryBuilder::new("INSERT INTO webhook_event_workspaces (event_id, workspace_id) ");
+            qb.push_values(&routed, |mut b, (id, ws)| {
+                b.push_bind(*id).push_bind(*ws);
+            });
+            qb.push(" ON CONFLICT DO NOTHING");
+            qb.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
     }
     Ok(())
 }
