@@ -471,18 +471,17 @@ async fn flush(st: &AppState, user: &CurrentUser, h: &Header, batch: &mut Vec<Ro
     let mut tx = st.db.begin().await?;
     let mut existing = existing_by_phone(&mut tx, ws, batch).await?;
     let mut creates: Vec<(u64, Lead)> = Vec::new();
+    let mut changes = Changes::default();
     for row in batch.drain(..) {
-        match existing.remove(&row.phone) {
-            Some(lead) => match update(&mut tx, now, user, h, row, lead).await? {
-                Ok(()) => out.updated += 1,
-                Err((line, message)) => out.error(line, message),
-            },
-            None => match new_lead(ws, now, h, row) {
-                Ok(created) => creates.push(created),
-                Err((line, message)) => out.error(line, message),
-            },
+        let result = match existing.remove(&row.phone) {
+            Some(lead) => update(now, user, h, row, lead, &mut changes).map(|()| out.updated += 1),
+            None => new_lead(ws, now, h, row).map(|created| creates.push(created)),
+        };
+        if let Err((line, message)) = result {
+            out.error(line, message);
         }
     }
+    apply_updates(&mut tx, now, changes).await?;
     let created = insert_all(&mut tx, now, creates, out).await?;
     if !created.is_empty() {
         let s = crate::assignment::load(&mut tx, ws).await?;
@@ -505,7 +504,8 @@ async fn existing_by_phone(tx: &mut Tx, ws: Uuid, batch: &[Row]) -> Result<HashM
             sep.push_bind(r.phone.as_str());
         }
         qb.push(")");
-        qb.build_query_as().fetch_all(c).await
+        // Planned per call: a plan cached while the table was small would scan it whole.
+        qb.build_query_as().persistent(false).fetch_all(c).await
     })?;
     let mut leads: HashMap<Uuid, Lead> = found.into_iter().map(|l| (l.id, l)).collect();
     if !leads.is_empty() {
@@ -516,7 +516,7 @@ async fn existing_by_phone(tx: &mut Tx, ws: Uuid, batch: &[Row]) -> Result<HashM
                 sep.push_bind(*id);
             }
             qb.push(")");
-            qb.build_query_as().fetch_all(c).await
+            qb.build_query_as().persistent(false).fetch_all(c).await
         })?;
         for (lead, group) in pairs {
             if let Some(l) = leads.get_mut(&lead) {
@@ -563,15 +563,26 @@ fn new_lead(ws: Uuid, now: DateTime<Utc>, h: &Header, row: Row) -> std::result::
     Ok((row.line, lead))
 }
 
-/// Applies a row to an existing lead. The outer error is the database's, the inner one the row's.
-async fn update(
-    tx: &mut Tx,
+/// Changes to existing leads, written together by [`apply_updates`].
+#[derive(Default)]
+struct Changes {
+    /// Leads as they are to be stored.
+    leads: Vec<Lead>,
+    /// Of those, the ones whose groups are replaced by their `group_ids`.
+    regrouped: Vec<usize>,
+    /// `assigned` activities for leads given another assignee.
+    activities: Vec<NewActivity>,
+}
+
+/// Applies a row to an existing lead (queued in `changes` when anything differs).
+fn update(
     now: DateTime<Utc>,
     user: &CurrentUser,
     h: &Header,
     row: Row,
     before: Lead,
-) -> Result<std::result::Result<(), RowError>> {
+    changes: &mut Changes,
+) -> std::result::Result<(), RowError> {
     let mut lead = before.clone();
     lead.name = row.name;
     if let Some(source) = row.source {
@@ -583,47 +594,106 @@ async fn update(
             None => lead.custom_fields.0.remove(key),
         };
     }
-    if let Err(e) = leads::validate_custom(&lead.custom_fields.0) {
-        return Ok(Err((row.line, e.to_string())));
-    }
-    let reassigned = row.assignee.filter(|a| lead.assignee_id != Some(*a));
-    if let Some(a) = reassigned {
+    leads::validate_custom(&lead.custom_fields.0).map_err(|e| (row.line, e.to_string()))?;
+    if let Some(a) = row.assignee.filter(|a| lead.assignee_id != Some(*a)) {
         lead.assignee_id = Some(a);
+        changes.activities.push(NewActivity {
+            workspace_id: lead.workspace_id,
+            lead_id: lead.id,
+            conversation_id: None,
+            kind: "assigned",
+            member_id: Some(user.id),
+            data: json!({"from_member_id": before.assignee_id, "to_member_id": a}),
+        });
     }
-    let regroup = row.groups.filter(|g| *g != lead.group_ids);
-    if let Some(g) = &regroup {
-        lead.group_ids = g.clone();
-    }
-    let changed = lead.name != before.name
+    let regrouped = match row.groups {
+        Some(g) if g != lead.group_ids => {
+            lead.group_ids = g;
+            true
+        }
+        _ => false,
+    };
+    let changed = regrouped
+        || lead.name != before.name
         || lead.source != before.source
         || lead.custom_fields.0 != before.custom_fields.0
-        || reassigned.is_some()
-        || regroup.is_some();
-    if !changed {
-        return Ok(Ok(()));
+        || lead.assignee_id != before.assignee_id;
+    if changed {
+        if regrouped {
+            changes.regrouped.push(changes.leads.len());
+        }
+        lead.updated_at = now;
+        changes.leads.push(lead);
     }
-    lead.updated_at = now;
-    if let Some(g) = &regroup {
-        leads::set_groups(tx, lead.id, g).await?;
+    Ok(())
+}
+
+/// Writes queued changes: one multi-row `UPDATE … FROM (VALUES …)` per chunk (`columnN` are
+/// the VALUES columns' names on both backends), group memberships replaced, then the
+/// `assigned` activities and `lead.updated` events.
+async fn apply_updates(tx: &mut Tx, now: DateTime<Utc>, changes: Changes) -> Result<()> {
+    if changes.leads.is_empty() {
+        return Ok(());
     }
-    if let Some(a) = reassigned {
-        let data = json!({"from_member_id": before.assignee_id, "to_member_id": a});
-        timeline::record(tx, now, lead.workspace_id, lead.id, None, "assigned", Some(user.id), data).await?;
+    // 6 parameters a row.
+    for chunk in changes.leads.chunks(BATCH) {
+        on_tx!(tx, |c| {
+            let mut qb = sqlx::QueryBuilder::new(
+                "UPDATE leads SET name = v.column2, source = v.column3, custom_fields = v.column4, \
+                 assignee_id = v.column5, updated_at = v.column6 FROM (",
+            );
+            qb.push_values(chunk, |mut b, l| {
+                b.push_bind(l.id)
+                    .push_bind(l.name.as_str())
+                    .push_bind(l.source.as_deref())
+                    .push_bind(&l.custom_fields)
+                    .push_bind(l.assignee_id)
+                    .push_bind(l.updated_at);
+            });
+            qb.push(") AS v WHERE leads.id = v.column1");
+            qb.build().persistent(false).execute(c).await.map(|r| r.rows_affected())
+        })?;
     }
-    on_tx!(tx, |c| sqlx::query(
-        "UPDATE leads SET name = $1, source = $2, custom_fields = $3, assignee_id = $4, updated_at = $5 WHERE id = $6"
-    )
-    .bind(&lead.name)
-    .bind(&lead.source)
-    .bind(&lead.custom_fields)
-    .bind(lead.assignee_id)
-    .bind(now)
-    .bind(lead.id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    leads::emit_updated(tx, now, &lead).await?;
-    Ok(Ok(()))
+    let regrouped: Vec<&Lead> = changes.regrouped.iter().map(|i| &changes.leads[*i]).collect();
+    for chunk in regrouped.chunks(1000) {
+        on_tx!(tx, |c| {
+            let mut qb = sqlx::QueryBuilder::new("DELETE FROM lead_groups WHERE lead_id IN (");
+            let mut sep = qb.separated(", ");
+            for l in chunk {
+                sep.push_bind(l.id);
+            }
+            qb.push(")");
+            qb.build().persistent(false).execute(c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    let memberships: Vec<(Uuid, Uuid)> =
+        regrouped.iter().flat_map(|l| l.group_ids.iter().map(move |g| (l.id, *g))).collect();
+    insert_memberships(tx, &memberships).await?;
+    timeline::record_many(tx, now, &changes.activities).await?;
+    emit_updated_many(tx, now, &changes.leads).await
+}
+
+async fn insert_memberships(tx: &mut Tx, memberships: &[(Uuid, Uuid)]) -> Result<()> {
+    for chunk in memberships.chunks(1000) {
+        on_tx!(tx, |c| {
+            let mut qb = sqlx::QueryBuilder::new("INSERT INTO lead_groups (lead_id, group_id) ");
+            qb.push_values(chunk, |mut b, (lead, group)| {
+                b.push_bind(*lead).push_bind(*group);
+            });
+            qb.push(" ON CONFLICT DO NOTHING");
+            qb.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}
+
+/// `lead.updated` for each lead, as [`leads::emit_updated`] writes it.
+async fn emit_updated_many(tx: &mut Tx, now: DateTime<Utc>, list: &[Lead]) -> Result<()> {
+    let updated: Vec<NewEvent> = list
+        .iter()
+        .map(|l| NewEvent::new(l.workspace_id, "lead.updated", serde_json::to_value(l).unwrap_or_default()).lead(l.id))
+        .collect();
+    events::append_many(tx, now, &updated).await
 }
 
 /// Inserts new leads with multi-row INSERTs: leads, phone identities, groups, `lead.updated`
@@ -685,21 +755,8 @@ async fn insert_all(
     }
     let memberships: Vec<(Uuid, Uuid)> =
         leads.iter().flat_map(|l| l.group_ids.iter().map(move |g| (l.id, *g))).collect();
-    for chunk in memberships.chunks(1000) {
-        on_tx!(tx, |c| {
-            let mut qb = sqlx::QueryBuilder::new("INSERT INTO lead_groups (lead_id, group_id) ");
-            qb.push_values(chunk, |mut b, (lead, group)| {
-                b.push_bind(*lead).push_bind(*group);
-            });
-            qb.push(" ON CONFLICT DO NOTHING");
-            qb.build().execute(c).await.map(|r| r.rows_affected())
-        })?;
-    }
-    let updated: Vec<NewEvent> = leads
-        .iter()
-        .map(|l| NewEvent::new(l.workspace_id, "lead.updated", serde_json::to_value(l).unwrap_or_default()).lead(l.id))
-        .collect();
-    events::append_many(tx, now, &updated).await?;
+    insert_memberships(tx, &memberships).await?;
+    emit_updated_many(tx, now, &leads).await?;
     let activities: Vec<NewActivity> = leads
         .iter()
         .map(|l| NewActivity {
@@ -721,8 +778,7 @@ async fn insert_all(
 static EXPORT_KEYS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT l.id, l.created_at, l.custom_fields FROM leads l WHERE {} AND l.created_at <= $6 \
-         AND ($7 IS NULL OR l.created_at > $7 OR (l.created_at = $7 AND l.id > $8)) \
-         ORDER BY l.created_at, l.id LIMIT $9",
+         AND (l.created_at, l.id) > ($7, $8) ORDER BY l.created_at, l.id LIMIT $9",
         *LEAD_VISIBLE
     )
 });
@@ -730,11 +786,14 @@ static EXPORT_KEYS: LazyLock<String> = LazyLock::new(|| {
 static EXPORT_ROWS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {COLS} FROM leads l WHERE {} AND l.created_at <= $6 \
-         AND ($7 IS NULL OR l.created_at > $7 OR (l.created_at = $7 AND l.id > $8)) \
-         ORDER BY l.created_at, l.id LIMIT $9",
+         AND (l.created_at, l.id) > ($7, $8) ORDER BY l.created_at, l.id LIMIT $9",
         *LEAD_VISIBLE
     )
 });
+
+/// Before every lead: `(l.created_at, l.id) > START` holds for all (a row-value keyset
+/// condition, which both backends answer from the `(workspace_id, created_at, id)` index).
+const START: (DateTime<Utc>, Uuid) = (DateTime::<Utc>::UNIX_EPOCH, Uuid::nil());
 
 type KeysRow = (Uuid, DateTime<Utc>, sqlx::types::Json<Map<String, Value>>);
 
@@ -743,7 +802,8 @@ struct Export {
     db: Db,
     viewer: Viewer,
     started: DateTime<Utc>,
-    after: Option<(DateTime<Utc>, Uuid)>,
+    /// Keyset position: the last exported lead's `(created_at, id)`.
+    after: (DateTime<Utc>, Uuid),
     keys: Vec<String>,
     group_names: HashMap<Uuid, String>,
     emails: HashMap<Uuid, String>,
@@ -770,12 +830,12 @@ impl Export {
             .collect();
         // The custom keys first: they are columns of the header.
         let mut keys: BTreeSet<String> = BTreeSet::new();
-        let mut after: Option<(DateTime<Utc>, Uuid)> = None;
+        let mut after = START;
         loop {
             let page: Vec<KeysRow> = on_db!(&db, |p| bind_viewer!(sqlx::query_as(EXPORT_KEYS.as_str()), viewer)
                 .bind(started)
-                .bind(after.map(|a| a.0))
-                .bind(after.map(|a| a.1))
+                .bind(after.0)
+                .bind(after.1)
                 .bind(EXPORT_PAGE * 4)
                 .fetch_all(p)
                 .await)?;
@@ -793,7 +853,7 @@ impl Export {
                 ));
             }
             match page.last() {
-                Some((id, at, _)) if page.len() as i64 == EXPORT_PAGE * 4 => after = Some((*at, *id)),
+                Some((id, at, _)) if page.len() as i64 == EXPORT_PAGE * 4 => after = (*at, *id),
                 _ => break,
             }
         }
@@ -802,7 +862,7 @@ impl Export {
         let custom = keys.iter().map(|k| protect(&custom_column(k)).into_owned());
         w.write_record(STANDARD.iter().map(|s| (*s).to_owned()).chain(custom)).map_err(csv_error)?;
         let header = Bytes::from(w.into_inner().map_err(|e| Error::internal(e.to_string()))?);
-        Ok(Export { db, viewer, started, after: None, keys, group_names, emails, header: Some(header), done: false })
+        Ok(Export { db, viewer, started, after: START, keys, group_names, emails, header: Some(header), done: false })
     }
 
     /// The next chunk of the file, `None` at the end.
@@ -816,8 +876,8 @@ impl Export {
         let v = &self.viewer;
         let mut page: Vec<Lead> = on_db!(&self.db, |p| bind_viewer!(sqlx::query_as(EXPORT_ROWS.as_str()), v)
             .bind(self.started)
-            .bind(self.after.map(|a| a.0))
-            .bind(self.after.map(|a| a.1))
+            .bind(self.after.0)
+            .bind(self.after.1)
             .bind(EXPORT_PAGE)
             .fetch_all(p)
             .await)?;
@@ -825,9 +885,9 @@ impl Export {
             self.done = true;
         }
         let Some(last) = page.last() else { return Ok(None) };
-        self.after = Some((last.created_at, last.id));
+        self.after = (last.created_at, last.id);
         let ids: Vec<Uuid> = page.iter().map(|l| l.id).collect();
-        let mut groups = leads::group_ids(&self.db, &ids).await?;
+        let mut groups = group_ids(&self.db, &ids).await?;
         for l in &mut page {
             l.group_ids = groups.remove(&l.id).unwrap_or_default();
         }
@@ -854,6 +914,24 @@ impl Export {
         }
         Ok(Some(Bytes::from(w.into_inner().map_err(|e| Error::internal(e.to_string()))?)))
     }
+}
+
+/// Group ids of each lead (as `leads::group_ids`, but planned per call: see `existing_by_phone`).
+async fn group_ids(db: &Db, leads: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
+    let rows: Vec<(Uuid, Uuid)> = on_db!(db, |p| {
+        let mut qb = sqlx::QueryBuilder::new("SELECT lead_id, group_id FROM lead_groups WHERE lead_id IN (");
+        let mut sep = qb.separated(", ");
+        for id in leads {
+            sep.push_bind(*id);
+        }
+        qb.push(")");
+        qb.build_query_as().persistent(false).fetch_all(p).await
+    })?;
+    let mut map: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (lead, group) in rows {
+        map.entry(lead).or_default().push(group);
+    }
+    Ok(map)
 }
 
 fn csv_error(e: csv::Error) -> Error {
