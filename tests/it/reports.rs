@@ -21,6 +21,9 @@ use crate::on_both;
 use crate::support::*;
 use crate::webhooks::text_payload;
 
+/// A report filter: from, to, group.
+type Filter = (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<Uuid>);
+
 fn echo_payload(wamid: &str, to: &str, ts: i64) -> Vec<u8> {
     serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "100200300400500", "changes": [{
         "field": "smb_message_echoes", "value": {"messaging_product": "whatsapp",
@@ -252,7 +255,7 @@ on_both! {
         let raw = Raw::load(&app.db, app.workspace_id).await;
 
         let day0 = Utc.with_ymd_and_hms(2025, 6, 10, 0, 0, 0).unwrap();
-        let mut filters: Vec<(Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<Uuid>)> = vec![
+        let mut filters: Vec<Filter> = vec![
             (None, None, None),
             (Some(day0 + Duration::days(1)), Some(day0 + Duration::days(3)), None),
             (None, None, Some(w.groups[0])),
