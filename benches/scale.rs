@@ -11,6 +11,7 @@
 //! `cargo bench --bench scale` (both backends, full size)
 //! `cargo bench --bench scale -- --small` (5k leads, 50k messages: a quick run)
 //! `cargo bench --bench scale -- --backend sqlite --leads 20000 --messages 200000 --iters 300`
+//! `--keep` leaves the databases behind (their URLs are printed) to look at query plans.
 //! PostgreSQL: `SWITCHBOARD_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`) is
 //! used to create and drop a fresh database `sbbench_<uuid>`.
 
@@ -36,6 +37,8 @@ struct Args {
     groups: usize,
     iters: usize,
     backends: Vec<&'static str>,
+    /// Keep the databases afterwards (to look at query plans).
+    keep: bool,
 }
 
 fn args() -> Args {
@@ -46,6 +49,7 @@ fn args() -> Args {
         groups: 10,
         iters: 200,
         backends: vec!["sqlite", "postgres"],
+        keep: false,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -56,6 +60,11 @@ fn args() -> Args {
                 a.leads = 5_000;
                 a.messages = 50_000;
                 a.iters = 100;
+                i += 1;
+                continue;
+            }
+            "--keep" => {
+                a.keep = true;
                 i += 1;
                 continue;
             }
@@ -129,6 +138,7 @@ type MessageRow = (Uuid, Uuid, bool, Option<Uuid>, DateTime<Utc>);
 type ActivityRow = (Uuid, Uuid, Uuid, &'static str, Option<Uuid>, DateTime<Utc>);
 
 struct Lead {
+    n: u64,
     id: Uuid,
     assignee: Option<Uuid>,
     created_at: DateTime<Utc>,
@@ -210,6 +220,7 @@ async fn seed(db: &Db, a: &Args) -> Dataset {
     let span = 365 * 86_400 / a.leads as i64;
     let leads: Vec<Lead> = (0..a.leads)
         .map(|i| Lead {
+            n: i as u64,
             id: Uuid::new_v4(),
             assignee: rng.gen_bool(0.9).then(|| *members.choose(&mut rng).unwrap()),
             created_at: base()
@@ -227,7 +238,7 @@ async fn seed(db: &Db, a: &Args) -> Dataset {
                 b.push_bind(l.id)
                     .push_bind(ws)
                     .push_bind(format!("Lead {}", l.id.simple()))
-                    .push_bind(format!("{}", 10_000_000_000u64 + (l.id.as_u128() % 9_000_000_000) as u64))
+                    .push_bind(format!("{}", 4_915_100_000_000u64 + l.n))
                     .push_bind("web")
                     .push_bind(l.assignee)
                     .push_bind(sqlx::types::Json(json!({"plan": "pro"})))
@@ -365,7 +376,8 @@ async fn seed(db: &Db, a: &Args) -> Dataset {
     }
     eprintln!("  {} activities: {:.1?}", acts.len(), t.elapsed());
     if let Db::Postgres(p) = db {
-        sqlx::query("ANALYZE").execute(p).await.expect("analyze");
+        // What autovacuum does soon after a bulk load: the counters' upserts leave dead rows.
+        sqlx::query("VACUUM ANALYZE").execute(p).await.expect("vacuum");
     } else {
         on_db!(db, |p| sqlx::query("ANALYZE").execute(p).await.map(|_| ())).expect("analyze");
     }
@@ -587,9 +599,14 @@ async fn main() {
                 let ms = run("sqlite", &url, db, &a).await;
                 let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                 println!("database file: {} MiB", size >> 20);
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                if a.keep {
+                    println!("kept {url}");
+                } else {
+                    for suffix in ["", "-wal", "-shm"] {
+                        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                    }
                 }
+                print("sqlite", &ms);
                 results.push(("sqlite", ms));
             }
             _ => {
@@ -603,11 +620,17 @@ async fn main() {
                 let url = format!("{}/{name}", admin_url.rsplit_once('/').expect("a database path").0);
                 let db = Db::connect(&url).await.expect("postgres");
                 let ms = run("postgres", &url, db, &a).await;
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await;
+                if a.keep {
+                    println!("kept {url}");
+                } else {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await;
+                }
+                print("postgres", &ms);
                 results.push(("postgres", ms));
             }
         }
     }
+    println!("\n== summary ==");
     for (backend, ms) in &results {
         print(backend, ms);
     }

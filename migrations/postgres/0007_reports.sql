@@ -83,6 +83,11 @@ CREATE TABLE report_daily (
     PRIMARY KEY (workspace_id, group_id, member_id, day, claimed)
 );
 
+-- The conversation list of a member without view_others_leads / view_unassigned starts from
+-- their own conversations, newest first: the assignee index gets the id for the keyset order.
+DROP INDEX conversations_assignee;
+CREATE INDEX conversations_assignee ON conversations (workspace_id, assignee_id, updated_at, id);
+
 -- Adds k * r to the buckets of r's lead: "all" (zero UUID) and each of its groups, or only
 -- group only_group when given.
 CREATE FUNCTION report_bump(r report_lead_members, k BIGINT, only_group UUID) RETURNS void

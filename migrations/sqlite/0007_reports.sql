@@ -83,6 +83,11 @@ CREATE TABLE report_daily (
     PRIMARY KEY (workspace_id, group_id, member_id, day, claimed)
 ) WITHOUT ROWID;
 
+-- The conversation list of a member without view_others_leads / view_unassigned starts from
+-- their own conversations, newest first: the assignee index gets the id for the keyset order.
+DROP INDEX conversations_assignee;
+CREATE INDEX conversations_assignee ON conversations (workspace_id, assignee_id, updated_at, id);
+
 -- report_lead_members -> report_daily (the lead's "all" bucket and one per group).
 
 CREATE TRIGGER report_rows_insert AFTER INSERT ON report_lead_members BEGIN

@@ -221,12 +221,15 @@ static LIST: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// For a member without those flags only their own, label-granted and explicitly shared
-/// conversations can be visible: start from those (a few thousand at most) instead of walking
-/// the whole inbox to find one in fifty. The policy predicate still decides.
+/// conversations can be visible. Their own are the next page of the same query restricted to
+/// them (an index walk on `conversations_assignee`), the granted and shared ones are usually
+/// few; the page is taken from those candidates instead of walking the whole inbox to find
+/// one conversation in fifty. The policy predicate still decides.
 static LIST_NARROW: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {COLS} FROM conversations c JOIN leads l ON l.id = c.lead_id \
-         WHERE c.id IN (SELECT x.id FROM conversations x WHERE x.workspace_id = $1 AND x.assignee_id = $2 \
+         WHERE c.id IN (SELECT own.id FROM (SELECT c.id FROM conversations c JOIN leads l ON l.id = c.lead_id \
+                 WHERE c.workspace_id = $1 AND c.assignee_id = $2 {LIST_TAIL}) own \
              UNION SELECT cl.conversation_id FROM conversation_labels cl \
                  JOIN member_labels ml ON ml.label_id = cl.label_id WHERE ml.user_id = $2 \
              UNION SELECT ca.conversation_id FROM conversation_access ca WHERE ca.user_id = $2) \

@@ -101,16 +101,26 @@ const SUMS: &str = "CAST(SUM(x.assigned) AS BIGINT) AS assigned, CAST(SUM(x.cont
     CAST(SUM(x.open_conversations) AS BIGINT) AS open_conversations";
 
 /// Whole days `[$3, $4)` from the daily counters; `$2` is the group (zero UUID: all leads),
-/// `$5` includes unclaimed leads, `$6` restricts to one member.
+/// `$5` includes unclaimed leads. Open ends are bound as far-away days, so the range is plain.
 static BUCKETS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT x.member_id, {SUMS} FROM report_daily x \
-         WHERE x.workspace_id = $1 AND x.group_id = $2 AND ($3 IS NULL OR x.day >= $3) AND ($4 IS NULL OR x.day < $4) \
-         AND (x.claimed OR $5) AND ($6 IS NULL OR x.member_id = $6) GROUP BY x.member_id"
+         WHERE x.workspace_id = $1 AND x.group_id = $2 AND x.day >= $3 AND x.day < $4 \
+         AND (x.claimed OR $5) GROUP BY x.member_id"
     )
 });
 
-/// Leads created in `[$2, $3)` (a partial day), from the per-lead rows; `$4` the group or NULL.
+/// [`BUCKETS`] for one member (`$6`).
+static BUCKETS_ONE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT x.member_id, {SUMS} FROM report_daily x \
+         WHERE x.workspace_id = $1 AND x.group_id = $2 AND x.member_id = $6 AND x.day >= $3 AND x.day < $4 \
+         AND (x.claimed OR $5) GROUP BY x.member_id"
+    )
+});
+
+/// Leads created in `[$2, $3)` (a partial day), from the per-lead rows; `$4` the group or
+/// NULL, `$5` includes unclaimed leads, `$6` one member or NULL.
 static EDGE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT x.member_id, {SUMS} FROM report_lead_members x \
@@ -242,15 +252,28 @@ pub async fn compute(db: &Db, v: &Viewer, f: &Filter) -> Result<HashMap<Uuid, Co
     let s = split(f.from, f.to);
     if let Some((lo, hi)) = s.days {
         let group = f.group_id.unwrap_or(Uuid::nil());
-        parts.extend(on_db!(db, |p| sqlx::query_as::<_, MemberCounts>(BUCKETS.as_str())
-            .bind(v.workspace_id)
-            .bind(group)
-            .bind(lo)
-            .bind(hi)
-            .bind(unclaimed)
-            .bind(only)
-            .fetch_all(p)
-            .await)?);
+        let lo = lo.unwrap_or(NaiveDate::from_ymd_opt(1, 1, 1).expect("a day"));
+        let hi = hi.unwrap_or(NaiveDate::from_ymd_opt(9999, 12, 31).expect("a day"));
+        let rows = match only {
+            None => on_db!(db, |p| sqlx::query_as::<_, MemberCounts>(BUCKETS.as_str())
+                .bind(v.workspace_id)
+                .bind(group)
+                .bind(lo)
+                .bind(hi)
+                .bind(unclaimed)
+                .fetch_all(p)
+                .await)?,
+            Some(member) => on_db!(db, |p| sqlx::query_as::<_, MemberCounts>(BUCKETS_ONE.as_str())
+                .bind(v.workspace_id)
+                .bind(group)
+                .bind(lo)
+                .bind(hi)
+                .bind(unclaimed)
+                .bind(member)
+                .fetch_all(p)
+                .await)?,
+        };
+        parts.extend(rows);
     }
     for (a, b) in s.edges {
         parts.extend(on_db!(db, |p| sqlx::query_as::<_, MemberCounts>(EDGE.as_str())
