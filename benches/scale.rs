@@ -322,7 +322,7 @@ async fn seed(db: &Db, a: &Args) -> Dataset {
     eprintln!("  conversations: {:.1?}", t.elapsed());
 
     let t = Instant::now();
-    let mut batch: Vec<(Uuid, Uuid, bool, Option<Uuid>, DateTime<Utc>)> = Vec::with_capacity(50_000);
+    let mut batch: Vec<MessageRow> = Vec::with_capacity(50_000);
     let mut written = 0usize;
     for c in &convs {
         for k in 0..c.count {
@@ -341,7 +341,7 @@ async fn seed(db: &Db, a: &Args) -> Dataset {
     eprintln!("  {written} messages: {:.1?}", t.elapsed());
 
     let t = Instant::now();
-    let acts: Vec<(Uuid, Uuid, Uuid, &'static str, Option<Uuid>, DateTime<Utc>)> = convs
+    let acts: Vec<ActivityRow> = convs
         .iter()
         .flat_map(|c| {
             [
@@ -389,7 +389,12 @@ async fn seed(db: &Db, a: &Args) -> Dataset {
     }
 }
 
-async fn insert_messages(db: &Db, ws: Uuid, rows: &[(Uuid, Uuid, bool, Option<Uuid>, DateTime<Utc>)]) {
+/// (id, conversation, inbound, sent by, time)
+type MessageRow = (Uuid, Uuid, bool, Option<Uuid>, DateTime<Utc>);
+/// (id, lead, conversation, type, member, time)
+type ActivityRow = (Uuid, Uuid, Uuid, &'static str, Option<Uuid>, DateTime<Utc>);
+
+async fn insert_messages(db: &Db, ws: Uuid, rows: &[MessageRow]) {
     insert_rows!(
         db,
         "INSERT INTO messages (id, workspace_id, conversation_id, direction, type, text, status, sent_by_user_id, \

@@ -50,7 +50,7 @@ on_both! {
                 .bind(at).bind(id).execute(p).await.map(|_| ())).unwrap();
             convs.push((id, at, ConvFacts { workspace_id: ws, assignee_id: assignee, label_ids: labels, access_ids: access }));
         }
-        convs.sort_by(|a, b| (b.1, b.0).cmp(&(a.1, a.0)));
+        convs.sort_by_key(|c| std::cmp::Reverse((c.1, c.0)));
         let viewers = [
             (admin, Role::Admin, json!({}), vec![], app.admin_token.clone()),
             (plain, Role::Member, json!({}), vec![], plain_t),

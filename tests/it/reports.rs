@@ -252,7 +252,7 @@ on_both! {
         let raw = Raw::load(&app.db, app.workspace_id).await;
 
         let day0 = Utc.with_ymd_and_hms(2025, 6, 10, 0, 0, 0).unwrap();
-        let mut filters: Vec<(Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<Uuid>)> = vec![
+        let mut filters: Vec<Filter> = vec![
             (None, None, None),
             (Some(day0 + Duration::days(1)), Some(day0 + Duration::days(3)), None),
             (None, None, Some(w.groups[0])),
@@ -288,6 +288,9 @@ on_both! {
         }
     }
 }
+
+/// (from, to, group) of a report request.
+type Filter = (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<Uuid>);
 
 // ---------------------------------------------------------------------------------------------
 // Random worlds, seeded straight into the database, and the numbers recomputed from raw rows.
