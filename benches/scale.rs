@@ -132,11 +132,6 @@ struct Dataset {
     convs: Vec<Uuid>,
 }
 
-/// A generated message: id, conversation, inbound, sent by, time.
-type MessageRow = (Uuid, Uuid, bool, Option<Uuid>, DateTime<Utc>);
-/// A generated activity: id, lead, conversation, type, member, time.
-type ActivityRow = (Uuid, Uuid, Uuid, &'static str, Option<Uuid>, DateTime<Utc>);
-
 struct Lead {
     n: u64,
     id: Uuid,
@@ -393,6 +388,11 @@ async fn seed(db: &Db, a: &Args) -> Dataset {
         convs: convs.iter().map(|c| c.id).collect(),
     }
 }
+
+/// (id, conversation, inbound, sent by, time)
+type MessageRow = (Uuid, Uuid, bool, Option<Uuid>, DateTime<Utc>);
+/// (id, lead, conversation, type, member, time)
+type ActivityRow = (Uuid, Uuid, Uuid, &'static str, Option<Uuid>, DateTime<Utc>);
 
 async fn insert_messages(db: &Db, ws: Uuid, rows: &[MessageRow]) {
     insert_rows!(

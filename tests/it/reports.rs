@@ -21,9 +21,6 @@ use crate::on_both;
 use crate::support::*;
 use crate::webhooks::text_payload;
 
-/// A report filter: from, to, group.
-type Filter = (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<Uuid>);
-
 fn echo_payload(wamid: &str, to: &str, ts: i64) -> Vec<u8> {
     serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "100200300400500", "changes": [{
         "field": "smb_message_echoes", "value": {"messaging_product": "whatsapp",
@@ -291,6 +288,9 @@ on_both! {
         }
     }
 }
+
+/// (from, to, group) of a report request.
+type Filter = (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<Uuid>);
 
 // ---------------------------------------------------------------------------------------------
 // Random worlds, seeded straight into the database, and the numbers recomputed from raw rows.
