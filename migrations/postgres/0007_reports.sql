@@ -270,6 +270,10 @@ FOR EACH ROW EXECUTE FUNCTION report_messages_trg();
 -- a member's note makes the lead contacted.
 CREATE FUNCTION report_activities_trg() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- Deleted along with its lead: nothing of the lead is left to count.
+    IF TG_OP = 'DELETE' AND NOT EXISTS (SELECT 1 FROM leads WHERE id = OLD.lead_id) THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.member_id IS NOT NULL THEN
         PERFORM report_add(OLD.lead_id, OLD.member_id, 'activities', -1);
         IF OLD.type = 'note' THEN
@@ -294,6 +298,11 @@ FOR EACH ROW WHEN (OLD.member_id IS DISTINCT FROM NEW.member_id) EXECUTE FUNCTIO
 CREATE FUNCTION report_conversations_trg() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
+        -- Deleted along with its lead: the lead's counter rows go too (and would fail their
+        -- foreign key if touched here).
+        IF NOT EXISTS (SELECT 1 FROM leads WHERE id = OLD.lead_id) THEN
+            RETURN OLD;
+        END IF;
         IF OLD.status = 'open' THEN
             PERFORM report_add(OLD.lead_id, OLD.assignee_id, 'open_conversations', -1);
         END IF;

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use switchboard::db::Db;
 use switchboard::on_db;
@@ -70,6 +70,38 @@ fn row(report: &Value, member: Uuid) -> &Value {
 fn counts(r: &Value) -> (i64, i64, i64, i64, i64) {
     let n = |k: &str| r[k].as_i64().unwrap_or_else(|| panic!("{k} in {r}"));
     (n("assigned"), n("contacted"), n("first_responses"), n("replies"), n("open_conversations"))
+}
+
+on_both! {
+    async fn a_lead_with_replies_notes_and_an_open_chat_can_be_deleted(t: TestDb) {
+        // The counters' triggers must not trip over the lead's cascade (PostgreSQL checks
+        // foreign keys per statement inside the cascade).
+        let app = spawn_app(&t).await;
+        app.connect_number("100200300400600", "15550100100", false).await;
+        let (alice, alice_token) = app.member("alice@example.com", json!({})).await;
+        let (status, lead) = app.post("/api/v1/leads", &app.admin_token,
+            json!({"name": "Priya", "phone": "+15550100111", "assignee_id": alice})).await;
+        assert_eq!(status, StatusCode::CREATED, "{lead}");
+        let created = time_of(&lead, "created_at");
+        assert_eq!(app.signed_webhook(&text_payload("wamid.del.1", "15550100111", created.timestamp() + 5, "hi")).await, StatusCode::OK);
+        app.webhooks_processed().await;
+        let lead_id = id_of(&lead);
+        let (_, list) = app.get(&format!("/api/v1/conversations?lead_id={lead_id}"), &alice_token).await;
+        let conv = id_of(&list["conversations"][0]);
+        let (status, reply) = app.post(&format!("/api/v1/conversations/{conv}/messages"), &alice_token, json!({"type": "text", "text": "hello"})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+        let (status, note) = app.post(&format!("/api/v1/leads/{lead_id}/notes"), &alice_token, json!({"text": "called her"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{note}");
+        let (_, before) = app.get("/api/v1/reports/team", &app.admin_token).await;
+        assert_eq!(before["totals"]["replies"], 1, "{before}");
+
+        let (status, body) = app.json(Method::DELETE, &format!("/api/v1/leads/{lead_id}"), &app.admin_token, None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        let (_, after) = app.get("/api/v1/reports/team", &app.admin_token).await;
+        for field in ["assigned", "contacted", "replies", "activities", "open_conversations"] {
+            assert_eq!(after["totals"][field], 0, "{field}: {after}");
+        }
+    }
 }
 
 on_both! {
