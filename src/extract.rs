@@ -49,3 +49,33 @@ impl From<PathRejection> for Error {
         Error::bad_request("invalid_path", r.body_text())
     }
 }
+
+/// Reads a request body of at most `max` bytes. A declared `Content-Length` over the limit is
+/// refused before any of the body is read; a longer body without one is cut off at the limit.
+/// 413 `payload_too_large` with `limit_message` either way.
+pub async fn read_limited(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    max: usize,
+    limit_message: &str,
+) -> Result<Vec<u8>, Error> {
+    use futures_util::StreamExt;
+    let too_large = || Error::client(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", limit_message);
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0));
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| Error::bad_request("invalid_body", "the body could not be read"))?;
+        if buf.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}

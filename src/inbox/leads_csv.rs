@@ -55,7 +55,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tracing::instrument;
@@ -360,30 +359,6 @@ fn check_content_type(headers: &HeaderMap) -> Result<()> {
     }
 }
 
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>> {
-    let too_large = || {
-        Error::client(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("an import may have at most {} MiB", IMPORT_MAX_BYTES >> 20),
-        )
-    };
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    if declared.is_some_and(|n: usize| n > IMPORT_MAX_BYTES) {
-        return Err(too_large());
-    }
-    let mut buf = Vec::with_capacity(declared.unwrap_or(0));
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| Error::bad_request("invalid_body", "the body could not be read"))?;
-        if buf.len() + chunk.len() > IMPORT_MAX_BYTES {
-            return Err(too_large());
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
-}
-
 /// The body as UTF-8 text without a BOM (400 otherwise, naming the line).
 fn decode(bytes: &[u8]) -> Result<&str> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -405,7 +380,8 @@ pub async fn import(
         return Err(Error::forbidden("forbidden", "importing leads needs the manage_integrations permission"));
     }
     check_content_type(&headers)?;
-    let bytes = read_body(&headers, body).await?;
+    let limit = format!("an import may have at most {} MiB", IMPORT_MAX_BYTES >> 20);
+    let bytes = crate::extract::read_limited(&headers, body, IMPORT_MAX_BYTES, &limit).await?;
     let text = decode(&bytes)?;
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
     let header = match reader.headers() {

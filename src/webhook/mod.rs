@@ -6,8 +6,8 @@ pub mod payload;
 pub mod signature;
 
 use axum::Router;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,7 +23,7 @@ use crate::extract::Query;
 pub const MAX_BODY: usize = 4 << 20;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/webhooks/whatsapp", get(verify).post(receive).layer(DefaultBodyLimit::max(MAX_BODY)))
+    Router::new().route("/webhooks/whatsapp", get(verify).post(receive))
 }
 
 #[derive(Deserialize)]
@@ -61,20 +61,15 @@ pub async fn verify(State(st): State<AppState>, Query(q): Query<Handshake>) -> R
 pub async fn receive(
     State(st): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<StatusCode> {
     let secrets = st.config.app_secrets();
     if secrets.is_empty() {
         tracing::error!("webhook refused: WHATSAPP_APP_SECRET is not set");
         return Err(Error::unavailable("not_configured", "WHATSAPP_APP_SECRET is not set"));
     }
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::client(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "webhook bodies are limited to 4 MiB")
-        } else {
-            Error::bad_request("invalid_body", r.body_text())
-        }
-    })?;
+    let body = crate::extract::read_limited(&headers, body, MAX_BODY, "webhook bodies are limited to 4 MiB").await?;
+    let body = Bytes::from(body);
     let sig = headers.get("x-hub-signature-256").and_then(|h| h.to_str().ok());
     if !signature::signature_ok(&secrets, &body, sig) {
         tracing::warn!(present = sig.is_some(), bytes = body.len(), "webhook signature rejected");

@@ -350,9 +350,9 @@ on_both! {
         assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_encoding"));
         assert!(body["error"]["message"].as_str().unwrap().contains("line 2"), "{body}");
 
-        let mut huge = b"name,phone\n".to_vec();
-        huge.resize((20 << 20) + 1, b' ');
-        let (status, body) = app.import_csv(&app.admin_token, huge).await;
+        let auth = format!("Bearer {}", app.admin_token);
+        let headers = [("authorization", auth.as_str()), ("content-type", "text/csv")];
+        let (status, body) = app.announce_oversized("/api/v1/leads/import", &headers, (20 << 20) + 1).await;
         assert_eq!((status, error_code(&body)), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
     }
 

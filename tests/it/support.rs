@@ -169,6 +169,29 @@ impl TestApp {
         req.send().await.expect("request")
     }
 
+    /// POSTs headers announcing a `len`-byte body over a raw socket and sends none of it: the
+    /// server must refuse from the `Content-Length` alone. (Streaming a real oversized body races
+    /// the early refusal: the client can see a broken pipe before it reads the 413.)
+    pub async fn announce_oversized(&self, path: &str, headers: &[(&str, &str)], len: usize) -> (StatusCode, Value) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
+        let mut head = format!("POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {len}\r\nConnection: close\r\n", self.addr);
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await.expect("send headers");
+        let mut raw = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
+            .await
+            .expect("the server answers without waiting for the body")
+            .expect("read response");
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
+        let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status line");
+        (StatusCode::from_u16(code).expect("status"), serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
     /// Calls as `token` and returns (status, JSON body or Null).
     pub async fn json(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
         let resp = self.call(method, path, Some(token), body).await;

@@ -188,10 +188,11 @@ on_both! {
     async fn oversized_bodies_are_refused(t: TestDb) {
         let app = spawn_app(&t).await;
         let big = vec![b' '; (4 << 20) + 1];
-        let resp = app.client.post(app.url("/webhooks/whatsapp")).header("x-hub-signature-256", sign(APP_SECRET.as_bytes(), &big))
-            .body(big).send().await.unwrap();
-        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        error_code(&resp.json().await.unwrap());
+        let signature = sign(APP_SECRET.as_bytes(), &big);
+        let headers = [("x-hub-signature-256", signature.as_str()), ("content-type", "application/json")];
+        let (status, body) = app.announce_oversized("/webhooks/whatsapp", &headers, big.len()).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        error_code(&body);
         // 3 MB, Meta's maximum, is accepted.
         let mut padded = fixture("text.json");
         padded.extend(std::iter::repeat_n(b' ', 3 << 20));
