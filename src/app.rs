@@ -34,6 +34,8 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     /// The newest events of the log, re-read by one task per node after each wake-up.
     pub tail: TailRx,
+    /// The sockets' wake-ups, rung by the tail reader.
+    pub bells: Arc<crate::live::doorbell::Doorbells>,
     /// Live sockets and declared status per member (this node).
     pub presence: Arc<Presence>,
     /// Flips to true when the server is shutting down; background jobs watch it.
@@ -222,6 +224,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         throughput: Arc::default(),
         outbox_wake: Arc::default(),
         tail: tail_rx,
+        bells: Arc::default(),
         presence: Arc::new(Presence::default()),
         shutdown,
         journal,
@@ -249,7 +252,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
 
 /// The live tasks: the tail reader, pruning, the presence writer, and on PostgreSQL the LISTEN that hears other nodes.
 fn spawn_live(st: &AppState, tail_tx: watch::Sender<Arc<tail::Tail>>) {
-    tokio::spawn(tail::run(st.db.clone(), st.hub.clone(), tail_tx, st.shutdown.clone()));
+    tokio::spawn(tail::run(st.db.clone(), st.hub.clone(), tail_tx, st.bells.clone(), st.shutdown.clone()));
     tokio::spawn(tail::prune(st.db.clone(), st.clock.clone(), st.shutdown.clone()));
     tokio::spawn(crate::live::presence::writer(st.clone()));
     if let Db::Postgres(pool) = &st.db {

@@ -1,6 +1,7 @@
 //! Live updates: the event log (written with each change) and the wake-up hub that tells
 //! readers to look at it again.
 
+pub mod doorbell;
 pub mod events;
 pub mod filter;
 pub mod presence;

@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::db::Db;
 use crate::error::Result;
 use crate::live::Hub;
+use crate::live::doorbell::Doorbells;
 use crate::live::events::{self, Event};
 use crate::live::filter::{self, Facts};
 
@@ -93,14 +94,23 @@ pub async fn init(db: &Db) -> Result<(watch::Sender<Arc<Tail>>, TailRx)> {
     Ok(watch::channel(Arc::new(Tail { start: end, end, ..Default::default() })))
 }
 
-/// Reads new events after every bump of `hub` (and every [`POLL`]) and publishes them.
-pub async fn run(db: Db, hub: Hub, tx: watch::Sender<Arc<Tail>>, shutdown: watch::Receiver<bool>) {
+/// Reads new events after every bump of `hub` (and every [`POLL`]), publishes them and rings
+/// the bells of the sockets they concern.
+pub async fn run(
+    db: Db,
+    hub: Hub,
+    tx: watch::Sender<Arc<Tail>>,
+    bells: Arc<Doorbells>,
+    shutdown: watch::Receiver<bool>,
+) {
     let mut bumps = hub.subscribe();
     loop {
         let current = tx.borrow().clone();
         match read(&db, &current).await {
             Ok(Some(next)) => {
-                tx.send_replace(Arc::new(next));
+                let next = Arc::new(next);
+                tx.send_replace(next.clone());
+                bells.ring(&next, current.end);
                 continue; // maybe more than a page: read again at once
             }
             Ok(None) => {}

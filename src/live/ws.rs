@@ -1,4 +1,5 @@
-//! `GET /api/v1/live`: the websocket. Each socket follows the shared [`Tail`] from its cursor,
+//! `GET /api/v1/live`: the websocket. Each socket follows the shared [`Tail`] from its cursor
+//! (woken by its [`Bell`](crate::live::doorbell::Bell) when there may be something for it),
 //! filters every event through the access policy as of delivery, and is dropped rather than
 //! buffered when it does not keep up.
 
@@ -221,8 +222,8 @@ async fn follow(
     ctrl: &mut mpsc::Receiver<Ctrl>,
 ) -> End {
     let mut viewer = user.viewer();
-    let mut tail = st.tail.clone();
-    tail.mark_changed(); // deliver what is already after the cursor
+    let registration = st.bells.register(viewer.clone(), cursor); // rung once: deliver what is already after the cursor
+    let bell = &registration.bell;
     let stop = crate::live::stopped(st.shutdown.clone()); // once, not per wake-up
     tokio::pin!(stop);
     if reset && !send(tx, Message::Text(Utf8Bytes::from_static(r#"{"type":"reset"}"#))).await {
@@ -230,11 +231,8 @@ async fn follow(
     }
     loop {
         tokio::select! {
-            changed = tail.changed() => {
-                if changed.is_err() {
-                    return Some((close::GOING_AWAY, "server shutting down"));
-                }
-                let t: Arc<Tail> = tail.borrow_and_update().clone();
+            _ = bell.rung() => {
+                let t: Arc<Tail> = st.tail.borrow().clone();
                 let (batch, facts) = match next_batch(st, &t, cursor).await {
                     Ok(b) => b,
                     Err(e) => {
@@ -246,7 +244,7 @@ async fn follow(
                     if batch.is_empty() {
                         cursor = t.start; // nothing left before the tail (pruned meanwhile)
                     }
-                    tail.mark_changed(); // paging history: come back for the rest
+                    bell.ring(); // paging history: come back for the rest
                 }
                 for e in batch.iter() {
                     cursor = e.id;
@@ -257,6 +255,7 @@ async fn follow(
                         if !refresh(st, token, &mut user, &mut viewer).await {
                             return Some((close::UNAUTHORIZED, "signed out"));
                         }
+                        bell.set_viewer(viewer.clone());
                     }
                     if !filter::visible(&viewer, e, &facts) {
                         continue;
@@ -285,6 +284,7 @@ async fn follow(
                     if !refresh(st, token, &mut user, &mut viewer).await {
                         return Some((close::UNAUTHORIZED, "signed out"));
                     }
+                    bell.set_viewer(viewer.clone());
                 }
                 Some(Ctrl::End(end)) => return end,
                 None => return None,

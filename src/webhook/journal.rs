@@ -3,7 +3,7 @@
 //! start, so a crash between the 200 and processing loses nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -41,17 +41,12 @@ pub struct Journal {
     tx: mpsc::Sender<Pending>,
     /// Wakes the processor when rows were journaled or replayed.
     pub wake: Arc<Notify>,
-    /// Batches waiting to be committed: the processor ends its transaction early when this is
-    /// non-zero, so acknowledging Meta never waits behind a long processing transaction
-    /// (SQLite has one writer).
-    pub waiting: Arc<AtomicUsize>,
-    /// When the writer last committed a full-sized batch (ms since `epoch`): webhooks arrive
-    /// faster than one commit per round, a flood. See [`run_processor`].
-    flooded_at: Arc<AtomicU64>,
-    epoch: Instant,
-    /// Rows journaled by this node and not yet processed (approximate: replays and rows left
-    /// from before a restart are not counted).
-    backlog: Arc<AtomicI64>,
+    /// Webhooks appended and not yet committed: the processor ends its transaction early when
+    /// some wait, so acknowledging Meta never waits long behind processing (SQLite has one
+    /// writer). See [`Journal::should_yield`].
+    queued: Arc<AtomicUsize>,
+    /// When webhooks last queued up for the journal. See [`run_processor`].
+    flood: Arc<Flood>,
 }
 
 impl Journal {
@@ -59,41 +54,35 @@ impl Journal {
     pub fn start(db: Db) -> (Journal, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let wake = Arc::new(Notify::new());
-        let waiting = Arc::new(AtomicUsize::new(0));
-        let flooded_at = Arc::new(AtomicU64::new(0));
-        let epoch = Instant::now();
-        let backlog = Arc::new(AtomicI64::new(0));
-        let flood = Flood { at: flooded_at.clone(), epoch, backlog: backlog.clone() };
+        let queued = Arc::new(AtomicUsize::new(0));
+        let flood = Arc::new(Flood { at: AtomicU64::new(0), epoch: Instant::now() });
         // PostgreSQL commits concurrently (and groups the WAL flushes): two writers keep a
         // commit in flight while the other one waits. SQLite has one writer.
         let writers = if db.backend() == Backend::Postgres { 2 } else { 1 };
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        let handles: Vec<_> = (0..writers)
-            .map(|_| {
-                let flood = Flood { at: flood.at.clone(), epoch, backlog: flood.backlog.clone() };
-                tokio::spawn(writer(db.clone(), wake.clone(), waiting.clone(), flood, rx.clone()))
-            })
-            .collect();
+        let handles: Vec<_> =
+            (0..writers).map(|_| tokio::spawn(writer(db.clone(), wake.clone(), flood.clone(), rx.clone()))).collect();
         let handle = tokio::spawn(async move {
             for h in handles {
                 let _ = h.await;
             }
         });
-        (Journal { tx, wake, waiting, flooded_at, epoch, backlog }, handle)
+        (Journal { tx, wake, queued, flood }, handle)
     }
 
-    /// True while webhooks arrive faster than the journal commits them one round at a time
-    /// (a full-sized batch was committed within [`FLOOD_QUIET`]) and faster than they are
-    /// processed (more than [`FLOOD_BACKLOG`] rows wait).
+    /// True while webhooks queue up for the journal (a commit of [`FLOOD_BATCH`] rows within
+    /// [`FLOOD_QUIET`]).
     pub fn flooded(&self) -> bool {
-        let at = self.flooded_at.load(Ordering::Relaxed);
-        at > 0
-            && (self.epoch.elapsed().as_millis() as u64).saturating_sub(at) < FLOOD_QUIET.as_millis() as u64
-            && self.backlog.load(Ordering::Relaxed) > FLOOD_BACKLOG
+        let f = &self.flood;
+        let at = f.at.load(Ordering::Relaxed);
+        at > 0 && f.now_ms().saturating_sub(at) < FLOOD_QUIET.as_millis() as u64
     }
 
-    fn processed(&self, rows: usize) {
-        self.backlog.fetch_sub(rows as i64, Ordering::Relaxed);
+    /// Should a processing transaction that did `worked` of work end now, to let waiting
+    /// webhooks be journaled?
+    pub fn should_yield(&self, worked: Duration) -> bool {
+        let queued = self.queued.load(Ordering::Relaxed);
+        queued > 0 && worked >= SLICE
     }
 
     /// Makes `body` durable; returns once it is committed.
@@ -101,6 +90,15 @@ impl Journal {
         let (committed, done) = oneshot::channel();
         let id = Uuid::new_v4();
         let pending = Pending { id, body, received_at: clock.now(), committed };
+        // Counted until this returns or is dropped (the client went away).
+        struct Queued<'a>(&'a AtomicUsize);
+        impl Drop for Queued<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let _queued = Queued(&self.queued);
         self.tx.send(pending).await.map_err(|_| Error::unavailable("shutting_down", "the server is stopping"))?;
         match done.await {
             Ok(true) => Ok(id),
@@ -109,48 +107,51 @@ impl Journal {
     }
 }
 
-/// A batch this large means requests queued up behind the previous commit.
-const FLOOD_BATCH: usize = 24;
-/// The flood is over when no full-sized batch was committed for this long.
-const FLOOD_QUIET: Duration = Duration::from_millis(50);
-/// Unprocessed rows beyond which processing can be deferred: below it, it keeps up.
-const FLOOD_BACKLOG: i64 = 2000;
-/// While the journal writer waits, a processing transaction ends after this much work.
-const SLICE: Duration = Duration::from_millis(5);
+/// A journal commit this large means webhooks queued up faster than they are committed: at
+/// 1,000 webhooks/s a commit takes at most the ~20 that arrive during one processing slice.
+const FLOOD_BATCH: usize = 48;
+/// The flood is over when no such commit happened for this long.
+const FLOOD_QUIET: Duration = Duration::from_millis(100);
+/// While webhooks wait to be journaled, a processing transaction (SQLite: it holds the one
+/// write lock) ends after this much work. Longer slices process more per commit; acknowledging
+/// waits at most about this long.
+const SLICE: Duration = Duration::from_millis(20);
 /// While flooded, the processor still runs a batch at least this often.
 const MAX_DEFER: Duration = Duration::from_secs(1);
 
 struct Flood {
-    at: Arc<AtomicU64>,
+    /// When the last commit of [`FLOOD_BATCH`] or more rows happened (ms since `epoch`; 0: never).
+    at: AtomicU64,
     epoch: Instant,
-    backlog: Arc<AtomicI64>,
 }
 
-async fn writer(
-    db: Db,
-    wake: Arc<Notify>,
-    waiting: Arc<AtomicUsize>,
-    flood: Flood,
-    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
-) {
+impl Flood {
+    fn now_ms(&self) -> u64 {
+        (self.epoch.elapsed().as_millis() as u64).max(1)
+    }
+
+    /// `rows` were just committed in one batch.
+    fn arrived(&self, rows: usize) {
+        if rows >= FLOOD_BATCH {
+            self.at.store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+}
+
+async fn writer(db: Db, wake: Arc<Notify>, flood: Arc<Flood>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         // Take what is queued (at least one), then let the other writer wait for the next.
         if rx.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        if batch.len() >= FLOOD_BATCH {
-            flood.at.store((flood.epoch.elapsed().as_millis() as u64).max(1), Ordering::Relaxed);
-        }
-        waiting.fetch_add(1, Ordering::SeqCst);
         let n = batch.len();
         let ok = commit(&db, &batch).await.inspect_err(|e| tracing::error!(error = %e, "journal batch failed")).is_ok();
-        waiting.fetch_sub(1, Ordering::SeqCst);
         for p in batch.drain(..) {
             let _ = p.committed.send(ok);
         }
         if ok {
-            flood.backlog.fetch_add(n as i64, Ordering::Relaxed);
+            flood.arrived(n);
             wake.notify_one();
         }
     }
@@ -173,10 +174,10 @@ async fn commit(db: &Db, batch: &[Pending]) -> sqlx::Result<()> {
 
 /// Processes pending rows until none is left, then waits for a wake-up (or a periodic tick).
 ///
-/// During a flood (webhooks arriving faster than one journal commit per round) processing
+/// During a flood (webhooks queueing up for the journal) processing
 /// yields to acknowledging: it runs one batch at least every [`MAX_DEFER`] and catches up once
 /// the flood is over. The journal is durable, so nothing waits but the inbox; at ordinary rates
-/// (e.g. 1,000 messages/s, a few per commit) there is no flood and processing follows at once.
+/// (e.g. 1,000 messages/s) there is no flood and processing follows at once.
 pub async fn run_processor(st: AppState, wake: Arc<Notify>) {
     let mut shutdown = st.shutdown.clone();
     loop {
@@ -246,8 +247,7 @@ pub async fn process_batch(st: &AppState) -> Result<usize> {
     // PostgreSQL the two do not block each other.)
     let yields = st.db.backend() == Backend::Sqlite;
     for (id, body, _) in &rows {
-        if yields && !outcomes.is_empty() && started.elapsed() > SLICE && st.journal.waiting.load(Ordering::SeqCst) > 0
-        {
+        if yields && !outcomes.is_empty() && st.journal.should_yield(started.elapsed()) {
             break; // the rest stay pending for the next batch
         }
         match ingest::process(st, &mut tx, &mut batch, now, body).await {
@@ -269,7 +269,6 @@ pub async fn process_batch(st: &AppState) -> Result<usize> {
         return one_by_one(st, &rows).await;
     }
     st.commit(tx).await?;
-    st.journal.processed(outcomes.len());
     Ok(outcomes.len())
 }
 
@@ -299,7 +298,6 @@ pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
     match processed.await {
         Ok(()) => {
             st.commit(tx).await?;
-            st.journal.processed(1);
             tracing::debug!(event_id = %id, "webhook processed");
             Ok(true)
         }
@@ -319,7 +317,6 @@ pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
             .await
             .map(|r| r.rows_affected()))?;
             if failed {
-                st.journal.processed(1);
                 tracing::error!(event_id = %id, error = %e, "webhook failed after {attempts} attempts");
                 Ok(true)
             } else {

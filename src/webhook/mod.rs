@@ -58,11 +58,7 @@ pub async fn verify(State(st): State<AppState>, Query(q): Query<Handshake>) -> R
 
 /// `POST /webhooks/whatsapp`: signature over the raw bytes, then durable, then 200.
 #[instrument(skip_all)]
-pub async fn receive(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<StatusCode> {
+pub async fn receive(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Result<StatusCode> {
     let secrets = st.config.app_secrets();
     if secrets.is_empty() {
         tracing::error!("webhook refused: WHATSAPP_APP_SECRET is not set");

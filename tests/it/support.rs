@@ -175,7 +175,8 @@ impl TestApp {
     pub async fn announce_oversized(&self, path: &str, headers: &[(&str, &str)], len: usize) -> (StatusCode, Value) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
-        let mut head = format!("POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {len}\r\nConnection: close\r\n", self.addr);
+        let mut head =
+            format!("POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {len}\r\nConnection: close\r\n", self.addr);
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
