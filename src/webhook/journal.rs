@@ -142,11 +142,23 @@ async fn writer(db: Db, wake: Arc<Notify>, flood: Arc<Flood>, rx: Arc<tokio::syn
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         // Take what is queued (at least one), then let the other writer wait for the next.
-        if rx.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+        let mut queue = rx.lock().await;
+        if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
+        // SQLite: once the write lock is ours, take what queued up while processing held it,
+        // so that all of it goes in this commit and the batch size shows the queue (a flood).
+        let write = db.lock_writes().await;
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        drop(queue);
         let n = batch.len();
         let ok = commit(&db, &batch).await.inspect_err(|e| tracing::error!(error = %e, "journal batch failed")).is_ok();
+        drop(write);
         for p in batch.drain(..) {
             let _ = p.committed.send(ok);
         }
@@ -160,8 +172,8 @@ async fn writer(db: Db, wake: Arc<Notify>, flood: Arc<Flood>, rx: Arc<tokio::syn
 /// One multi-row INSERT in autocommit mode: a single statement is its own transaction, as
 /// durable as BEGIN … COMMIT (SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit=on`)
 /// with one round trip instead of three.
+/// The caller holds the SQLite write lock.
 async fn commit(db: &Db, batch: &[Pending]) -> sqlx::Result<()> {
-    let _write = db.lock_writes().await;
     on_db!(db, |p| {
         let mut qb =
             sqlx::QueryBuilder::new("INSERT INTO webhook_events (id, received_at, signature_valid, body, state) ");
