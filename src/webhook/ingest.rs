@@ -133,6 +133,7 @@ pub async fn process(
                 out: &mut out,
                 gap,
                 presence: &st.presence,
+                found: None,
             };
             for raw in &value.messages {
                 ctx.inbound(raw).await?;
@@ -284,11 +285,33 @@ struct Ctx<'a> {
     out: &'a mut Outcome,
     gap: i64,
     presence: &'a crate::live::presence::Presence,
+    /// The conversation with this number that [`Ctx::lead_for`] found along with the lead,
+    /// for [`Ctx::conversation`] right after (one round trip instead of two).
+    found: Option<ConvRow>,
 }
 
-/// The identities of a contact that are already known, with their leads.
-const FIND_LEAD: &str = "SELECT lead_id, kind, value FROM lead_identities WHERE workspace_id = $1 AND \
-    ((kind = 'phone' AND value = $2) OR (kind = 'bsuid' AND value = $3) OR (kind = 'parent_bsuid' AND value = $4))";
+/// The identities of a contact that are already known, with their leads and each lead's
+/// conversation with number `$5` (if any).
+const FIND_LEAD: &str = "SELECT li.lead_id, li.kind, li.value, c.id AS conv_id, c.assignee_id, c.status, \
+    c.contact_phone, c.contact_bsuid, l.name AS lead_name FROM lead_identities li \
+    JOIN leads l ON l.id = li.lead_id \
+    LEFT JOIN conversations c ON c.lead_id = li.lead_id AND c.number_id = $5 \
+    WHERE li.workspace_id = $1 AND ((li.kind = 'phone' AND li.value = $2) OR (li.kind = 'bsuid' AND li.value = $3) \
+    OR (li.kind = 'parent_bsuid' AND li.value = $4))";
+
+/// A row of [`FIND_LEAD`].
+#[derive(sqlx::FromRow)]
+struct Known {
+    lead_id: Uuid,
+    kind: String,
+    value: String,
+    conv_id: Option<Uuid>,
+    assignee_id: Option<Uuid>,
+    status: Option<String>,
+    contact_phone: Option<String>,
+    contact_bsuid: Option<String>,
+    lead_name: String,
+}
 
 /// The conversation of (number, lead) with what ingest needs of it and its lead.
 const FIND_CONVERSATION: &str = "SELECT c.id, c.workspace_id, c.lead_id, c.number_id, c.assignee_id, c.status, \
@@ -338,6 +361,8 @@ struct Touched {
     template_required: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// Whether it has labels at all (most have none: no second query then).
+    labelled: bool,
 }
 
 const NEW_CONVERSATION: &str = "INSERT INTO conversations (id, workspace_id, number_id, lead_id, contact_phone, \
@@ -348,7 +373,8 @@ const NEW_CONVERSATION: &str = "INSERT INTO conversations (id, workspace_id, num
 const INSERT_MESSAGE: &str = "INSERT INTO messages (id, workspace_id, conversation_id, wamid, direction, type, text, \
     media, content, context_wamid, forwarded, status, sent_by_app, created_at, sent_at, received_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-    ON CONFLICT (wamid) DO NOTHING RETURNING seq";
+    ON CONFLICT (wamid) DO NOTHING \
+    RETURNING seq, EXISTS (SELECT 1 FROM reactions WHERE target_wamid = $4 AND emoji <> '') AS reacted";
 
 const TOUCH_CONVERSATION: &str = "UPDATE conversations SET \
     last_message = CASE WHEN last_message_at IS NULL OR last_message_at <= $2 THEN $3 ELSE last_message END, \
@@ -359,7 +385,8 @@ const TOUCH_CONVERSATION: &str = "UPDATE conversations SET \
     status = CASE WHEN $5 THEN 'open' ELSE status END, \
     updated_at = $6 WHERE id = $1 \
     RETURNING id, workspace_id, lead_id, number_id, contact_phone, contact_bsuid, status, assignee_id, last_message, \
-    unread_count, last_inbound_at, template_required, created_at, updated_at";
+    unread_count, last_inbound_at, template_required, created_at, updated_at, \
+    EXISTS (SELECT 1 FROM conversation_labels WHERE conversation_id = $1) AS labelled";
 
 impl Ctx<'_> {
     /// Appends the buffered events now: before a call that appends its own, so cursors keep
@@ -384,11 +411,13 @@ impl Ctx<'_> {
             return Ok(None);
         }
         let ws = self.number.workspace_id;
-        let known: Vec<(Uuid, String, String)> = on_tx!(self.tx, |c| sqlx::query_as(FIND_LEAD)
+        self.found = None;
+        let known: Vec<Known> = on_tx!(self.tx, |c| sqlx::query_as(FIND_LEAD)
             .bind(ws)
             .bind(&ids.phone)
             .bind(&ids.bsuid)
             .bind(&ids.parent_bsuid)
+            .bind(self.number.id)
             .fetch_all(c)
             .await)?;
         let rank = |kind: &str| match kind {
@@ -396,7 +425,21 @@ impl Ctx<'_> {
             "bsuid" => 1,
             _ => 2,
         };
-        let mut lead: Option<Uuid> = known.iter().min_by_key(|k| rank(&k.1)).map(|k| k.0);
+        let best = known.iter().min_by_key(|k| rank(&k.kind));
+        self.found = best.and_then(|k| {
+            Some(ConvRow {
+                id: k.conv_id?,
+                workspace_id: ws,
+                lead_id: k.lead_id,
+                number_id: self.number.id,
+                assignee_id: k.assignee_id,
+                status: k.status.clone()?,
+                contact_phone: k.contact_phone.clone(),
+                contact_bsuid: k.contact_bsuid.clone(),
+                lead_name: k.lead_name.clone(),
+            })
+        });
+        let mut lead: Option<Uuid> = best.map(|k| k.lead_id);
         if lead.is_none()
             && let Some(phone) = &ids.phone
         {
@@ -430,7 +473,7 @@ impl Ctx<'_> {
         }
         let Some(lead) = lead else { return Ok(None) };
         for (kind, value) in ids.pairs() {
-            if known.iter().any(|k| k.1 == kind && k.2 == value) {
+            if known.iter().any(|k| k.kind == kind && k.value == value) {
                 continue;
             }
             on_tx!(self.tx, |c| {
@@ -451,7 +494,11 @@ impl Ctx<'_> {
 
     /// The conversation of (this number, lead), created on first contact.
     async fn conversation(&mut self, lead: Uuid, ids: &ContactIds) -> Result<ConvRow> {
-        if let Some(mut conv) = find_conversation(self.tx, self.number.id, lead).await? {
+        let found = match self.found.take().filter(|c| c.lead_id == lead) {
+            Some(c) => Some(c),
+            None => find_conversation(self.tx, self.number.id, lead).await?,
+        };
+        if let Some(mut conv) = found {
             let phone_changes = ids.phone.is_some() && ids.phone != conv.contact_phone;
             let bsuid_changes = ids.bsuid.is_some() && ids.bsuid != conv.contact_bsuid;
             if phone_changes || bsuid_changes {
@@ -513,7 +560,7 @@ impl Ctx<'_> {
         let ws = self.number.workspace_id;
         let media = x.media.map(sqlx::types::Json);
         let content = x.content.map(sqlx::types::Json);
-        let inserted: Option<i64> = on_tx!(self.tx, |c| sqlx::query_scalar(INSERT_MESSAGE)
+        let inserted: Option<(i64, bool)> = on_tx!(self.tx, |c| sqlx::query_as(INSERT_MESSAGE)
             .bind(id)
             .bind(ws)
             .bind(conv.id)
@@ -532,7 +579,7 @@ impl Ctx<'_> {
             .bind(self.now)
             .fetch_optional(c)
             .await)?;
-        let Some(seq) = inserted else {
+        let Some((seq, reacted)) = inserted else {
             tracing::debug!(wamid, "redelivered message ignored");
             return Ok(());
         };
@@ -564,7 +611,7 @@ impl Ctx<'_> {
                 read_at: None,
                 failed_at: None,
             };
-            let reactions = messages::reactions_in(self.tx, wamid).await?;
+            let reactions = if reacted { messages::reactions_in(self.tx, wamid).await? } else { Vec::new() };
             row.to_json(&reactions)
         } else {
             self.flush().await?;
@@ -592,12 +639,16 @@ impl Ctx<'_> {
             j
         } else {
             self.events.push(self.now, message);
-            let label_ids: Vec<Uuid> = on_tx!(self.tx, |c| sqlx::query_scalar(
-                "SELECT label_id FROM conversation_labels WHERE conversation_id = $1 ORDER BY label_id"
-            )
-            .bind(conv.id)
-            .fetch_all(c)
-            .await)?;
+            let label_ids: Vec<Uuid> = if touched.labelled {
+                on_tx!(self.tx, |c| sqlx::query_scalar(
+                    "SELECT label_id FROM conversation_labels WHERE conversation_id = $1 ORDER BY label_id"
+                )
+                .bind(conv.id)
+                .fetch_all(c)
+                .await)?
+            } else {
+                Vec::new()
+            };
             conversations::Conversation {
                 id: touched.id,
                 workspace_id: touched.workspace_id,

@@ -306,6 +306,57 @@ on_both! {
         assert_eq!(convs["conversations"][0]["contact_bsuid"], "US.48295061738924051698");
     }
 
+    // A reaction that overtakes its message shows on it once it lands; a labelled chat keeps its
+    // labels in the list and in the `conversation.updated` that ingest sends.
+    async fn early_reactions_and_labels_survive_ingest(t: TestDb) {
+        let app = spawn_app(&t).await;
+        app.connect_number("100200300400600", "15550100100", false).await;
+        app.create_lead("Priya", "+15550100111").await;
+        assert_eq!(app.signed_webhook(&text_payload("wamid.first", "15550100111", 1_700_000_000, "hi")).await, StatusCode::OK);
+        app.webhooks_processed().await;
+        let (_, convs) = app.get("/api/v1/conversations", &app.admin_token).await;
+        let conv = convs["conversations"][0]["id"].as_str().unwrap().to_owned();
+        let (status, label) = app.post("/api/v1/labels", &app.admin_token, json!({"name": "vip"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{label}");
+        let label = label["id"].as_str().unwrap().to_owned();
+        let (status, body) = app
+            .json(reqwest::Method::PUT, &format!("/api/v1/conversations/{conv}/labels"), &app.admin_token, Some(json!({"label_ids": [label]})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        let reaction = serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "100200300400500", "changes": [{
+            "field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550100100", "phone_number_id": "100200300400600"},
+            "contacts": [{"profile": {"name": "Priya"}, "wa_id": "15550100111"}],
+            "messages": [{"from": "15550100111", "id": "wamid.react", "timestamp": "1700000005", "type": "reaction",
+                "reaction": {"message_id": "wamid.late", "emoji": "👍"}}]}}]}]}))
+        .unwrap();
+        assert_eq!(app.signed_webhook(&reaction).await, StatusCode::OK);
+        app.webhooks_processed().await;
+        assert_eq!(app.signed_webhook(&text_payload("wamid.late", "15550100111", 1_700_000_001, "late")).await, StatusCode::OK);
+        app.webhooks_processed().await;
+
+        let (_, page) = app.get(&format!("/api/v1/conversations/{conv}/messages"), &app.admin_token).await;
+        let late = page["messages"].as_array().unwrap().iter().find(|m| m["wamid"] == "wamid.late").expect("late message").clone();
+        assert_eq!(late["reactions"].as_array().map(|r| r.len()), Some(1), "{late}");
+        assert_eq!(late["reactions"][0]["emoji"], "👍");
+        let first = page["messages"].as_array().unwrap().iter().find(|m| m["wamid"] == "wamid.first").unwrap().clone();
+        assert_eq!(first["reactions"], json!([]), "{first}");
+
+        let updated: Vec<Value> = on_db!(&app.db, |p| sqlx::query_scalar::<_, String>(
+            "SELECT CAST(data AS TEXT) FROM events WHERE type = 'conversation.updated' ORDER BY id"
+        )
+        .fetch_all(p)
+        .await)
+        .unwrap()
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+        let last = updated.last().expect("conversation.updated events");
+        assert_eq!(last["label_ids"], json!([label]), "{last}");
+        assert_eq!(last["last_message"]["text"], "late");
+    }
+
     async fn redelivery_never_duplicates(t: TestDb) {
         let app = spawn_app(&t).await;
         app.connect_number("100200300400600", "15550100100", false).await;
