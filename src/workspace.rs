@@ -74,7 +74,7 @@ pub async fn bootstrap(
     let (workspace_id, created) = match existing {
         Some(id) => (id, false),
         None => {
-            let id = Uuid::new_v4();
+            let id = Uuid::now_v7();
             on_tx!(&mut tx, |c| sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(id)
                 .bind(&workspace)
@@ -101,7 +101,7 @@ pub async fn bootstrap(
                 "INSERT INTO users (id, workspace_id, email, name, role, status, password_hash, permissions, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, 'admin', 'active', $5, $6, $7, $7)"
             )
-            .bind(Uuid::new_v4())
+            .bind(Uuid::now_v7())
             .bind(workspace_id)
             .bind(&email)
             .bind(&name)

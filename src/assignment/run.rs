@@ -152,7 +152,7 @@ async fn record(
     cause: &str,
     d: &Decision,
 ) -> Result<Uuid> {
-    let id = Uuid::new_v4();
+    let id = Uuid::now_v7();
     on_tx!(tx, |c| {
         sqlx::query(
         "INSERT INTO assignment_decisions (id, workspace_id, lead_id, conversation_id, cause, rule, reason, candidates, \

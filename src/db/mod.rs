@@ -131,6 +131,17 @@ impl Db {
         }
     }
 
+    /// PostgreSQL: refreshes the planner's statistics of `tables` (`ANALYZE`) after a bulk
+    /// write. Autovacuum only looks every minute or so; until then the planner believes a
+    /// table that just grew from 0 to 100k rows is tiny and scans it whole for each lookup.
+    /// SQLite plans without statistics here, so it is a no-op there.
+    pub async fn refresh_statistics(&self, tables: &[&str]) -> sqlx::Result<()> {
+        if let Db::Postgres(p) = self {
+            sqlx::query(&format!("ANALYZE {}", tables.join(", "))).execute(p).await?;
+        }
+        Ok(())
+    }
+
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         on_db!(self, |p| sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected())).is_ok()

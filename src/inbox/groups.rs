@@ -69,7 +69,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>)> {
     require_manage(&user)?;
     let name = crate::workspace::validate_name(&body.name, "group name")?;
-    let id = Uuid::new_v4();
+    let id = Uuid::now_v7();
     on_db!(&st.db, |p| sqlx::query(
         "INSERT INTO crm_groups (id, workspace_id, name, created_at) VALUES ($1, $2, $3, $4)"
     )

@@ -217,7 +217,7 @@ const INSERT: &str = "INSERT INTO leads (id, workspace_id, name, phone, source, 
 
 /// Inserts a lead (and its phone identity) in `tx`, with its `lead.updated` event.
 pub async fn insert(tx: &mut Tx, now: DateTime<Utc>, new: NewLead) -> Result<Lead> {
-    let id = Uuid::new_v4();
+    let id = Uuid::now_v7();
     on_tx!(tx, |c| sqlx::query(INSERT)
         .bind(id)
         .bind(new.workspace_id)

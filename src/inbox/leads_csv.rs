@@ -394,6 +394,7 @@ pub async fn import(
     let mut batch: Vec<Row> = Vec::with_capacity(BATCH);
     let mut phones: HashSet<String> = HashSet::with_capacity(BATCH);
     let mut record = csv::StringRecord::new();
+    let mut stats = Statistics::default();
     loop {
         match reader.read_record(&mut record) {
             Ok(false) => break,
@@ -412,6 +413,7 @@ pub async fn import(
                         if batch.len() >= BATCH {
                             flush(&st, &user, &header, &mut batch, &mut out).await?;
                             phones.clear();
+                            stats.after_batch(&st.db, out.created, false).await;
                         }
                     }
                     Err(message) => out.error(line, message),
@@ -427,6 +429,7 @@ pub async fn import(
         }
     }
     flush(&st, &user, &header, &mut batch, &mut out).await?;
+    stats.after_batch(&st.db, out.created, true).await;
     out.errors.sort_by_key(|e| e.line);
     tracing::info!(created = out.created, updated = out.updated, errors = out.error_count, "leads imported");
     Ok(Json(json!({
@@ -435,6 +438,34 @@ pub async fn import(
         "errors": out.errors,
         "error_count": out.error_count,
     })))
+}
+
+/// Keeps the planner's statistics in step with a large import (see
+/// [`Db::refresh_statistics`]): refreshed whenever the leads created since the last refresh
+/// reach [`REFRESH_AFTER`] and as many as were created before it (so a few times per import,
+/// geometrically), and once more at the end.
+#[derive(Default)]
+struct Statistics {
+    refreshed_at: u64,
+}
+
+/// Leads created before the planner's statistics are first refreshed. `ANALYZE` samples a
+/// bounded number of rows, so even at 100k leads a refresh takes a small fraction of a second.
+pub const REFRESH_AFTER: u64 = 1000;
+
+impl Statistics {
+    async fn after_batch(&mut self, db: &Db, created: u64, last: bool) {
+        let fresh = created - self.refreshed_at;
+        if fresh < REFRESH_AFTER || (!last && fresh < self.refreshed_at) {
+            return;
+        }
+        self.refreshed_at = created;
+        let tables = ["leads", "lead_identities", "lead_groups", "lead_facts"];
+        if let Err(e) = db.refresh_statistics(&tables).await {
+            // Only plans suffer; autovacuum will catch up.
+            tracing::warn!(error = %e, "refreshing planner statistics after an import batch failed");
+        }
+    }
 }
 
 /// Writes a batch of validated rows in one transaction.
@@ -525,7 +556,7 @@ fn new_lead(ws: Uuid, now: DateTime<Utc>, h: &Header, row: Row) -> std::result::
         None => Some(DEFAULT_SOURCE.to_owned()),
     };
     let lead = Lead {
-        id: Uuid::new_v4(),
+        id: Uuid::now_v7(),
         workspace_id: ws,
         name: row.name,
         phone: Some(row.phone),

@@ -100,7 +100,7 @@ pub async fn create(
     }
     let waba_id = body.waba_id.as_deref().map(|w| validate_graph_id(w, "waba_id")).transpose()?;
     check_member(&st, user.workspace_id, body.owner_member_id).await?;
-    let id = Uuid::new_v4();
+    let id = Uuid::now_v7();
     let now = st.clock.now();
     on_db!(&st.db, |p| sqlx::query(
         "INSERT INTO numbers (id, workspace_id, phone_number_id, display_phone_number, access_token, waba_id, \

@@ -192,7 +192,7 @@ pub async fn send(
             })?,
         ),
     };
-    let message_id = Uuid::new_v4();
+    let message_id = Uuid::now_v7();
     let mut tx = st.db.begin().await?;
     on_tx!(&mut tx, |c| sqlx::query(INSERT_MESSAGE)
         .bind(message_id)
@@ -291,7 +291,7 @@ pub async fn enqueue(
     payload: Value,
 ) -> Result<()> {
     on_tx!(tx, |c| sqlx::query(INSERT_OUTBOX)
-        .bind(Uuid::new_v4())
+        .bind(Uuid::now_v7())
         .bind(workspace_id)
         .bind(number_id)
         .bind(message_id)

@@ -77,7 +77,7 @@ async fn issue_token(tx: &mut Tx, now: DateTime<Utc>, m: &Member) -> Result<(Str
         "INSERT INTO invitations (id, workspace_id, user_id, token_hash, state, expires_at, created_at) \
          VALUES ($1, $2, $3, $4, 'pending', $5, $6)"
     )
-    .bind(Uuid::new_v4())
+    .bind(Uuid::now_v7())
     .bind(m.workspace_id)
     .bind(m.id)
     .bind(&hash)
@@ -114,7 +114,7 @@ pub async fn create(
     .await)?;
     let id = match existing {
         None => {
-            let id = Uuid::new_v4();
+            let id = Uuid::now_v7();
             on_tx!(&mut tx, |c| sqlx::query(
                 "INSERT INTO users (id, workspace_id, email, name, role, status, password_hash, permissions, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, 'invite_sent', NULL, $6, $7, $7)"

@@ -91,7 +91,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>)> {
     require_admin(&user)?;
     let label = Label {
-        id: Uuid::new_v4(),
+        id: Uuid::now_v7(),
         workspace_id: user.workspace_id,
         name: validate_name(&body.name)?,
         color: validate_color(body.color)?,

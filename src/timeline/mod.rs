@@ -51,7 +51,7 @@ pub async fn record(
     member_id: Option<Uuid>,
     data: Value,
 ) -> Result<Uuid> {
-    let id = Uuid::new_v4();
+    let id = Uuid::now_v7();
     on_tx!(tx, |c| sqlx::query(INSERT)
         .bind(id)
         .bind(workspace_id)
@@ -84,7 +84,7 @@ pub struct NewActivity {
 /// [`record`] for many activities at once (bulk changes such as a CSV import): multi-row
 /// INSERTs for the activities and their `timeline.created` events.
 pub async fn record_many(tx: &mut Tx, now: DateTime<Utc>, list: &[NewActivity]) -> Result<()> {
-    let ids: Vec<Uuid> = list.iter().map(|_| Uuid::new_v4()).collect();
+    let ids: Vec<Uuid> = list.iter().map(|_| Uuid::now_v7()).collect();
     // 9 parameters a row.
     for (chunk, chunk_ids) in list.chunks(500).zip(ids.chunks(500)) {
         on_tx!(tx, |c| {

@@ -281,7 +281,7 @@ pub async fn place(
             (id, "timeline.updated")
         }
         None => {
-            let id = Uuid::new_v4();
+            let id = Uuid::now_v7();
             on_tx!(tx, |c| {
                 sqlx::query(
                 "INSERT INTO activities (id, workspace_id, lead_id, conversation_id, type, member_id, data, created_at, updated_at) \

@@ -519,7 +519,7 @@ impl Ctx<'_> {
             return Ok(conv);
         }
         let created: Option<Uuid> = on_tx!(self.tx, |c| sqlx::query_scalar(NEW_CONVERSATION)
-            .bind(Uuid::new_v4())
+            .bind(Uuid::now_v7())
             .bind(self.number.workspace_id)
             .bind(self.number.id)
             .bind(lead)
@@ -555,7 +555,7 @@ impl Ctx<'_> {
         let ctx = head.context.as_ref();
         let forwarded = ctx.is_some_and(|c| c.forwarded || c.frequently_forwarded);
         let context_wamid = ctx.and_then(|c| c.id.clone());
-        let id = Uuid::new_v4();
+        let id = Uuid::now_v7();
         let (direction, status, sent_at) = if inbound { ("in", "received", None) } else { ("out", "sent", Some(at)) };
         let ws = self.number.workspace_id;
         let media = x.media.map(sqlx::types::Json);

@@ -88,7 +88,7 @@ impl Journal {
     /// Makes `body` durable; returns once it is committed.
     pub async fn append(&self, clock: &Clock, body: Bytes) -> Result<Uuid> {
         let (committed, done) = oneshot::channel();
-        let id = Uuid::new_v4();
+        let id = Uuid::now_v7();
         let pending = Pending { id, body, received_at: clock.now(), committed };
         // Counted until this returns or is dropped (the client went away).
         struct Queued<'a>(&'a AtomicUsize);
