@@ -13,6 +13,26 @@
 -- 3. Activities without a member (lead_created, WhatsApp sessions without a reply) count for
 --    nobody: the triggers now skip them in their WHEN clause, without calling plpgsql.
 
+-- The row-level function keeps only its assignee-change half (0007's insert half moves to
+-- report_leads_inserted_trg below).
+CREATE OR REPLACE FUNCTION report_leads_trg() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.assignee_id IS DISTINCT FROM NEW.assignee_id THEN
+        IF NEW.assignee_id IS NOT NULL THEN
+            UPDATE lead_facts SET claimed = TRUE WHERE lead_id = NEW.id AND NOT claimed;
+        END IF;
+        UPDATE report_lead_members SET assigned = 0, contacted = 0, frs_sum = 0, frs_count = 0
+        WHERE lead_id = NEW.id AND member_id = OLD.assignee_id;
+        INSERT INTO report_lead_members AS r (lead_id, member_id, workspace_id, lead_created_at, day, claimed,
+                                              assigned, contacted, frs_sum, frs_count)
+        SELECT f.lead_id, NEW.assignee_id, f.workspace_id, f.created_at, f.day, f.claimed, 1, f.contacted::int,
+               COALESCE(f.first_response_secs, 0), (f.first_response_secs IS NOT NULL)::int
+        FROM lead_facts f WHERE f.lead_id = NEW.id AND NEW.assignee_id IS NOT NULL
+        ON CONFLICT (lead_id, member_id) DO UPDATE SET
+            assigned = 1, contacted = excluded.contacted, frs_sum = excluded.frs_sum, frs_count = excluded.frs_count;
+    END IF;
+    RETURN NULL;
+END $$;
 DROP TRIGGER report_leads ON leads;
 CREATE TRIGGER report_leads AFTER UPDATE OF assignee_id ON leads
 FOR EACH ROW EXECUTE FUNCTION report_leads_trg();
