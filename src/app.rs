@@ -24,9 +24,21 @@ use crate::live::presence::Presence;
 use crate::live::tail::{self, TailRx};
 use crate::webhook::journal::{self, Journal};
 
-/// Everything a handler or job needs; cheap to clone.
+/// Everything a handler or job needs; cheap to clone (one reference count: axum clones the
+/// state for every request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub db: Db,
     pub config: Arc<Config>,
     pub clock: Clock,
@@ -214,7 +226,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
     let graph = crate::outbox::graph::Graph::new(&config.graph_url, &config.graph_version);
     let wake = journal.wake.clone();
     let (tail_tx, tail_rx) = tail::init(&db).await?;
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         db,
         config: Arc::new(config),
         clock,
@@ -228,7 +240,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         presence: Arc::new(Presence::default()),
         shutdown,
         journal,
-    };
+    }));
     let jobs = vec![
         writer,
         spawn_processor(&state, wake),

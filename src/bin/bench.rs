@@ -1,6 +1,6 @@
 //! Benchmarks, run side by side on one machine so ratios mean something:
 //!
-//! `cargo run --release --bin bench -- webhooks [--seconds 5] [--concurrency 64] [--pg URL]`
+//! `cargo run --release --bin bench -- webhooks [--seconds 5] [--concurrency 64] [--pg URL] [--no-sqlite] [--no-postgres]`
 //!
 //! Fires signed webhook POSTs (one text message each) over loopback at a trivial axum handler
 //! (the ceiling), then at switchboard on SQLite and on PostgreSQL, and prints accepted-durable
@@ -34,6 +34,12 @@ enum What {
         /// PostgreSQL server for the PostgreSQL run (a fresh database is created and dropped)
         #[arg(long, env = "SWITCHBOARD_TEST_PG", default_value = "postgres://postgres@127.0.0.1:5432/test")]
         pg: String,
+        /// Leave out the SQLite run
+        #[arg(long)]
+        no_sqlite: bool,
+        /// Leave out the PostgreSQL run
+        #[arg(long)]
+        no_postgres: bool,
     },
 }
 
@@ -195,18 +201,23 @@ fn print(run: &Run, ceiling: f64, extra: &str) {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.what {
-        What::Webhooks { seconds, concurrency, pg } => {
+        What::Webhooks { seconds, concurrency, pg, no_sqlite, no_postgres } => {
             println!(
                 "webhooks: {concurrency} concurrent connections, {seconds} s per target, one text message per POST"
             );
             let ceiling = fire("trivial axum handler", trivial().await, seconds, concurrency).await;
             print(&ceiling, ceiling.rate(), "");
-            let dir = std::env::temp_dir().join(format!("sb-bench-{}", uuid::Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&dir)?;
-            let lite_url = format!("sqlite://{}/bench.db", dir.display());
-            let (lite, drained) = switchboard_run("switchboard on SQLite", &lite_url, seconds, concurrency).await;
-            print(&lite, ceiling.rate(), &format!("  (journal drained {:.1} s later)", drained.as_secs_f64()));
-            let _ = std::fs::remove_dir_all(&dir);
+            if !no_sqlite {
+                let dir = std::env::temp_dir().join(format!("sb-bench-{}", uuid::Uuid::new_v4().simple()));
+                std::fs::create_dir_all(&dir)?;
+                let lite_url = format!("sqlite://{}/bench.db", dir.display());
+                let (lite, drained) = switchboard_run("switchboard on SQLite", &lite_url, seconds, concurrency).await;
+                print(&lite, ceiling.rate(), &format!("  (journal drained {:.1} s later)", drained.as_secs_f64()));
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            if no_postgres {
+                return Ok(());
+            }
 
             let name = format!("sb_bench_{}", uuid::Uuid::new_v4().simple());
             let admin = Db::connect(&pg).await?;

@@ -199,3 +199,54 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, crate::error::Error> {
         Some(_) => Err(crate::error::Error::bad_request("invalid_limit", "limit must be at least 1")),
     }
 }
+
+/// A JSON value bound as text: PostgreSQL type `json` (stored as written, only checked), SQLite
+/// `TEXT`. sqlx's `Json` binds `jsonb`, which PostgreSQL parses into its binary form even when
+/// the column is `json`; the event log is written once and read back whole, so it skips that.
+pub struct JsonText(pub String);
+
+impl JsonText {
+    pub fn new(v: &serde_json::Value) -> JsonText {
+        JsonText(v.to_string())
+    }
+}
+
+impl sqlx::Type<Postgres> for JsonText {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        // The `json` type's fixed OID.
+        sqlx::postgres::PgTypeInfo::with_oid(sqlx::postgres::types::Oid(114))
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for JsonText {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        // json's binary form is its text.
+        buf.extend_from_slice(self.0.as_bytes());
+        Ok(sqlx::encode::IsNull::No)
+    }
+}
+
+impl sqlx::Type<Sqlite> for JsonText {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<Sqlite>>::type_info()
+    }
+}
+
+impl<'q> sqlx::Encode<'q, Sqlite> for JsonText {
+    fn encode(
+        self,
+        args: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <String as sqlx::Encode<'q, Sqlite>>::encode(self.0, args)
+    }
+
+    fn encode_by_ref(
+        &self,
+        args: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <String as sqlx::Encode<'q, Sqlite>>::encode_by_ref(&self.0, args)
+    }
+}

@@ -66,7 +66,7 @@ pub async fn append(tx: &mut Tx, now: DateTime<Utc>, e: NewEvent) -> Result<i64>
         .bind(e.conversation_id)
         .bind(e.lead_id)
         .bind(e.user_id)
-        .bind(sqlx::types::Json(&e.data))
+        .bind(crate::db::JsonText::new(&e.data))
         .bind(now)
         .fetch_one(c)
         .await)?;
@@ -125,7 +125,7 @@ impl Buffer {
                         .push_bind(e.conversation_id)
                         .push_bind(e.lead_id)
                         .push_bind(e.user_id)
-                        .push_bind(sqlx::types::Json(&e.data))
+                        .push_bind(crate::db::JsonText::new(&e.data))
                         .push_bind(*now);
                 });
                 qb.build().execute(c).await.map(|r| r.rows_affected())

@@ -60,8 +60,9 @@ impl Journal {
         // commit in flight while the other one waits. SQLite has one writer.
         let writers = if db.backend() == Backend::Postgres { 2 } else { 1 };
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        let handles: Vec<_> =
-            (0..writers).map(|_| tokio::spawn(writer(db.clone(), wake.clone(), flood.clone(), rx.clone()))).collect();
+        let handles: Vec<_> = (0..writers)
+            .map(|_| tokio::spawn(writer(db.clone(), wake.clone(), flood.clone(), queued.clone(), rx.clone())))
+            .collect();
         let handle = tokio::spawn(async move {
             for h in handles {
                 let _ = h.await;
@@ -107,8 +108,10 @@ impl Journal {
     }
 }
 
-/// A journal commit this large means webhooks queued up faster than they are committed: at
-/// 1,000 webhooks/s a commit takes at most the ~20 that arrive during one processing slice.
+/// This many webhooks waiting for the journal when a commit starts means they queue up faster
+/// than they are committed: at 1,000 webhooks/s a commit takes at most the ~20 that arrive
+/// during one processing slice. Counted over all writers (PostgreSQL has two, each taking part
+/// of the queue).
 const FLOOD_BATCH: usize = 48;
 /// The flood is over when no such commit happened for this long.
 const FLOOD_QUIET: Duration = Duration::from_millis(100);
@@ -120,7 +123,8 @@ const SLICE: Duration = Duration::from_millis(20);
 const MAX_DEFER: Duration = Duration::from_secs(1);
 
 struct Flood {
-    /// When the last commit of [`FLOOD_BATCH`] or more rows happened (ms since `epoch`; 0: never).
+    /// When the last commit that started with [`FLOOD_BATCH`] or more webhooks waiting happened
+    /// (ms since `epoch`; 0: never).
     at: AtomicU64,
     epoch: Instant,
 }
@@ -130,15 +134,21 @@ impl Flood {
         (self.epoch.elapsed().as_millis() as u64).max(1)
     }
 
-    /// `rows` were just committed in one batch.
-    fn arrived(&self, rows: usize) {
-        if rows >= FLOOD_BATCH {
+    /// A commit that started with `waiting` webhooks not yet committed succeeded.
+    fn arrived(&self, waiting: usize) {
+        if waiting >= FLOOD_BATCH {
             self.at.store(self.now_ms(), Ordering::Relaxed);
         }
     }
 }
 
-async fn writer(db: Db, wake: Arc<Notify>, flood: Arc<Flood>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>) {
+async fn writer(
+    db: Db,
+    wake: Arc<Notify>,
+    flood: Arc<Flood>,
+    queued: Arc<AtomicUsize>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         // Take what is queued (at least one), then let the other writer wait for the next.
@@ -157,13 +167,16 @@ async fn writer(db: Db, wake: Arc<Notify>, flood: Arc<Flood>, rx: Arc<tokio::syn
         }
         drop(queue);
         let n = batch.len();
+        // Everything appended and not yet committed: this batch, the other writer's and what
+        // waits in the channel. (With two writers one batch shows only part of a flood.)
+        let waiting = queued.load(Ordering::Relaxed);
         let ok = commit(&db, &batch).await.inspect_err(|e| tracing::error!(error = %e, "journal batch failed")).is_ok();
         drop(write);
         for p in batch.drain(..) {
             let _ = p.committed.send(ok);
         }
         if ok {
-            flood.arrived(n);
+            flood.arrived(waiting.max(n));
             wake.notify_one();
         }
     }
