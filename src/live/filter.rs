@@ -86,6 +86,58 @@ pub fn visible(v: &Viewer, e: &Event, facts: &Facts) -> bool {
     true
 }
 
+/// Which members a page of events can reach at all, for a quick "no" before [`visible`].
+///
+/// A member without the admin role, without `view_others_leads` / `view_unassigned` and
+/// without granted labels (a typical agent) sees an event only when it names them: as the
+/// assignee or an explicitly given member of its conversation (of one of its lead's
+/// conversations, or of the lead itself), as the member it is addressed to, or when it is
+/// workspace-wide. So for such a member `may_reach` is false unless the page names them or
+/// holds a workspace-wide event of their workspace; for anyone else it is always true. It is
+/// never false where [`visible`] would be true for one of the events.
+#[derive(Debug, Default)]
+pub struct Reach {
+    named: HashSet<Uuid, ById>,
+    workspaces: HashSet<Uuid, ById>,
+}
+
+impl Reach {
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a Arc<Event>>, facts: &Facts) -> Reach {
+        let mut r = Reach::default();
+        for e in events {
+            if let Some(c) = e.conversation_id {
+                if let Some(f) = facts.conversations.get(&c) {
+                    r.name(f);
+                }
+            } else if let Some(l) = e.lead_id {
+                if let Some(f) = facts.leads.get(&l) {
+                    r.named.extend(f.assignee_id);
+                    f.conversations.iter().for_each(|c| r.name(c));
+                }
+            } else if let Some(u) = e.user_id {
+                r.named.insert(u);
+            } else {
+                r.workspaces.insert(e.workspace_id);
+            }
+        }
+        r
+    }
+
+    fn name(&mut self, c: &ConvFacts) {
+        self.named.extend(c.assignee_id);
+        self.named.extend(c.access_ids.iter().copied());
+    }
+
+    /// False only when `v` can see none of the events.
+    pub fn may_reach(&self, v: &Viewer) -> bool {
+        let p = &v.permissions;
+        if v.role == policy::Role::Admin || p.view_others_leads || p.view_unassigned || !v.label_ids.is_empty() {
+            return true;
+        }
+        self.named.contains(&v.user_id) || self.workspaces.contains(&v.workspace_id)
+    }
+}
+
 /// Loads the facts for every conversation and lead that `events` name, in a few queries.
 pub async fn load<'a>(db: &Db, events: impl IntoIterator<Item = &'a Event>) -> Result<Facts> {
     let mut conv_ids = HashSet::new();
@@ -243,6 +295,63 @@ mod tests {
         let mut inactive = a.clone();
         inactive.active = false;
         assert!(!visible(&inactive, &event(None, None, None), &facts));
+    }
+
+    /// `Reach` never rules out a viewer that `visible` lets through, over every kind of
+    /// viewer and event.
+    #[test]
+    fn reach_is_never_narrower_than_visible() {
+        let plain = viewer(Role::Member, Permissions::default());
+        let given = viewer(Role::Member, Permissions::default());
+        let lead_owner = viewer(Role::Member, Permissions::default());
+        let label = Uuid::new_v4();
+        let labelled = Viewer { label_ids: vec![label], ..viewer(Role::Member, Permissions::default()) };
+        let others = viewer(Role::Member, Permissions { view_others_leads: true, ..Default::default() });
+        let unassigned = viewer(Role::Member, Permissions { view_unassigned: true, ..Default::default() });
+        let admin = viewer(Role::Admin, Permissions::default());
+        let stranger = viewer(Role::Member, Permissions::default());
+        let viewers = [&plain, &given, &lead_owner, &labelled, &others, &unassigned, &admin, &stranger];
+
+        let (assigned, open, lead) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let mut facts = Facts::default();
+        let assigned_facts = ConvFacts {
+            assignee_id: Some(plain.user_id),
+            access_ids: vec![given.user_id],
+            label_ids: vec![label],
+            ..Default::default()
+        };
+        facts.conversations.insert(assigned, Arc::new(assigned_facts.clone()));
+        facts.conversations.insert(open, Arc::new(ConvFacts::default()));
+        facts.leads.insert(
+            lead,
+            Arc::new(LeadFacts {
+                assignee_id: Some(lead_owner.user_id),
+                conversations: vec![assigned_facts],
+                ..Default::default()
+            }),
+        );
+        let events = [
+            event(Some(assigned), None, None),
+            event(Some(open), None, None),
+            event(Some(Uuid::new_v4()), None, None),
+            event(None, Some(lead), None),
+            event(None, Some(Uuid::new_v4()), None),
+            event(None, None, Some(plain.user_id)),
+            event(None, None, Some(stranger.user_id)),
+            event(None, None, None),
+            event(Some(assigned), None, Some(given.user_id)),
+        ];
+        let mut ruled_out = 0;
+        for e in events {
+            let page = [Arc::new(e)];
+            let reach = Reach::of(&page, &facts);
+            for v in viewers {
+                let sees = visible(v, &page[0], &facts);
+                assert!(!sees || reach.may_reach(v), "{:?} would miss {:?}", v.user_id, page[0]);
+                ruled_out += usize::from(!reach.may_reach(v));
+            }
+        }
+        assert!(ruled_out > 0, "the pre-check rules plain members out of what does not name them");
     }
 
     #[test]
