@@ -38,6 +38,7 @@ impl std::ops::Deref for AppState {
 }
 
 /// What [`AppState`] holds.
+#[derive(Clone)]
 pub struct Shared {
     pub db: Db,
     pub config: Arc<Config>,
@@ -60,6 +61,11 @@ pub struct Shared {
 }
 
 impl AppState {
+    /// The same state over another pool (a background job's own connections).
+    pub fn with_db(&self, db: Db) -> AppState {
+        AppState(Arc::new(Shared { db, ..(*self.0).clone() }))
+    }
+
     /// Commits a transaction that appended events, then wakes the live readers.
     pub async fn commit(&self, tx: Tx) -> Result<()> {
         tx.commit().await?;
@@ -262,19 +268,37 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
     Ok(Running { addr, state, stop, handle, jobs })
 }
 
-/// The webhook processor. On SQLite it gets its own thread and single-threaded runtime: it
+/// The webhook processor. It gets its own thread and single-threaded runtime: it
 /// awaits the database once per statement, and on the shared workers each of those awaits
 /// resumed behind thousands of socket tasks (with 2,000 agents connected, processing fell
 /// seconds behind at 500 messages/s with a quarter of the CPU idle). SQLite connections are
 /// served by their own threads, so any runtime may use them. A PostgreSQL connection is
-/// driven by the runtime that opened it, so there the processor stays on the shared one.
+/// driven by the runtime that opened it, so on PostgreSQL the processor opens a small pool of
+/// its own on its thread.
 fn spawn_processor(st: &AppState, wake: Arc<tokio::sync::Notify>) -> JoinHandle<()> {
-    let job = journal::run_processor(st.clone(), wake);
     match st.db {
-        Db::Sqlite(_) => spawn_dedicated("sb-processor", job),
-        Db::Postgres(_) => tokio::spawn(job),
+        Db::Sqlite(_) => spawn_dedicated("sb-processor", journal::run_processor(st.clone(), wake)),
+        Db::Postgres(_) => {
+            let st = st.clone();
+            spawn_dedicated("sb-processor", async move {
+                // Connections opened here are driven by this thread's runtime.
+                match Db::connect_sized(&st.config.db.database_url, PROCESSOR_CONNECTIONS).await {
+                    Ok(db) => {
+                        journal::run_processor(st.with_db(db.clone()), wake).await;
+                        db.close().await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the webhook processor could not open its own connections; it uses the shared pool");
+                        journal::run_processor(st, wake).await;
+                    }
+                }
+            })
+        }
     }
 }
+
+/// The PostgreSQL processor's own pool: its transaction, and a spare for a lookup outside it.
+const PROCESSOR_CONNECTIONS: u32 = 2;
 
 /// Runs `job` on a thread of its own with a single-threaded runtime; the handle resolves when
 /// it ends.

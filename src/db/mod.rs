@@ -75,6 +75,11 @@ pub const EVENT_LOCK_KEY: i64 = 0x5b_0001;
 impl Db {
     /// Connects to `url` (`sqlite://PATH` or `postgres://…`), creating a SQLite file if missing.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        Db::connect_sized(url, if url.starts_with("sqlite:") { 8 } else { 16 }).await
+    }
+
+    /// [`Db::connect`] with at most `max` connections.
+    pub async fn connect_sized(url: &str, max: u32) -> anyhow::Result<Db> {
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -82,11 +87,11 @@ impl Db {
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+            let pool = SqlitePoolOptions::new().max_connections(max).connect_with(opts).await?;
             Ok(Db::Sqlite(SqliteDb { pool, write: Arc::default() }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool =
-                PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+                PgPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
             Ok(Db::Postgres(pool))
         } else {
             anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres://")
