@@ -7,7 +7,8 @@
 -- 2. lead_groups -> report_daily on INSERT: the same, for leads joining groups.
 --    Same sums as 0007: a new report row adds itself to the "all" bucket (zero UUID) and to
 --    each group of its lead; a new membership adds each report row of its lead to that group.
---    Rows are upserted in key order, so two concurrent statements lock buckets in one order.
+--    Both go through report_daily_merge, which upserts in key order, so two concurrent
+--    statements lock buckets in one order.
 -- 3. events.data is json, not jsonb: the log is written once and read back whole, never
 --    queried inside. jsonb parsed every event into its binary form on insert and printed it
 --    back to text on every read; json only checks the text.
@@ -16,18 +17,11 @@
 --    second key only added a check per inserted row (~7 us each; 1,000 checks per imported
 --    batch of 500 leads) and a second cascade path to the same rows.
 
-CREATE FUNCTION report_rows_inserted_trg() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO report_daily AS d (workspace_id, group_id, member_id, day, claimed, assigned, contacted, frs_sum,
-                                   frs_count, replies, activities, open_conversations)
-    SELECT r.workspace_id, g.group_id, r.member_id, r.day, r.claimed, SUM(r.assigned)::bigint,
-           SUM(r.contacted)::bigint, SUM(r.frs_sum)::bigint, SUM(r.frs_count)::bigint, SUM(r.replies)::bigint,
-           SUM(r.activities)::bigint, SUM(r.open_conversations)::bigint
-    FROM new_rows r
-    CROSS JOIN LATERAL (SELECT '00000000-0000-0000-0000-000000000000'::uuid AS group_id
-                        UNION ALL SELECT lg.group_id FROM lead_groups lg WHERE lg.lead_id = r.lead_id) g
-    GROUP BY r.workspace_id, g.group_id, r.member_id, r.day, r.claimed
-    ORDER BY r.workspace_id, g.group_id, r.member_id, r.day, r.claimed
+-- Adds a set of deltas to report_daily: one upsert, in key order (two concurrent statements
+-- lock buckets in the same order). Each key may appear once in deltas.
+CREATE FUNCTION report_daily_merge(deltas report_daily[]) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO report_daily AS d
+    SELECT * FROM unnest(deltas) x ORDER BY x.workspace_id, x.group_id, x.member_id, x.day, x.claimed
     ON CONFLICT (workspace_id, group_id, member_id, day, claimed) DO UPDATE SET
         assigned = d.assigned + excluded.assigned,
         contacted = d.contacted + excluded.contacted,
@@ -35,7 +29,19 @@ BEGIN
         frs_count = d.frs_count + excluded.frs_count,
         replies = d.replies + excluded.replies,
         activities = d.activities + excluded.activities,
-        open_conversations = d.open_conversations + excluded.open_conversations;
+        open_conversations = d.open_conversations + excluded.open_conversations
+$$;
+
+CREATE FUNCTION report_rows_inserted_trg() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM report_daily_merge(ARRAY(
+        SELECT ROW(r.workspace_id, g.group_id, r.member_id, r.day, r.claimed, SUM(r.assigned)::bigint,
+                   SUM(r.contacted)::bigint, SUM(r.frs_sum)::bigint, SUM(r.frs_count)::bigint,
+                   SUM(r.replies)::bigint, SUM(r.activities)::bigint, SUM(r.open_conversations)::bigint)::report_daily
+        FROM new_rows r
+        CROSS JOIN LATERAL (SELECT '00000000-0000-0000-0000-000000000000'::uuid AS group_id
+                            UNION ALL SELECT lg.group_id FROM lead_groups lg WHERE lg.lead_id = r.lead_id) g
+        GROUP BY r.workspace_id, g.group_id, r.member_id, r.day, r.claimed));
     RETURN NULL;
 END $$;
 
@@ -48,23 +54,13 @@ FOR EACH STATEMENT EXECUTE FUNCTION report_rows_inserted_trg();
 
 CREATE FUNCTION report_groups_inserted_trg() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO report_daily AS d (workspace_id, group_id, member_id, day, claimed, assigned, contacted, frs_sum,
-                                   frs_count, replies, activities, open_conversations)
-    SELECT r.workspace_id, n.group_id, r.member_id, r.day, r.claimed, SUM(r.assigned)::bigint,
-           SUM(r.contacted)::bigint, SUM(r.frs_sum)::bigint, SUM(r.frs_count)::bigint, SUM(r.replies)::bigint,
-           SUM(r.activities)::bigint, SUM(r.open_conversations)::bigint
-    FROM new_groups n
-    JOIN report_lead_members r ON r.lead_id = n.lead_id
-    GROUP BY r.workspace_id, n.group_id, r.member_id, r.day, r.claimed
-    ORDER BY r.workspace_id, n.group_id, r.member_id, r.day, r.claimed
-    ON CONFLICT (workspace_id, group_id, member_id, day, claimed) DO UPDATE SET
-        assigned = d.assigned + excluded.assigned,
-        contacted = d.contacted + excluded.contacted,
-        frs_sum = d.frs_sum + excluded.frs_sum,
-        frs_count = d.frs_count + excluded.frs_count,
-        replies = d.replies + excluded.replies,
-        activities = d.activities + excluded.activities,
-        open_conversations = d.open_conversations + excluded.open_conversations;
+    PERFORM report_daily_merge(ARRAY(
+        SELECT ROW(r.workspace_id, n.group_id, r.member_id, r.day, r.claimed, SUM(r.assigned)::bigint,
+                   SUM(r.contacted)::bigint, SUM(r.frs_sum)::bigint, SUM(r.frs_count)::bigint,
+                   SUM(r.replies)::bigint, SUM(r.activities)::bigint, SUM(r.open_conversations)::bigint)::report_daily
+        FROM new_groups n
+        JOIN report_lead_members r ON r.lead_id = n.lead_id
+        GROUP BY r.workspace_id, n.group_id, r.member_id, r.day, r.claimed));
     RETURN NULL;
 END $$;
 

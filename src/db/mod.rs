@@ -158,6 +158,16 @@ impl Db {
 }
 
 impl Tx {
+    /// Rolls back now. Dropping a transaction only queues the ROLLBACK for the connection's
+    /// next use, and until then its row locks stay held: a `FOR UPDATE SKIP LOCKED` claim on
+    /// another connection would skip the very rows this one gave up.
+    pub async fn rollback(self) -> sqlx::Result<()> {
+        match self {
+            Tx::Sqlite(t, _guard) => t.rollback().await,
+            Tx::Postgres(t) => t.rollback().await,
+        }
+    }
+
     pub async fn commit(self) -> sqlx::Result<()> {
         match self {
             Tx::Sqlite(t, _guard) => t.commit().await,

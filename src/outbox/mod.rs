@@ -223,7 +223,7 @@ pub async fn send(
         })?;
         if claimed == 0 {
             // The same request won a moment ago: roll back ours and answer with theirs.
-            drop(tx);
+            tx.rollback().await?;
             return match idempotent_message(&st, user.id, k).await? {
                 Some(existing) => Ok((StatusCode::ACCEPTED, Json(existing))),
                 None => {

@@ -261,7 +261,7 @@ pub async fn process_batch(st: &AppState) -> Result<usize> {
         .fetch_all(c)
         .await)?;
     if rows.len() <= 1 {
-        drop(tx);
+        tx.rollback().await?;
         return Ok(usize::from(process_next(st, rows.first().map(|r| r.0)).await?));
     }
     let now = st.clock.now();
@@ -279,7 +279,7 @@ pub async fn process_batch(st: &AppState) -> Result<usize> {
             Ok(outcome) => outcomes.push((*id, outcome)),
             Err(e) => {
                 tracing::warn!(error = %e, "batch rolled back; processing its rows one by one");
-                drop(tx);
+                tx.rollback().await?;
                 return one_by_one(st, &rows).await;
             }
         }
@@ -290,7 +290,7 @@ pub async fn process_batch(st: &AppState) -> Result<usize> {
     };
     if let Err(e) = finished.await {
         tracing::warn!(error = %e, "batch rolled back; processing its rows one by one");
-        drop(tx);
+        tx.rollback().await?;
         return one_by_one(st, &rows).await;
     }
     st.commit(tx).await?;
@@ -327,7 +327,7 @@ pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
             Ok(true)
         }
         Err(e) => {
-            drop(tx);
+            tx.rollback().await?;
             let attempts = attempts + 1;
             let failed = attempts >= MAX_ATTEMPTS;
             let state = if failed { "failed" } else { "pending" };

@@ -131,6 +131,11 @@ pub async fn spawn_app(t: &TestDb) -> TestApp {
 }
 
 pub async fn spawn_app_with(t: &TestDb, config: Config) -> TestApp {
+    // The server's logs, shown for a failing test (or all with --nocapture), filtered by RUST_LOG.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let clock = Clock::default();
     switchboard::workspace::bootstrap(&t.db, &clock, "Acme", ADMIN_EMAIL, PASSWORD, Some("Ada Admin"))
         .await
