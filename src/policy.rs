@@ -127,6 +127,20 @@ impl Rule {
     }
 }
 
+/// Does `v` see conversations only through rules that name them in it (as its assignee or
+/// an explicitly given member)? True for a member without the admin role, flags or granted
+/// labels. The live doorbells use it to skip such a viewer for events that do not name them;
+/// a new rule must say here whether it names its viewer.
+pub fn sees_only_where_named(v: &Viewer) -> bool {
+    RULES.iter().all(|r| match r {
+        Rule::Assignee | Rule::Explicit => true,
+        Rule::Admin => v.role != Role::Admin,
+        Rule::GrantedLabel => v.label_ids.is_empty(),
+        Rule::OthersFlag => !v.permissions.view_others_leads,
+        Rule::UnassignedFlag => !v.permissions.view_unassigned,
+    })
+}
+
 /// May `v` see conversation `c`?
 pub fn can_see(v: &Viewer, c: &ConvFacts) -> bool {
     v.active && c.workspace_id == v.workspace_id && RULES.iter().any(|r| r.holds(v, c))

@@ -88,8 +88,8 @@ pub fn visible(v: &Viewer, e: &Event, facts: &Facts) -> bool {
 
 /// Which members a page of events can reach at all, for a quick "no" before [`visible`].
 ///
-/// A member without the admin role, without `view_others_leads` / `view_unassigned` and
-/// without granted labels (a typical agent) sees an event only when it names them: as the
+/// A member who sees conversations only where named ([`policy::sees_only_where_named`]: no
+/// admin role, no flags, no granted labels; a typical agent) sees an event only when it names them: as the
 /// assignee or an explicitly given member of its conversation (of one of its lead's
 /// conversations, or of the lead itself), as the member it is addressed to, or when it is
 /// workspace-wide. So for such a member `may_reach` is false unless the page names them or
@@ -130,11 +130,9 @@ impl Reach {
 
     /// False only when `v` can see none of the events.
     pub fn may_reach(&self, v: &Viewer) -> bool {
-        let p = &v.permissions;
-        if v.role == policy::Role::Admin || p.view_others_leads || p.view_unassigned || !v.label_ids.is_empty() {
-            return true;
-        }
-        self.named.contains(&v.user_id) || self.workspaces.contains(&v.workspace_id)
+        !policy::sees_only_where_named(v)
+            || self.named.contains(&v.user_id)
+            || self.workspaces.contains(&v.workspace_id)
     }
 }
 
