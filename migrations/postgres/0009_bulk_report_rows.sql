@@ -17,11 +17,16 @@
 --    second key only added a check per inserted row (~7 us each; 1,000 checks per imported
 --    batch of 500 leads) and a second cascade path to the same rows.
 
--- Adds a set of deltas to report_daily: one upsert, in key order (two concurrent statements
--- lock buckets in the same order). Each key may appear once in deltas.
+-- Adds deltas to report_daily: summed per bucket, then one upsert in key order (two
+-- concurrent statements lock buckets in the same order).
 CREATE FUNCTION report_daily_merge(deltas report_daily[]) RETURNS void LANGUAGE sql AS $$
     INSERT INTO report_daily AS d
-    SELECT * FROM unnest(deltas) x ORDER BY x.workspace_id, x.group_id, x.member_id, x.day, x.claimed
+    SELECT x.workspace_id, x.group_id, x.member_id, x.day, x.claimed, SUM(x.assigned)::bigint,
+           SUM(x.contacted)::bigint, SUM(x.frs_sum)::bigint, SUM(x.frs_count)::bigint, SUM(x.replies)::bigint,
+           SUM(x.activities)::bigint, SUM(x.open_conversations)::bigint
+    FROM unnest(deltas) x
+    GROUP BY x.workspace_id, x.group_id, x.member_id, x.day, x.claimed
+    ORDER BY x.workspace_id, x.group_id, x.member_id, x.day, x.claimed
     ON CONFLICT (workspace_id, group_id, member_id, day, claimed) DO UPDATE SET
         assigned = d.assigned + excluded.assigned,
         contacted = d.contacted + excluded.contacted,
@@ -35,13 +40,11 @@ $$;
 CREATE FUNCTION report_rows_inserted_trg() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM report_daily_merge(ARRAY(
-        SELECT ROW(r.workspace_id, g.group_id, r.member_id, r.day, r.claimed, SUM(r.assigned)::bigint,
-                   SUM(r.contacted)::bigint, SUM(r.frs_sum)::bigint, SUM(r.frs_count)::bigint,
-                   SUM(r.replies)::bigint, SUM(r.activities)::bigint, SUM(r.open_conversations)::bigint)::report_daily
+        SELECT ROW(r.workspace_id, g.group_id, r.member_id, r.day, r.claimed, r.assigned, r.contacted, r.frs_sum,
+                   r.frs_count, r.replies, r.activities, r.open_conversations)::report_daily
         FROM new_rows r
         CROSS JOIN LATERAL (SELECT '00000000-0000-0000-0000-000000000000'::uuid AS group_id
-                            UNION ALL SELECT lg.group_id FROM lead_groups lg WHERE lg.lead_id = r.lead_id) g
-        GROUP BY r.workspace_id, g.group_id, r.member_id, r.day, r.claimed));
+                            UNION ALL SELECT lg.group_id FROM lead_groups lg WHERE lg.lead_id = r.lead_id) g));
     RETURN NULL;
 END $$;
 
@@ -55,12 +58,10 @@ FOR EACH STATEMENT EXECUTE FUNCTION report_rows_inserted_trg();
 CREATE FUNCTION report_groups_inserted_trg() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM report_daily_merge(ARRAY(
-        SELECT ROW(r.workspace_id, n.group_id, r.member_id, r.day, r.claimed, SUM(r.assigned)::bigint,
-                   SUM(r.contacted)::bigint, SUM(r.frs_sum)::bigint, SUM(r.frs_count)::bigint,
-                   SUM(r.replies)::bigint, SUM(r.activities)::bigint, SUM(r.open_conversations)::bigint)::report_daily
+        SELECT ROW(r.workspace_id, n.group_id, r.member_id, r.day, r.claimed, r.assigned, r.contacted, r.frs_sum,
+                   r.frs_count, r.replies, r.activities, r.open_conversations)::report_daily
         FROM new_groups n
-        JOIN report_lead_members r ON r.lead_id = n.lead_id
-        GROUP BY r.workspace_id, n.group_id, r.member_id, r.day, r.claimed));
+        JOIN report_lead_members r ON r.lead_id = n.lead_id));
     RETURN NULL;
 END $$;
 
