@@ -10,10 +10,13 @@
 //!    webhook carrying one text message from one of those leads (`--via webhook`, the default:
 //!    journal, processing, event log, fan-out) or sends `PATCH /api/v1/leads/{id}`
 //!    (`--via patch`), and reports request → frame latency (p50/p99) on the agents' sockets
-//!    (each sees only its own lead's chat) and on the admin's (sees all).
+//!    (each sees only its own lead's chat) and on the admin's (sees all). Via webhooks, a
+//!    warm-up phase first sends each agent's first message at the same rate (each creates that
+//!    agent's chat); it is reported on its own line, apart from the steady state.
 //!
 //! `cargo bench --bench live -- --idle 20000 --agents 2000 --rate 1000 --seconds 10`
-//! `DATABASE_URL=postgres://…/empty_db cargo bench --bench live` for PostgreSQL.
+//! `DATABASE_URL=postgres://…/empty_db cargo bench --bench live` for PostgreSQL;
+//! `SWITCHBOARD_BIN=path` runs that server binary instead of this build's.
 //! Sockets need file descriptors: `ulimit -n` must exceed `--idle` (client and server each
 //! hold one per socket).
 
@@ -174,7 +177,9 @@ fn webhook(from: &str, text: &str, wamid: &str) -> (Vec<u8>, String) {
 }
 
 fn start_server(url: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+    // SWITCHBOARD_BIN runs another build (e.g. a copy of the previous one, side by side).
+    let bin = std::env::var("SWITCHBOARD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchboard").to_owned());
+    let mut child = Command::new(bin)
         .arg("serve")
         .env("DATABASE_URL", url)
         .env("WHATSAPP_APP_SECRET", SECRET)
@@ -306,12 +311,16 @@ async fn main() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 
-    // 2. Latency at a steady rate with one socket per agent.
+    // 2. Latency at a steady rate with one socket per agent. Via webhooks, each agent's first
+    // message also creates its chat (conversation, session, assignment facts): those first
+    // `warm` messages are a phase of their own, reported apart from the steady state.
+    let warm = if a.webhook { agents.len() } else { 0 };
     let total = (a.rate * a.seconds) as usize;
     let origin = Instant::now();
-    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
-    let agent_lat = Arc::new(Mutex::new(Vec::with_capacity(total)));
-    let admin_lat = Arc::new(Mutex::new(Vec::with_capacity(total)));
+    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..warm + total).map(|_| AtomicU64::new(0)).collect());
+    // (latency µs, sent at µs since origin, sequence number)
+    let agent_lat = Arc::new(Mutex::new(Vec::with_capacity(warm + total)));
+    let admin_lat = Arc::new(Mutex::new(Vec::with_capacity(warm + total)));
     let mut readers = Vec::new();
     let online = Arc::new(AtomicU64::new(0));
     let admin_socket = connect(&addr, &admin).await;
@@ -335,7 +344,7 @@ async fn main() {
                 };
                 let at = sent[seq].load(Ordering::Relaxed);
                 if at > 0 {
-                    lat.lock().expect("lock").push(now.saturating_sub(at));
+                    lat.lock().expect("lock").push((now.saturating_sub(at), at, seq));
                 }
             }
         }));
@@ -351,48 +360,72 @@ async fn main() {
         t.elapsed().as_secs_f64()
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let t = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / a.rate.max(1)));
-    let mut requests = Vec::with_capacity(total);
-    for seq in 0..total {
-        tick.tick().await;
-        let (http, addr, admin, sent) = (http.clone(), addr.clone(), admin.clone(), sent.clone());
-        let lead = agents[seq % agents.len()].1;
-        let via_webhook = a.webhook;
-        let from = phone(seq % agents.len());
-        requests.push(tokio::spawn(async move {
-            let request = if via_webhook {
-                let (body, sig) = webhook(&from, &format!("b{seq}"), &format!("wamid.live.{seq}"));
-                http.post(format!("http://{addr}/webhooks/whatsapp"))
-                    .header("content-type", "application/json")
-                    .header("x-hub-signature-256", sig)
-                    .body(body)
-            } else {
-                http.patch(format!("http://{addr}/api/v1/leads/{lead}"))
-                    .bearer_auth(&admin)
-                    .json(&json!({"name": format!("b{seq}")}))
-            };
-            sent[seq].store(origin.elapsed().as_micros() as u64, Ordering::Relaxed);
-            let r = request.send().await;
-            r.map(|r| r.status().is_success()).unwrap_or(false)
-        }));
-    }
     let mut ok = 0;
-    for r in requests {
-        ok += usize::from(r.await.unwrap_or(false));
+    let mut produced = Duration::ZERO;
+    for (phase, range) in [("warm-up", 0..warm), ("steady", warm..warm + total)] {
+        if range.is_empty() {
+            continue;
+        }
+        let t = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / a.rate.max(1)));
+        let mut requests = Vec::with_capacity(range.len());
+        for seq in range.clone() {
+            tick.tick().await;
+            let (http, addr, admin, sent) = (http.clone(), addr.clone(), admin.clone(), sent.clone());
+            let lead = agents[seq % agents.len()].1;
+            let via_webhook = a.webhook;
+            let from = phone(seq % agents.len());
+            requests.push(tokio::spawn(async move {
+                let request = if via_webhook {
+                    let (body, sig) = webhook(&from, &format!("b{seq}"), &format!("wamid.live.{seq}"));
+                    http.post(format!("http://{addr}/webhooks/whatsapp"))
+                        .header("content-type", "application/json")
+                        .header("x-hub-signature-256", sig)
+                        .body(body)
+                } else {
+                    http.patch(format!("http://{addr}/api/v1/leads/{lead}"))
+                        .bearer_auth(&admin)
+                        .json(&json!({"name": format!("b{seq}")}))
+                };
+                sent[seq].store(origin.elapsed().as_micros() as u64, Ordering::Relaxed);
+                let r = request.send().await;
+                r.map(|r| r.status().is_success()).unwrap_or(false)
+            }));
+        }
+        let mut phase_ok = 0;
+        for r in requests {
+            phase_ok += usize::from(r.await.unwrap_or(false));
+        }
+        if phase == "steady" {
+            (ok, produced) = (phase_ok, t.elapsed());
+        }
+        // Let the phase's frames arrive (or give up after a while) before the next one.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let seen = || agent_lat.lock().expect("lock").iter().filter(|(_, _, s)| range.contains(s)).count();
+        while seen() < phase_ok && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let produced = t.elapsed();
-    tokio::time::sleep(Duration::from_secs(3)).await;
     for r in &readers {
         r.abort();
     }
     for r in readers {
         let _ = r.await;
     }
-    let mut ag = agent_lat.lock().expect("lock").clone();
-    let mut ad = admin_lat.lock().expect("lock").clone();
-    ag.sort_unstable();
-    ad.sort_unstable();
+    let agent_lat = agent_lat.lock().expect("lock").clone();
+    let admin_lat = admin_lat.lock().expect("lock").clone();
+    if let Ok(path) = std::env::var("SB_LIVE_TRACE") {
+        // "sent_at_us latency_us" per agent frame of the steady phase: when slow ones happen.
+        let lines: Vec<String> =
+            agent_lat.iter().filter(|(_, _, s)| *s >= warm).map(|(l, at, _)| format!("{at} {l}")).collect();
+        std::fs::write(path, lines.join("\n")).expect("trace file");
+    }
+    let sorted = |v: &[(u64, u64, usize)], steady: bool| {
+        let mut l: Vec<u64> = v.iter().filter(|(_, _, s)| (*s >= warm) == steady).map(|(l, _, _)| *l).collect();
+        l.sort_unstable();
+        l
+    };
     println!(
         "latency: {ok}/{total} {} ok in {:.1} s ({:.0}/s), {} agent sockets + 1 admin",
         if a.webhook { "webhooks" } else { "PATCHes" },
@@ -400,6 +433,19 @@ async fn main() {
         ok as f64 / produced.as_secs_f64(),
         agents.len()
     );
+    if warm > 0 {
+        let (ag, ad) = (sorted(&agent_lat, false), sorted(&admin_lat, false));
+        println!(
+            "  warm-up, each agent's first message (creates the chat): n={}/{} p50 {:.1} ms p99 {:.1} ms (admin p50 {:.1} p99 {:.1})",
+            ag.len(),
+            warm,
+            percentile(&ag, 0.5),
+            percentile(&ag, 0.99),
+            percentile(&ad, 0.5),
+            percentile(&ad, 0.99)
+        );
+    }
+    let (ag, ad) = (sorted(&agent_lat, true), sorted(&admin_lat, true));
     println!(
         "  request -> frame, agents (own lead only): n={} p50 {:.1} ms p99 {:.1} ms",
         ag.len(),

@@ -252,6 +252,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         spawn_processor(&state, wake),
         tokio::spawn(journal::run_retention(state.clone())),
         tokio::spawn(crate::outbox::worker::run(state.clone(), state.outbox_wake.clone())),
+        tokio::spawn(state.db.clone().checkpoints(state.shutdown.clone())),
     ];
     spawn_live(&state, tail_tx);
     let app = router(state.clone());

@@ -72,6 +72,14 @@ macro_rules! on_tx {
 /// visible in commit order (a reader at cursor N never misses a smaller id committed later).
 pub const EVENT_LOCK_KEY: i64 = 0x5b_0001;
 
+/// How often [`Db::checkpoints`] checkpoints SQLite's write-ahead log.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// SQLite checkpoints on commit only when the log outgrows this many pages (4 KiB each), e.g.
+/// when background checkpoints cannot keep up.
+const WAL_BACKSTOP_PAGES: u32 = 16_000;
+/// How much of a SQLite database file is read through a memory map.
+const SQLITE_MMAP_BYTES: u64 = 1 << 30;
+
 impl Db {
     /// Connects to `url` (`sqlite://PATH` or `postgres://…`), creating a SQLite file if missing.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
@@ -84,10 +92,17 @@ impl Db {
             let opts = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
+                // Checkpoints run in the background (`checkpoints`); this is only the backstop.
+                .pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES.to_string())
+                // Pages are read from a memory map instead of a pread (and a copy) each.
+                .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string())
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new().max_connections(max).connect_with(opts).await?;
+            // No ping before each acquire (sqlx's default): a SQLite connection is a file in this
+            // process that cannot hang up, and the ping is a round trip to its worker thread.
+            let pool =
+                SqlitePoolOptions::new().max_connections(max).test_before_acquire(false).connect_with(opts).await?;
             Ok(Db::Sqlite(SqliteDb { pool, write: Arc::default() }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool =
@@ -145,6 +160,27 @@ impl Db {
             sqlx::query(&format!("ANALYZE {}", tables.join(", "))).execute(p).await?;
         }
         Ok(())
+    }
+
+    /// SQLite: copies the write-ahead log back into the database file every [`CHECKPOINT_EVERY`]
+    /// (a passive checkpoint: it neither waits for nor blocks readers and writers). Left to
+    /// SQLite, the commit that grows the log past 1,000 pages runs the checkpoint itself,
+    /// database-file fsync included, and whatever waits for that commit waits for it too (a
+    /// webhook's 200, a live event). Returns at once on PostgreSQL.
+    pub async fn checkpoints(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let Db::Sqlite(s) = self else { return };
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            let done: sqlx::Result<(i64, i64, i64)> =
+                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&s.pool).await;
+            match done {
+                Ok((busy, log, copied)) => tracing::trace!(busy, log, copied, "checkpoint"),
+                Err(e) => tracing::warn!(error = %e, "SQLite checkpoint failed"),
+            }
+        }
     }
 
     /// True when the database answers a trivial query.
@@ -212,56 +248,5 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, crate::error::Error> {
         None => Ok(50),
         Some(n) if n >= 1 => Ok(n.min(200)),
         Some(_) => Err(crate::error::Error::bad_request("invalid_limit", "limit must be at least 1")),
-    }
-}
-
-/// A JSON value bound as text: PostgreSQL type `json` (stored as written, only checked), SQLite
-/// `TEXT`. sqlx's `Json` binds `jsonb`, which PostgreSQL parses into its binary form even when
-/// the column is `json`; the event log is written once and read back whole, so it skips that.
-pub struct JsonText(pub String);
-
-impl JsonText {
-    pub fn new(v: &serde_json::Value) -> JsonText {
-        JsonText(v.to_string())
-    }
-}
-
-impl sqlx::Type<Postgres> for JsonText {
-    fn type_info() -> sqlx::postgres::PgTypeInfo {
-        // The `json` type's fixed OID.
-        sqlx::postgres::PgTypeInfo::with_oid(sqlx::postgres::types::Oid(114))
-    }
-}
-
-impl sqlx::Encode<'_, Postgres> for JsonText {
-    fn encode_by_ref(
-        &self,
-        buf: &mut sqlx::postgres::PgArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        // json's binary form is its text.
-        buf.extend_from_slice(self.0.as_bytes());
-        Ok(sqlx::encode::IsNull::No)
-    }
-}
-
-impl sqlx::Type<Sqlite> for JsonText {
-    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
-        <String as sqlx::Type<Sqlite>>::type_info()
-    }
-}
-
-impl<'q> sqlx::Encode<'q, Sqlite> for JsonText {
-    fn encode(
-        self,
-        args: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <String as sqlx::Encode<'q, Sqlite>>::encode(self.0, args)
-    }
-
-    fn encode_by_ref(
-        &self,
-        args: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <String as sqlx::Encode<'q, Sqlite>>::encode_by_ref(&self.0, args)
     }
 }

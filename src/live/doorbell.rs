@@ -145,7 +145,7 @@ mod tests {
             conversation_id: Some(conv),
             lead_id: None,
             user_id: None,
-            data: serde_json::Value::Null,
+            member: None,
             frame: "{}".into(),
         }
     }

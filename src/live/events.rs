@@ -66,7 +66,7 @@ pub async fn append(tx: &mut Tx, now: DateTime<Utc>, e: NewEvent) -> Result<i64>
         .bind(e.conversation_id)
         .bind(e.lead_id)
         .bind(e.user_id)
-        .bind(crate::db::JsonText::new(&e.data))
+        .bind(e.data.to_string())
         .bind(now)
         .fetch_one(c)
         .await)?;
@@ -125,7 +125,7 @@ impl Buffer {
                         .push_bind(e.conversation_id)
                         .push_bind(e.lead_id)
                         .push_bind(e.user_id)
-                        .push_bind(crate::db::JsonText::new(&e.data))
+                        .push_bind(e.data.to_string())
                         .push_bind(*now);
                 });
                 qb.build().execute(c).await.map(|r| r.rows_affected())
@@ -145,9 +145,32 @@ pub struct Event {
     pub conversation_id: Option<Uuid>,
     pub lead_id: Option<Uuid>,
     pub user_id: Option<Uuid>,
-    pub data: Value,
+    /// For `member.updated`: what sockets check about it (read from its data once).
+    pub member: Option<MemberChange>,
     /// `{"cursor":"<id>","type":"...","data":{...}}`, ready to send.
     pub frame: axum::extract::ws::Utf8Bytes,
+}
+
+/// What a `member.updated` event says that sockets act on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemberChange {
+    /// The member it is about.
+    pub id: Option<Uuid>,
+    /// `status` became `deactivated`.
+    pub deactivated: bool,
+    /// It changes more than presence (role, permissions, labels, status): what the member
+    /// may see may have changed.
+    pub beyond_presence: bool,
+}
+
+impl MemberChange {
+    fn of(data: &Value) -> MemberChange {
+        MemberChange {
+            id: data.get("id").and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok()),
+            deactivated: data.get("status").and_then(|s| s.as_str()) == Some("deactivated"),
+            beyond_presence: data.as_object().is_some_and(|o| o.keys().any(|k| k != "id" && k != "presence")),
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -159,12 +182,18 @@ struct EventRow {
     conversation_id: Option<Uuid>,
     lead_id: Option<Uuid>,
     user_id: Option<Uuid>,
-    data: sqlx::types::Json<Value>,
+    /// The JSON text as appended (a TEXT column on both backends).
+    data: String,
 }
 
 impl From<EventRow> for Event {
     fn from(r: EventRow) -> Event {
-        let frame = serde_json::json!({"cursor": r.id.to_string(), "type": r.kind, "data": r.data.0}).to_string();
+        // The frame is assembled around the stored text: appends write it with serde_json, so
+        // it is valid JSON, and parsing it only to print it again cost every event a tree of
+        // allocations. Only `member.updated` is read, for what sockets check.
+        let member = (r.kind == "member.updated")
+            .then(|| MemberChange::of(&serde_json::from_str(&r.data).unwrap_or(Value::Null)));
+        let frame = format!(r#"{{"cursor":"{}","type":{},"data":{}}}"#, r.id, Value::from(r.kind.as_str()), r.data);
         Event {
             id: r.id,
             workspace_id: r.workspace_id,
@@ -172,7 +201,7 @@ impl From<EventRow> for Event {
             conversation_id: r.conversation_id,
             lead_id: r.lead_id,
             user_id: r.user_id,
-            data: r.data.0,
+            member,
             frame: frame.into(),
         }
     }
@@ -207,4 +236,40 @@ pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64> {
             .await
             .map(|r| r.rows_affected()))?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(kind: &str, data: Value) -> EventRow {
+        EventRow {
+            id: 42,
+            workspace_id: Uuid::nil(),
+            kind: kind.to_owned(),
+            conversation_id: None,
+            lead_id: None,
+            user_id: None,
+            data: data.to_string(),
+        }
+    }
+
+    #[test]
+    fn frames_wrap_the_stored_text() {
+        let data = json!({"id": "x", "name": "Zoë \"Z\"", "n": [1, 2]});
+        let e = Event::from(row("lead.updated", data.clone()));
+        let frame: Value = serde_json::from_str(e.frame.as_str()).unwrap();
+        assert_eq!(frame, json!({"cursor": "42", "type": "lead.updated", "data": data}));
+        assert_eq!(e.member, None);
+    }
+
+    #[test]
+    fn member_changes_are_read_once() {
+        let me = Uuid::now_v7();
+        let presence = Event::from(row("member.updated", json!({"id": me, "presence": "away"})));
+        assert_eq!(presence.member, Some(MemberChange { id: Some(me), deactivated: false, beyond_presence: false }));
+        let gone = Event::from(row("member.updated", json!({"id": me, "status": "deactivated", "name": "A"})));
+        assert_eq!(gone.member, Some(MemberChange { id: Some(me), deactivated: true, beyond_presence: true }));
+    }
 }

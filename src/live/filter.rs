@@ -256,7 +256,7 @@ mod tests {
             conversation_id,
             lead_id,
             user_id,
-            data: serde_json::Value::Null,
+            member: None,
             frame: "{}".into(),
         }
     }

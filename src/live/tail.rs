@@ -201,7 +201,7 @@ mod tests {
             conversation_id: None,
             lead_id: None,
             user_id: None,
-            data: serde_json::Value::Null,
+            member: None,
             frame: "{}".into(),
         }
     }

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::{CurrentUser, credential};
 use crate::error::{Error, Result};
-use crate::live::events::{self, Event};
+use crate::live::events::{self, Event, MemberChange};
 use crate::live::filter::{self, Facts};
 use crate::live::tail::{PAGE, Tail};
 use crate::policy::Viewer;
@@ -248,8 +248,8 @@ async fn follow(
                 }
                 for e in batch.iter() {
                     cursor = e.id;
-                    if about(e, user.id) {
-                        if e.data.get("status").and_then(|s| s.as_str()) == Some("deactivated") {
+                    if let Some(change) = about(e, user.id) {
+                        if change.deactivated {
                             return Some((close::UNAUTHORIZED, "deactivated"));
                         }
                         if !refresh(st, token, &mut user, &mut viewer).await {
@@ -324,10 +324,8 @@ async fn next_batch<'t>(st: &AppState, t: &'t Tail, cursor: i64) -> Result<(Cow<
 }
 
 /// A `member.updated` about `me` that may change what they see (not just their presence).
-fn about(e: &Event, me: Uuid) -> bool {
-    e.kind == "member.updated"
-        && e.data.get("id").and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok()) == Some(me)
-        && e.data.as_object().is_some_and(|o| o.keys().any(|k| k != "id" && k != "presence"))
+fn about(e: &Event, me: Uuid) -> Option<&MemberChange> {
+    e.member.as_ref().filter(|m| m.id == Some(me) && m.beyond_presence)
 }
 
 #[cfg(test)]

@@ -305,11 +305,12 @@ on_both! {
         assert_eq!(accept(&app, inv["accept_token"].as_str().unwrap()).await.0, StatusCode::CREATED);
         app.json(Method::PATCH, &format!("/api/v1/members/{id}"), &admin, Some(json!({"permissions": {"view_unassigned": true}}))).await;
         app.post(&format!("/api/v1/members/{id}/deactivate"), &admin, json!({})).await;
-        let rows: Vec<(Option<uuid::Uuid>, sqlx::types::Json<Value>)> = switchboard::on_db!(&app.db, |p| sqlx::query_as(
+        // The log keeps each event's data as JSON text.
+        let rows: Vec<(Option<uuid::Uuid>, String)> = switchboard::on_db!(&app.db, |p| sqlx::query_as(
             "SELECT user_id, data FROM events WHERE type = 'member.updated' ORDER BY id").fetch_all(p).await).unwrap();
         let datas: Vec<Value> = rows.iter().map(|(u, d)| {
             assert!(u.is_none(), "member.updated is workspace-wide");
-            d.0.clone()
+            serde_json::from_str(d).unwrap()
         }).filter(|d: &Value| d["id"] == id.as_str()).collect();
         let statuses: Vec<&str> = datas.iter().map(|d| d["status"].as_str().unwrap()).collect();
         assert_eq!(statuses, ["invite_sent", "active", "active", "deactivated"]);
