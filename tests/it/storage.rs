@@ -35,6 +35,37 @@ async fn migrations_define_the_same_columns() {
     assert_eq!(lite_cols, pg_cols, "migrations/sqlite and migrations/postgres drifted apart");
 }
 
+/// SQLite: the background checkpointer copies committed pages from the write-ahead log into
+/// the database file, well before SQLite's own backstop (16,000 pages) would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_checkpoints_in_the_background() {
+    let t = TestDb::sqlite().await;
+    let file = t.url.strip_prefix("sqlite://").unwrap().to_owned();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let job = tokio::spawn(t.db.clone().checkpoints(shutdown));
+    let before = std::fs::metadata(&file).unwrap().len();
+    // ~2 MiB (about 500 pages) committed: in the log until a checkpoint copies it over.
+    let mut tx = t.db.begin().await.unwrap();
+    switchboard::on_tx!(&mut tx, |c| {
+        sqlx::query("CREATE TABLE ballast (b BLOB)").execute(&mut *c).await.unwrap();
+        for _ in 0..64 {
+            sqlx::query("INSERT INTO ballast VALUES (zeroblob(32768))").execute(&mut *c).await.unwrap();
+        }
+    });
+    tx.commit().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let size = std::fs::metadata(&file).unwrap().len();
+        if size >= before + (2 << 20) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no checkpoint: database file still {size} bytes");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    job.await.unwrap();
+}
+
 on_both! {
     async fn events_get_increasing_cursors(t: TestDb) {
         use switchboard::live::events::{append, NewEvent};
