@@ -273,7 +273,7 @@ impl TestApp {
     }
 }
 
-/// Polls `probe` until it yields a value, failing with `what` after 20 seconds.
+/// Polls `probe` until it yields a value, failing with `what` after 30 seconds.
 pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
