@@ -253,6 +253,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         tokio::spawn(journal::run_retention(state.clone())),
         tokio::spawn(crate::outbox::worker::run(state.clone(), state.outbox_wake.clone())),
         tokio::spawn(state.db.clone().checkpoints(state.shutdown.clone())),
+        tokio::spawn(state.db.clone().statistics(state.shutdown.clone())),
     ];
     spawn_live(&state, tail_tx);
     let app = router(state.clone());
@@ -285,7 +286,12 @@ fn spawn_processor(st: &AppState, wake: Arc<tokio::sync::Notify>) -> JoinHandle<
                 // Connections opened here are driven by this thread's runtime.
                 match Db::connect_sized(&st.config.db.database_url, PROCESSOR_CONNECTIONS).await {
                     Ok(db) => {
-                        journal::run_processor(st.with_db(db.clone()), wake).await;
+                        let st = st.with_db(db.clone());
+                        let mut processors = tokio::task::JoinSet::new();
+                        for _ in 0..PG_PROCESSORS {
+                            processors.spawn(journal::run_processor(st.clone(), wake.clone()));
+                        }
+                        processors.join_all().await;
                         db.close().await;
                     }
                     Err(e) => {
@@ -298,8 +304,14 @@ fn spawn_processor(st: &AppState, wake: Arc<tokio::sync::Notify>) -> JoinHandle<
     }
 }
 
-/// The PostgreSQL processor's own pool: its transaction, and a spare for a lookup outside it.
-const PROCESSOR_CONNECTIONS: u32 = 2;
+/// Processing transactions in flight at once on PostgreSQL. One processor spends most of its
+/// time waiting for the database to answer statement after statement; a second one works
+/// meanwhile. They take different journal rows (`SKIP LOCKED`) and lock the chats they work
+/// on first (`ingest::contact_keys`). SQLite has one writer, hence one processor.
+const PG_PROCESSORS: u32 = 2;
+
+/// The PostgreSQL processors' own pool: a transaction each, and a spare for a lookup outside.
+const PROCESSOR_CONNECTIONS: u32 = PG_PROCESSORS + 1;
 
 /// Runs `job` on a thread of its own with a single-threaded runtime; the handle resolves when
 /// it ends.

@@ -152,6 +152,42 @@ pub async fn process(
     Ok(out)
 }
 
+/// The contacts a journaled body is about, as lock keys: one per (receiving number, contact
+/// phone or WhatsApp user id) of its messages, echoes and statuses, sorted and without
+/// repeats. PostgreSQL processors (several per node, and one per node) lock these before
+/// processing, so that two transactions never work on one chat at once and never wait for each
+/// other's chats in opposite orders (a deadlock). A body that is not a webhook has none.
+pub fn contact_keys(body: &[u8]) -> Vec<i32> {
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else { return Vec::new() };
+    let mut keys = Vec::new();
+    for change in envelope.entry.iter().flat_map(|e| &e.changes) {
+        let v = &change.value;
+        let Some(number) = v.pointer("/metadata/phone_number_id").and_then(Value::as_str) else { continue };
+        let items = |list: &str, phone: &'static str, user: &'static str| {
+            v.get(list).and_then(Value::as_array).into_iter().flatten().filter_map(move |item| {
+                let id = item.get(phone).and_then(Value::as_str).and_then(crate::phone::normalize);
+                id.or_else(|| item.get(user).and_then(Value::as_str).map(str::to_owned))
+            })
+        };
+        let contacts = items("messages", "from", "from_user_id")
+            .chain(items("message_echoes", "to", "to_user_id"))
+            .chain(items("statuses", "recipient_id", "recipient_user_id"));
+        keys.extend(contacts.map(|contact| lock_key(number, &contact)));
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// FNV-1a of `number`, a separator and `contact`, folded to 32 bits: the same on every node.
+fn lock_key(number: &str, contact: &str) -> i32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in number.bytes().chain([0]).chain(contact.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h ^ (h >> 32)) as u32 as i32
+}
+
 async fn find_conversation(tx: &mut Tx, number: Uuid, lead: Uuid) -> Result<Option<ConvRow>> {
     Ok(on_tx!(tx, |c| sqlx::query_as(FIND_CONVERSATION).bind(number).bind(lead).fetch_optional(c).await)?)
 }
@@ -1023,7 +1059,29 @@ impl From<serde_json::Error> for Error {
 
 #[cfg(test)]
 mod tests {
-    use super::advance;
+    use super::{advance, contact_keys, lock_key};
+
+    #[test]
+    fn contact_keys_name_each_chat_once() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[
+            {"field":"messages","value":{"metadata":{"phone_number_id":"PN1"},
+              "messages":[{"from":"15551230001","id":"a"},{"from":"+1 555 123 0001","id":"b"},
+                          {"from_user_id":"US.123","id":"c"}],
+              "statuses":[{"id":"d","recipient_id":"15551230002","status":"read"}]}},
+            {"field":"smb_message_echoes","value":{"metadata":{"phone_number_id":"PN2"},
+              "message_echoes":[{"to":"15551230001","id":"e"}]}},
+            {"field":"account_update","value":{"event":"x"}}]}]}"#;
+        let mut expected = vec![
+            lock_key("PN1", "15551230001"),
+            lock_key("PN1", "US.123"),
+            lock_key("PN1", "15551230002"),
+            lock_key("PN2", "15551230001"),
+        ];
+        expected.sort_unstable();
+        assert_eq!(contact_keys(body), expected);
+        assert_ne!(lock_key("PN1", "15551230001"), lock_key("PN2", "15551230001"));
+        assert!(contact_keys(b"not json").is_empty());
+    }
 
     #[test]
     fn statuses_never_regress() {

@@ -264,6 +264,7 @@ pub async fn process_batch(st: &AppState) -> Result<usize> {
         tx.rollback().await?;
         return Ok(usize::from(process_next(st, rows.first().map(|r| r.0)).await?));
     }
+    lock_contacts(&mut tx, rows.iter().map(|r| r.1.as_slice())).await?;
     let now = st.clock.now();
     let mut batch = ingest::Batch::default();
     let mut outcomes = Vec::with_capacity(rows.len());
@@ -313,6 +314,7 @@ pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
     let row: Option<(Uuid, Vec<u8>, i64)> =
         on_tx!(&mut tx, |c| sqlx::query_as(claim_sql(st.db.backend())).bind(only).bind(1i64).fetch_optional(c).await)?;
     let Some((id, body, attempts)) = row else { return Ok(false) };
+    lock_contacts(&mut tx, std::iter::once(body.as_slice())).await?;
     let now = st.clock.now();
     let mut batch = ingest::Batch::default();
     let processed = async {
@@ -349,6 +351,19 @@ pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
             }
         }
     }
+}
+
+/// PostgreSQL: locks the chats that `bodies` are about (see [`ingest::contact_keys`]) for the
+/// rest of `tx`, all in one statement and in ascending key order. SQLite has one writer.
+async fn lock_contacts<'a>(tx: &mut crate::db::Tx, bodies: impl Iterator<Item = &'a [u8]>) -> Result<()> {
+    let crate::db::Tx::Postgres(t) = tx else { return Ok(()) };
+    let mut keys: Vec<i32> = bodies.flat_map(ingest::contact_keys).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if !keys.is_empty() {
+        sqlx::query("SELECT lock_contacts($1)").bind(&keys).execute(&mut **t).await?;
+    }
+    Ok(())
 }
 
 /// Marks processed rows done (one statement for all of them) or failed, and records which

@@ -385,6 +385,42 @@ on_both! {
         assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 1);
     }
 
+    async fn many_chats_at_once_lose_nothing(t: TestDb) {
+        // Twenty messages from each of six leads, posted all at once and interleaved: on
+        // PostgreSQL two processors take them in parallel batches. Every message is stored
+        // once, and each chat's counters and session summary count all twenty (a lost update
+        // between two transactions on one chat would count fewer).
+        let app = spawn_app(&t).await;
+        app.connect_number("100200300400600", "15550100100", false).await;
+        let phones: Vec<String> = (0..6).map(|i| format!("1555020000{i}")).collect();
+        for (i, phone) in phones.iter().enumerate() {
+            app.create_lead(&format!("Lead {i}"), &format!("+{phone}")).await;
+        }
+        let bodies: Vec<Vec<u8>> = (0..20)
+            .flat_map(|n| phones.iter().map(move |p| text_payload(&format!("wamid.many.{p}.{n}"), p, 1789300000 + n, "hi")))
+            .collect();
+        for status in futures_util::future::join_all(bodies.iter().map(|b| app.signed_webhook(b))).await {
+            assert_eq!(status, StatusCode::OK);
+        }
+        app.webhooks_processed().await;
+        assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 120);
+        let (_, convs) = app.get("/api/v1/conversations", &app.admin_token).await;
+        let convs = convs["conversations"].as_array().unwrap();
+        assert_eq!(convs.len(), 6);
+        assert!(convs.iter().all(|c| c["unread_count"] == 20), "{convs:?}");
+        let sessions: Vec<String> = on_db!(&t.db, |p| sqlx::query_scalar(
+            "SELECT CAST(data AS TEXT) FROM activities WHERE type = 'whatsapp_session'"
+        )
+        .fetch_all(p)
+        .await)
+        .unwrap();
+        assert_eq!(sessions.len(), 6, "one session per chat");
+        for s in sessions {
+            let s: Value = serde_json::from_str(&s).unwrap();
+            assert_eq!(s["messages_from_lead"], 20, "{s}");
+        }
+    }
+
     async fn only_leads_are_stored_unless_auto_import(t: TestDb) {
         let app = spawn_app(&t).await;
         let number = app.connect_number("100200300400600", "15550100100", false).await;
