@@ -174,18 +174,15 @@ impl Db {
     /// Every [`STATISTICS_EVERY`] it analyzes the tables of this schema that have at least
     /// [`STATISTICS_AFTER`] rows and twice as many as at their last `ANALYZE` (so a growing
     /// table is analyzed at ~500, ~1,000, ~2,000… rows; beyond that autovacuum's own rule,
-    /// 10 % of the rows changed, comes first). Updates do not count: they change no sizes. Autovacuum looks only once a minute, and until
-    /// then a prepared statement planned while its tables were empty keeps its plan: on a new
-    /// inbox, the lead lookup of every incoming message scanned all the workspace's contacts
-    /// (~1 ms at 2,000 leads, growing with them). `ANALYZE` also replaces such cached plans.
-    /// Returns at once on SQLite, which plans without statistics here.
+    /// 10 % of the rows changed, comes first). Updates do not count: they change no sizes.
+    /// Autovacuum looks only once a minute, and until then a prepared statement planned while
+    /// its tables were empty keeps its plan: on a new inbox, the lead lookup of every incoming
+    /// message scanned all the workspace's contacts (~1 ms at 2,000 leads, growing with them).
+    /// `ANALYZE` also replaces such cached plans. Returns at once on SQLite, which plans
+    /// without statistics here.
     pub async fn statistics(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let Db::Postgres(p) = self else { return };
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(STATISTICS_EVERY) => {}
-                _ = shutdown.wait_for(|stop| *stop) => return,
-            }
+        while pause(STATISTICS_EVERY, &mut shutdown).await {
             let stale: sqlx::Result<Vec<String>> = sqlx::query_scalar(
                 "SELECT quote_ident(s.relname) FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid \
                  WHERE s.schemaname = current_schema() AND s.n_live_tup >= GREATEST($1, 2 * c.reltuples)",
@@ -215,11 +212,7 @@ impl Db {
     /// webhook's 200, a live event). Returns at once on PostgreSQL.
     pub async fn checkpoints(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let Db::Sqlite(s) = self else { return };
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
-                _ = shutdown.wait_for(|stop| *stop) => return,
-            }
+        while pause(CHECKPOINT_EVERY, &mut shutdown).await {
             let done: sqlx::Result<(i64, i64, i64)> =
                 sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&s.pool).await;
             match done {
@@ -236,6 +229,14 @@ impl Db {
 
     pub async fn close(&self) {
         on_db!(self, |p| p.close().await)
+    }
+}
+
+/// Waits `period` for a periodic job; false (at once) when the server is stopping.
+async fn pause(period: Duration, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(period) => true,
+        _ = shutdown.wait_for(|stop| *stop) => false,
     }
 }
 

@@ -61,6 +61,33 @@ async fn sqlite_checkpoints_in_the_background() {
     job.await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_statistics_follow_young_tables() {
+    // A table that grew from nothing to 600 rows gets planner statistics within seconds
+    // (an explicit ANALYZE: `last_analyze`; autovacuum's own would be `last_autoanalyze`).
+    let t = TestDb::postgres().await;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let job = tokio::spawn(t.db.clone().statistics(shutdown));
+    let switchboard::db::Db::Postgres(pool) = &t.db else { unreachable!() };
+    sqlx::query("CREATE TABLE ballast (n INTEGER)").execute(pool).await.unwrap();
+    sqlx::query("INSERT INTO ballast SELECT generate_series(1, 600)").execute(pool).await.unwrap();
+    eventually("the young table is analyzed", || async {
+        let analyzed: Option<bool> = sqlx::query_scalar(
+            "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'ballast' AND schemaname = current_schema()",
+        )
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+        (analyzed == Some(true)).then_some(())
+    })
+    .await;
+    let rows: f32 =
+        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = 'ballast'").fetch_one(pool).await.unwrap();
+    assert_eq!(rows, 600.0, "the planner knows the table's size");
+    stop.send(true).unwrap();
+    job.await.unwrap();
+}
+
 on_both! {
     async fn events_get_increasing_cursors(t: TestDb) {
         use switchboard::live::events::{append, NewEvent};
