@@ -109,12 +109,8 @@ impl Db {
                 SqlitePoolOptions::new().max_connections(max).test_before_acquire(false).connect_with(opts).await?;
             Ok(Db::Sqlite(SqliteDb { pool, write: Arc::default() }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let opts = sqlx::postgres::PgConnectOptions::from_str(url)?.statement_cache_capacity(2000);
-            let pool = PgPoolOptions::new()
-                .max_connections(max)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(opts)
-                .await?;
+            let pool =
+                PgPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
             Ok(Db::Postgres(pool))
         } else {
             anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres://")
