@@ -152,15 +152,15 @@ pub async fn process(
     Ok(out)
 }
 
-/// The contacts a journaled body is about, as lock keys: one per (receiving number, contact
-/// phone or WhatsApp user id) of its messages, echoes and statuses, sorted and without
+/// The contacts journaled bodies are about, as lock keys: one per (receiving number, contact
+/// phone or WhatsApp user id) of their messages, echoes and statuses, sorted and without
 /// repeats. PostgreSQL processors (several per node, and one per node) lock these before
 /// processing, so that two transactions never work on one chat at once and never wait for each
 /// other's chats in opposite orders (a deadlock). A body that is not a webhook has none.
-pub fn contact_keys(body: &[u8]) -> Vec<i32> {
-    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else { return Vec::new() };
+pub fn contact_keys<'a>(bodies: impl IntoIterator<Item = &'a [u8]>) -> Vec<i32> {
     let mut keys = Vec::new();
-    for change in envelope.entry.iter().flat_map(|e| &e.changes) {
+    let envelopes = bodies.into_iter().filter_map(|b| serde_json::from_slice::<Envelope>(b).ok());
+    for change in envelopes.flat_map(|e| e.entry).flat_map(|e| e.changes) {
         let v = &change.value;
         let Some(number) = v.pointer("/metadata/phone_number_id").and_then(Value::as_str) else { continue };
         let items = |list: &str, phone: &'static str, user: &'static str| {
@@ -1078,9 +1078,9 @@ mod tests {
             lock_key("PN2", "15551230001"),
         ];
         expected.sort_unstable();
-        assert_eq!(contact_keys(body), expected);
+        assert_eq!(contact_keys([body.as_slice()]), expected);
         assert_ne!(lock_key("PN1", "15551230001"), lock_key("PN2", "15551230001"));
-        assert!(contact_keys(b"not json").is_empty());
+        assert!(contact_keys([b"not json".as_slice()]).is_empty());
     }
 
     #[test]

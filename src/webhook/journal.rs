@@ -381,9 +381,7 @@ pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
 /// rest of `tx`, all in one statement and in ascending key order. SQLite has one writer.
 async fn lock_contacts<'a>(tx: &mut crate::db::Tx, bodies: impl Iterator<Item = &'a [u8]>) -> Result<()> {
     let crate::db::Tx::Postgres(t) = tx else { return Ok(()) };
-    let mut keys: Vec<i32> = bodies.flat_map(ingest::contact_keys).collect();
-    keys.sort_unstable();
-    keys.dedup();
+    let keys = ingest::contact_keys(bodies);
     if !keys.is_empty() {
         sqlx::query("SELECT lock_contacts($1)").bind(&keys).execute(&mut **t).await?;
     }
