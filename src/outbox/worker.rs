@@ -18,7 +18,7 @@ use crate::db::Backend;
 use crate::error::Result;
 use crate::inbox::{conversations, messages};
 use crate::live::events::{self, NewEvent};
-use crate::webhook::ingest::apply_pending_statuses;
+use crate::webhook::ingest::{apply_pending_statuses, chat_key, lock_chats};
 use crate::{on_db, on_tx};
 
 /// Give up after this many attempts of one row.
@@ -193,6 +193,7 @@ async fn send(st: &AppState, job: Job) -> Result<()> {
         // Every send with a dead token would fail: wait for an admin to replace it.
         return retry_later(st, &job, "number needs a new access token", Duration::from_secs(60), false).await;
     }
+    let mut chat = None;
     let body = match job.kind.as_str() {
         "read" => json!({"messaging_product": "whatsapp", "status": "read", "message_id": job.payload.0["wamid"]}),
         _ => {
@@ -210,6 +211,7 @@ async fn send(st: &AppState, job: Job) -> Result<()> {
             if target.wamid.is_some() || target.status != "queued" {
                 return done(st, &job).await;
             }
+            chat = chat_key(&number.phone_number_id, target.contact_phone.as_deref(), target.contact_bsuid.as_deref());
             message_body(message_id, &target)
         }
     };
@@ -217,7 +219,7 @@ async fn send(st: &AppState, job: Job) -> Result<()> {
     match st.graph.post_message(&number.phone_number_id, &number.access_token, &body).await {
         Ok(answer) => match job.kind.as_str() {
             "read" => done(st, &job).await,
-            _ => sent(st, &job, answer["messages"][0]["id"].as_str()).await,
+            _ => sent(st, &job, answer["messages"][0]["id"].as_str(), chat).await,
         },
         Err(CallError::Transport(e)) => {
             tracing::warn!(error = %e, "Graph API unreachable; retrying");
@@ -266,10 +268,14 @@ async fn retry_later(st: &AppState, job: &Job, why: &str, after: Duration, count
     Ok(())
 }
 
-async fn sent(st: &AppState, job: &Job, wamid: Option<&str>) -> Result<()> {
+/// Records the wamid Meta gave a message. The chat is locked first, as webhook processing
+/// locks it: a status webhook for this wamid processed at the same moment either sees the wamid
+/// or is seen by `apply_pending_statuses` here, never neither (it would be kept unapplied).
+async fn sent(st: &AppState, job: &Job, wamid: Option<&str>, chat: Option<i32>) -> Result<()> {
     let Some(message_id) = job.message_id else { return done(st, job).await };
     let now = st.clock.now();
     let mut tx = st.db.begin().await?;
+    lock_chats(&mut tx, chat.as_slice()).await?;
     on_tx!(&mut tx, |c| sqlx::query(
         "UPDATE messages SET wamid = $1, status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, \
          sent_at = COALESCE(sent_at, $2) WHERE id = $3"

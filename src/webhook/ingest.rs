@@ -179,6 +179,26 @@ pub fn contact_keys<'a>(bodies: impl IntoIterator<Item = &'a [u8]>) -> Vec<i32> 
     keys
 }
 
+/// PostgreSQL: locks the chats with these keys (from [`contact_keys`] or [`chat_key`], sorted)
+/// for the rest of `tx`, in one statement and in ascending order. Take them first in a
+/// transaction, before anything that waits for other transactions (rows, the event log).
+/// SQLite has one writer, so nothing to do there.
+pub async fn lock_chats(tx: &mut Tx, keys: &[i32]) -> Result<()> {
+    if let Tx::Postgres(t) = tx
+        && !keys.is_empty()
+    {
+        sqlx::query("SELECT lock_contacts($1)").bind(keys).execute(&mut **t).await?;
+    }
+    Ok(())
+}
+
+/// The lock key of one stored chat: its number's `phone_number_id` and the contact's phone
+/// (else its WhatsApp user id), as Meta's payloads name them for [`contact_keys`].
+pub fn chat_key(phone_number_id: &str, contact_phone: Option<&str>, contact_bsuid: Option<&str>) -> Option<i32> {
+    let contact = contact_phone.and_then(crate::phone::normalize).or_else(|| contact_bsuid.map(str::to_owned))?;
+    Some(lock_key(phone_number_id, &contact))
+}
+
 /// FNV-1a of `number`, a separator and `contact`, folded to 32 bits: the same on every node.
 fn lock_key(number: &str, contact: &str) -> i32 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

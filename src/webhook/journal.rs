@@ -378,12 +378,10 @@ pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
 }
 
 /// PostgreSQL: locks the chats that `bodies` are about (see [`ingest::contact_keys`]) for the
-/// rest of `tx`, all in one statement and in ascending key order. SQLite has one writer.
+/// rest of `tx`. SQLite has one writer.
 async fn lock_contacts<'a>(tx: &mut crate::db::Tx, bodies: impl Iterator<Item = &'a [u8]>) -> Result<()> {
-    let crate::db::Tx::Postgres(t) = tx else { return Ok(()) };
-    let keys = ingest::contact_keys(bodies);
-    if !keys.is_empty() {
-        sqlx::query("SELECT lock_contacts($1)").bind(&keys).execute(&mut **t).await?;
+    if tx.backend() == Backend::Postgres {
+        ingest::lock_chats(tx, &ingest::contact_keys(bodies)).await?;
     }
     Ok(())
 }

@@ -27,7 +27,12 @@ pub struct FakeGraph {
     pub seen: Arc<Mutex<Vec<Seen>>>,
     pub script: Arc<Mutex<VecDeque<(u16, Value)>>>,
     pub url: String,
+    /// When set, each send's wamid is handed here and its answer waits for the go-ahead.
+    pub hold: Arc<Mutex<Option<Held>>>,
 }
+
+/// A send held by the fake Graph API: its wamid, and the go-ahead to answer with it.
+pub type Held = tokio::sync::mpsc::UnboundedSender<(String, tokio::sync::oneshot::Sender<()>)>;
 
 async fn graph_post(
     State(g): State<FakeGraph>,
@@ -46,6 +51,13 @@ async fn graph_post(
         seen.len()
     };
     let scripted = g.script.lock().unwrap().pop_front();
+    let hold = g.hold.lock().unwrap().clone();
+    if let (None, None, Some(hold)) = (&scripted, body.0.get("status"), hold) {
+        let (go, wait) = tokio::sync::oneshot::channel();
+        if hold.send((format!("wamid.fake.{n}"), go)).is_ok() {
+            let _ = wait.await;
+        }
+    }
     match scripted {
         Some((status, answer)) => (AxStatus::from_u16(status).unwrap(), axum::Json(answer)),
         None if body.0.get("status").is_some() => (AxStatus::OK, axum::Json(json!({"success": true}))),
@@ -95,6 +107,12 @@ impl FakeGraph {
     pub fn then(&self, status: u16, answer: Value) -> &Self {
         self.script.lock().unwrap().push_back((status, answer));
         self
+    }
+    /// From now on, each send waits before answering: the receiver gets its wamid and a go-ahead.
+    pub fn hold_sends(&self) -> tokio::sync::mpsc::UnboundedReceiver<(String, tokio::sync::oneshot::Sender<()>)> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.hold.lock().unwrap() = Some(tx);
+        rx
     }
     pub fn requests(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
@@ -182,6 +200,31 @@ on_both! {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         let (status, _) = app.post(&format!("/api/v1/conversations/{conv}/messages"), &app.admin_token, json!({"type": "text", "text": ""})).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    async fn a_status_that_races_its_send_is_applied(t: TestDb) {
+        // Meta can deliver a status webhook before the send's answer has been recorded; the two
+        // are processed at the same moment. Each status must end up on its message.
+        let graph = FakeGraph::start().await;
+        let (app, conv, _) = inbox_with_open_chat(&t, &graph).await;
+        let mut held = graph.hold_sends();
+        for i in 0..20 {
+            let (status, _) = app.post(&format!("/api/v1/conversations/{conv}/messages"), &app.admin_token,
+                json!({"type": "text", "text": format!("reply {i}")})).await;
+            assert_eq!(status, StatusCode::ACCEPTED);
+        }
+        for _ in 0..20 {
+            let (wamid, go) = held.recv().await.expect("a held send");
+            let delivered = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550100100", "phone_number_id": "100200300400600"},
+                "statuses": [{"id": wamid, "status": "delivered", "timestamp": app.clock.now().timestamp().to_string(), "recipient_id": "15550100111"}]}}]}]});
+            assert_eq!(app.signed_webhook(&serde_json::to_vec(&delivered).unwrap()).await, StatusCode::OK);
+            go.send(()).unwrap();
+        }
+        eventually("every reply delivered", || async {
+            (app.count("SELECT COUNT(*) FROM messages WHERE direction = 'out' AND status = 'delivered'").await == 20)
+                .then_some(())
+        }).await;
     }
 
     async fn rate_limits_are_retried_and_permanent_errors_fail(t: TestDb) {
