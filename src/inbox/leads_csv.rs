@@ -48,7 +48,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -57,6 +57,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use tokio::task::JoinHandle;
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -335,6 +336,15 @@ impl Outcome {
             self.errors.push(LineError { line, message });
         }
     }
+
+    /// Adds a batch's outcome.
+    fn merge(&mut self, batch: Outcome) {
+        self.created += batch.created;
+        self.updated += batch.updated;
+        let room = MAX_ERRORS.saturating_sub(self.errors.len());
+        self.errors.extend(batch.errors.into_iter().take(room));
+        self.error_count += batch.error_count;
+    }
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<()> {
@@ -390,11 +400,12 @@ pub async fn import(
         Err(e) => return Err(header_error(format!("unreadable header row: {e}"))),
     };
     let dir = Directory::load(&st.db, user.workspace_id).await?;
+    let header = Arc::new(header);
     let mut out = Outcome::default();
+    let mut writer = Writer::default();
     let mut batch: Vec<Row> = Vec::with_capacity(BATCH);
     let mut phones: HashSet<String> = HashSet::with_capacity(BATCH);
     let mut record = csv::StringRecord::new();
-    let mut stats = Statistics::default();
     loop {
         match reader.read_record(&mut record) {
             Ok(false) => break,
@@ -405,15 +416,14 @@ pub async fn import(
                         // A phone already waiting in this batch: write the batch first, so
                         // the later row updates what the earlier one created.
                         if phones.contains(&row.phone) {
-                            flush(&st, &user, &header, &mut batch, &mut out).await?;
+                            writer.send(&st, &user, &header, &mut batch, &mut out).await?;
                             phones.clear();
                         }
                         phones.insert(row.phone.clone());
                         batch.push(row);
                         if batch.len() >= BATCH {
-                            flush(&st, &user, &header, &mut batch, &mut out).await?;
+                            writer.send(&st, &user, &header, &mut batch, &mut out).await?;
                             phones.clear();
-                            stats.after_batch(&st.db, out.created, false).await;
                         }
                     }
                     Err(message) => out.error(line, message),
@@ -428,8 +438,8 @@ pub async fn import(
             }
         }
     }
-    flush(&st, &user, &header, &mut batch, &mut out).await?;
-    stats.after_batch(&st.db, out.created, true).await;
+    writer.send(&st, &user, &header, &mut batch, &mut out).await?;
+    writer.finish(&st, &mut out).await?;
     out.errors.sort_by_key(|e| e.line);
     tracing::info!(created = out.created, updated = out.updated, errors = out.error_count, "leads imported");
     Ok(Json(json!({
@@ -440,43 +450,108 @@ pub async fn import(
     })))
 }
 
+/// Writes the batches of an import one after another, each while the rows of the next are
+/// read and checked: at most one batch is in flight, and a batch starts only after the one
+/// before it has committed (so a phone repeated in the file finds the lead its earlier row
+/// created).
+#[derive(Default)]
+struct Writer {
+    inflight: Option<JoinHandle<Result<Outcome>>>,
+    statistics: Statistics,
+}
+
+impl Writer {
+    /// Waits for the batch in flight, then starts writing `batch` (emptying it).
+    async fn send(
+        &mut self,
+        st: &AppState,
+        user: &CurrentUser,
+        h: &Arc<Header>,
+        batch: &mut Vec<Row>,
+        out: &mut Outcome,
+    ) -> Result<()> {
+        self.wait(st, out).await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::replace(batch, Vec::with_capacity(BATCH));
+        let (st, user, h) = (st.clone(), user.clone(), h.clone());
+        self.inflight = Some(tokio::spawn(async move {
+            let mut out = Outcome::default();
+            flush(&st, &user, &h, rows, &mut out).await.map(|()| out)
+        }));
+        Ok(())
+    }
+
+    /// Waits for the batch in flight and adds its outcome to `out`.
+    async fn wait(&mut self, st: &AppState, out: &mut Outcome) -> Result<()> {
+        let Some(batch) = self.inflight.take() else { return Ok(()) };
+        let written = batch.await.map_err(|e| Error::internal(format!("import batch: {e}")))??;
+        out.merge(written);
+        self.statistics.after_batch(&st.db, out.created);
+        Ok(())
+    }
+
+    /// Waits for the last batch and brings the planner's statistics up to date.
+    async fn finish(&mut self, st: &AppState, out: &mut Outcome) -> Result<()> {
+        self.wait(st, out).await?;
+        self.statistics.finish(&st.db, out.created).await;
+        Ok(())
+    }
+}
+
 /// Keeps the planner's statistics in step with a large import (see
 /// [`Db::refresh_statistics`]): refreshed whenever the leads created since the last refresh
 /// reach [`REFRESH_AFTER`] and as many as were created before it (so a few times per import,
-/// geometrically), and once more at the end.
+/// geometrically), in the background while the next batches are written, and once more at
+/// the end.
 #[derive(Default)]
 struct Statistics {
     refreshed_at: u64,
+    running: Option<JoinHandle<()>>,
 }
 
 /// Leads created before the planner's statistics are first refreshed. `ANALYZE` samples a
 /// bounded number of rows, so even at 100k leads a refresh takes a small fraction of a second.
 pub const REFRESH_AFTER: u64 = 1000;
 
+const IMPORTED_TABLES: [&str; 4] = ["leads", "lead_identities", "lead_groups", "lead_facts"];
+
 impl Statistics {
-    async fn after_batch(&mut self, db: &Db, created: u64, last: bool) {
+    fn after_batch(&mut self, db: &Db, created: u64) {
         let fresh = created - self.refreshed_at;
-        if fresh < REFRESH_AFTER || (!last && fresh < self.refreshed_at) {
+        if fresh < REFRESH_AFTER || fresh < self.refreshed_at || self.running.as_ref().is_some_and(|r| !r.is_finished())
+        {
             return;
         }
         self.refreshed_at = created;
-        let tables = ["leads", "lead_identities", "lead_groups", "lead_facts"];
-        if let Err(e) = db.refresh_statistics(&tables).await {
-            // Only plans suffer; autovacuum will catch up.
-            tracing::warn!(error = %e, "refreshing planner statistics after an import batch failed");
+        let db = db.clone();
+        self.running = Some(tokio::spawn(async move { refresh(&db).await }));
+    }
+
+    async fn finish(&mut self, db: &Db, created: u64) {
+        if let Some(running) = self.running.take() {
+            let _ = running.await;
+        }
+        if created - self.refreshed_at >= REFRESH_AFTER {
+            refresh(db).await;
         }
     }
 }
 
-/// Writes a batch of validated rows in one transaction.
-async fn flush(st: &AppState, user: &CurrentUser, h: &Header, batch: &mut Vec<Row>, out: &mut Outcome) -> Result<()> {
-    if batch.is_empty() {
-        return Ok(());
+async fn refresh(db: &Db) {
+    if let Err(e) = db.refresh_statistics(&IMPORTED_TABLES).await {
+        // Only plans suffer; autovacuum will catch up.
+        tracing::warn!(error = %e, "refreshing planner statistics during an import failed");
     }
+}
+
+/// Writes a batch of validated rows in one transaction.
+async fn flush(st: &AppState, user: &CurrentUser, h: &Header, mut batch: Vec<Row>, out: &mut Outcome) -> Result<()> {
     let ws = user.workspace_id;
     let now = st.clock.now();
     let mut tx = st.db.begin().await?;
-    let mut existing = existing_by_phone(&mut tx, ws, batch).await?;
+    let mut existing = existing_by_phone(&mut tx, ws, &batch).await?;
     let mut creates: Vec<(u64, Lead)> = Vec::new();
     let mut changes = Changes::default();
     for row in batch.drain(..) {
@@ -515,29 +590,13 @@ async fn existing_by_phone(tx: &mut Tx, ws: Uuid, batch: &[Row]) -> Result<HashM
         qb.build_query_as().persistent(false).fetch_all(c).await
     })?;
     let mut leads: HashMap<Uuid, Lead> = found.into_iter().map(|l| (l.id, l)).collect();
-    if !leads.is_empty() {
-        let pairs: Vec<(Uuid, Uuid)> = on_tx!(tx, |c| {
-            let mut qb = sqlx::QueryBuilder::new("SELECT lead_id, group_id FROM lead_groups WHERE lead_id IN (");
-            let mut sep = qb.separated(", ");
-            for id in leads.keys() {
-                sep.push_bind(*id);
-            }
-            qb.push(")");
-            qb.build_query_as().persistent(false).fetch_all(c).await
-        })?;
-        for (lead, group) in pairs {
-            if let Some(l) = leads.get_mut(&lead) {
-                l.group_ids.push(group);
-            }
+    let ids: Vec<Uuid> = leads.keys().copied().collect();
+    for (lead, groups) in leads::group_ids_in(tx, &ids).await? {
+        if let Some(l) = leads.get_mut(&lead) {
+            l.group_ids = groups;
         }
     }
-    Ok(leads
-        .into_values()
-        .filter_map(|mut l| {
-            l.group_ids.sort();
-            Some((l.phone.clone()?, l))
-        })
-        .collect())
+    Ok(leads.into_values().filter_map(|l| Some((l.phone.clone()?, l))).collect())
 }
 
 type RowError = (u64, String);
@@ -894,7 +953,7 @@ impl Export {
         let Some(last) = page.last() else { return Ok(None) };
         self.after = (last.created_at, last.id);
         let ids: Vec<Uuid> = page.iter().map(|l| l.id).collect();
-        let mut groups = group_ids(&self.db, &ids).await?;
+        let mut groups = leads::group_ids(&self.db, &ids).await?;
         for l in &mut page {
             l.group_ids = groups.remove(&l.id).unwrap_or_default();
         }
@@ -921,24 +980,6 @@ impl Export {
         }
         Ok(Some(Bytes::from(w.into_inner().map_err(|e| Error::internal(e.to_string()))?)))
     }
-}
-
-/// Group ids of each lead (as `leads::group_ids`, but planned per call: see `existing_by_phone`).
-async fn group_ids(db: &Db, leads: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
-    let rows: Vec<(Uuid, Uuid)> = on_db!(db, |p| {
-        let mut qb = sqlx::QueryBuilder::new("SELECT lead_id, group_id FROM lead_groups WHERE lead_id IN (");
-        let mut sep = qb.separated(", ");
-        for id in leads {
-            sep.push_bind(*id);
-        }
-        qb.push(")");
-        qb.build_query_as().persistent(false).fetch_all(p).await
-    })?;
-    let mut map: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for (lead, group) in rows {
-        map.entry(lead).or_default().push(group);
-    }
-    Ok(map)
 }
 
 fn csv_error(e: csv::Error) -> Error {
