@@ -2,6 +2,8 @@
 
 use std::collections::BTreeSet;
 
+use uuid::Uuid;
+
 use crate::on_both;
 use crate::support::*;
 
@@ -59,6 +61,27 @@ async fn sqlite_checkpoints_in_the_background() {
     .await;
     stop.send(true).unwrap();
     job.await.unwrap();
+}
+
+/// SQLite: an incoming message's contact is found by probing the identities' primary key for
+/// its phone and user ids, not by reading every identity of the workspace (which SQLite did
+/// for the lookup's `OR` of (kind, value) pairs: per message, a scan growing with the leads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_finds_a_contact_by_key() {
+    let t = TestDb::sqlite().await;
+    let switchboard::db::Db::Sqlite(s) = &t.db else { unreachable!() };
+    let plan: Vec<(i64, i64, i64, String)> =
+        sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", switchboard::webhook::ingest::FIND_LEAD))
+            .bind(Uuid::new_v4())
+            .bind("15550100111")
+            .bind("US.1")
+            .bind("US.P")
+            .bind(Uuid::new_v4())
+            .fetch_all(&s.pool)
+            .await
+            .unwrap();
+    let identities = plan.iter().map(|r| r.3.as_str()).find(|d| d.contains(" li ")).expect("a step for li");
+    assert!(identities.contains("(workspace_id=? AND kind=? AND value=?)"), "{plan:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
