@@ -77,8 +77,21 @@ const CLAIM_PG: &str = "UPDATE outbox SET claimed_until = $1, attempts = attempt
      ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
     RETURNING id, workspace_id, number_id, message_id, kind, payload, attempts";
 
+/// Whether any row is due: a read, so an idle outbox polls without writing.
+const DUE: &str = "SELECT EXISTS (SELECT 1 FROM outbox WHERE state = 'pending' AND due_at <= $1 \
+    AND (claimed_until IS NULL OR claimed_until < $1))";
+
 async fn claim(st: &AppState) -> Result<Option<Job>> {
     let now = st.clock.now();
+    // The claim is a write. On SQLite every write queues for the one write lock, and one that
+    // bypasses the queue meets the others in SQLite's busy handler, which sleeps between tries
+    // (so a webhook commit could wait milliseconds for a lock already free): take the queue,
+    // and only when there is something to claim.
+    let due: bool = on_db!(&st.db, |p| sqlx::query_scalar(DUE).bind(now).fetch_one(p).await)?;
+    if !due {
+        return Ok(None);
+    }
+    let _write = st.db.lock_writes().await;
     let sql = match st.db.backend() {
         Backend::Sqlite => CLAIM_SQLITE,
         Backend::Postgres => CLAIM_PG,
@@ -245,6 +258,7 @@ fn backoff(attempts: i64) -> Duration {
 }
 
 async fn done(st: &AppState, job: &Job) -> Result<()> {
+    let _write = st.db.lock_writes().await;
     on_db!(&st.db, |p| sqlx::query("UPDATE outbox SET state = 'done', claimed_until = NULL WHERE id = $1")
         .bind(job.id)
         .execute(p)
@@ -255,6 +269,7 @@ async fn done(st: &AppState, job: &Job) -> Result<()> {
 
 async fn retry_later(st: &AppState, job: &Job, why: &str, after: Duration, counted: bool) -> Result<()> {
     let due = st.clock.now() + chrono::Duration::from_std(after).unwrap_or_default();
+    let _write = st.db.lock_writes().await;
     on_db!(&st.db, |p| sqlx::query(
         "UPDATE outbox SET due_at = $1, claimed_until = NULL, last_error = $2, attempts = attempts - $3 WHERE id = $4"
     )

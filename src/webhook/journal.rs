@@ -3,7 +3,7 @@
 //! start, so a crash between the 200 and processing loses nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -55,7 +55,7 @@ impl Journal {
         let (tx, rx) = mpsc::channel(QUEUE);
         let wake = Arc::new(Notify::new());
         let queued = Arc::new(AtomicUsize::new(0));
-        let flood = Arc::new(Flood { at: AtomicU64::new(0), epoch: Instant::now() });
+        let flood = Arc::new(Flood::new());
         // PostgreSQL commits concurrently (and groups the WAL flushes): two writers keep a
         // commit in flight while the other one waits. SQLite has one writer.
         let writers = if db.backend() == Backend::Postgres { 2 } else { 1 };
@@ -71,12 +71,10 @@ impl Journal {
         (Journal { tx, wake, queued, flood }, handle)
     }
 
-    /// True while webhooks queue up for the journal (a commit of [`FLOOD_BATCH`] rows within
-    /// [`FLOOD_QUIET`]).
+    /// True while webhooks queue up for the journal ([`FLOOD_STREAK`] commits in a row that
+    /// each started with [`FLOOD_BATCH`] waiting, the last within [`FLOOD_QUIET`]).
     pub fn flooded(&self) -> bool {
-        let f = &self.flood;
-        let at = f.at.load(Ordering::Relaxed);
-        at > 0 && f.now_ms().saturating_sub(at) < FLOOD_QUIET.as_millis() as u64
+        self.flood.active()
     }
 
     /// Should a processing transaction that did `worked` of work end now, to let waiting
@@ -113,6 +111,10 @@ impl Journal {
 /// during one processing slice. Counted over all writers (PostgreSQL has two, each taking part
 /// of the queue).
 const FLOOD_BATCH: usize = 48;
+/// A flood is that many such commits in a row. One alone is a burst (a client's hiccup, or a
+/// commit that waited for a processing slice), which the next commit clears: counting it as a
+/// flood held processing back for 100 ms and more at a steady 1,000 webhooks/s.
+const FLOOD_STREAK: u32 = 3;
 /// The flood is over when no such commit happened for this long.
 const FLOOD_QUIET: Duration = Duration::from_millis(100);
 /// While webhooks wait to be journaled, a processing transaction (SQLite: it holds the one
@@ -123,20 +125,33 @@ const SLICE: Duration = Duration::from_millis(20);
 const MAX_DEFER: Duration = Duration::from_secs(1);
 
 struct Flood {
-    /// When the last commit that started with [`FLOOD_BATCH`] or more webhooks waiting happened
-    /// (ms since `epoch`; 0: never).
+    /// When the last commit that started with [`FLOOD_BATCH`] or more webhooks waiting, the
+    /// last of a streak of [`FLOOD_STREAK`], happened (ms since `epoch`; 0: never).
     at: AtomicU64,
+    /// Such commits in a row, up to now.
+    streak: AtomicU32,
     epoch: Instant,
 }
 
 impl Flood {
+    fn new() -> Flood {
+        Flood { at: AtomicU64::new(0), streak: AtomicU32::new(0), epoch: Instant::now() }
+    }
+
+    fn active(&self) -> bool {
+        let at = self.at.load(Ordering::Relaxed);
+        at > 0 && self.now_ms().saturating_sub(at) < FLOOD_QUIET.as_millis() as u64
+    }
+
     fn now_ms(&self) -> u64 {
         (self.epoch.elapsed().as_millis() as u64).max(1)
     }
 
     /// A commit that started with `waiting` webhooks not yet committed succeeded.
     fn arrived(&self, waiting: usize) {
-        if waiting >= FLOOD_BATCH {
+        if waiting < FLOOD_BATCH {
+            self.streak.store(0, Ordering::Relaxed);
+        } else if self.streak.fetch_add(1, Ordering::Relaxed) + 1 >= FLOOD_STREAK {
             self.at.store(self.now_ms(), Ordering::Relaxed);
         }
     }
@@ -566,4 +581,23 @@ pub async fn replay(State(st): State<AppState>, user: CurrentUser, Path(id): Pat
     let _ = process_next(&st, Some(id)).await;
     let (row, _) = load(&st, &user, id).await?;
     Ok(Json(row.to_json()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FLOOD_BATCH, Flood};
+
+    #[test]
+    fn a_burst_is_not_a_flood_but_a_streak_is() {
+        let f = Flood::new();
+        f.arrived(FLOOD_BATCH * 4);
+        f.arrived(3);
+        f.arrived(FLOOD_BATCH);
+        assert!(!f.active(), "single large commits between small ones");
+        f.arrived(FLOOD_BATCH);
+        f.arrived(FLOOD_BATCH + 1);
+        assert!(f.active(), "three in a row");
+        f.arrived(1);
+        assert!(f.active(), "it lasts until quiet");
+    }
 }
