@@ -151,7 +151,7 @@ impl Flood {
     fn arrived(&self, waiting: usize) {
         if waiting < FLOOD_BATCH {
             self.streak.store(0, Ordering::Relaxed);
-        } else if self.streak.fetch_add(1, Ordering::Relaxed) + 1 >= FLOOD_STREAK {
+        } else if self.streak.fetch_add(1, Ordering::Relaxed).saturating_add(1) >= FLOOD_STREAK {
             self.at.store(self.now_ms(), Ordering::Relaxed);
         }
     }
