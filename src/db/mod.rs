@@ -10,6 +10,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Postgres, Sqlite, Transaction};
 
+mod links;
+pub use links::{Links, linked, linked_in};
+
 /// A connection pool on one of the two backends.
 #[derive(Clone, Debug)]
 pub enum Db {

@@ -137,27 +137,10 @@ pub async fn json_in(tx: &mut crate::db::Tx, id: Uuid) -> Result<Value> {
     Ok(c.to_json())
 }
 
-/// Label ids of each conversation, in one query.
+/// Label ids of each conversation (sorted), in one query.
 pub async fn label_ids(db: &Db, convs: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
-    if convs.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(Uuid, Uuid)> = on_db!(db, |p| {
-        let mut qb = sqlx::QueryBuilder::new(
-            "SELECT conversation_id, label_id FROM conversation_labels WHERE conversation_id IN (",
-        );
-        let mut sep = qb.separated(", ");
-        for id in convs {
-            sep.push_bind(*id);
-        }
-        qb.push(") ORDER BY label_id");
-        qb.build_query_as().fetch_all(p).await
-    })?;
-    let mut map: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for (c, l) in rows {
-        map.entry(c).or_default().push(l);
-    }
-    Ok(map)
+    let labels = crate::db::Links { table: "conversation_labels", from: "conversation_id", to: "label_id" };
+    Ok(crate::db::linked(db, labels, convs).await?)
 }
 
 #[derive(Deserialize)]

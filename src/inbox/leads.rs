@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::CurrentUser;
-use crate::db::{Db, Tx, cursor, page_limit};
+use crate::db::{Db, Links, Tx, cursor, page_limit};
 use crate::error::{DbResultExt, Error, Result};
 use crate::extract::{Json, Path, Query};
 use crate::inbox::{parse_bool, parse_id};
@@ -76,61 +76,16 @@ pub async fn load_tx(tx: &mut Tx, id: Uuid) -> Result<Lead> {
     Ok(lead)
 }
 
+const GROUPS: Links = Links { table: "lead_groups", from: "lead_id", to: "group_id" };
+
 /// Group ids of each lead (sorted), in one query.
 pub async fn group_ids(db: &Db, leads: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
-    if leads.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows = match db {
-        Db::Postgres(p) => groups_pg(p, leads).await?,
-        Db::Sqlite(s) => groups_sqlite(&s.pool, leads).await?,
-    };
-    Ok(by_lead(rows))
+    Ok(crate::db::linked(db, GROUPS, leads).await?)
 }
 
 /// [`group_ids`] inside a transaction.
 pub async fn group_ids_in(tx: &mut Tx, leads: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
-    if leads.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows = match tx {
-        Tx::Postgres(t) => groups_pg(&mut **t, leads).await?,
-        Tx::Sqlite(t, _) => groups_sqlite(&mut **t, leads).await?,
-    };
-    Ok(by_lead(rows))
-}
-
-fn by_lead(rows: Vec<(Uuid, Uuid)>) -> HashMap<Uuid, Vec<Uuid>> {
-    let mut map: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for (lead, group) in rows {
-        map.entry(lead).or_default().push(group);
-    }
-    map
-}
-
-/// PostgreSQL joins an array of the ids to the primary key, one index probe per lead. The
-/// `IN` list of an export page (500 ids) was costed as a scan of the whole table, and took
-/// 6–8 ms at 100k leads; an array's estimate (10 rows) keeps the probes. One text for any
-/// number of ids.
-async fn groups_pg<'e>(e: impl sqlx::PgExecutor<'e>, leads: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
-    sqlx::query_as(
-        "SELECT g.lead_id, g.group_id FROM UNNEST($1::uuid[]) AS x(id) JOIN lead_groups g ON g.lead_id = x.id \
-         ORDER BY g.group_id",
-    )
-    .bind(leads)
-    .fetch_all(e)
-    .await
-}
-
-/// SQLite probes the primary key for each id of an `IN` list (callers pass at most a page).
-async fn groups_sqlite<'e>(e: impl sqlx::SqliteExecutor<'e>, leads: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
-    let mut qb = sqlx::QueryBuilder::new("SELECT lead_id, group_id FROM lead_groups WHERE lead_id IN (");
-    let mut sep = qb.separated(", ");
-    for id in leads {
-        sep.push_bind(*id);
-    }
-    qb.push(") ORDER BY group_id");
-    qb.build_query_as().fetch_all(e).await
+    Ok(crate::db::linked_in(tx, GROUPS, leads).await?)
 }
 
 #[derive(Deserialize)]

@@ -198,22 +198,8 @@ pub async fn load<'a>(db: &Db, events: impl IntoIterator<Item = &'a Event>) -> R
 
 /// Members given explicit access to each conversation, in one query.
 async fn access_ids(db: &Db, convs: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
-    if convs.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(Uuid, Uuid)> = on_db!(db, |p| {
-        let mut qb = sqlx::QueryBuilder::new(
-            "SELECT conversation_id, user_id FROM conversation_access WHERE conversation_id IN (",
-        );
-        push_ids(&mut qb, convs);
-        qb.push(")");
-        qb.build_query_as().fetch_all(p).await
-    })?;
-    let mut map: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for (c, u) in rows {
-        map.entry(c).or_default().push(u);
-    }
-    Ok(map)
+    let access = crate::db::Links { table: "conversation_access", from: "conversation_id", to: "user_id" };
+    Ok(crate::db::linked(db, access, convs).await?)
 }
 
 /// Pushes `ids` as a comma-separated bind list; an empty list becomes a NULL that matches nothing.

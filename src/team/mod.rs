@@ -136,25 +136,10 @@ pub async fn active_members(db: &Db, workspace_id: Uuid) -> Result<Vec<Member>> 
     Ok(members)
 }
 
-/// Granted label ids of each member, in one query.
+/// Granted label ids of each member (sorted), in one query.
 pub async fn labels_of(db: &Db, members: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
-    if members.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(Uuid, Uuid)> = on_db!(db, |p| {
-        let mut qb = sqlx::QueryBuilder::new("SELECT user_id, label_id FROM member_labels WHERE user_id IN (");
-        let mut sep = qb.separated(", ");
-        for id in members {
-            sep.push_bind(*id);
-        }
-        qb.push(") ORDER BY label_id");
-        qb.build_query_as().fetch_all(p).await
-    })?;
-    let mut map: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for (m, l) in rows {
-        map.entry(m).or_default().push(l);
-    }
-    Ok(map)
+    let grants = crate::db::Links { table: "member_labels", from: "user_id", to: "label_id" };
+    Ok(crate::db::linked(db, grants, members).await?)
 }
 
 /// Replaces a member's granted labels (already checked to exist in the workspace).
