@@ -402,7 +402,7 @@ pub async fn import(
     let dir = Directory::load(&st.db, user.workspace_id).await?;
     let header = Arc::new(header);
     let mut out = Outcome::default();
-    let mut writer = Writer::default();
+    let mut writer = Writer::new(&st.db);
     let mut batch: Vec<Row> = Vec::with_capacity(BATCH);
     let mut phones: HashSet<String> = HashSet::with_capacity(BATCH);
     let mut record = csv::StringRecord::new();
@@ -416,14 +416,13 @@ pub async fn import(
                         // A phone already waiting in this batch: write the batch first, so
                         // the later row updates what the earlier one created.
                         if phones.contains(&row.phone) {
-                            writer.send(&st, &user, &header, &mut batch, &mut out).await?;
-                            phones.clear();
+                            writer.send(&st, &user, &header, &mut batch, &mut phones, &mut out).await?;
                         }
+                        writer.order_after(&row.phone);
                         phones.insert(row.phone.clone());
                         batch.push(row);
                         if batch.len() >= BATCH {
-                            writer.send(&st, &user, &header, &mut batch, &mut out).await?;
-                            phones.clear();
+                            writer.send(&st, &user, &header, &mut batch, &mut phones, &mut out).await?;
                         }
                     }
                     Err(message) => out.error(line, message),
@@ -438,7 +437,7 @@ pub async fn import(
             }
         }
     }
-    writer.send(&st, &user, &header, &mut batch, &mut out).await?;
+    writer.send(&st, &user, &header, &mut batch, &mut phones, &mut out).await?;
     writer.finish(&st, &mut out).await?;
     out.errors.sort_by_key(|e| e.line);
     tracing::info!(created = out.created, updated = out.updated, errors = out.error_count, "leads imported");
@@ -450,51 +449,94 @@ pub async fn import(
     })))
 }
 
-/// Writes the batches of an import one after another, each while the rows of the next are
-/// read and checked: at most one batch is in flight, and a batch starts only after the one
-/// before it has committed (so a phone repeated in the file finds the lead its earlier row
-/// created).
-#[derive(Default)]
+/// Writes the batches of an import while the rows of the next are read and checked.
+///
+/// On PostgreSQL two batches are in flight at once: each writes the rows that touch nothing
+/// another batch touches first (unassigned new leads with their identities, groups and
+/// activities; updates that keep the assignee and groups), then takes the import's turn
+/// ([`Writer::turn`], one batch at a time) for what locks shared rows until commit: report
+/// counters (assigned leads, reassignments, regrouping), the event log and assignment
+/// rules. SQLite has one writer, so there one batch is in flight.
+///
+/// A batch holding a phone that an earlier batch in flight also holds starts only after
+/// everything before it has committed, so a phone repeated in the file finds the lead its
+/// earlier row created.
 struct Writer {
-    inflight: Option<JoinHandle<Result<Outcome>>>,
+    /// Oldest first, with the phones of each.
+    inflight: std::collections::VecDeque<(JoinHandle<Result<Outcome>>, HashSet<String>)>,
+    limit: usize,
+    /// The next batch must wait for every batch before it.
+    barrier: bool,
+    turn: Arc<tokio::sync::Mutex<()>>,
     statistics: Statistics,
 }
 
 impl Writer {
-    /// Waits for the batch in flight, then starts writing `batch` (emptying it).
+    fn new(db: &Db) -> Writer {
+        let limit = match db.backend() {
+            crate::db::Backend::Postgres => 2,
+            crate::db::Backend::Sqlite => 1,
+        };
+        Writer {
+            inflight: Default::default(),
+            limit,
+            barrier: false,
+            turn: Default::default(),
+            statistics: Statistics::default(),
+        }
+    }
+
+    /// Notes that the batch being read holds `phone`: if a batch in flight holds it too, the
+    /// batch being read starts after that one has committed.
+    fn order_after(&mut self, phone: &str) {
+        if !self.barrier && self.inflight.iter().any(|(_, phones)| phones.contains(phone)) {
+            self.barrier = true;
+        }
+    }
+
+    /// Starts writing `batch` (emptying it and `phones`) once it may: after every batch before
+    /// it when ordered so, else when fewer than `limit` are in flight.
     async fn send(
         &mut self,
         st: &AppState,
         user: &CurrentUser,
         h: &Arc<Header>,
         batch: &mut Vec<Row>,
+        phones: &mut HashSet<String>,
         out: &mut Outcome,
     ) -> Result<()> {
-        self.wait(st, out).await?;
+        let keep = if std::mem::take(&mut self.barrier) { 0 } else { self.limit - 1 };
+        while self.inflight.len() > keep {
+            self.wait_oldest(st, out).await?;
+        }
         if batch.is_empty() {
             return Ok(());
         }
         let rows = std::mem::replace(batch, Vec::with_capacity(BATCH));
-        let (st, user, h) = (st.clone(), user.clone(), h.clone());
-        self.inflight = Some(tokio::spawn(async move {
+        let phones = std::mem::replace(phones, HashSet::with_capacity(BATCH));
+        let (st, user, h, turn) = (st.clone(), user.clone(), h.clone(), self.turn.clone());
+        let task = tokio::spawn(async move {
             let mut out = Outcome::default();
-            flush(&st, &user, &h, rows, &mut out).await.map(|()| out)
-        }));
+            flush(&st, &user, &h, rows, &turn, &mut out).await.map(|()| out)
+        });
+        self.inflight.push_back((task, phones));
         Ok(())
     }
 
-    /// Waits for the batch in flight and adds its outcome to `out`.
-    async fn wait(&mut self, st: &AppState, out: &mut Outcome) -> Result<()> {
-        let Some(batch) = self.inflight.take() else { return Ok(()) };
+    /// Waits for the oldest batch in flight and adds its outcome to `out`.
+    async fn wait_oldest(&mut self, st: &AppState, out: &mut Outcome) -> Result<()> {
+        let Some((batch, _)) = self.inflight.pop_front() else { return Ok(()) };
         let written = batch.await.map_err(|e| Error::internal(format!("import batch: {e}")))??;
         out.merge(written);
         self.statistics.after_batch(&st.db, out.created);
         Ok(())
     }
 
-    /// Waits for the last batch and brings the planner's statistics up to date.
+    /// Waits for the last batches and brings the planner's statistics up to date.
     async fn finish(&mut self, st: &AppState, out: &mut Outcome) -> Result<()> {
-        self.wait(st, out).await?;
+        while !self.inflight.is_empty() {
+            self.wait_oldest(st, out).await?;
+        }
         self.statistics.finish(&st.db, out.created).await;
         Ok(())
     }
@@ -546,25 +588,40 @@ async fn refresh(db: &Db) {
     }
 }
 
-/// Writes a batch of validated rows in one transaction.
-async fn flush(st: &AppState, user: &CurrentUser, h: &Header, mut batch: Vec<Row>, out: &mut Outcome) -> Result<()> {
+/// Writes a batch of validated rows in one transaction, in two parts (see [`Writer`]): the
+/// rows no other batch touches, then, holding `turn`, those that lock shared rows.
+async fn flush(
+    st: &AppState,
+    user: &CurrentUser,
+    h: &Header,
+    mut batch: Vec<Row>,
+    turn: &tokio::sync::Mutex<()>,
+    out: &mut Outcome,
+) -> Result<()> {
     let ws = user.workspace_id;
     let now = st.clock.now();
     let mut tx = st.db.begin().await?;
     let mut existing = existing_by_phone(&mut tx, ws, &batch).await?;
-    let mut creates: Vec<(u64, Lead)> = Vec::new();
-    let mut changes = Changes::default();
+    let (mut plain, mut shared) = (Vec::new(), Vec::new());
+    let (mut quiet, mut counted) = (Changes::default(), Changes::default());
     for row in batch.drain(..) {
         let result = match existing.remove(&row.phone) {
-            Some(lead) => update(now, user, h, row, lead, &mut changes).map(|()| out.updated += 1),
-            None => new_lead(ws, now, h, row).map(|created| creates.push(created)),
+            Some(lead) => update(now, user, h, row, lead, &mut quiet, &mut counted).map(|()| out.updated += 1),
+            None => new_lead(ws, now, h, row).map(|created| {
+                if created.1.assignee_id.is_some() { shared.push(created) } else { plain.push(created) }
+            }),
         };
         if let Err((line, message)) = result {
             out.error(line, message);
         }
     }
-    apply_updates(&mut tx, now, changes).await?;
-    let created = insert_all(&mut tx, now, creates, out).await?;
+    let mut events = events::Buffer::default();
+    apply_updates(&mut tx, now, quiet, &mut events).await?;
+    let mut created = insert_all(&mut tx, now, plain, out, &mut events).await?;
+    let _turn = turn.lock().await;
+    apply_updates(&mut tx, now, counted, &mut events).await?;
+    created.extend(insert_all(&mut tx, now, shared, out, &mut events).await?);
+    events.flush(&mut tx).await?;
     if !created.is_empty() {
         let s = crate::assignment::load(&mut tx, ws).await?;
         if s.mode != "unassigned" || !s.rules.is_empty() {
@@ -647,8 +704,10 @@ fn update(
     h: &Header,
     row: Row,
     before: Lead,
-    changes: &mut Changes,
+    quiet: &mut Changes,
+    counted: &mut Changes,
 ) -> std::result::Result<(), RowError> {
+    let mut activities = Vec::new();
     let mut lead = before.clone();
     lead.name = row.name;
     if let Some(source) = row.source {
@@ -663,7 +722,7 @@ fn update(
     leads::validate_custom(&lead.custom_fields.0).map_err(|e| (row.line, e.to_string()))?;
     if let Some(a) = row.assignee.filter(|a| lead.assignee_id != Some(*a)) {
         lead.assignee_id = Some(a);
-        changes.activities.push(NewActivity {
+        activities.push(NewActivity {
             workspace_id: lead.workspace_id,
             lead_id: lead.id,
             conversation_id: None,
@@ -685,19 +744,22 @@ fn update(
         || lead.custom_fields.0 != before.custom_fields.0
         || lead.assignee_id != before.assignee_id;
     if changed {
+        // Report counters move only with the assignee or the groups.
+        let changes = if regrouped || lead.assignee_id != before.assignee_id { counted } else { quiet };
         if regrouped {
             changes.regrouped.push(changes.leads.len());
         }
         lead.updated_at = now;
         changes.leads.push(lead);
+        changes.activities.append(&mut activities);
     }
     Ok(())
 }
 
 /// Writes queued changes: one multi-row `UPDATE … FROM (VALUES …)` per chunk (`columnN` are
 /// the VALUES columns' names on both backends), group memberships replaced, then the
-/// `assigned` activities and `lead.updated` events.
-async fn apply_updates(tx: &mut Tx, now: DateTime<Utc>, changes: Changes) -> Result<()> {
+/// `assigned` activities; their events and the `lead.updated` events go to `events`.
+async fn apply_updates(tx: &mut Tx, now: DateTime<Utc>, changes: Changes, events: &mut events::Buffer) -> Result<()> {
     if changes.leads.is_empty() {
         return Ok(());
     }
@@ -735,8 +797,9 @@ async fn apply_updates(tx: &mut Tx, now: DateTime<Utc>, changes: Changes) -> Res
     let memberships: Vec<(Uuid, Uuid)> =
         regrouped.iter().flat_map(|l| l.group_ids.iter().map(move |g| (l.id, *g))).collect();
     insert_memberships(tx, &memberships).await?;
-    timeline::record_many(tx, now, &changes.activities).await?;
-    emit_updated_many(tx, now, &changes.leads).await
+    timeline::record_many_into(tx, now, &changes.activities, events).await?;
+    emit_updated_many(now, &changes.leads, events);
+    Ok(())
 }
 
 async fn insert_memberships(tx: &mut Tx, memberships: &[(Uuid, Uuid)]) -> Result<()> {
@@ -754,22 +817,22 @@ async fn insert_memberships(tx: &mut Tx, memberships: &[(Uuid, Uuid)]) -> Result
 }
 
 /// `lead.updated` for each lead, as [`leads::emit_updated`] writes it.
-async fn emit_updated_many(tx: &mut Tx, now: DateTime<Utc>, list: &[Lead]) -> Result<()> {
-    let updated: Vec<NewEvent> = list
-        .iter()
-        .map(|l| NewEvent::new(l.workspace_id, "lead.updated", serde_json::to_value(l).unwrap_or_default()).lead(l.id))
-        .collect();
-    events::append_many(tx, now, &updated).await
+fn emit_updated_many(now: DateTime<Utc>, list: &[Lead], events: &mut events::Buffer) {
+    for l in list {
+        let data = serde_json::to_value(l).unwrap_or_default();
+        events.push(now, NewEvent::new(l.workspace_id, "lead.updated", data).lead(l.id));
+    }
 }
 
-/// Inserts new leads with multi-row INSERTs: leads, phone identities, groups, `lead.updated`
-/// events, `lead_created` activities. A phone taken meanwhile (by a concurrent creation) is
-/// reported on its row. Returns the stored leads.
+/// Inserts new leads with multi-row INSERTs: leads, phone identities, groups, `lead_created`
+/// activities; their `lead.updated` and `timeline.created` events go to `events`. A phone
+/// taken meanwhile (by a concurrent creation) is reported on its row. Returns the stored leads.
 async fn insert_all(
     tx: &mut Tx,
     now: DateTime<Utc>,
     creates: Vec<(u64, Lead)>,
     out: &mut Outcome,
+    events: &mut events::Buffer,
 ) -> Result<Vec<Lead>> {
     if creates.is_empty() {
         return Ok(Vec::new());
@@ -822,7 +885,7 @@ async fn insert_all(
     let memberships: Vec<(Uuid, Uuid)> =
         leads.iter().flat_map(|l| l.group_ids.iter().map(move |g| (l.id, *g))).collect();
     insert_memberships(tx, &memberships).await?;
-    emit_updated_many(tx, now, &leads).await?;
+    emit_updated_many(now, &leads, events);
     let activities: Vec<NewActivity> = leads
         .iter()
         .map(|l| NewActivity {
@@ -834,7 +897,7 @@ async fn insert_all(
             data: json!({"source": l.source}),
         })
         .collect();
-    timeline::record_many(tx, now, &activities).await?;
+    timeline::record_many_into(tx, now, &activities, events).await?;
     Ok(leads)
 }
 

@@ -84,6 +84,19 @@ pub struct NewActivity {
 /// [`record`] for many activities at once (bulk changes such as a CSV import): multi-row
 /// INSERTs for the activities and their `timeline.created` events.
 pub async fn record_many(tx: &mut Tx, now: DateTime<Utc>, list: &[NewActivity]) -> Result<()> {
+    let mut events = events::Buffer::default();
+    record_many_into(tx, now, list, &mut events).await?;
+    events.flush(tx).await
+}
+
+/// [`record_many`] that leaves the `timeline.created` events in `events`, for the caller to
+/// append later in the transaction (appending takes the event log's lock until commit).
+pub async fn record_many_into(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    list: &[NewActivity],
+    events: &mut events::Buffer,
+) -> Result<()> {
     let ids: Vec<Uuid> = list.iter().map(|_| Uuid::now_v7()).collect();
     // 9 parameters a row.
     for (chunk, chunk_ids) in list.chunks(500).zip(ids.chunks(500)) {
@@ -106,15 +119,11 @@ pub async fn record_many(tx: &mut Tx, now: DateTime<Utc>, list: &[NewActivity]) 
             qb.build().execute(c).await.map(|r| r.rows_affected())
         })?;
     }
-    let events: Vec<NewEvent> = list
-        .iter()
-        .zip(&ids)
-        .map(|(a, id)| {
-            let body = activity_json(*id, a.kind, a.lead_id, a.conversation_id, a.member_id, now, &a.data);
-            let mut e = NewEvent::new(a.workspace_id, "timeline.created", body).lead(a.lead_id);
-            e.conversation_id = a.conversation_id;
-            e
-        })
-        .collect();
-    events::append_many(tx, now, &events).await
+    for (a, id) in list.iter().zip(&ids) {
+        let body = activity_json(*id, a.kind, a.lead_id, a.conversation_id, a.member_id, now, &a.data);
+        let mut e = NewEvent::new(a.workspace_id, "timeline.created", body).lead(a.lead_id);
+        e.conversation_id = a.conversation_id;
+        events.push(now, e);
+    }
+    Ok(())
 }

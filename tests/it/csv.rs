@@ -33,7 +33,7 @@ impl TestApp {
     }
 
     /// Imports and expects 200; returns the report.
-    async fn import_ok(&self, token: &str, body: &str) -> Value {
+    pub(crate) async fn import_ok(&self, token: &str, body: &str) -> Value {
         let (status, report) = self.import_csv(token, body.to_owned()).await;
         assert_eq!(status, StatusCode::OK, "import: {report}");
         report
@@ -49,7 +49,7 @@ impl TestApp {
         resp.text().await.expect("export body")
     }
 
-    async fn new_group(&self, name: &str) -> Uuid {
+    pub(crate) async fn new_group(&self, name: &str) -> Uuid {
         let (status, g) = self.post("/api/v1/groups", &self.admin_token, json!({"name": name})).await;
         assert_eq!(status, StatusCode::CREATED, "{g}");
         id_of(&g)
@@ -425,6 +425,29 @@ on_both! {
     }
 
     // More rows than one write batch, with a repeated phone across the batch boundary.
+    async fn a_phone_repeated_in_the_next_batch_updates_its_lead(t: TestDb) {
+        // The second batch repeats phones of the first: on PostgreSQL, where two batches are
+        // written at once, it must wait for the first to commit (else its rows would report
+        // "created while importing").
+        let app = spawn_app(&t).await;
+        let mut file = String::from("name,phone\n");
+        for i in 0..500 {
+            file.push_str(&format!("Lead {i},+1 555 {:07}\n", 3_000_000 + i));
+        }
+        for i in [7, 499, 123] {
+            file.push_str(&format!("Lead {i} again,+1 555 {:07}\n", 3_000_000 + i));
+        }
+        for i in 500..520 {
+            file.push_str(&format!("Lead {i},+1 555 {:07}\n", 3_000_000 + i));
+        }
+        let report = app.import_ok(&app.admin_token, &file).await;
+        assert_eq!(report, json!({"created": 520, "updated": 3, "errors": [], "error_count": 0}));
+        let rows = records(&app.export_csv(&app.admin_token).await);
+        for i in [7, 499, 123] {
+            assert!(rows.iter().any(|r| r[0] == format!("Lead {i} again")), "lead {i} renamed");
+        }
+    }
+
     async fn large_imports_are_written_in_batches(t: TestDb) {
         let app = spawn_app(&t).await;
         let mut file = String::from("name,phone,group\n");

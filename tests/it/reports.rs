@@ -251,6 +251,61 @@ on_both! {
         assert_eq!(row(&app.report(&app.admin_token, "").await, admin)["activities"], 2);
     }
 
+    async fn a_large_import_counts_like_the_brute_force(t: TestDb) {
+        // 1,600 new leads (four batches; on PostgreSQL two are written at once), a quarter of
+        // them on each of two members and most in groups; then a file that renames half of
+        // them, reassigns or regroups some of those, and adds 100 more.
+        let app = spawn_app(&t).await;
+        let (m1, _) = app.member("m1@example.com", json!({})).await;
+        let (m2, _) = app.member("m2@example.com", json!({})).await;
+        let (g1, g2) = (app.new_group("G1").await, app.new_group("G2").await);
+        let group = |i: usize| ["", "G1", "G1;G2"][i % 3];
+        let assignee = |i: usize| ["", "m1@example.com", "m2@example.com", ""][i % 4];
+        let mut first = String::from("name,phone,group,assignee_email\n");
+        for i in 0..1600 {
+            first.push_str(&format!("Lead {i},+1 555 {:07},{},{}\n", 2_000_000 + i, group(i), assignee(i)));
+        }
+        let report = app.import_ok(&app.admin_token, &first).await;
+        assert_eq!(report, json!({"created": 1600, "updated": 0, "errors": [], "error_count": 0}));
+        let mut second = String::from("name,phone,group,assignee_email\n");
+        for i in (0..1600).step_by(2) {
+            let (g, a) = match i % 10 {
+                0 => (group(i), "m2@example.com"),
+                2 => ("G2", assignee(i)),
+                4 => ("", "m1@example.com"),
+                _ => (group(i), assignee(i)),
+            };
+            second.push_str(&format!("Lead {i} renamed,+1 555 {:07},{g},{a}\n", 2_000_000 + i));
+        }
+        for i in 1600..1700 {
+            second.push_str(&format!("Lead {i},+1 555 {:07},{},{}\n", 2_000_000 + i, group(i), assignee(i)));
+        }
+        let report = app.import_ok(&app.admin_token, &second).await;
+        assert_eq!(report, json!({"created": 100, "updated": 800, "errors": [], "error_count": 0}));
+
+        let raw = Raw::load(&app.db, app.workspace_id).await;
+        let admin = id_of(&app.login(ADMIN_EMAIL, PASSWORD).await["user"]);
+        let v = raw.viewer(admin);
+        for g in [None, Some(g1), Some(g2)] {
+            let query = g.map(|g| format!("?group_id={g}")).unwrap_or_default();
+            let report = app.report(&app.admin_token, &query).await;
+            let expected = raw.expected(&v, None, None, g);
+            let got: BTreeMap<Uuid, Expected> = report["members"].as_array().unwrap().iter()
+                .map(|r| (Uuid::parse_str(r["member_id"].as_str().unwrap()).unwrap(), Expected::of(r)))
+                .collect();
+            assert_eq!(got, expected, "group {g:?}");
+            assert!(got[&m1].assigned > 100 && got[&m2].assigned > 100, "{got:?}");
+        }
+        // Every created or changed lead announced once.
+        let announced: i64 = on_db!(&app.db, |p| sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE type = 'lead.updated'"
+        )
+        .fetch_one(p)
+        .await
+        .unwrap());
+        assert_eq!(announced, 1700 + 800);
+    }
+
     async fn malformed_filters_answer_400(t: TestDb) {
         let app = spawn_app(&t).await;
         let unknown_group = Uuid::new_v4();
