@@ -35,11 +35,12 @@
 //! integration permission, like auto-import), whether or not the importer can see it.
 //! New leads get source `import` unless the row gives one, the same `lead.updated` event and
 //! `lead_created` activity as other creations, written [`BATCH`] rows per transaction with
-//! multi-row INSERTs. Assignment rules run for new leads without an assignee when the
-//! workspace has assignment configured (mode `round_robin` or any rule) — as for `POST
-//! /leads`, one decision per lead. In a workspace left on `mode: "unassigned"` with no rules
-//! the engine can only choose nobody, so it is not run: no per-lead decisions or pool alerts,
-//! and an export imported into a fresh workspace keeps its unassigned leads unassigned.
+//! multi-row INSERTs (on PostgreSQL two transactions at once, see [`Writer`]). Assignment
+//! rules run for new leads without an assignee when the workspace has assignment configured
+//! (mode `round_robin` or any rule) — as for `POST /leads`, one decision per lead. In a
+//! workspace left on `mode: "unassigned"` with no rules the engine can only choose nobody, so
+//! it is not run: no per-lead decisions or pool alerts, and an export imported into a fresh
+//! workspace keeps its unassigned leads unassigned.
 //!
 //! **Export.** Streamed: the custom keys are collected first (a keyset-paged scan of the
 //! visible leads' custom fields), then the rows follow page by page ([`EXPORT_PAGE`] leads
