@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Postgres, Sqlite, Transaction};
@@ -86,6 +87,8 @@ const STATISTICS_AFTER: i64 = 500;
 const WAL_BACKSTOP_PAGES: u32 = 16_000;
 /// How much of a SQLite database file is read through a memory map.
 const SQLITE_MMAP_BYTES: u64 = 1 << 30;
+/// Rows deleted per statement by [`Db::delete_in_chunks`].
+pub const DELETE_CHUNK: i64 = 5000;
 
 impl Db {
     /// Connects to `url` (`sqlite://PATH` or `postgres://…`), creating a SQLite file if missing.
@@ -155,6 +158,29 @@ impl Db {
         match self {
             Db::Sqlite(s) => Some(s.write.clone().lock_owned().await),
             Db::Postgres(_) => None,
+        }
+    }
+
+    /// Runs `sql`, a DELETE of at most `$2` rows matching `$1` (`before`), until it deletes
+    /// fewer than `chunk`; returns the rows deleted. Each run is a short write of its own (on
+    /// SQLite through the write queue), so a retention pass that finds millions of old rows
+    /// never holds SQLite's write lock for long: webhooks and live events go in between.
+    pub async fn delete_in_chunks(&self, sql: &str, before: DateTime<Utc>, chunk: i64) -> sqlx::Result<u64> {
+        let mut total = 0;
+        loop {
+            let queue = self.lock_writes().await;
+            let n = on_db!(self, |p| sqlx::query(sql)
+                .bind(before)
+                .bind(chunk)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            drop(queue);
+            total += n;
+            if n < chunk.max(1) as u64 {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
         }
     }
 

@@ -229,13 +229,14 @@ pub const RETENTION: chrono::Duration = chrono::Duration::days(3);
 /// Deletes events created before `before`, always keeping the newest one (so the log's end,
 /// and with it the answer to "is this cursor too old?", survives a quiet period).
 pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64> {
-    let n =
-        on_db!(db, |p| sqlx::query("DELETE FROM events WHERE created_at < $1 AND id < (SELECT MAX(id) FROM events)")
-            .bind(before)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-    Ok(n)
+    prune_by(db, before, crate::db::DELETE_CHUNK).await
+}
+
+/// [`prune`], `chunk` events per statement.
+pub async fn prune_by(db: &Db, before: DateTime<Utc>, chunk: i64) -> Result<u64> {
+    const SQL: &str = "DELETE FROM events WHERE id IN (SELECT id FROM events \
+                       WHERE created_at < $1 AND id < (SELECT MAX(id) FROM events) ORDER BY id LIMIT $2)";
+    Ok(db.delete_in_chunks(SQL, before, chunk).await?)
 }
 
 #[cfg(test)]

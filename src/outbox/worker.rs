@@ -86,16 +86,19 @@ async fn claim(st: &AppState) -> Result<Option<Job>> {
     // The claim is a write. On SQLite every write queues for the one write lock, and one that
     // bypasses the queue meets the others in SQLite's busy handler, which sleeps between tries
     // (so a webhook commit could wait milliseconds for a lock already free): take the queue,
-    // and only when there is something to claim.
-    let due: bool = on_db!(&st.db, |p| sqlx::query_scalar(DUE).bind(now).fetch_one(p).await)?;
-    if !due {
-        return Ok(None);
-    }
-    let _write = st.db.lock_writes().await;
+    // and only when there is something to claim. (PostgreSQL writers do not queue, and a claim
+    // that finds nothing writes nothing there: no read first.)
     let sql = match st.db.backend() {
-        Backend::Sqlite => CLAIM_SQLITE,
+        Backend::Sqlite => {
+            let due: bool = on_db!(&st.db, |p| sqlx::query_scalar(DUE).bind(now).fetch_one(p).await)?;
+            if !due {
+                return Ok(None);
+            }
+            CLAIM_SQLITE
+        }
         Backend::Postgres => CLAIM_PG,
     };
+    let _write = st.db.lock_writes().await;
     Ok(on_db!(&st.db, |p| sqlx::query_as(sql)
         .bind(now + chrono::Duration::seconds(CLAIM_SECS))
         .bind(now)

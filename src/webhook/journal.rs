@@ -446,17 +446,20 @@ async fn finish(tx: &mut crate::db::Tx, now: DateTime<Utc>, outcomes: &[(Uuid, O
     Ok(())
 }
 
+/// Deletes processed (`done`) entries received before `before`, `chunk` per statement (see
+/// [`Db::delete_in_chunks`]); pending and failed ones stay.
+pub async fn prune(db: &Db, before: DateTime<Utc>, chunk: i64) -> Result<u64> {
+    const SQL: &str = "DELETE FROM webhook_events WHERE seq IN (SELECT seq FROM webhook_events \
+                       WHERE state = 'done' AND received_at < $1 ORDER BY seq LIMIT $2)";
+    Ok(db.delete_in_chunks(SQL, before, chunk).await?)
+}
+
 /// Deletes processed entries older than the retention, hourly.
 pub async fn run_retention(st: AppState) {
     let mut shutdown = st.shutdown.clone();
     loop {
         let cutoff = st.clock.now() - chrono::Duration::days(st.config.journal_retention_days.max(0));
-        match on_db!(&st.db, |p| sqlx::query("DELETE FROM webhook_events WHERE state = 'done' AND received_at < $1")
-            .bind(cutoff)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))
-        {
+        match prune(&st.db, cutoff, crate::db::DELETE_CHUNK).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "pruned processed webhook journal entries"),
             Err(e) => tracing::warn!(error = %e, "journal retention failed"),

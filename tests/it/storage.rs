@@ -132,6 +132,49 @@ on_both! {
         assert_eq!(count, 3);
     }
 
+    async fn retention_deletes_old_rows_in_chunks(t: TestDb) {
+        use switchboard::live::events::{self, NewEvent};
+        let clock = switchboard::clock::Clock::default();
+        let now = clock.now();
+        let ws = uuid::Uuid::new_v4();
+        let count = |sql: &'static str| {
+            let db = t.db.clone();
+            async move { switchboard::on_db!(&db, |p| sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await).unwrap() }
+        };
+        // Live events: ten, pruned three per statement, all but the newest.
+        let mut tx = t.db.begin().await.unwrap();
+        let list: Vec<NewEvent> = (0..10).map(|i| NewEvent::new(ws, "lead.updated", serde_json::json!({"n": i}))).collect();
+        events::append_many(&mut tx, now, &list).await.unwrap();
+        tx.commit().await.unwrap();
+        let (_, newest) = events::bounds(&t.db).await.unwrap().unwrap();
+        assert_eq!(events::prune_by(&t.db, now + chrono::Duration::days(1), 3).await.unwrap(), 9);
+        assert_eq!(events::bounds(&t.db).await.unwrap(), Some((newest, newest)));
+
+        // The webhook journal: old done entries go, two per statement; pending, failed and
+        // recent ones stay.
+        let old = now - chrono::Duration::days(8);
+        let rows = [(old, "done"); 7].into_iter()
+            .chain([(old, "pending"), (old, "failed"), (now, "done"), (now, "done")]);
+        for (at, state) in rows {
+            switchboard::on_db!(&t.db, |p| sqlx::query(
+                "INSERT INTO webhook_events (id, received_at, signature_valid, body, state) VALUES ($1, $2, TRUE, $3, $4)"
+            )
+            .bind(Uuid::now_v7())
+            .bind(at)
+            .bind(b"{}".as_slice())
+            .bind(state)
+            .execute(p)
+            .await
+            .map(|_| ()))
+            .unwrap();
+        }
+        let cutoff = now - chrono::Duration::days(7);
+        assert_eq!(switchboard::webhook::journal::prune(&t.db, cutoff, 2).await.unwrap(), 7);
+        assert_eq!(count("SELECT COUNT(*) FROM webhook_events WHERE state = 'done'").await, 2);
+        assert_eq!(count("SELECT COUNT(*) FROM webhook_events").await, 4);
+        assert_eq!(switchboard::webhook::journal::prune(&t.db, cutoff, 2).await.unwrap(), 0);
+    }
+
     async fn bootstrap_twice_in_process(t: TestDb) {
         use switchboard::workspace::{bootstrap, Bootstrap};
         let clock = switchboard::clock::Clock::default();
