@@ -56,6 +56,17 @@ impl Error {
     pub fn internal(message: impl Into<String>) -> Self {
         Error::Internal(message.into())
     }
+    /// A failure that says nothing about the request and that the same transaction, run
+    /// again, may not meet: a PostgreSQL deadlock or serialization failure, SQLite busy.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Db(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("40P01" | "40001" | "5" | "6" | "517"))
+            }
+            _ => false,
+        }
+    }
+
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {

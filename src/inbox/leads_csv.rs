@@ -77,6 +77,9 @@ use crate::{bind_viewer, on_db, on_tx};
 pub const IMPORT_MAX_BYTES: usize = 20 << 20;
 /// Rows written per import transaction.
 pub const BATCH: usize = 500;
+/// Times a batch is written before a transient failure (deadlock, serialization failure,
+/// SQLite busy) fails the import.
+const BATCH_TRIES: u32 = 3;
 /// Leads read per export query.
 pub const EXPORT_PAGE: i64 = 500;
 /// Errors listed in an import answer (`error_count` counts all).
@@ -244,6 +247,7 @@ fn clip(s: &str) -> Cow<'_, str> {
 }
 
 /// A validated row.
+#[derive(Clone)]
 struct Row {
     line: u64,
     name: String,
@@ -517,8 +521,19 @@ impl Writer {
         let phones = std::mem::replace(phones, HashSet::with_capacity(BATCH));
         let (st, user, h, turn) = (st.clone(), user.clone(), h.clone(), self.turn.clone());
         let task = tokio::spawn(async move {
-            let mut out = Outcome::default();
-            flush(&st, &user, &h, rows, &turn, &mut out).await.map(|()| out)
+            let mut tries = 1;
+            loop {
+                let mut out = Outcome::default();
+                match flush(&st, &user, &h, rows.clone(), &turn, &mut out).await {
+                    // The batch was rolled back whole (e.g. chosen as a deadlock's victim
+                    // against webhook processing): write it again.
+                    Err(e) if e.is_transient() && tries < BATCH_TRIES => {
+                        tracing::warn!(error = %e, tries, "import batch rolled back; writing it again");
+                        tries += 1;
+                    }
+                    done => return done.map(|()| out),
+                }
+            }
         });
         self.inflight.push_back((task, phones));
         Ok(())

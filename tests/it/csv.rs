@@ -471,3 +471,65 @@ on_both! {
         assert!(rows.iter().any(|r| r[0] == "Lead 0 again"));
     }
 }
+
+/// PostgreSQL: an import batch chosen as a deadlock's victim is written again. Another session
+/// holds the event-log lock; the batch, holding its new lead's phone, waits for it; the session
+/// then inserts a lead with the same phone and so waits for the batch. The batch's session
+/// looks for deadlocks after the server's default second, the other one only after a minute,
+/// so the batch is the one rolled back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_batch_that_loses_a_deadlock_is_written_again() {
+    let t = TestDb::postgres().await;
+    let app = spawn_app(&t).await;
+    let Db::Postgres(pool) = &app.db else { unreachable!() };
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL deadlock_timeout = '60s'").execute(&mut *blocker).await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(switchboard::db::EVENT_LOCK_KEY)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+
+    let import = {
+        let (client, url, token) = (app.client.clone(), app.url("/api/v1/leads/import"), app.admin_token.clone());
+        tokio::spawn(async move {
+            let resp = client
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "text/csv")
+                .body("name,phone\nDee Lock,+1 555 0400400\n")
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap_or(Value::Null))
+        })
+    };
+    // The batch waits for the event-log lock (its lead already written).
+    eventually("the import batch waits for the event-log lock", || async {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid::bigint = $1)",
+        )
+        .bind(switchboard::db::EVENT_LOCK_KEY)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        waiting.then_some(())
+    })
+    .await;
+    // Waits for the batch: a deadlock, which the batch loses; then this session gives way.
+    sqlx::query(
+        "INSERT INTO leads (id, workspace_id, name, phone, created_at, updated_at) \
+         VALUES ($1, $2, 'Blocker', '15550400400', now(), now()) ON CONFLICT DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(app.workspace_id)
+    .execute(&mut *blocker)
+    .await
+    .unwrap();
+    blocker.rollback().await.unwrap();
+
+    let (status, report) = import.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report, json!({"created": 1, "updated": 0, "errors": [], "error_count": 0}));
+    assert_eq!(app.lead_by_phone(&app.admin_token, "15550400400").await["name"], "Dee Lock");
+}
