@@ -592,13 +592,26 @@ impl Ctx<'_> {
             .fetch_optional(c)
             .await)?;
         if let Some(id) = created {
-            let data = conversations::json_in(self.tx, id).await?;
+            let c = conversations::created_in(self.tx, id).await?;
             self.events.push(
                 self.now,
-                NewEvent::new(self.number.workspace_id, "conversation.created", data).conversation(id).lead(lead),
+                NewEvent::new(self.number.workspace_id, "conversation.created", c.to_json())
+                    .conversation(id)
+                    .lead(lead),
             );
+            return Ok(ConvRow {
+                id: c.id,
+                workspace_id: c.workspace_id,
+                lead_id: c.lead_id,
+                number_id: c.number_id,
+                assignee_id: c.assignee_id,
+                status: c.status,
+                contact_phone: c.contact_phone,
+                contact_bsuid: c.contact_bsuid,
+                lead_name: c.lead_name,
+            });
         }
-        // Created just now, or by a concurrent transaction (another node) a moment ago.
+        // Created by a concurrent transaction (another node) a moment ago.
         find_conversation(self.tx, self.number.id, lead).await?.ok_or_else(|| Error::internal("conversation vanished"))
     }
 

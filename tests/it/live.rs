@@ -171,6 +171,45 @@ fn state(app: &TestApp) -> &switchboard::app::AppState {
 }
 
 on_both! {
+    async fn a_first_message_announces_its_new_chat(t: TestDb) {
+        // A lead assigned to an agent writes for the first time: the agent hears the new chat
+        // (`conversation.created`, the lead's assignee inherited) before its first message.
+        let app = spawn_app(&t).await;
+        let (agent, agent_tok) = app.member("nia.agent@example.com", json!({})).await;
+        let number = app.connect_number("100200300400600", "15550100100", false).await;
+        let lead = app.create_lead("Nia", "+15550109999").await;
+        let lead_id = lead["id"].as_str().unwrap();
+        let (status, body) = app
+            .json(Method::PATCH, &format!("/api/v1/leads/{lead_id}"), &app.admin_token, Some(json!({"assignee_id": agent})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let mut s = live(&app, &agent_tok, None).await;
+        let payload = crate::webhooks::text_payload("wamid.first-contact", "15550109999", 1_750_000_000, "hello");
+        assert_eq!(app.signed_webhook(&payload).await, StatusCode::OK);
+
+        let mut frames = Vec::new();
+        while !frames.iter().any(|f: &Value| f["type"] == "message.created") {
+            frames.push(s.next_json().await);
+        }
+        let created = frames.iter().position(|f| f["type"] == "conversation.created").expect("conversation.created");
+        let chat = &frames[created]["data"];
+        assert_eq!(chat["lead_id"], lead["id"]);
+        assert_eq!(chat["lead_name"], "Nia");
+        assert_eq!(chat["number_id"], number["id"]);
+        assert_eq!(chat["assignee_id"], json!(agent));
+        assert_eq!((chat["status"].as_str(), chat["label_ids"].clone()), (Some("open"), json!([])));
+        assert_eq!(chat["contact_phone"], "15550109999");
+        let message = frames.last().unwrap();
+        assert_eq!(message["data"]["conversation_id"], chat["id"]);
+        assert_eq!(message["data"]["text"], "hello");
+        // The chat as the API shows it now is the one announced.
+        let (status, now) = app.get(&format!("/api/v1/conversations/{}", chat["id"].as_str().unwrap()), &agent_tok).await;
+        assert_eq!(status, StatusCode::OK, "{now}");
+        for key in ["id", "lead_id", "number_id", "assignee_id", "status", "label_ids", "created_at"] {
+            assert_eq!(now[key], chat[key], "{key}");
+        }
+    }
+
     async fn delivery_follows_access_at_delivery_time(t: TestDb) {
         let app = spawn_app(&t).await;
         let (agent, agent_tok) = app.member("agent@example.com", json!({})).await;
