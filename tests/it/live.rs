@@ -511,4 +511,21 @@ async fn two_nodes_on_postgres_both_deliver() {
     }
     emit(&node1, message_event(&node1, conv, "via node 1")).await;
     assert_eq!(on2.next_json().await["data"]["text"], "via node 1");
+
+    // A signed webhook posted to node 1 reaches the assignee's socket on node 2.
+    node1.connect_number("100200300400600", "15550100100", false).await;
+    let lead = node1.create_lead("Webhook lead", "+15550100044").await;
+    let path = format!("/api/v1/leads/{}", lead["id"].as_str().unwrap());
+    let (status, body) =
+        node1.json(Method::PATCH, &path, &node1.admin_token, Some(json!({"assignee_id": agent}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let payload = crate::webhooks::text_payload("wamid.two-nodes", "15550100044", 1_750_000_000, "via a webhook");
+    assert_eq!(node1.signed_webhook(&payload).await, StatusCode::OK);
+    loop {
+        let e = on2.next_json().await;
+        if e["type"] == "message.created" {
+            assert_eq!(e["data"]["text"], "via a webhook");
+            break;
+        }
+    }
 }
