@@ -458,6 +458,16 @@ async fn main() {
         percentile(&ad, 0.5),
         percentile(&ad, 0.99)
     );
+    if warm > 0 {
+        let mut all: Vec<u64> = agent_lat.iter().map(|(l, _, _)| *l).collect();
+        all.sort_unstable();
+        println!(
+            "  every agent frame (warm-up and steady):   n={} p50 {:.1} ms p99 {:.1} ms",
+            all.len(),
+            percentile(&all, 0.5),
+            percentile(&all, 0.99)
+        );
+    }
     let _ = server.kill();
     let _ = server.wait();
     if url.starts_with("sqlite") {
