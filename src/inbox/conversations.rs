@@ -126,23 +126,28 @@ pub async fn get_internal(db: &Db, id: Uuid) -> Result<Option<Conversation>> {
 
 /// A conversation's JSON read inside a transaction (for the event written with a change).
 pub async fn json_in(tx: &mut crate::db::Tx, id: Uuid) -> Result<Value> {
-    let mut c = created_in(tx, id).await?;
-    c.label_ids = crate::on_tx!(tx, |e| sqlx::query_scalar(
+    let mut c = find_in(tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
+    c.label_ids = labels_in(tx, id).await?;
+    Ok(c.to_json())
+}
+
+/// A conversation as `tx` sees it (its own writes included), without its labels: all of it
+/// for one created in `tx` (nothing can have labelled it yet).
+pub async fn find_in(tx: &mut crate::db::Tx, id: Uuid) -> Result<Option<Conversation>> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("SELECT {COLS} FROM conversations c JOIN leads l ON l.id = c.lead_id WHERE c.id = $1")
+    });
+    Ok(crate::on_tx!(tx, |e| sqlx::query_as(SQL.as_str()).bind(id).fetch_optional(e).await)?)
+}
+
+/// A conversation's label ids (sorted), as `tx` sees them.
+pub async fn labels_in(tx: &mut crate::db::Tx, id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(crate::on_tx!(tx, |e| sqlx::query_scalar(
         "SELECT label_id FROM conversation_labels WHERE conversation_id = $1 ORDER BY label_id"
     )
     .bind(id)
     .fetch_all(e)
-    .await)?;
-    Ok(c.to_json())
-}
-
-/// A conversation as `tx` sees it, without its labels: all of it for one created in `tx`
-/// (nothing can have labelled it yet).
-pub async fn created_in(tx: &mut crate::db::Tx, id: Uuid) -> Result<Conversation> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!("SELECT {COLS} FROM conversations c JOIN leads l ON l.id = c.lead_id WHERE c.id = $1")
-    });
-    Ok(crate::on_tx!(tx, |e| sqlx::query_as(SQL.as_str()).bind(id).fetch_one(e).await)?)
+    .await)?)
 }
 
 /// Label ids of each conversation (sorted), in one query.

@@ -60,16 +60,8 @@ async fn load(st: &AppState, v: &Viewer, id: Uuid) -> Result<(Visible<Conversati
 /// Loads a conversation inside a write transaction, without a viewer (internal changes such as
 /// deleting a label; sees the transaction's own writes).
 pub async fn load_tx(tx: &mut Tx, id: Uuid) -> Result<Conversation> {
-    let sql =
-        format!("SELECT {} FROM conversations c JOIN leads l ON l.id = c.lead_id WHERE c.id = $1", conversations::COLS);
-    let mut c: Conversation =
-        on_tx!(tx, |x| sqlx::query_as(&sql).bind(id).fetch_optional(x).await)?.ok_or_else(Error::not_found)?;
-    c.label_ids = on_tx!(tx, |x| sqlx::query_scalar(
-        "SELECT label_id FROM conversation_labels WHERE conversation_id = $1 ORDER BY label_id"
-    )
-    .bind(id)
-    .fetch_all(x)
-    .await)?;
+    let mut c = conversations::find_in(tx, id).await?.ok_or_else(Error::not_found)?;
+    c.label_ids = conversations::labels_in(tx, id).await?;
     Ok(c)
 }
 

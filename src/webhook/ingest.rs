@@ -592,7 +592,7 @@ impl Ctx<'_> {
             .fetch_optional(c)
             .await)?;
         if let Some(id) = created {
-            let c = conversations::created_in(self.tx, id).await?;
+            let c = conversations::find_in(self.tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
             self.events.push(
                 self.now,
                 NewEvent::new(self.number.workspace_id, "conversation.created", c.to_json())
@@ -715,16 +715,8 @@ impl Ctx<'_> {
             j
         } else {
             self.events.push(self.now, message);
-            let label_ids: Vec<Uuid> = if touched.labelled {
-                on_tx!(self.tx, |c| sqlx::query_scalar(
-                    "SELECT label_id FROM conversation_labels WHERE conversation_id = $1 ORDER BY label_id"
-                )
-                .bind(conv.id)
-                .fetch_all(c)
-                .await)?
-            } else {
-                Vec::new()
-            };
+            let label_ids =
+                if touched.labelled { conversations::labels_in(self.tx, conv.id).await? } else { Vec::new() };
             conversations::Conversation {
                 id: touched.id,
                 workspace_id: touched.workspace_id,
