@@ -490,52 +490,40 @@ async fn an_import_batch_that_loses_a_deadlock_is_written_again() {
         .await
         .unwrap();
 
-    let import = {
-        let (client, url, token) = (app.client.clone(), app.url("/api/v1/leads/import"), app.admin_token.clone());
-        tokio::spawn(async move {
-            let resp = client
-                .post(url)
-                .bearer_auth(token)
-                .header("content-type", "text/csv")
-                .body("name,phone\nDee Lock,+1 555 0400400\n")
-                .send()
-                .await
-                .unwrap();
-            (resp.status(), resp.json::<Value>().await.unwrap_or(Value::Null))
+    let import = app.import_csv(&app.admin_token, "name,phone\nDee Lock,+1 555 0400400\n");
+    let blocker_side = async {
+        // The batch waits for the event-log lock (its lead already written).
+        eventually("the import batch waits for the event-log lock", || async {
+            let waiting: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid::bigint = $1)",
+            )
+            .bind(switchboard::db::EVENT_LOCK_KEY)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            waiting.then_some(())
         })
-    };
-    // The batch waits for the event-log lock (its lead already written).
-    eventually("the import batch waits for the event-log lock", || async {
-        let waiting: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid::bigint = $1)",
+        .await;
+        // Waits for the batch: a deadlock, which the batch loses; then this session gives way.
+        // (Only if this statement came more than a second after the batch began to wait, on a
+        // very busy machine, would the batch's one deadlock check have passed already and this
+        // session be the victim, a minute later: then the import needs no second try.)
+        let blocked = sqlx::query(
+            "INSERT INTO leads (id, workspace_id, name, phone, created_at, updated_at) \
+             VALUES ($1, $2, 'Blocker', '15550400400', now(), now()) ON CONFLICT DO NOTHING",
         )
-        .bind(switchboard::db::EVENT_LOCK_KEY)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        waiting.then_some(())
-    })
-    .await;
-    // Waits for the batch: a deadlock, which the batch loses; then this session gives way.
-    // (Only if this statement came more than a second after the batch began to wait, on a
-    // very busy machine, would the batch's one deadlock check have passed already and this
-    // session be the victim, a minute later: then the import needs no second try.)
-    let blocked = sqlx::query(
-        "INSERT INTO leads (id, workspace_id, name, phone, created_at, updated_at) \
-         VALUES ($1, $2, 'Blocker', '15550400400', now(), now()) ON CONFLICT DO NOTHING",
-    )
-    .bind(Uuid::now_v7())
-    .bind(app.workspace_id)
-    .execute(&mut *blocker)
-    .await;
-    if let Err(e) = &blocked {
-        let code = e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned());
-        assert_eq!(code.as_deref(), Some("40P01"), "{e}");
-        eprintln!("the blocker, not the batch, lost the deadlock: the retry was not exercised");
-    }
-    blocker.rollback().await.unwrap();
-
-    let (status, report) = import.await.unwrap();
+        .bind(Uuid::now_v7())
+        .bind(app.workspace_id)
+        .execute(&mut *blocker)
+        .await;
+        if let Err(e) = &blocked {
+            let code = e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned());
+            assert_eq!(code.as_deref(), Some("40P01"), "{e}");
+            eprintln!("the blocker, not the batch, lost the deadlock: the retry was not exercised");
+        }
+        blocker.rollback().await.unwrap();
+    };
+    let ((status, report), ()) = tokio::join!(import, blocker_side);
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report, json!({"created": 1, "updated": 0, "errors": [], "error_count": 0}));
     assert_eq!(app.lead_by_phone(&app.admin_token, "15550400400").await["name"], "Dee Lock");
