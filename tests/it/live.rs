@@ -316,6 +316,21 @@ on_both! {
         let app = spawn_app(&t).await;
         let (member, tok) = app.member("leaving@example.com", json!({})).await;
         let mut s = live(&app, &tok, None).await;
+        // The member's "available" announcement is written by the presence task a moment
+        // later: the admin's socket starts after it, so that the first presence frame it gets
+        // about the member can only be the one the deactivation causes.
+        let announced = format!("%{member}%available%");
+        eventually("the member announced available", || async {
+            let n: i64 = switchboard::on_db!(&app.db, |p| sqlx::query_scalar(
+                "SELECT COUNT(*) FROM events WHERE type = 'member.updated' AND data LIKE $1"
+            )
+            .bind(&announced)
+            .fetch_one(p)
+            .await)
+            .unwrap();
+            (n > 0).then_some(())
+        })
+        .await;
         let mut admin = live(&app, &app.admin_token, None).await;
         // What the deactivation route does: status, tokens, event, one transaction.
         let st = state(&app);
