@@ -495,7 +495,8 @@ async fn an_import_batch_that_loses_a_deadlock_is_written_again() {
         // The batch waits for the event-log lock (its lead already written).
         eventually("the import batch waits for the event-log lock", || async {
             let waiting: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid::bigint = $1)",
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                 AND objid::bigint = $1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
             )
             .bind(switchboard::db::EVENT_LOCK_KEY)
             .fetch_one(pool)
