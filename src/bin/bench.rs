@@ -224,7 +224,10 @@ async fn main() -> anyhow::Result<()> {
             let name = format!("sb_bench_{}", uuid::Uuid::new_v4().simple());
             let admin = Db::connect(&pg).await?;
             on_db!(&admin, |p| sqlx::query(&format!("CREATE DATABASE {name}")).execute(p).await.map(|_| ()))?;
-            let pg_url = format!("{}/{name}", pg.rsplit_once('/').map(|(b, _)| b).unwrap_or(&pg));
+            // The same server and options (e.g. `?sslmode=disable`), another database.
+            let (url, options) = pg.split_once('?').map_or((pg.as_str(), None), |(u, o)| (u, Some(o)));
+            let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
+            let pg_url = format!("{base}/{name}{}", options.map(|o| format!("?{o}")).unwrap_or_default());
             let (pgrun, drained) = switchboard_run("switchboard on PostgreSQL", &pg_url, seconds, concurrency).await;
             print(&pgrun, ceiling.rate(), &format!("  (journal drained {:.1} s later)", drained.as_secs_f64()));
             on_db!(&admin, |p| sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

@@ -90,6 +90,20 @@ const SQLITE_MMAP_BYTES: u64 = 1 << 30;
 /// Rows deleted per statement by [`Db::delete_in_chunks`].
 pub const DELETE_CHUNK: i64 = 5000;
 
+/// Times a transaction that fails transiently ([`crate::error::Error::is_transient`]: a lost
+/// deadlock, a serialization failure, SQLite busy) is run in all before the failure is
+/// reported.
+pub const TRANSIENT_TRIES: u32 = 3;
+
+/// Waits before running again a transaction that failed transiently on try `tries` (from 1):
+/// 100 ms, doubled each time, with jitter, so that the transaction that won has time to
+/// finish and the new try does not meet it again.
+pub async fn pause_before_retry(tries: u32) {
+    let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..1.5);
+    let pause = Duration::from_millis(100) * 2u32.pow(tries.saturating_sub(1).min(6));
+    tokio::time::sleep(pause.mul_f64(jitter)).await;
+}
+
 impl Db {
     /// Connects to `url` (`sqlite://PATH` or `postgres://…`), creating a SQLite file if missing.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {

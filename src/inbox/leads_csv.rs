@@ -77,12 +77,6 @@ use crate::{bind_viewer, on_db, on_tx};
 pub const IMPORT_MAX_BYTES: usize = 20 << 20;
 /// Rows written per import transaction.
 pub const BATCH: usize = 500;
-/// Times a batch is written before a transient failure (deadlock, serialization failure,
-/// SQLite busy) fails the import.
-const BATCH_TRIES: u32 = 3;
-/// Pause before a batch's second try, doubled before each further one, with jitter: the
-/// transaction that won gets time to finish, so the new try does not meet it again.
-const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Leads read per export query.
 pub const EXPORT_PAGE: i64 = 500;
 /// Errors listed in an import answer (`error_count` counts all).
@@ -530,10 +524,9 @@ impl Writer {
                 match flush(&st, &user, &h, rows.clone(), &turn, &mut out).await {
                     // The batch was rolled back whole (e.g. chosen as a deadlock's victim
                     // against webhook processing): write it again.
-                    Err(e) if e.is_transient() && tries < BATCH_TRIES => {
+                    Err(e) if e.is_transient() && tries < crate::db::TRANSIENT_TRIES => {
                         tracing::warn!(error = %e, tries, "import batch rolled back; writing it again");
-                        let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..1.5);
-                        tokio::time::sleep((RETRY_PAUSE * 2u32.pow(tries - 1)).mul_f64(jitter)).await;
+                        crate::db::pause_before_retry(tries).await;
                         tries += 1;
                     }
                     done => return done.map(|()| out),

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::clock::Clock;
-use crate::db::{Backend, Db, page_limit};
+use crate::db::{Backend, Db, TRANSIENT_TRIES, page_limit, pause_before_retry};
 use crate::error::{Error, Result};
 use crate::extract::{Json, Path, Query};
 use crate::webhook::ingest::{self, Outcome};
@@ -348,47 +348,66 @@ async fn one_by_one(st: &AppState, rows: &[(Uuid, Vec<u8>, i64)]) -> Result<usiz
 
 /// Processes the oldest pending row (or row `only`), in one transaction with everything it
 /// stores. Returns false when there was nothing to do.
-pub async fn process_next(st: &AppState, only: Option<Uuid>) -> Result<bool> {
-    let mut tx = st.db.begin().await?;
-    let row: Option<(Uuid, Vec<u8>, i64)> =
-        on_tx!(&mut tx, |c| sqlx::query_as(claim_sql(st.db.backend())).bind(only).bind(1i64).fetch_optional(c).await)?;
-    let Some((id, body, attempts)) = row else { return Ok(false) };
-    lock_contacts(&mut tx, std::iter::once(body.as_slice())).await?;
-    let now = st.clock.now();
-    let mut batch = ingest::Batch::default();
-    let processed = async {
-        let outcome = ingest::process(st, &mut tx, &mut batch, now, &body).await?;
-        batch.flush(&mut tx).await?;
-        finish(&mut tx, now, std::slice::from_ref(&(id, outcome))).await
-    };
-    match processed.await {
-        Ok(()) => {
-            st.commit(tx).await?;
-            tracing::debug!(event_id = %id, "webhook processed");
-            Ok(true)
-        }
-        Err(e) => {
-            tx.rollback().await?;
-            let attempts = attempts + 1;
-            let failed = attempts >= MAX_ATTEMPTS;
-            let state = if failed { "failed" } else { "pending" };
-            on_db!(&st.db, |p| sqlx::query(
-                "UPDATE webhook_events SET attempts = $1, state = $2, error = $3 WHERE id = $4"
-            )
-            .bind(attempts)
-            .bind(state)
-            .bind(format!("processing error: {e}"))
-            .bind(id)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-            if failed {
-                tracing::error!(event_id = %id, error = %e, "webhook failed after {attempts} attempts");
-                Ok(true)
-            } else {
-                Err(e)
+///
+/// A failure counts as one of the row's [`MAX_ATTEMPTS`] unless it is transient
+/// ([`Error::is_transient`]: a lost deadlock, a serialization failure, SQLite busy). That says
+/// nothing about the row, so the row is processed again after a pause, up to
+/// [`TRANSIENT_TRIES`] times in all, and then left pending, its attempts unchanged.
+pub async fn process_next(st: &AppState, mut only: Option<Uuid>) -> Result<bool> {
+    let mut tries = 1;
+    loop {
+        let mut tx = st.db.begin().await?;
+        let row: Option<(Uuid, Vec<u8>, i64)> = on_tx!(&mut tx, |c| sqlx::query_as(claim_sql(st.db.backend()))
+            .bind(only)
+            .bind(1i64)
+            .fetch_optional(c)
+            .await)?;
+        // (On a retry the row may have been processed meanwhile by another processor.)
+        let Some((id, body, attempts)) = row else { return Ok(tries > 1) };
+        let now = st.clock.now();
+        let mut batch = ingest::Batch::default();
+        let processed = async {
+            lock_contacts(&mut tx, std::iter::once(body.as_slice())).await?;
+            let outcome = ingest::process(st, &mut tx, &mut batch, now, &body).await?;
+            batch.flush(&mut tx).await?;
+            finish(&mut tx, now, std::slice::from_ref(&(id, outcome))).await
+        };
+        let e = match processed.await {
+            Ok(()) => {
+                st.commit(tx).await?;
+                tracing::debug!(event_id = %id, "webhook processed");
+                return Ok(true);
             }
+            Err(e) => e,
+        };
+        tx.rollback().await?;
+        if e.is_transient() {
+            if tries >= TRANSIENT_TRIES {
+                return Err(e);
+            }
+            tracing::warn!(event_id = %id, error = %e, tries, "webhook processing rolled back; processing it again");
+            pause_before_retry(tries).await;
+            (only, tries) = (Some(id), tries + 1);
+            continue;
         }
+        let attempts = attempts + 1;
+        let failed = attempts >= MAX_ATTEMPTS;
+        let state = if failed { "failed" } else { "pending" };
+        on_db!(&st.db, |p| sqlx::query(
+            "UPDATE webhook_events SET attempts = $1, state = $2, error = $3 WHERE id = $4"
+        )
+        .bind(attempts)
+        .bind(state)
+        .bind(format!("processing error: {e}"))
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if failed {
+            tracing::error!(event_id = %id, error = %e, "webhook failed after {attempts} attempts");
+            return Ok(true);
+        }
+        return Err(e);
     }
 }
 

@@ -472,59 +472,22 @@ on_both! {
     }
 }
 
-/// PostgreSQL: an import batch chosen as a deadlock's victim is written again. Another session
-/// holds the event-log lock; the batch, holding its new lead's phone, waits for it; the session
-/// then inserts a lead with the same phone and so waits for the batch. The batch's session
-/// looks for deadlocks after the server's default second, the other one only after a minute,
-/// so the batch is the one rolled back.
+/// PostgreSQL: an import batch chosen as a deadlock's victim is written again. The batch,
+/// holding its new lead's phone, waits for the event-log lock that a [`Blocker`] holds; the
+/// blocker then inserts a lead with the same phone, and so waits for the batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_batch_that_loses_a_deadlock_is_written_again() {
     let t = TestDb::postgres().await;
     let app = spawn_app(&t).await;
-    let Db::Postgres(pool) = &app.db else { unreachable!() };
-    let mut blocker = pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL deadlock_timeout = '60s'").execute(&mut *blocker).await.unwrap();
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(switchboard::db::EVENT_LOCK_KEY)
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
-
+    let blocker = Blocker::begin(&app.db).await;
     let import = app.import_csv(&app.admin_token, "name,phone\nDee Lock,+1 555 0400400\n");
-    let blocker_side = async {
-        // The batch waits for the event-log lock (its lead already written).
-        eventually("the import batch waits for the event-log lock", || async {
-            let waiting: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-                 AND objid::bigint = $1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
-            )
-            .bind(switchboard::db::EVENT_LOCK_KEY)
-            .fetch_one(pool)
-            .await
-            .unwrap();
-            waiting.then_some(())
-        })
-        .await;
-        // Waits for the batch: a deadlock, which the batch loses; then this session gives way.
-        // (Only if this statement came more than a second after the batch began to wait, on a
-        // very busy machine, would the batch's one deadlock check have passed already and this
-        // session be the victim, a minute later: then the import needs no second try.)
-        let blocked = sqlx::query(
-            "INSERT INTO leads (id, workspace_id, name, phone, created_at, updated_at) \
-             VALUES ($1, $2, 'Blocker', '15550400400', now(), now()) ON CONFLICT DO NOTHING",
-        )
-        .bind(Uuid::now_v7())
-        .bind(app.workspace_id)
-        .execute(&mut *blocker)
-        .await;
-        if let Err(e) = &blocked {
-            let code = e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned());
-            assert_eq!(code.as_deref(), Some("40P01"), "{e}");
-            eprintln!("the blocker, not the batch, lost the deadlock: the retry was not exercised");
-        }
-        blocker.rollback().await.unwrap();
-    };
-    let ((status, report), ()) = tokio::join!(import, blocker_side);
+    let same_phone = format!(
+        "INSERT INTO leads (id, workspace_id, name, phone, created_at, updated_at) \
+         VALUES ('{}', '{}', 'Blocker', '15550400400', now(), now()) ON CONFLICT DO NOTHING",
+        Uuid::now_v7(),
+        app.workspace_id
+    );
+    let ((status, report), ()) = tokio::join!(import, blocker.close_the_circle(&same_phone));
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report, json!({"created": 1, "updated": 0, "errors": [], "error_count": 0}));
     assert_eq!(app.lead_by_phone(&app.admin_token, "15550400400").await["name"], "Dee Lock");

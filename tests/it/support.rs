@@ -289,6 +289,57 @@ where
     }
 }
 
+/// PostgreSQL deadlocks on purpose. [`Blocker::begin`] opens a session that takes the event-log
+/// lock and looks for deadlocks only after a minute; the server's sessions look after the
+/// default second. Once a server transaction waits for the event-log lock while holding
+/// something, [`Blocker::close_the_circle`] asks for that something: a deadlock, which the
+/// server's transaction loses.
+pub struct Blocker<'a> {
+    pool: &'a sqlx::PgPool,
+    tx: sqlx::Transaction<'a, sqlx::Postgres>,
+}
+
+impl<'a> Blocker<'a> {
+    pub async fn begin(db: &'a Db) -> Blocker<'a> {
+        let Db::Postgres(pool) = db else { panic!("deadlocks are staged on PostgreSQL") };
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SET LOCAL deadlock_timeout = '60s'").execute(&mut *tx).await.unwrap();
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(switchboard::db::EVENT_LOCK_KEY)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        Blocker { pool, tx }
+    }
+
+    /// Waits until a session of this database waits for the event-log lock, then runs `sql`
+    /// (which must wait for that session) and rolls back. Only if `sql` came more than a
+    /// second after the server's transaction began to wait, on a very busy machine, would
+    /// that transaction's one deadlock check have passed already and this session be the
+    /// victim, a minute later: then the server needed no second try, and this says so.
+    pub async fn close_the_circle(mut self, sql: &str) {
+        let pool = self.pool;
+        eventually("a server transaction waits for the event-log lock", || async {
+            let waiting: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                 AND objid::bigint = $1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+            )
+            .bind(switchboard::db::EVENT_LOCK_KEY)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            waiting.then_some(())
+        })
+        .await;
+        if let Err(e) = sqlx::query(sql).execute(&mut *self.tx).await {
+            let code = e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned());
+            assert_eq!(code.as_deref(), Some("40P01"), "{e}");
+            eprintln!("the blocker, not the server, lost the deadlock: the retry was not exercised");
+        }
+        self.tx.rollback().await.unwrap();
+    }
+}
+
 /// Asserts the contract's error shape and returns the code.
 pub fn error_code(body: &Value) -> &str {
     assert!(body["error"]["message"].is_string(), "error JSON has a message: {body}");

@@ -477,6 +477,31 @@ on_both! {
     }
 }
 
+/// PostgreSQL: processing that loses a deadlock is run again after a short pause, and the lost
+/// round is not one of the entry's attempts (five of those mark it failed). The processing
+/// transaction, holding its chat's lock, waits for the event-log lock that a [`Blocker`]
+/// holds; the blocker then asks for the chat's lock, and so waits for the processing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_that_loses_a_deadlock_runs_again_without_spending_an_attempt() {
+    let t = TestDb::postgres().await;
+    let app = spawn_app(&t).await;
+    app.connect_number("100200300400600", "15550100100", false).await;
+    app.create_lead("Priya", "+15550100111").await;
+    let blocker = Blocker::begin(&app.db).await;
+    let body = text_payload("wamid.deadlock.1", "15550100111", 1_789_300_000, "hello");
+    assert_eq!(app.signed_webhook(&body).await, StatusCode::OK);
+    let keys = switchboard::webhook::ingest::contact_keys([body.as_slice()]);
+    let keys: Vec<String> = keys.iter().map(i32::to_string).collect();
+    blocker.close_the_circle(&format!("SELECT lock_contacts('{{{}}}'::int[])", keys.join(","))).await;
+
+    app.webhooks_processed().await;
+    assert_eq!(app.message_by_wamid("wamid.deadlock.1").await.map(|m| m.0), Some("in".to_owned()));
+    let (state, attempts, error): (String, i64, Option<String>) =
+        on_db!(&app.db, |p| sqlx::query_as("SELECT state, attempts, error FROM webhook_events").fetch_one(p).await)
+            .unwrap();
+    assert_eq!((state.as_str(), attempts, error), ("done", 0, None));
+}
+
 #[tokio::test]
 async fn without_a_secret_webhooks_get_503() {
     let t = TestDb::sqlite().await;
