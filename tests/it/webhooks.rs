@@ -165,6 +165,47 @@ on_both! {
         assert_eq!(app.count("SELECT COUNT(*) FROM webhook_events").await, 1, "durable before the 200");
     }
 
+    async fn the_journal_lists_by_state_newest_first_in_pages(t: TestDb) {
+        let app = spawn_app(&t).await;
+        app.connect_number("100200300400600", "15550100100", false).await;
+        app.create_lead("Priya", "+15550100111").await;
+        // Received in this order: done, failed, done, failed, done.
+        for i in 0..5 {
+            let body = if i % 2 == 0 {
+                text_payload(&format!("wamid.list.{i}"), "15550100111", 1_789_300_000 + i, "hi")
+            } else {
+                format!("not json {i}").into_bytes()
+            };
+            assert_eq!(app.signed_webhook(&body).await, StatusCode::OK);
+            app.webhooks_processed().await;
+        }
+        let pages = |filter: &'static str| {
+            let app = &app;
+            async move {
+                let mut states = Vec::new();
+                let mut cursor = String::new();
+                loop {
+                    let (status, page) =
+                        app.get(&format!("/api/v1/admin/webhook-events?limit=2{filter}{cursor}"), &app.admin_token).await;
+                    assert_eq!(status, StatusCode::OK, "{page}");
+                    let rows = page["webhook_events"].as_array().unwrap();
+                    assert!(rows.len() <= 2);
+                    states.extend(rows.iter().map(|r| r["state"].as_str().unwrap().to_owned()));
+                    match page["next_cursor"].as_str() {
+                        Some(next) => cursor = format!("&cursor={next}"),
+                        None => return states,
+                    }
+                }
+            }
+        };
+        assert_eq!(pages("").await, ["done", "failed", "done", "failed", "done"]);
+        assert_eq!(pages("&state=done").await, ["done"; 3]);
+        assert_eq!(pages("&state=failed").await, ["failed"; 2]);
+        assert!(pages("&state=pending").await.is_empty());
+        let (status, body) = app.get("/api/v1/admin/webhook-events?cursor=abc", &app.admin_token).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_cursor"));
+    }
+
     async fn garbage_with_a_valid_signature_is_kept_as_failed(t: TestDb) {
         let app = spawn_app(&t).await;
         assert_eq!(app.signed_webhook(b"this is not json").await, StatusCode::OK);
