@@ -254,9 +254,14 @@ pub async fn insert(tx: &mut Tx, now: DateTime<Utc>, new: NewLead) -> Result<Lea
 }
 
 pub async fn emit_updated(tx: &mut Tx, now: DateTime<Utc>, lead: &Lead) -> Result<()> {
-    let data = serde_json::to_value(lead).unwrap_or_default();
-    events::append(tx, now, NewEvent::new(lead.workspace_id, "lead.updated", data).lead(lead.id)).await?;
+    events::append(tx, now, updated_event(lead)).await?;
     Ok(())
+}
+
+/// The `lead.updated` event of `lead`, as it is now.
+pub fn updated_event(lead: &Lead) -> NewEvent {
+    let data = serde_json::to_value(lead).unwrap_or_default();
+    NewEvent::new(lead.workspace_id, "lead.updated", data).lead(lead.id)
 }
 
 #[instrument(skip_all)]

@@ -68,7 +68,7 @@ use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 use crate::extract::Json;
 use crate::inbox::leads::{self, COLS, Lead};
-use crate::live::events::{self, NewEvent};
+use crate::live::events;
 use crate::policy::{self, LEAD_VISIBLE, Viewer};
 use crate::timeline::{self, NewActivity};
 use crate::{bind_viewer, on_db, on_tx};
@@ -833,8 +833,7 @@ async fn insert_memberships(tx: &mut Tx, memberships: &[(Uuid, Uuid)]) -> Result
 /// `lead.updated` for each lead, as [`leads::emit_updated`] writes it.
 fn emit_updated_many(now: DateTime<Utc>, list: &[Lead], events: &mut events::Buffer) {
     for l in list {
-        let data = serde_json::to_value(l).unwrap_or_default();
-        events.push(now, NewEvent::new(l.workspace_id, "lead.updated", data).lead(l.id));
+        events.push(now, super::leads::updated_event(l));
     }
 }
 
