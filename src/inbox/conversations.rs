@@ -126,9 +126,14 @@ pub async fn get_internal(db: &Db, id: Uuid) -> Result<Option<Conversation>> {
 
 /// A conversation's JSON read inside a transaction (for the event written with a change).
 pub async fn json_in(tx: &mut crate::db::Tx, id: Uuid) -> Result<Value> {
-    let mut c = find_in(tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
+    Ok(load_in(tx, id).await?.ok_or(sqlx::Error::RowNotFound)?.to_json())
+}
+
+/// A conversation with its labels, as `tx` sees it (its own writes included).
+pub async fn load_in(tx: &mut crate::db::Tx, id: Uuid) -> Result<Option<Conversation>> {
+    let Some(mut c) = find_in(tx, id).await? else { return Ok(None) };
     c.label_ids = labels_in(tx, id).await?;
-    Ok(c.to_json())
+    Ok(Some(c))
 }
 
 /// A conversation as `tx` sees it (its own writes included), without its labels: all of it

@@ -60,9 +60,7 @@ async fn load(st: &AppState, v: &Viewer, id: Uuid) -> Result<(Visible<Conversati
 /// Loads a conversation inside a write transaction, without a viewer (internal changes such as
 /// deleting a label; sees the transaction's own writes).
 pub async fn load_tx(tx: &mut Tx, id: Uuid) -> Result<Conversation> {
-    let mut c = conversations::find_in(tx, id).await?.ok_or_else(Error::not_found)?;
-    c.label_ids = conversations::labels_in(tx, id).await?;
-    Ok(c)
+    conversations::load_in(tx, id).await?.ok_or_else(Error::not_found)
 }
 
 /// A label left these conversations (deleted by `member_id`): timeline and live event for each.
