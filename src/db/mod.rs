@@ -29,6 +29,24 @@ pub struct SqliteDb {
     write: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// A connection outside the pool, for a task that writes all the time (the webhook journal's
+/// writers). A pooled connection costs a round trip each time it goes back: sqlx pings it, and
+/// on PostgreSQL that is a message to the server and its answer.
+pub enum Conn {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Conn {
+    pub async fn close(self) -> sqlx::Result<()> {
+        use sqlx::Connection;
+        match self {
+            Conn::Sqlite(c) => c.close().await,
+            Conn::Postgres(c) => c.close().await,
+        }
+    }
+}
+
 /// A write transaction on one of the two backends.
 pub enum Tx {
     Sqlite(Transaction<'static, Sqlite>, tokio::sync::OwnedMutexGuard<()>),
@@ -87,6 +105,8 @@ const STATISTICS_AFTER: i64 = 500;
 const WAL_BACKSTOP_PAGES: u32 = 16_000;
 /// How much of a SQLite database file is read through a memory map.
 const SQLITE_MMAP_BYTES: u64 = 1 << 30;
+/// A PostgreSQL connection idle this long is pinged before it is handed out (see [`Db::connect_sized`]).
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 /// Rows deleted per statement by [`Db::delete_in_chunks`].
 pub const DELETE_CHUNK: i64 = 5000;
 
@@ -129,8 +149,24 @@ impl Db {
                 SqlitePoolOptions::new().max_connections(max).test_before_acquire(false).connect_with(opts).await?;
             Ok(Db::Sqlite(SqliteDb { pool, write: Arc::default() }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let pool =
-                PgPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+            // sqlx pings a connection before handing it out: a round trip before every query.
+            // Only one that sat idle (where a restarted server or a firewall may have dropped
+            // it) is pinged; a connection that broke while in use fails its query, and the
+            // pool does not take it back (its ping on release fails).
+            let pool = PgPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(10))
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_IDLE_AFTER {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
+                .connect(url)
+                .await?;
             Ok(Db::Postgres(pool))
         } else {
             anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres://")
@@ -151,6 +187,15 @@ impl Db {
             Db::Sqlite(_) => Backend::Sqlite,
             Db::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// Opens a connection of its own, outside the pool, with the pool's options (see [`Conn`]).
+    pub async fn dedicated(&self) -> sqlx::Result<Conn> {
+        use sqlx::Connection;
+        Ok(match self {
+            Db::Sqlite(s) => Conn::Sqlite(sqlx::SqliteConnection::connect_with(&s.pool.connect_options()).await?),
+            Db::Postgres(p) => Conn::Postgres(sqlx::PgConnection::connect_with(&p.connect_options()).await?),
+        })
     }
 
     /// Starts a write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`):

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::clock::Clock;
-use crate::db::{Backend, Db, TRANSIENT_TRIES, page_limit, pause_before_retry};
+use crate::db::{Backend, Conn, Db, TRANSIENT_TRIES, page_limit, pause_before_retry};
 use crate::error::{Error, Result};
 use crate::extract::{Json, Path, Query};
 use crate::webhook::ingest::{self, Outcome};
@@ -165,10 +165,15 @@ async fn writer(
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Opened when first needed, and again after a failed commit (it may have broken).
+    let mut conn: Option<Conn> = None;
     loop {
         // Take what is queued (at least one), then let the other writer wait for the next.
         let mut queue = rx.lock().await;
         if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            if let Some(c) = conn {
+                let _ = c.close().await;
+            }
             return;
         }
         // SQLite: once the write lock is ours, take what queued up while processing held it,
@@ -185,7 +190,10 @@ async fn writer(
         // Everything appended and not yet committed: this batch, the other writer's and what
         // waits in the channel. (With two writers one batch shows only part of a flood.)
         let waiting = queued.load(Ordering::Relaxed);
-        let ok = commit(&db, &batch).await.inspect_err(|e| tracing::error!(error = %e, "journal batch failed")).is_ok();
+        let ok = commit_on(&db, &mut conn, &batch)
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "journal batch failed"))
+            .is_ok();
         drop(write);
         for p in batch.drain(..) {
             let _ = p.committed.send(ok);
@@ -197,15 +205,37 @@ async fn writer(
     }
 }
 
+/// Commits `batch` on the writer's own connection, opening one if needed. A commit that fails
+/// is tried once more on a new connection (the old one may have broken: a restarted database,
+/// a dropped socket), and that try skips the ids already stored, in case the first commit went
+/// through and only its answer was lost.
+async fn commit_on(db: &Db, conn: &mut Option<Conn>, batch: &[Pending]) -> sqlx::Result<()> {
+    if let Some(c) = conn.as_mut() {
+        match commit(c, batch, false).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "journal commit failed; trying again on a new connection");
+                *conn = None;
+            }
+        }
+    }
+    let mut c = db.dedicated().await?;
+    commit(&mut c, batch, true).await?;
+    *conn = Some(c);
+    Ok(())
+}
+
 /// One INSERT in autocommit mode: a single statement is its own transaction, as durable as
 /// BEGIN … COMMIT (SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit=on`) with one
 /// round trip instead of three. SQLite gets one row of values per webhook; PostgreSQL gets
 /// three arrays, so that the statement text is the same whatever the batch size and stays
 /// prepared (a text per size took a parse and an extra round trip on most commits).
+/// `again`: skip ids already stored (see [`commit_on`]).
 /// The caller holds the SQLite write lock.
-async fn commit(db: &Db, batch: &[Pending]) -> sqlx::Result<()> {
-    match db {
-        Db::Sqlite(s) => {
+async fn commit(conn: &mut Conn, batch: &[Pending], again: bool) -> sqlx::Result<()> {
+    let again = if again { " ON CONFLICT (id) DO NOTHING" } else { "" };
+    match conn {
+        Conn::Sqlite(c) => {
             let mut qb =
                 sqlx::QueryBuilder::new("INSERT INTO webhook_events (id, received_at, signature_valid, body, state) ");
             qb.push_values(batch, |mut b, e| {
@@ -215,23 +245,19 @@ async fn commit(db: &Db, batch: &[Pending]) -> sqlx::Result<()> {
                     .push_bind(e.body.as_ref())
                     .push_bind("pending");
             });
-            qb.build().execute(&s.pool).await.map(|_| ())
+            qb.push(again);
+            qb.build().execute(&mut *c).await.map(|_| ())
         }
-        Db::Postgres(p) => {
+        Conn::Postgres(c) => {
             let ids: Vec<Uuid> = batch.iter().map(|e| e.id).collect();
             let received: Vec<DateTime<Utc>> = batch.iter().map(|e| e.received_at).collect();
             let bodies: Vec<&[u8]> = batch.iter().map(|e| e.body.as_ref()).collect();
-            sqlx::query(
+            let sql = format!(
                 "INSERT INTO webhook_events (id, received_at, signature_valid, body, state) \
                  SELECT id, received_at, TRUE, body, 'pending' FROM UNNEST($1::uuid[], $2::timestamptz[], $3::bytea[]) \
-                 WITH ORDINALITY AS w (id, received_at, body, n) ORDER BY n",
-            )
-            .bind(ids)
-            .bind(received)
-            .bind(bodies)
-            .execute(p)
-            .await
-            .map(|_| ())
+                 WITH ORDINALITY AS w (id, received_at, body, n) ORDER BY n{again}"
+            );
+            sqlx::query(&sql).bind(ids).bind(received).bind(bodies).execute(&mut *c).await.map(|_| ())
         }
     }
 }

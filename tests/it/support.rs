@@ -87,7 +87,12 @@ impl Drop for TestDb {
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 rt.block_on(async move {
-                    db.close().await;
+                    // Waits for the connections in use to come back. A PostgreSQL test on a
+                    // single-threaded runtime never gives them back (the runtime is blocked
+                    // here): it must use the multi-threaded one, as `on_both!` does.
+                    if tokio::time::timeout(Duration::from_secs(10), db.close()).await.is_err() {
+                        eprintln!("test database {name}: connections still in use after 10 s; dropped anyway");
+                    }
                     if let Ok(Db::Postgres(pool)) = Db::connect(&admin_url).await {
                         let _ =
                             sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;

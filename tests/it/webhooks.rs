@@ -543,6 +543,38 @@ async fn processing_that_loses_a_deadlock_runs_again_without_spending_an_attempt
     assert_eq!((state.as_str(), attempts, error), ("done", 0, None));
 }
 
+/// PostgreSQL: the journal writes on connections of its own. When the database drops them (a
+/// restart, a proxy's idle timeout), webhooks are still acknowledged: the commit runs again on
+/// a new connection, and nothing is journaled twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_carries_on_when_its_connections_are_dropped() {
+    let t = TestDb::postgres().await;
+    let app = spawn_app(&t).await;
+    app.connect_number("100200300400600", "15550100100", false).await;
+    app.create_lead("Priya", "+15550100111").await;
+    let send = |n: i64| text_payload(&format!("wamid.dropped.{n}"), "15550100111", 1_789_300_000 + n, "hello");
+    // One after the other, the webhooks go to the two writers in turn: each opens its connection.
+    for n in 1..=2 {
+        assert_eq!(app.signed_webhook(&send(n)).await, StatusCode::OK);
+    }
+
+    let dropped: i64 = on_db!(&app.db, |p| sqlx::query_scalar(
+        "SELECT COUNT(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'INSERT INTO webhook_events%'"
+    )
+    .fetch_one(p)
+    .await)
+    .unwrap();
+    assert_eq!(dropped, 2, "both journal connections were open");
+
+    for n in 3..=4 {
+        assert_eq!(app.signed_webhook(&send(n)).await, StatusCode::OK, "webhook {n} after the drop");
+    }
+    app.webhooks_processed().await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM webhook_events").await, 4);
+    assert_eq!(app.count("SELECT COUNT(*) FROM messages WHERE wamid LIKE 'wamid.dropped.%'").await, 4);
+}
+
 #[tokio::test]
 async fn without_a_secret_webhooks_get_503() {
     let t = TestDb::sqlite().await;
