@@ -188,6 +188,24 @@ async fn switchboard_run(label: &str, url: &str, seconds: u64, concurrency: usiz
     (run, drained)
 }
 
+/// Runs switchboard on `url`, then the trivial handler again; prints the run against the mean
+/// of the ceilings just before and after it, and returns the one after.
+async fn between_ceilings(
+    label: &str,
+    url: &str,
+    trivial_addr: SocketAddr,
+    before: &Run,
+    seconds: u64,
+    concurrency: usize,
+) -> Run {
+    let (run, drained) = switchboard_run(label, url, seconds, concurrency).await;
+    let after = fire("trivial axum handler", trivial_addr, seconds, concurrency).await;
+    let drained = format!("  (journal drained {:.1} s later)", drained.as_secs_f64());
+    print(&run, (before.rate() + after.rate()) / 2.0, &drained);
+    print(&after, after.rate(), "");
+    after
+}
+
 fn print(run: &Run, ceiling: f64, extra: &str) {
     println!(
         "{:<28} {:>9.0}/s {:>6.0}% of ceiling  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}{}",
@@ -218,16 +236,10 @@ async fn main() -> anyhow::Result<()> {
                 let dir = std::env::temp_dir().join(format!("sb-bench-{}", uuid::Uuid::new_v4().simple()));
                 std::fs::create_dir_all(&dir)?;
                 let lite_url = format!("sqlite://{}/bench.db", dir.display());
-                let (lite, drained) = switchboard_run("switchboard on SQLite", &lite_url, seconds, concurrency).await;
-                let after = fire("trivial axum handler", trivial_addr, seconds, concurrency).await;
-                print(
-                    &lite,
-                    (ceiling.rate() + after.rate()) / 2.0,
-                    &format!("  (journal drained {:.1} s later)", drained.as_secs_f64()),
-                );
-                print(&after, after.rate(), "");
+                ceiling =
+                    between_ceilings("switchboard on SQLite", &lite_url, trivial_addr, &ceiling, seconds, concurrency)
+                        .await;
                 let _ = std::fs::remove_dir_all(&dir);
-                ceiling = after;
             }
             if no_postgres {
                 return Ok(());
@@ -240,14 +252,7 @@ async fn main() -> anyhow::Result<()> {
             let (url, options) = pg.split_once('?').map_or((pg.as_str(), None), |(u, o)| (u, Some(o)));
             let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
             let pg_url = format!("{base}/{name}{}", options.map(|o| format!("?{o}")).unwrap_or_default());
-            let (pgrun, drained) = switchboard_run("switchboard on PostgreSQL", &pg_url, seconds, concurrency).await;
-            let after = fire("trivial axum handler", trivial_addr, seconds, concurrency).await;
-            print(
-                &pgrun,
-                (ceiling.rate() + after.rate()) / 2.0,
-                &format!("  (journal drained {:.1} s later)", drained.as_secs_f64()),
-            );
-            print(&after, after.rate(), "");
+            between_ceilings("switchboard on PostgreSQL", &pg_url, trivial_addr, &ceiling, seconds, concurrency).await;
             on_db!(&admin, |p| sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .execute(p)
                 .await
