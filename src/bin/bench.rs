@@ -173,7 +173,7 @@ async fn switchboard_run(label: &str, url: &str, seconds: u64, concurrency: usiz
     // a quarter of a core from the processing it waits for).
     loop {
         let pending: bool =
-            on_db!(&db, |p| sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhook_events WHERE state = 'pending')")
+            on_db!(&db, |p| sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhook_events WHERE state = 'pending') OR EXISTS (SELECT 1 FROM webhook_arrivals)")
                 .fetch_one(p)
                 .await)
             .unwrap_or(false);

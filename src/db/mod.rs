@@ -90,6 +90,23 @@ macro_rules! on_tx {
     };
 }
 
+/// `on_conn!(conn, |c| expr)`: evaluates `expr` with `c` bound to a [`Conn`]'s connection.
+#[macro_export]
+macro_rules! on_conn {
+    ($conn:expr, |$ex:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Sqlite(c) => {
+                let $ex = &mut *c;
+                $body
+            }
+            $crate::db::Conn::Postgres(c) => {
+                let $ex = &mut *c;
+                $body
+            }
+        }
+    };
+}
+
 /// Advisory lock key that serialises event-log appends on PostgreSQL, so event ids become
 /// visible in commit order (a reader at cursor N never misses a smaller id committed later).
 pub const EVENT_LOCK_KEY: i64 = 0x5b_0001;

@@ -3,6 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use switchboard::on_db;
+use switchboard::webhook::journal::pack;
 use switchboard::webhook::signature::sign;
 use uuid::Uuid;
 
@@ -30,11 +31,24 @@ impl TestApp {
         on_db!(&self.db, |p| sqlx::query_scalar(sql).fetch_one(p).await).expect("count")
     }
 
-    /// Waits until every journaled webhook has been processed.
+    /// Waits until every journaled webhook has been unpacked and processed.
     pub async fn webhooks_processed(&self) {
         eventually("journal drained", || async {
-            (self.count("SELECT COUNT(*) FROM webhook_events WHERE state = 'pending'").await == 0).then_some(())
+            // One statement, one snapshot: an arrival unpacked between two statements would
+            // be seen in neither.
+            let waiting = "SELECT (SELECT COUNT(*) FROM webhook_events WHERE state = 'pending') \
+                           + (SELECT COUNT(*) FROM webhook_arrivals)";
+            (self.count(waiting).await == 0).then_some(())
         })
+        .await
+    }
+
+    /// Webhooks in the journal: entries, and those still in an arrival the processor has not
+    /// unpacked yet.
+    pub async fn journaled(&self) -> i64 {
+        self.count(
+            "SELECT (SELECT COUNT(*) FROM webhook_events) + (SELECT COALESCE(SUM(webhooks), 0) FROM webhook_arrivals)",
+        )
         .await
     }
 
@@ -158,11 +172,11 @@ on_both! {
         let resp = post(Some(sign(APP_SECRET.as_bytes(), &body)), reserialised).await.unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "re-serialised UTF-8 bytes don't match Meta's signature");
         error_code(&resp.json().await.unwrap());
-        assert_eq!(app.count("SELECT COUNT(*) FROM webhook_events").await, 0, "nothing journaled");
+        assert_eq!(app.journaled().await, 0, "nothing journaled");
 
         // The exact bytes, escaped unicode and all, verify.
         assert_eq!(app.signed_webhook(&body).await, StatusCode::OK);
-        assert_eq!(app.count("SELECT COUNT(*) FROM webhook_events").await, 1, "durable before the 200");
+        assert_eq!(app.journaled().await, 1, "durable before the 200");
     }
 
     async fn the_journal_lists_by_state_newest_first_in_pages(t: TestDb) {
@@ -516,6 +530,55 @@ on_both! {
         again.webhooks_processed().await;
         assert_eq!(again.count("SELECT COUNT(*) FROM messages").await, 1, "processed after the restart");
     }
+
+    async fn acknowledged_batches_not_yet_unpacked_survive_a_restart(t: TestDb) {
+        let mut app = spawn_app(&t).await;
+        app.connect_number("100200300400600", "15550100100", false).await;
+        app.create_lead("Priya", "+15550100111").await;
+        app.stop().await;
+        // As if the process died right after acknowledging a batch of two: one arrival row.
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+        let bodies = [
+            text_payload("wamid.arrived.1", "15550100111", 1_789_300_001, "first"),
+            text_payload("wamid.arrived.2", "15550100111", 1_789_300_002, "second"),
+        ];
+        let now = app.clock.now();
+        let entries = pack([(first, now, bodies[0].as_slice()), (second, now, bodies[1].as_slice())]);
+        insert_arrival(&t.db, first, now, 2, &entries).await;
+        // And one that is not a batch at all (written by something else, or damaged).
+        insert_arrival(&t.db, Uuid::now_v7(), now, 1, b"\x07not a batch").await;
+
+        let again = spawn_app(&t).await;
+        again.webhooks_processed().await;
+        assert!(again.message_by_wamid("wamid.arrived.1").await.is_some(), "processed after the restart");
+        assert!(again.message_by_wamid("wamid.arrived.2").await.is_some(), "processed after the restart");
+        let (_, done) = again.get("/api/v1/admin/webhook-events?state=done", &again.admin_token).await;
+        let ids: Vec<&str> = done["webhook_events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, [second.to_string(), first.to_string()], "one journal entry per webhook, with its own id");
+        let (_, failed) = again.get("/api/v1/admin/webhook-events?state=failed", &again.admin_token).await;
+        assert_eq!(failed["webhook_events"][0]["error"], "journal arrival could not be decoded");
+        assert_eq!(again.count("SELECT COUNT(*) FROM webhook_arrivals").await, 0);
+    }
+}
+
+async fn insert_arrival(
+    db: &switchboard::db::Db,
+    id: Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+    webhooks: i32,
+    entries: &[u8],
+) {
+    on_db!(db, |p| sqlx::query(
+        "INSERT INTO webhook_arrivals (id, received_at, webhooks, entries) VALUES ($1, $2, $3, $4)"
+    )
+    .bind(id)
+    .bind(at)
+    .bind(webhooks)
+    .bind(entries)
+    .execute(p)
+    .await
+    .map(|_| ()))
+    .unwrap();
 }
 
 /// PostgreSQL: processing that loses a deadlock is run again after a short pause, and the lost
@@ -560,7 +623,7 @@ async fn the_journal_carries_on_when_its_connections_are_dropped() {
 
     let dropped: i64 = on_db!(&app.db, |p| sqlx::query_scalar(
         "SELECT COUNT(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity \
-         WHERE datname = current_database() AND query LIKE 'INSERT INTO webhook_events%'"
+         WHERE datname = current_database() AND query LIKE 'INSERT INTO webhook_arrivals%'"
     )
     .fetch_one(p)
     .await)
