@@ -63,10 +63,7 @@ async fn rows_pg<'e>(e: impl sqlx::PgExecutor<'e>, l: Links, ids: &[Uuid]) -> sq
 /// SQLite probes the key for each id of an `IN` list (callers pass at most a page or a team).
 async fn rows_sqlite<'e>(e: impl sqlx::SqliteExecutor<'e>, l: Links, ids: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
     let mut qb = sqlx::QueryBuilder::new(format!("SELECT {}, {} FROM {} WHERE {} IN (", l.from, l.to, l.table, l.from));
-    let mut sep = qb.separated(", ");
-    for id in ids {
-        sep.push_bind(*id);
-    }
+    super::push_ids(&mut qb, ids);
     qb.push(format!(") ORDER BY {}", l.to));
     qb.build_query_as().fetch_all(e).await
 }

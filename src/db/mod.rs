@@ -107,6 +107,22 @@ macro_rules! on_conn {
     };
 }
 
+/// Pushes `ids` as a comma-separated bind list; an empty list becomes a NULL that matches nothing.
+pub fn push_ids<'a, DB>(qb: &mut sqlx::QueryBuilder<'a, DB>, ids: &'a [uuid::Uuid])
+where
+    DB: sqlx::Database,
+    uuid::Uuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    if ids.is_empty() {
+        qb.push("NULL");
+        return;
+    }
+    let mut sep = qb.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
+    }
+}
+
 /// Advisory lock key that serialises event-log appends on PostgreSQL, so event ids become
 /// visible in commit order (a reader at cursor N never misses a smaller id committed later).
 pub const EVENT_LOCK_KEY: i64 = 0x5b_0001;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::db::Db;
+use crate::db::{Db, push_ids};
 use crate::error::Result;
 use crate::inbox::conversations;
 use crate::live::events::Event;
@@ -200,22 +200,6 @@ pub async fn load<'a>(db: &Db, events: impl IntoIterator<Item = &'a Event>) -> R
 async fn access_ids(db: &Db, convs: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
     let access = crate::db::Links { table: "conversation_access", from: "conversation_id", to: "user_id" };
     Ok(crate::db::linked(db, access, convs).await?)
-}
-
-/// Pushes `ids` as a comma-separated bind list; an empty list becomes a NULL that matches nothing.
-fn push_ids<'a, DB>(qb: &mut sqlx::QueryBuilder<'a, DB>, ids: &'a [Uuid])
-where
-    DB: sqlx::Database,
-    Uuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    if ids.is_empty() {
-        qb.push("NULL");
-        return;
-    }
-    let mut sep = qb.separated(", ");
-    for id in ids {
-        sep.push_bind(*id);
-    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::clock::Clock;
-use crate::db::{Backend, Conn, Db, TRANSIENT_TRIES, page_limit, pause_before_retry};
+use crate::db::{Backend, Conn, Db, TRANSIENT_TRIES, page_limit, pause_before_retry, push_ids};
 use crate::error::{Error, Result};
 use crate::extract::{Json, Path, Query};
 use crate::webhook::ingest::{self, Outcome};
@@ -379,12 +379,10 @@ pub async fn unpack_next(st: &AppState) -> Result<usize> {
         .await
         .map(|_| ()))?;
     }
+    let ids: Vec<Uuid> = arrivals.iter().map(|a| a.0).collect();
     on_tx!(&mut tx, |c| {
         let mut qb = sqlx::QueryBuilder::new("DELETE FROM webhook_arrivals WHERE id IN (");
-        let mut ids = qb.separated(", ");
-        for (arrival, _) in &arrivals {
-            ids.push_bind(*arrival);
-        }
+        push_ids(&mut qb, &ids);
         qb.push(")");
         qb.build().execute(c).await.map(|_| ())
     })?;
@@ -633,10 +631,7 @@ async fn finish(tx: &mut crate::db::Tx, now: DateTime<Utc>, outcomes: &[(Uuid, O
             let mut qb =
                 sqlx::QueryBuilder::new("UPDATE webhook_events SET state = 'done', error = NULL, processed_at = ");
             qb.push_bind(now).push(" WHERE id IN (");
-            let mut sep = qb.separated(", ");
-            for id in &done {
-                sep.push_bind(*id);
-            }
+            push_ids(&mut qb, &done);
             qb.push(")");
             qb.build().execute(c).await.map(|r| r.rows_affected())
         })?;
