@@ -331,8 +331,9 @@ pub fn unpack(entries: &[u8]) -> Option<Vec<Arrived<'_>>> {
     Some(out)
 }
 
-const TAKE_ARRIVALS_SQLITE: &str = "SELECT id, entries FROM webhook_arrivals ORDER BY id LIMIT $1";
-const TAKE_ARRIVALS_PG: &str = "SELECT id, entries FROM webhook_arrivals ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
+const TAKE_ARRIVALS_SQLITE: &str = "SELECT id, received_at, entries FROM webhook_arrivals ORDER BY id LIMIT $1";
+const TAKE_ARRIVALS_PG: &str =
+    "SELECT id, received_at, entries FROM webhook_arrivals ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
 
 /// Arrivals unpacked in one transaction. A group commit holds ~10–30 webhooks in a flood at 64
 /// connections: one arrival at a time fed processing batches of that size instead of
@@ -350,7 +351,7 @@ pub async fn unpack_next(st: &AppState) -> Result<usize> {
         Backend::Sqlite => TAKE_ARRIVALS_SQLITE,
         Backend::Postgres => TAKE_ARRIVALS_PG,
     };
-    let arrivals: Vec<(Uuid, Vec<u8>)> =
+    let arrivals: Vec<(Uuid, DateTime<Utc>, Vec<u8>)> =
         on_tx!(&mut tx, |c| sqlx::query_as(take).bind(UNPACK_ARRIVALS).fetch_all(c).await)?;
     if arrivals.is_empty() {
         tx.rollback().await?;
@@ -358,23 +359,24 @@ pub async fn unpack_next(st: &AppState) -> Result<usize> {
     }
     let mut webhooks = Vec::new();
     let mut undecodable = Vec::new();
-    for (arrival, entries) in &arrivals {
+    for (arrival, received_at, entries) in &arrivals {
         match unpack(entries) {
             Some(w) => webhooks.extend(w),
-            None => undecodable.push((*arrival, entries.as_slice())),
+            None => undecodable.push((*arrival, *received_at, entries.as_slice())),
         }
     }
     insert_pending(&mut tx, &webhooks).await?;
-    for (arrival, entries) in &undecodable {
+    for (arrival, received_at, entries) in &undecodable {
         tracing::error!(%arrival, bytes = entries.len(), "journal arrival could not be decoded; kept as a failed entry");
         on_tx!(&mut tx, |c| sqlx::query(
             "INSERT INTO webhook_events (id, received_at, signature_valid, body, state, error, processed_at) \
-             VALUES ($1, $2, TRUE, $3, 'failed', 'journal arrival could not be decoded', $2) \
+             VALUES ($1, $2, TRUE, $3, 'failed', 'journal arrival could not be decoded', $4) \
              ON CONFLICT (id) DO NOTHING"
         )
         .bind(*arrival)
-        .bind(st.clock.now())
+        .bind(*received_at)
         .bind(*entries)
+        .bind(st.clock.now())
         .execute(c)
         .await
         .map(|_| ()))?;

@@ -546,7 +546,8 @@ on_both! {
         let entries = pack([(first, now, bodies[0].as_slice()), (second, now, bodies[1].as_slice())]);
         insert_arrival(&t.db, first, now, 2, &entries).await;
         // And one that is not a batch at all (written by something else, or damaged).
-        insert_arrival(&t.db, Uuid::now_v7(), now, 1, b"\x07not a batch").await;
+        let an_hour_ago = now - chrono::Duration::hours(1);
+        insert_arrival(&t.db, Uuid::now_v7(), an_hour_ago, 1, b"\x07not a batch").await;
 
         let again = spawn_app(&t).await;
         again.webhooks_processed().await;
@@ -557,6 +558,8 @@ on_both! {
         assert_eq!(ids, [second.to_string(), first.to_string()], "one journal entry per webhook, with its own id");
         let (_, failed) = again.get("/api/v1/admin/webhook-events?state=failed", &again.admin_token).await;
         assert_eq!(failed["webhook_events"][0]["error"], "journal arrival could not be decoded");
+        let received: chrono::DateTime<chrono::Utc> = failed["webhook_events"][0]["received_at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(received.timestamp_micros(), an_hour_ago.timestamp_micros(), "received when its batch was");
         assert_eq!(again.count("SELECT COUNT(*) FROM webhook_arrivals").await, 0);
     }
 }
