@@ -54,6 +54,41 @@ struct Run {
     secs: f64,
     p50: Duration,
     p99: Duration,
+    /// Machine-wide CPU time spent while it ran (client, server and database together), if
+    /// `/proc/stat` could be read.
+    busy: Option<Busy>,
+}
+
+/// CPU time the whole machine spent busy during a run, from `/proc/stat` (Linux).
+#[derive(Clone, Copy)]
+struct Busy {
+    /// Busy CPU seconds, summed over the cores.
+    secs: f64,
+    /// Busy share of all cores.
+    share: f64,
+}
+
+/// (busy, total) clock ticks over all cores since boot, from the first line of `/proc/stat`.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user); time
+    // stolen by the hypervisor is not this machine's work.
+    let total: u64 = fields.iter().take(8).sum();
+    let not_busy = fields.get(3)? + fields.get(4..8).map_or(0, |f| f[0] + f[3]);
+    Some((total - not_busy, total))
+}
+
+fn busy_since(start: Option<(u64, u64)>, wall: f64) -> Option<Busy> {
+    let ((b0, t0), (b1, t1)) = (start?, cpu_ticks()?);
+    let (busy, total) = ((b1 - b0) as f64, (t1 - t0) as f64);
+    if total <= 0.0 {
+        return None;
+    }
+    // Ticks are 1/100 s on Linux; the share does not depend on that.
+    let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+    let share = busy / total;
+    Some(Busy { secs: share * cores * wall, share })
 }
 
 impl Run {
@@ -80,6 +115,7 @@ async fn fire(label: &str, addr: SocketAddr, seconds: u64, concurrency: usize) -
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
+    let ticks = cpu_ticks();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
         let (client, url, next) = (client.clone(), url.clone(), next.clone());
@@ -114,11 +150,12 @@ async fn fire(label: &str, addr: SocketAddr, seconds: u64, concurrency: usize) -
         errors += e;
     }
     let secs = started.elapsed().as_secs_f64();
+    let busy = busy_since(ticks, secs);
     all.sort();
     let pct = |p: f64| {
         all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default()
     };
-    Run { label: label.to_owned(), ok: all.len(), errors, secs, p50: pct(0.50), p99: pct(0.99) }
+    Run { label: label.to_owned(), ok: all.len(), errors, secs, p50: pct(0.50), p99: pct(0.99), busy }
 }
 
 async fn trivial() -> SocketAddr {
@@ -200,21 +237,31 @@ async fn between_ceilings(
 ) -> Run {
     let (run, drained) = switchboard_run(label, url, seconds, concurrency).await;
     let after = fire("trivial axum handler", trivial_addr, seconds, concurrency).await;
-    let drained = format!("  (journal drained {:.1} s later)", drained.as_secs_f64());
+    let drained = format!(
+        "  (journal drained {:.1} s later: {:.0} webhooks/s processed)",
+        drained.as_secs_f64(),
+        run.ok as f64 / drained.as_secs_f64().max(1e-3)
+    );
     print(&run, (before.rate() + after.rate()) / 2.0, &drained);
     print(&after, after.rate(), "");
     after
 }
 
 fn print(run: &Run, ceiling: f64, extra: &str) {
+    // CPU per request over the whole machine: the client's share is the same for every target,
+    // so the difference is what the server (and its database) spend on top of a trivial reply.
+    let cpu = run.busy.map_or(String::new(), |b| {
+        format!("  CPU {:>5.1} µs/req ({:.0}% busy)", b.secs * 1e6 / run.ok.max(1) as f64, b.share * 100.0)
+    });
     println!(
-        "{:<28} {:>9.0}/s {:>6.0}% of ceiling  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}{}",
+        "{:<28} {:>9.0}/s {:>6.0}% of ceiling  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}{}{}",
         run.label,
         run.rate(),
         100.0 * run.rate() / ceiling,
         run.p50.as_secs_f64() * 1e3,
         run.p99.as_secs_f64() * 1e3,
         run.errors,
+        cpu,
         extra
     );
 }
