@@ -26,6 +26,8 @@ use crate::webhook::ingest::{self, Outcome};
 use crate::{on_conn, on_db, on_tx};
 
 const MAX_BATCH: usize = 256;
+/// Journal writer tasks (each with its own connection); see [`Journal::start`].
+const WRITERS: usize = 1;
 const QUEUE: usize = 4096;
 const MAX_ATTEMPTS: i64 = 5;
 
@@ -57,9 +59,11 @@ impl Journal {
         let wake = Arc::new(Notify::new());
         let queued = Arc::new(AtomicUsize::new(0));
         let flood = Arc::new(Flood::new());
-        // PostgreSQL commits concurrently (and groups the WAL flushes): two writers keep a
-        // commit in flight while the other one waits. SQLite has one writer.
-        let writers = if db.backend() == Backend::Postgres { 2 } else { 1 };
+        // One writer on both backends. PostgreSQL could commit concurrently, and two writers
+        // used to keep a commit in flight while the other gathered; but the second one started
+        // with whatever had queued, so commits held ~14 webhooks instead of ~27, and each commit
+        // costs the database about as much CPU as a batch's bytes do (README, round eleven).
+        let writers = WRITERS;
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let handles: Vec<_> = (0..writers)
             .map(|_| tokio::spawn(writer(db.clone(), wake.clone(), flood.clone(), queued.clone(), rx.clone())))
@@ -122,8 +126,10 @@ const FLOOD_QUIET: Duration = Duration::from_millis(100);
 /// write lock) ends after this much work. Longer slices process more per commit; acknowledging
 /// waits at most about this long.
 const SLICE: Duration = Duration::from_millis(20);
-/// While flooded, the processor still runs a batch at least this often.
-const MAX_DEFER: Duration = Duration::from_secs(1);
+/// While flooded, the processor still runs a batch at least this often. Each such batch takes
+/// CPU from acknowledging (on PostgreSQL ~1 ms per message); at one batch per second per
+/// processor that was a fifth of the machine during a flood (README, round eleven).
+const MAX_DEFER: Duration = Duration::from_secs(5);
 
 struct Flood {
     /// When the last commit that started with [`FLOOD_BATCH`] or more webhooks waiting, the
