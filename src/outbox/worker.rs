@@ -18,7 +18,7 @@ use crate::db::Backend;
 use crate::error::Result;
 use crate::inbox::{conversations, messages};
 use crate::live::events::{self, NewEvent};
-use crate::webhook::ingest::{apply_pending_statuses, chat_key, lock_chats};
+use crate::webhook::ingest::{Plans, apply_pending_statuses, chat_key, lock_chats};
 use crate::{on_db, on_tx};
 
 /// Give up after this many attempts of one row.
@@ -293,7 +293,7 @@ async fn sent(st: &AppState, job: &Job, wamid: Option<&str>, chat: Option<i32>) 
     let Some(message_id) = job.message_id else { return done(st, job).await };
     let now = st.clock.now();
     let mut tx = st.db.begin().await?;
-    lock_chats(&mut tx, chat.as_slice()).await?;
+    lock_chats(&mut tx, chat.as_slice(), Plans::AsUsual).await?;
     on_tx!(&mut tx, |c| sqlx::query(
         "UPDATE messages SET wamid = $1, status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, \
          sent_at = COALESCE(sent_at, $2) WHERE id = $3"

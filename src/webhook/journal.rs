@@ -26,8 +26,6 @@ use crate::webhook::ingest::{self, Outcome};
 use crate::{on_conn, on_db, on_tx};
 
 const MAX_BATCH: usize = 256;
-/// Journal writer tasks (each with its own connection); see [`Journal::start`].
-const WRITERS: usize = 1;
 const QUEUE: usize = 4096;
 const MAX_ATTEMPTS: i64 = 5;
 
@@ -63,16 +61,7 @@ impl Journal {
         // used to keep a commit in flight while the other gathered; but the second one started
         // with whatever had queued, so commits held ~14 webhooks instead of ~27, and each commit
         // costs the database about as much CPU as a batch's bytes do (README, round eleven).
-        let writers = WRITERS;
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        let handles: Vec<_> = (0..writers)
-            .map(|_| tokio::spawn(writer(db.clone(), wake.clone(), flood.clone(), queued.clone(), rx.clone())))
-            .collect();
-        let handle = tokio::spawn(async move {
-            for h in handles {
-                let _ = h.await;
-            }
-        });
+        let handle = tokio::spawn(writer(db, wake.clone(), flood.clone(), queued.clone(), rx));
         (Journal { tx, wake, queued, flood }, handle)
     }
 
@@ -113,8 +102,7 @@ impl Journal {
 
 /// This many webhooks waiting for the journal when a commit starts means they queue up faster
 /// than they are committed: at 1,000 webhooks/s a commit takes at most the ~20 that arrive
-/// during one processing slice. Counted over all writers (PostgreSQL has two, each taking part
-/// of the queue).
+/// during one processing slice.
 const FLOOD_BATCH: usize = 48;
 /// A flood is that many such commits in a row. One alone is a burst (a client's hiccup, or a
 /// commit that waited for a processing slice), which the next commit clears: counting it as a
@@ -169,15 +157,14 @@ async fn writer(
     wake: Arc<Notify>,
     flood: Arc<Flood>,
     queued: Arc<AtomicUsize>,
-    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
+    mut rx: mpsc::Receiver<Pending>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Opened when first needed, and again after a failed commit (it may have broken).
     let mut conn: Option<Conn> = None;
     loop {
-        // Take what is queued (at least one), then let the other writer wait for the next.
-        let mut queue = rx.lock().await;
-        if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
+        // Take what is queued (at least one).
+        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
             if let Some(c) = conn {
                 let _ = c.close().await;
             }
@@ -187,15 +174,13 @@ async fn writer(
         // so that all of it goes in this commit and the batch size shows the queue (a flood).
         let write = db.lock_writes().await;
         while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
+            match rx.try_recv() {
                 Ok(p) => batch.push(p),
                 Err(_) => break,
             }
         }
-        drop(queue);
         let n = batch.len();
-        // Everything appended and not yet committed: this batch, the other writer's and what
-        // waits in the channel. (With two writers one batch shows only part of a flood.)
+        // Everything appended and not yet committed: this batch and what waits in the channel.
         let waiting = queued.load(Ordering::Relaxed);
         let ok = commit_on(&db, &mut conn, &batch)
             .await
@@ -622,23 +607,11 @@ pub async fn process_next(st: &AppState, mut only: Option<Uuid>) -> Result<bool>
 }
 
 /// PostgreSQL: locks the chats that `bodies` are about (see [`ingest::contact_keys`]) for the
-/// rest of `tx`. SQLite has one writer.
-///
-/// PostgreSQL: the same statement also makes the rest of the transaction use generic plans.
-/// The lead lookup ([`ingest::FIND_LEAD`]) otherwise got a custom plan at every execution (its
-/// `IN` list and `OR` of pairs look cheaper with the parameters folded in, mostly NULLs), and
-/// planning that three-table join at each bind took 0.24 ms per message, a third of the
-/// statement time of processing. Every statement of processing looks up keys, so the generic
-/// plan is the custom one without the planning.
+/// rest of `tx`, and makes the rest of it plan generically ([`ingest::Plans::Generic`]: every
+/// statement of processing looks up keys). SQLite has one writer.
 async fn lock_contacts<'a>(tx: &mut crate::db::Tx, bodies: impl Iterator<Item = &'a [u8]>) -> Result<()> {
-    if let crate::db::Tx::Postgres(t) = tx {
-        let keys = ingest::contact_keys(bodies);
-        sqlx::query("SELECT lock_contacts($1), set_config('plan_cache_mode', 'force_generic_plan', true)")
-            .bind(keys)
-            .execute(&mut **t)
-            .await?;
-    }
-    Ok(())
+    let keys = if matches!(tx, crate::db::Tx::Postgres(_)) { ingest::contact_keys(bodies) } else { Vec::new() };
+    ingest::lock_chats(tx, &keys, ingest::Plans::Generic).await
 }
 
 /// Marks processed rows done (one statement for all of them) or failed, and records which
