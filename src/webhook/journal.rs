@@ -610,7 +610,7 @@ pub async fn process_next(st: &AppState, mut only: Option<Uuid>) -> Result<bool>
 /// rest of `tx`, and makes the rest of it plan generically ([`ingest::Plans::Generic`]: every
 /// statement of processing looks up keys). SQLite has one writer.
 async fn lock_contacts<'a>(tx: &mut crate::db::Tx, bodies: impl Iterator<Item = &'a [u8]>) -> Result<()> {
-    let keys = if matches!(tx, crate::db::Tx::Postgres(_)) { ingest::contact_keys(bodies) } else { Vec::new() };
+    let keys = if tx.backend() == Backend::Postgres { ingest::contact_keys(bodies) } else { Vec::new() };
     ingest::lock_chats(tx, &keys, ingest::Plans::Generic).await
 }
 
