@@ -205,7 +205,7 @@ pub enum Plans {
     /// Webhook processing wants this: the lead lookup ([`FIND_LEAD`]) otherwise got a custom
     /// plan at every execution (its `IN` list and `OR` of pairs look cheaper with the mostly
     /// NULL parameters folded in), and planning that three-table join at each bind took 0.24 ms
-    /// per message, a third of processing's statement time (README, round eleven).
+    /// per message, a third of processing's statement time (docs/benchmarks.md, round eleven).
     Generic,
 }
 

@@ -60,7 +60,7 @@ impl Journal {
         // One writer on both backends. PostgreSQL could commit concurrently, and two writers
         // used to keep a commit in flight while the other gathered; but the second one started
         // with whatever had queued, so commits held ~14 webhooks instead of ~27, and each commit
-        // costs the database about as much CPU as a batch's bytes do (README, round eleven).
+        // costs the database about as much CPU as a batch's bytes do (docs/benchmarks.md, round eleven).
         let handle = tokio::spawn(writer(db, wake.clone(), flood.clone(), queued.clone(), rx));
         (Journal { tx, wake, queued, flood }, handle)
     }
@@ -116,7 +116,7 @@ const FLOOD_QUIET: Duration = Duration::from_millis(100);
 const SLICE: Duration = Duration::from_millis(20);
 /// While flooded, the processor still runs a batch at least this often. Each such batch takes
 /// CPU from acknowledging (on PostgreSQL ~1 ms per message); at one batch per second per
-/// processor that was a fifth of the machine during a flood (README, round eleven).
+/// processor that was a fifth of the machine during a flood (docs/benchmarks.md, round eleven).
 const MAX_DEFER: Duration = Duration::from_secs(5);
 
 struct Flood {
