@@ -5,127 +5,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::handler::Handler;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{MethodRouter, get};
+use axum::routing::get;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use crate::api::{API_PREFIX, Api};
 use crate::auth::throttle::Throttle;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::db::{Db, Tx};
-use crate::error::{Error, Result};
-use crate::live::Hub;
+use crate::db::Db;
+use crate::error::Error;
+use crate::events::Hub;
 use crate::live::presence::Presence;
-use crate::live::tail::{self, TailRx};
+use crate::live::tail;
+pub use crate::state::{AppState, Shared};
 use crate::webhook::journal::{self, Journal};
-
-/// Everything a handler or job needs; cheap to clone (one reference count: axum clones the
-/// state for every request).
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-/// What [`AppState`] holds.
-#[derive(Clone)]
-pub struct Shared {
-    pub db: Db,
-    pub config: Arc<Config>,
-    pub clock: Clock,
-    pub hub: Hub,
-    pub throttle: Arc<Throttle>,
-    /// The newest events of the log, re-read by one task per node after each wake-up.
-    pub tail: TailRx,
-    /// The sockets' wake-ups, rung by the tail reader.
-    pub bells: Arc<crate::live::doorbell::Doorbells>,
-    /// Live sockets and declared status per member (this node).
-    pub presence: Arc<Presence>,
-    /// Flips to true when the server is shutting down; background jobs watch it.
-    pub shutdown: watch::Receiver<bool>,
-    pub journal: Journal,
-    pub graph: crate::outbox::graph::Graph,
-    pub throughput: Arc<crate::outbox::worker::Throughput>,
-    /// Wakes the outbox sender when a row was queued.
-    pub outbox_wake: Arc<tokio::sync::Notify>,
-}
-
-impl AppState {
-    /// The same state over another pool (a background job's own connections).
-    pub fn with_db(&self, db: Db) -> AppState {
-        AppState(Arc::new(Shared { db, ..(*self.0).clone() }))
-    }
-
-    /// Commits a transaction that appended events, then wakes the live readers.
-    pub async fn commit(&self, tx: Tx) -> Result<()> {
-        tx.commit().await?;
-        self.hub.bump();
-        Ok(())
-    }
-}
-
-/// Where the API lives.
-pub const API_PREFIX: &str = "/api/v1";
-
-/// The `/api/v1` routes. Routes are only added through this builder, which records each
-/// (method, path) pair, so the route list is inspectable: the permission matrix test compares
-/// it with its table, and a route added without a matrix row fails that test.
-#[derive(Default)]
-pub struct Api {
-    router: Router<AppState>,
-    list: Vec<(&'static str, &'static str)>,
-}
-
-macro_rules! api_method {
-    ($($name:ident => $method:literal),+ $(,)?) => {$(
-        pub fn $name<H, T>(self, path: &'static str, handler: H) -> Self
-        where
-            H: Handler<T, AppState>,
-            T: 'static,
-        {
-            self.add($method, path, axum::routing::$name(handler))
-        }
-    )+};
-}
-
-impl Api {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    api_method!(get => "GET", post => "POST", put => "PUT", patch => "PATCH", delete => "DELETE");
-
-    fn add(mut self, method: &'static str, path: &'static str, route: MethodRouter<AppState>) -> Self {
-        assert!(!self.list.contains(&(method, path)), "route {method} {path} added twice");
-        self.router = self.router.route(path, route);
-        self.list.push((method, path));
-        self
-    }
-
-    pub fn merge(mut self, other: Api) -> Self {
-        for r in &other.list {
-            assert!(!self.list.contains(r), "route {} {} added twice", r.0, r.1);
-        }
-        self.router = self.router.merge(other.router);
-        self.list.extend(other.list);
-        self
-    }
-
-    /// (method, path below `/api/v1`) of every route.
-    pub fn list(&self) -> &[(&'static str, &'static str)] {
-        &self.list
-    }
-}
 
 /// Every `/api/v1` route.
 pub fn api() -> Api {
@@ -153,7 +51,7 @@ pub fn api_routes() -> Vec<(&'static str, String)> {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .nest(API_PREFIX, api().router)
+        .nest(API_PREFIX, api().into_router())
         .merge(crate::webhook::routes())
         .merge(crate::ui::routes())
         .fallback(not_found)

@@ -1,6 +1,7 @@
 //! switchboard: a self-hosted shared inbox for WhatsApp Business numbers.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod app;
 pub mod assignment;
 pub mod auth;
@@ -9,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod inbox;
 pub mod live;
@@ -16,9 +18,11 @@ pub mod outbox;
 pub mod phone;
 pub mod policy;
 pub mod reports;
+pub mod state;
 pub mod team;
 pub mod timeline;
 pub mod ui;
+pub mod views;
 pub mod webhook;
 pub mod workspace;
 

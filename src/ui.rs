@@ -21,8 +21,8 @@ use axum::routing::get;
 use sha2::{Digest, Sha256};
 use tracing::instrument;
 
-use crate::app::AppState;
 use crate::error::Error;
+use crate::state::AppState;
 
 #[derive(rust_embed::Embed)]
 #[folder = "static/"]

@@ -6,12 +6,12 @@ use serde_json::{Value, json};
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::{CurrentUser, password};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::error::{DbResultExt, Error, Result};
 use crate::extract::Json;
+use crate::state::AppState;
 use crate::{on_db, on_tx};
 
 /// What `bootstrap` did.

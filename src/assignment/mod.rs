@@ -13,12 +13,13 @@ use serde::{Deserialize, Serialize};
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::app::{Api, AppState};
+use crate::api::Api;
 use crate::auth::CurrentUser;
 use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::extract::Json;
 use crate::on_tx;
+use crate::state::AppState;
 
 pub fn routes() -> Api {
     Api::new()

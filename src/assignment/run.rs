@@ -17,15 +17,15 @@ use uuid::Uuid;
 
 use super::Settings;
 use super::engine::{self, Candidate, Choice, LeadFields, MemberState, Position};
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{Backend, Tx};
 use crate::error::{Error, Result};
+use crate::events::{self, NewEvent};
 use crate::extract::{Json, Path};
 use crate::inbox::leads::{self, Lead};
 use crate::inbox::ownership;
-use crate::live::events::{self, NewEvent};
 use crate::live::presence::{Availability, Presence};
+use crate::state::AppState;
 use crate::{on_db, on_tx, timeline};
 
 /// Serialises assignment runs of one workspace (see the module docs).
@@ -188,8 +188,8 @@ async fn alert(
     let data = json!({"lead_id": lead.id, "conversation_id": conversation_id, "cause": cause,
                       "reason": d.reason, "rule": d.rule, "member_id": d.choice.chosen});
     let mut e = match d.choice.chosen {
-        Some(m) => NewEvent::new(lead.workspace_id, "assignment.alert", data).to_user(m),
-        None => NewEvent::new(lead.workspace_id, "assignment.pool", data).lead(lead.id),
+        Some(m) => NewEvent::raw(lead.workspace_id, "assignment.alert", data).to_user(m),
+        None => NewEvent::raw(lead.workspace_id, "assignment.pool", data).lead(lead.id),
     };
     e.conversation_id = conversation_id;
     events::append(tx, now, e).await?;

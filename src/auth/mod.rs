@@ -14,10 +14,10 @@ use serde_json::json;
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::extract::Json;
 use crate::policy::{Permissions, Role, Viewer};
+use crate::state::AppState;
 use crate::{on_db, on_tx};
 
 pub const SESSION_COOKIE: &str = "sb_session";

@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{Db, cursor, page_limit};
 use crate::error::{Error, Result};
@@ -19,6 +18,7 @@ use crate::extract::{Json, Path, Query};
 use crate::inbox::messages::{self, MessageRow};
 use crate::inbox::{parse_bool, parse_id};
 use crate::policy::{CONV_VISIBLE, ConvFacts, Viewer};
+use crate::state::AppState;
 use crate::{bind_viewer, on_db};
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]

@@ -8,11 +8,11 @@ use serde_json::{Value, json};
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{DbResultExt, Error, Result};
 use crate::extract::{Json, Path};
 use crate::inbox::leads;
+use crate::state::AppState;
 use crate::{on_db, on_tx, policy};
 
 #[derive(Debug, Clone, sqlx::FromRow)]

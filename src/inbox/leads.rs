@@ -11,14 +11,14 @@ use serde_json::{Map, Value, json};
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{Db, Links, Tx, cursor, page_limit};
 use crate::error::{DbResultExt, Error, Result};
+use crate::events::{self, NewEvent};
 use crate::extract::{Json, Path, Query};
 use crate::inbox::{parse_bool, parse_id};
-use crate::live::events::{self, NewEvent};
 use crate::policy::{self, LEAD_VISIBLE, Viewer};
+use crate::state::AppState;
 use crate::{bind_viewer, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
@@ -261,7 +261,7 @@ pub async fn emit_updated(tx: &mut Tx, now: DateTime<Utc>, lead: &Lead) -> Resul
 /// The `lead.updated` event of `lead`, as it is now.
 pub fn updated_event(lead: &Lead) -> NewEvent {
     let data = serde_json::to_value(lead).unwrap_or_default();
-    NewEvent::new(lead.workspace_id, "lead.updated", data).lead(lead.id)
+    NewEvent::raw(lead.workspace_id, "lead.updated", data).lead(lead.id)
 }
 
 #[instrument(skip_all)]
@@ -491,7 +491,7 @@ pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Pat
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
-    events::append(&mut tx, now, NewEvent::new(lead.workspace_id, "lead.deleted", json!({"id": id})).lead(id)).await?;
+    events::append(&mut tx, now, NewEvent::raw(lead.workspace_id, "lead.deleted", json!({"id": id})).lead(id)).await?;
     st.commit(tx).await?;
     tracing::info!(lead_id = %id, "lead deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -62,14 +62,14 @@ use tokio::task::JoinHandle;
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
+use crate::events;
 use crate::extract::Json;
 use crate::inbox::leads::{self, COLS, Lead};
-use crate::live::events;
 use crate::policy::{self, LEAD_VISIBLE, Viewer};
+use crate::state::AppState;
 use crate::timeline::{self, NewActivity};
 use crate::{bind_viewer, on_db, on_tx};
 

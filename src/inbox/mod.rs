@@ -10,7 +10,7 @@ pub mod ownership;
 
 use uuid::Uuid;
 
-use crate::app::Api;
+use crate::api::Api;
 use crate::error::{Error, Result};
 
 pub fn routes() -> Api {

@@ -8,12 +8,12 @@ use serde_json::{Value, json};
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{DbResultExt, Error, Result};
 use crate::extract::{Json, Path};
 use crate::on_db;
 use crate::policy;
+use crate::state::AppState;
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct Number {

@@ -15,15 +15,15 @@ use serde_json::{Value, json};
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
+use crate::events::{self, NewEvent};
 use crate::extract::{Json, Path};
 use crate::inbox::conversations::{self, Conversation, Visible};
 use crate::inbox::leads;
-use crate::live::events::{self, NewEvent};
 use crate::policy::{self, ConvFacts, Denied, Viewer};
+use crate::state::AppState;
 use crate::{on_db, on_tx, timeline};
 
 /// The reply check for the send path: only the assignee may reply (an admin too, once the
@@ -82,7 +82,7 @@ pub async fn label_removed(
 }
 
 pub(crate) async fn emit(tx: &mut Tx, now: DateTime<Utc>, kind: &'static str, c: &Conversation) -> Result<()> {
-    let e = NewEvent::new(c.workspace_id, kind, c.to_json()).conversation(c.id).lead(c.lead_id);
+    let e = NewEvent::raw(c.workspace_id, kind, c.to_json()).conversation(c.id).lead(c.lead_id);
     events::append(tx, now, e).await?;
     Ok(())
 }

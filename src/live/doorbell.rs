@@ -121,7 +121,7 @@ impl Doorbells {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live::events::Event;
+    use crate::events::log::Logged as Event;
     use crate::policy::{ConvFacts, Permissions, Role};
     use std::time::Duration;
     use uuid::Uuid;

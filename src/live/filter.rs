@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::db::{Db, push_ids};
 use crate::error::Result;
+use crate::events::log::Logged as Event;
 use crate::inbox::conversations;
-use crate::live::events::Event;
 use crate::on_db;
 use crate::policy::{self, ConvFacts, LeadFacts, Viewer};
 

@@ -10,9 +10,9 @@ use tokio::sync::Notify;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::error::Result;
-use crate::live::events::{self, NewEvent};
+use crate::events::{self, NewEvent};
+use crate::state::AppState;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Availability {
@@ -136,7 +136,7 @@ async fn flush(st: &AppState) -> Result<()> {
     for (user_id, workspace_id) in &dirty {
         let a = st.presence.availability(*user_id);
         let data = json!({"id": user_id, "presence": a.as_str()});
-        events::append(&mut tx, now, NewEvent::new(*workspace_id, "member.updated", data)).await?;
+        events::append(&mut tx, now, NewEvent::raw(*workspace_id, "member.updated", data)).await?;
     }
     let done = st.commit(tx).await;
     if done.is_err() {

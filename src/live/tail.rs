@@ -10,9 +10,9 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::error::Result;
-use crate::live::Hub;
+use crate::events::Hub;
+use crate::events::log::{self as events, Logged as Event};
 use crate::live::doorbell::Doorbells;
-use crate::live::events::{self, Event};
 use crate::live::filter::{self, Facts};
 
 /// How many recent events the tail keeps in memory.

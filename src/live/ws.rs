@@ -21,13 +21,13 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at, timeout};
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::{CurrentUser, credential};
 use crate::error::{Error, Result};
-use crate::live::events::{self, Event, MemberChange};
+use crate::events::log::{self as events, Logged as Event, MemberChange};
 use crate::live::filter::{self, Facts};
 use crate::live::tail::{PAGE, Tail};
 use crate::policy::Viewer;
+use crate::state::AppState;
 
 /// A send (event, pong, ping) that does not complete within this drops the client.
 pub const SEND_LIMIT: Duration = Duration::from_secs(5);

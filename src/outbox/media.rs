@@ -9,12 +9,12 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::graph::CallError;
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{Error, Result};
 use crate::extract::Path;
 use crate::inbox::conversations;
 use crate::on_db;
+use crate::state::AppState;
 
 /// Largest media kept in the cache and served (bytes).
 pub const MAX_MEDIA: usize = 16 << 20;

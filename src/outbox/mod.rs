@@ -21,14 +21,14 @@ use serde_json::{Value, json};
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::db::Tx;
 use crate::error::{Error, Result};
+use crate::events::{self, NewEvent};
 use crate::extract::{Json, Path};
 use crate::inbox::conversations::{self, Conversation};
 use crate::inbox::messages;
-use crate::live::events::{self, NewEvent};
+use crate::state::AppState;
 use crate::{on_db, on_tx};
 
 #[derive(Debug, Deserialize)]
@@ -245,14 +245,14 @@ pub async fn send(
     events::append(
         &mut tx,
         now,
-        NewEvent::new(ws, "message.created", message.clone()).conversation(conv.id).lead(conv.lead_id),
+        NewEvent::raw(ws, "message.created", message.clone()).conversation(conv.id).lead(conv.lead_id),
     )
     .await?;
     let conv_json = conversations::json_in(&mut tx, conv.id).await?;
     events::append(
         &mut tx,
         now,
-        NewEvent::new(ws, "conversation.updated", conv_json).conversation(conv.id).lead(conv.lead_id),
+        NewEvent::raw(ws, "conversation.updated", conv_json).conversation(conv.id).lead(conv.lead_id),
     )
     .await?;
     let gap = crate::workspace::session_gap(&st, ws).await?;
@@ -345,7 +345,7 @@ pub async fn mark_read(State(st): State<AppState>, user: CurrentUser, Path(id): 
     events::append(
         &mut tx,
         now,
-        NewEvent::new(conv.workspace_id, "conversation.updated", conv_json.clone())
+        NewEvent::raw(conv.workspace_id, "conversation.updated", conv_json.clone())
             .conversation(conv.id)
             .lead(conv.lead_id),
     )

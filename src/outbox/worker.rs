@@ -13,11 +13,11 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::graph::{CallError, GraphError, Verdict};
-use crate::app::AppState;
 use crate::db::Backend;
 use crate::error::Result;
+use crate::events::{self, NewEvent};
 use crate::inbox::{conversations, messages};
-use crate::live::events::{self, NewEvent};
+use crate::state::AppState;
 use crate::webhook::ingest::{Plans, apply_pending_statuses, chat_key, lock_chats};
 use crate::{on_db, on_tx};
 
@@ -325,7 +325,7 @@ async fn message_event(tx: &mut crate::db::Tx, now: DateTime<Utc>, workspace_id:
         .bind(conv)
         .fetch_one(c)
         .await)?;
-    events::append(tx, now, NewEvent::new(workspace_id, "message.updated", message).conversation(conv).lead(lead))
+    events::append(tx, now, NewEvent::raw(workspace_id, "message.updated", message).conversation(conv).lead(lead))
         .await?;
     Ok(())
 }
@@ -372,7 +372,7 @@ async fn fail(st: &AppState, job: &Job, e: &GraphError, reauth: bool) -> Result<
             events::append(
                 &mut tx,
                 now,
-                NewEvent::new(job.workspace_id, "conversation.updated", data).conversation(conv).lead(lead),
+                NewEvent::raw(job.workspace_id, "conversation.updated", data).conversation(conv).lead(lead),
             )
             .await?;
         }
@@ -386,7 +386,7 @@ async fn fail(st: &AppState, job: &Job, e: &GraphError, reauth: bool) -> Result<
         events::append(
             &mut tx,
             now,
-            NewEvent::new(job.workspace_id, "number.updated", json!({"id": job.number_id, "needs_reauth": true})),
+            NewEvent::raw(job.workspace_id, "number.updated", json!({"id": job.number_id, "needs_reauth": true})),
         )
         .await?;
         tracing::error!(number_id = %job.number_id, "the number's access token was rejected (190): an admin must replace it");

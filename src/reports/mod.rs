@@ -30,13 +30,14 @@ use serde_json::{Value, json};
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::app::{Api, AppState};
+use crate::api::Api;
 use crate::auth::CurrentUser;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::extract::{Json, Query};
 use crate::inbox::parse_id;
 use crate::policy::{LEAD_VISIBLE, Role, Viewer};
+use crate::state::AppState;
 use crate::{bind_viewer, on_db};
 
 pub fn routes() -> Api {

@@ -14,12 +14,12 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::{DEACTIVATED, INVITE_SENT, Member};
-use crate::app::AppState;
 use crate::auth::{CurrentUser, UserOut, password, token};
 use crate::db::Tx;
 use crate::error::{DbResultExt, Error, Result};
 use crate::extract::{Json, Path};
 use crate::policy::{self, Permissions, Role};
+use crate::state::AppState;
 use crate::workspace::{validate_email, validate_name};
 use crate::{on_db, on_tx};
 

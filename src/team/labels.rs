@@ -9,12 +9,12 @@ use serde_json::{Value, json};
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::db::Tx;
 use crate::error::{DbResultExt, Error, Result};
+use crate::events::{self, NewEvent};
 use crate::extract::{Json, Path};
-use crate::live::events::{self, NewEvent};
+use crate::state::AppState;
 use crate::{on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -110,7 +110,7 @@ pub async fn create(
     .await
     .map(|r| r.rows_affected()))
     .on_unique("label_exists", "a label with that name already exists")?;
-    events::append(&mut tx, label.created_at, NewEvent::new(label.workspace_id, "label.updated", label.to_json()))
+    events::append(&mut tx, label.created_at, NewEvent::raw(label.workspace_id, "label.updated", label.to_json()))
         .await?;
     st.commit(tx).await?;
     tracing::info!(label_id = %label.id, "label created");
@@ -161,7 +161,7 @@ pub async fn patch(
         .await
         .map(|r| r.rows_affected()))
     .on_unique("label_exists", "a label with that name already exists")?;
-    events::append(&mut tx, st.clock.now(), NewEvent::new(label.workspace_id, "label.updated", label.to_json()))
+    events::append(&mut tx, st.clock.now(), NewEvent::raw(label.workspace_id, "label.updated", label.to_json()))
         .await?;
     st.commit(tx).await?;
     Ok(Json(label.to_json()))
@@ -186,7 +186,7 @@ pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Pat
         .map(|r| r.rows_affected()))?;
     let now = st.clock.now();
     crate::inbox::ownership::label_removed(&mut tx, now, &convs, (id, &label.name), user.id).await?;
-    events::append(&mut tx, now, NewEvent::new(label.workspace_id, "label.deleted", json!({"id": id}))).await?;
+    events::append(&mut tx, now, NewEvent::raw(label.workspace_id, "label.deleted", json!({"id": id}))).await?;
     st.commit(tx).await?;
     tracing::info!(label_id = %id, "label deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -11,12 +11,12 @@ use uuid::Uuid;
 
 use super::invitations::require_manage;
 use super::{ACTIVE, DEACTIVATED, INVITE_SENT, Member, member_cols};
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{cursor, page_limit};
 use crate::error::{Error, Result};
 use crate::extract::{Json, Path, Query};
 use crate::policy::{Permissions, Role};
+use crate::state::AppState;
 use crate::{on_db, on_tx};
 
 #[derive(Deserialize)]

@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::app::Api;
+use crate::api::Api;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
-use crate::live::events::{self, NewEvent};
+use crate::events::{self, NewEvent};
 use crate::policy::{Permissions, Role, Viewer};
 use crate::{on_db, on_tx};
 
@@ -165,7 +165,7 @@ pub async fn set_labels(tx: &mut Tx, user_id: Uuid, label_ids: &[Uuid]) -> Resul
 /// Appends the workspace-wide `member.updated` event (the live code closes the sockets of a
 /// member whose status is no longer `active`).
 pub async fn emit_updated(tx: &mut Tx, now: DateTime<Utc>, m: &Member) -> Result<()> {
-    events::append(tx, now, NewEvent::new(m.workspace_id, "member.updated", m.to_json())).await?;
+    events::append(tx, now, NewEvent::raw(m.workspace_id, "member.updated", m.to_json())).await?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::db::Tx;
 use crate::error::Result;
-use crate::live::events::{self, NewEvent};
+use crate::events::{self, NewEvent};
 use crate::on_tx;
 
 const INSERT: &str = "INSERT INTO activities \
@@ -65,7 +65,7 @@ pub async fn record(
         .await
         .map(|r| r.rows_affected()))?;
     let body = activity_json(id, kind, lead_id, conversation_id, member_id, now, &data);
-    let mut event = NewEvent::new(workspace_id, "timeline.created", body).lead(lead_id);
+    let mut event = NewEvent::raw(workspace_id, "timeline.created", body).lead(lead_id);
     event.conversation_id = conversation_id;
     events::append(tx, now, event).await?;
     Ok(id)
@@ -121,7 +121,7 @@ pub async fn record_many_into(
     }
     for (a, id) in list.iter().zip(&ids) {
         let body = activity_json(*id, a.kind, a.lead_id, a.conversation_id, a.member_id, now, &a.data);
-        let mut e = NewEvent::new(a.workspace_id, "timeline.created", body).lead(a.lead_id);
+        let mut e = NewEvent::raw(a.workspace_id, "timeline.created", body).lead(a.lead_id);
         e.conversation_id = a.conversation_id;
         events.push(now, e);
     }

@@ -10,13 +10,13 @@ use serde_json::{Value, json};
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::db::page_limit;
 use crate::error::{Error, Result};
 use crate::extract::{Json, Path, Query};
 use crate::inbox::{leads, parse_id};
 use crate::policy::CONV_VISIBLE;
+use crate::state::AppState;
 use crate::{bind_viewer, on_db};
 
 /// Activity types a timeline can be filtered by.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::db::Tx;
 use crate::error::Result;
-use crate::live::events::{self, NewEvent};
+use crate::events::{self, NewEvent};
 use crate::on_tx;
 
 pub const KIND: &str = "whatsapp_session";
@@ -260,7 +260,7 @@ pub async fn place(
             .map(|r| r.rows_affected()))?;
         out.push(
             now,
-            NewEvent::new(workspace_id, "timeline.deleted", json!({"id": id, "lead_id": lead_id, "merged_into": kept}))
+            NewEvent::raw(workspace_id, "timeline.deleted", json!({"id": id, "lead_id": lead_id, "merged_into": kept}))
                 .lead(lead_id)
                 .conversation(conv),
         );
@@ -304,7 +304,7 @@ pub async fn place(
     };
     let activity = json!({"id": id, "lead_id": lead_id, "type": KIND, "member_id": member_id,
                           "created_at": summary.started_at, "data": data});
-    out.push(now, NewEvent::new(workspace_id, kind, activity).lead(lead_id).conversation(conv));
+    out.push(now, NewEvent::raw(workspace_id, kind, activity).lead(lead_id).conversation(conv));
     Ok(())
 }
 

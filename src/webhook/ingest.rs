@@ -8,12 +8,12 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::db::Tx;
 use crate::error::{Error, Result};
+use crate::events::{self, NewEvent};
 use crate::inbox::{conversations, leads, messages};
-use crate::live::events::{self, NewEvent};
 use crate::on_tx;
+use crate::state::AppState;
 use crate::webhook::payload::{self, ChangeValue, Contact, Envelope, ErrorObject, MessageHead};
 
 /// What processing one body did.
@@ -612,7 +612,7 @@ impl Ctx<'_> {
             let c = conversations::find_in(self.tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
             self.events.push(
                 self.now,
-                NewEvent::new(self.number.workspace_id, "conversation.created", c.to_json())
+                NewEvent::raw(self.number.workspace_id, "conversation.created", c.to_json())
                     .conversation(id)
                     .lead(lead),
             );
@@ -722,7 +722,7 @@ impl Ctx<'_> {
             .bind(self.now)
             .fetch_one(c)
             .await)?;
-        let message = NewEvent::new(ws, "message.created", message).conversation(conv.id).lead(lead);
+        let message = NewEvent::raw(ws, "message.created", message).conversation(conv.id).lead(lead);
         let conv_json = if reopens {
             self.flush().await?;
             crate::assignment::run::reopened(self.tx, self.presence, self.now, conv.id).await?;
@@ -755,7 +755,7 @@ impl Ctx<'_> {
             .to_json()
         };
         self.events
-            .push(self.now, NewEvent::new(ws, "conversation.updated", conv_json).conversation(conv.id).lead(lead));
+            .push(self.now, NewEvent::raw(ws, "conversation.updated", conv_json).conversation(conv.id).lead(lead));
         let msg = crate::timeline::sessions::Msg { at, inbound, member: None };
         crate::timeline::sessions::place(self.tx, self.events, self.now, &conv.as_ref(), &msg, self.gap).await
     }
@@ -834,7 +834,7 @@ impl Ctx<'_> {
             let message = messages::json_in(self.tx, mid).await?;
             self.events.push(
                 self.now,
-                NewEvent::new(self.number.workspace_id, "message.updated", message).conversation(conv).lead(lead),
+                NewEvent::raw(self.number.workspace_id, "message.updated", message).conversation(conv).lead(lead),
             );
         }
         Ok(())
@@ -1062,7 +1062,7 @@ pub async fn apply_status(
     events::append(
         tx,
         now,
-        NewEvent::new(m.workspace_id, "message.updated", message).conversation(m.conversation_id).lead(lead),
+        NewEvent::raw(m.workspace_id, "message.updated", message).conversation(m.conversation_id).lead(lead),
     )
     .await?;
     if failed_now && error.and_then(|e| e.code) == Some(131047) {
@@ -1078,7 +1078,7 @@ pub async fn apply_status(
         events::append(
             tx,
             now,
-            NewEvent::new(m.workspace_id, "conversation.updated", conv).conversation(m.conversation_id).lead(lead),
+            NewEvent::raw(m.workspace_id, "conversation.updated", conv).conversation(m.conversation_id).lead(lead),
         )
         .await?;
     }

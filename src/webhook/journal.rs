@@ -16,12 +16,12 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::clock::Clock;
 use crate::db::{Backend, Conn, Db, TRANSIENT_TRIES, page_limit, pause_before_retry, push_ids};
 use crate::error::{Error, Result};
 use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
 use crate::webhook::ingest::{self, Outcome};
 use crate::{on_conn, on_db, on_tx};
 

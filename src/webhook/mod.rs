@@ -15,9 +15,9 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tracing::instrument;
 
-use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::extract::Query;
+use crate::state::AppState;
 
 /// Meta sends up to ~3 MB; allow a little more.
 pub const MAX_BODY: usize = 4 << 20;

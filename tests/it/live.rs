@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use switchboard::live::events::{self, NewEvent};
+use switchboard::events::{self, NewEvent, Work};
 use switchboard::live::presence::Availability;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -123,14 +123,14 @@ async fn refused(app: &TestApp, query: &str, headers: &[(&'static str, String)])
 /// Appends `e` in its own transaction and wakes the live readers, as a change would.
 async fn emit(app: &TestApp, e: NewEvent) -> i64 {
     let st = &app.running.as_ref().expect("running").state;
-    let mut tx = st.db.begin().await.expect("begin");
-    let id = events::append(&mut tx, app.clock.now(), e).await.expect("append");
-    st.commit(tx).await.expect("commit");
-    id
+    let mut work = Work::begin(&st.db, app.clock.now()).await.expect("begin");
+    work.emit(e);
+    work.commit(&st.hub).await.expect("commit");
+    events::log::bounds(&st.db).await.expect("bounds").expect("an event").1
 }
 
 fn message_event(app: &TestApp, conversation: Uuid, text: &str) -> NewEvent {
-    NewEvent::new(app.workspace_id, "message.created", json!({"conversation_id": conversation, "text": text}))
+    NewEvent::raw(app.workspace_id, "message.created", json!({"conversation_id": conversation, "text": text}))
         .conversation(conversation)
 }
 
@@ -235,14 +235,14 @@ on_both! {
         assert_eq!(admin.next_json().await["type"], "lead.updated");
 
         // A workspace-wide event reaches everyone, even `other`.
-        emit(&app, NewEvent::new(app.workspace_id, "member.updated", json!({"id": Uuid::new_v4(), "name": "X"}))).await;
+        emit(&app, NewEvent::raw(app.workspace_id, "member.updated", json!({"id": Uuid::new_v4(), "name": "X"}))).await;
         assert_eq!(o.next_json().await["type"], "member.updated");
         assert_eq!(a.next_json().await["type"], "member.updated");
         assert_eq!(admin.next_json().await["type"], "member.updated");
 
         // Reassigned to `other`: access moves at once.
         exec(&app, "UPDATE conversations SET assignee_id = $2 WHERE id = $1", conv, Some(other)).await;
-        emit(&app, NewEvent::new(app.workspace_id, "conversation.assigned", json!({"assignee_id": other})).conversation(conv)).await;
+        emit(&app, NewEvent::raw(app.workspace_id, "conversation.assigned", json!({"assignee_id": other})).conversation(conv)).await;
         emit(&app, message_event(&app, conv, "second")).await;
         assert_eq!(o.next_json().await["type"], "conversation.assigned");
         assert_eq!(o.next_json().await["data"]["text"], "second");
@@ -250,11 +250,11 @@ on_both! {
         assert_eq!(admin.next_json().await["data"]["text"], "second");
 
         // An event addressed to one member goes to that member only.
-        emit(&app, NewEvent::new(app.workspace_id, "member.updated", json!({"note": "for agent"})).to_user(agent)).await;
+        emit(&app, NewEvent::raw(app.workspace_id, "member.updated", json!({"note": "for agent"})).to_user(agent)).await;
         assert_eq!(a.next_json().await["data"]["note"], "for agent");
 
         // Silence: `other` never heard of the conversation before it was theirs; the agent lost it.
-        emit(&app, NewEvent::new(app.workspace_id, "marker", json!({}))).await;
+        emit(&app, NewEvent::raw(app.workspace_id, "marker", json!({}))).await;
         assert_eq!(a.next_json().await["type"], "marker", "agent got nothing about the reassigned chat");
         let frames = [o.next_json().await];
         assert_eq!(frames[0]["type"], "marker", "other got nothing before it was theirs: {frames:?}");
@@ -272,11 +272,11 @@ on_both! {
         exec(&app, "INSERT INTO conversation_labels (conversation_id, label_id) VALUES ($1, $2)", conv, Some(label)).await;
         let mut s = live(&app, &tok, None).await;
         emit(&app, message_event(&app, conv, "before")).await;
-        emit(&app, NewEvent::new(app.workspace_id, "marker", json!({}))).await;
+        emit(&app, NewEvent::raw(app.workspace_id, "marker", json!({}))).await;
         assert_eq!(s.next_json().await["type"], "marker", "no label grant: nothing about the chat");
 
         exec(&app, "INSERT INTO member_labels (user_id, label_id) VALUES ($1, $2)", member, Some(label)).await;
-        emit(&app, NewEvent::new(app.workspace_id, "member.updated", json!({"id": member, "label_ids": [label]}))).await;
+        emit(&app, NewEvent::raw(app.workspace_id, "member.updated", json!({"id": member, "label_ids": [label]}))).await;
         emit(&app, message_event(&app, conv, "after")).await;
         assert_eq!(s.next_json().await["type"], "member.updated");
         assert_eq!(s.next_json().await["data"]["text"], "after");
@@ -285,12 +285,12 @@ on_both! {
     async fn resume_delivers_missed_events_once_in_order(t: TestDb) {
         let app = spawn_app(&t).await;
         let mut s = live(&app, &app.admin_token, None).await;
-        emit(&app, NewEvent::new(app.workspace_id, "n", json!({"n": 0}))).await;
+        emit(&app, NewEvent::raw(app.workspace_id, "n", json!({"n": 0}))).await;
         let first = s.next_json().await;
         let cursor = first["cursor"].as_str().unwrap().to_owned();
         drop(s);
         for n in 1..=5 {
-            emit(&app, NewEvent::new(app.workspace_id, "n", json!({"n": n}))).await;
+            emit(&app, NewEvent::raw(app.workspace_id, "n", json!({"n": n}))).await;
         }
         let mut s = live(&app, &app.admin_token, Some(&cursor)).await;
         let got = s.take(5).await;
@@ -298,7 +298,7 @@ on_both! {
         assert_eq!(ns, vec![1, 2, 3, 4, 5]);
         let cursors: Vec<i64> = got.iter().map(|e| e["cursor"].as_str().unwrap().parse().unwrap()).collect();
         assert!(cursors.windows(2).all(|w| w[0] < w[1]), "cursors increase: {cursors:?}");
-        emit(&app, NewEvent::new(app.workspace_id, "n", json!({"n": 6}))).await;
+        emit(&app, NewEvent::raw(app.workspace_id, "n", json!({"n": 6}))).await;
         assert_eq!(s.next_json().await["data"]["n"], 6, "nothing repeated, then live again");
         s.assert_silent(Duration::from_millis(300)).await;
 
@@ -307,7 +307,7 @@ on_both! {
         let mut s2 = live(&node2, &app.admin_token, Some(&cursor)).await;
         let ns: Vec<i64> = s2.take(6).await.iter().map(|e| e["data"]["n"].as_i64().unwrap()).collect();
         assert_eq!(ns, vec![1, 2, 3, 4, 5, 6]);
-        emit(&node2, NewEvent::new(app.workspace_id, "n", json!({"n": 7}))).await;
+        emit(&node2, NewEvent::raw(app.workspace_id, "n", json!({"n": 7}))).await;
         assert_eq!(s2.next_json().await["data"]["n"], 7);
         s2.assert_silent(Duration::from_millis(300)).await;
     }
@@ -338,7 +338,7 @@ on_both! {
         switchboard::on_tx!(&mut tx, |c| sqlx::query("UPDATE users SET status = 'deactivated' WHERE id = $1")
             .bind(member).execute(c).await.map(|r| r.rows_affected())).unwrap();
         switchboard::auth::revoke_all(&mut tx, member).await.unwrap();
-        events::append(&mut tx, app.clock.now(), NewEvent::new(app.workspace_id, "member.updated",
+        events::append(&mut tx, app.clock.now(), NewEvent::raw(app.workspace_id, "member.updated",
             json!({"id": member, "status": "deactivated"}))).await.unwrap();
         let committed = Instant::now();
         st.commit(tx).await.unwrap();
@@ -372,14 +372,14 @@ async fn reset_and_refusals() {
     let app = spawn_app(&t).await;
     let mut ids = Vec::new();
     for n in 0..3 {
-        ids.push(emit(&app, NewEvent::new(app.workspace_id, "n", json!({"n": n}))).await);
+        ids.push(emit(&app, NewEvent::raw(app.workspace_id, "n", json!({"n": n}))).await);
     }
     // Retention: everything but the newest event is pruned.
-    let gone = events::prune(&app.db, app.clock.now() + chrono::Duration::days(1)).await.unwrap();
+    let gone = events::log::prune(&app.db, app.clock.now() + chrono::Duration::days(1)).await.unwrap();
     assert_eq!(gone, 2);
     let mut s = live(&app, &app.admin_token, Some(&ids[0].to_string())).await;
     assert_eq!(s.next_json().await, json!({"type": "reset"}));
-    emit(&app, NewEvent::new(app.workspace_id, "n", json!({"n": 3}))).await;
+    emit(&app, NewEvent::raw(app.workspace_id, "n", json!({"n": 3}))).await;
     assert_eq!(s.next_json().await["data"]["n"], 3, "after a reset, live from the end");
     // The oldest retained cursor minus one still resumes; a cursor from the future resets.
     let mut s = live(&app, &app.admin_token, Some(&ids[1].to_string())).await;
@@ -472,7 +472,7 @@ async fn a_client_that_stops_reading_is_dropped_while_others_keep_receiving() {
             for chunk in 0..N / 64 {
                 let mut tx = st.db.begin().await.unwrap();
                 for n in chunk * 64..(chunk + 1) * 64 {
-                    let e = NewEvent::new(ws, "big", json!({"n": n, "blob": blob}));
+                    let e = NewEvent::raw(ws, "big", json!({"n": n, "blob": blob}));
                     events::append(&mut tx, now, e).await.unwrap();
                 }
                 st.commit(tx).await.unwrap();

@@ -113,27 +113,28 @@ async fn postgres_statistics_follow_young_tables() {
 
 on_both! {
     async fn events_get_increasing_cursors(t: TestDb) {
-        use switchboard::live::events::{append, NewEvent};
+        use switchboard::events::{log, NewEvent, Work};
         let clock = switchboard::clock::Clock::default();
         let ws = uuid::Uuid::new_v4();
         let mut last = 0;
         for i in 0..3 {
-            let mut tx = t.db.begin().await.unwrap();
-            let id = append(&mut tx, clock.now(), NewEvent::new(ws, "lead.updated", serde_json::json!({"n": i}))).await.unwrap();
-            tx.commit().await.unwrap();
+            let mut work = Work::begin(&t.db, clock.now()).await.unwrap();
+            work.emit(NewEvent::raw(ws, "lead.updated", serde_json::json!({"n": i})));
+            work.commit(&Default::default()).await.unwrap();
+            let id = log::bounds(&t.db).await.unwrap().unwrap().1;
             assert!(id > last, "cursor {id} after {last}");
             last = id;
         }
         // A rolled-back change leaves no event.
-        let mut tx = t.db.begin().await.unwrap();
-        append(&mut tx, clock.now(), NewEvent::new(ws, "lead.updated", serde_json::json!({}))).await.unwrap();
-        drop(tx);
+        let mut work = Work::begin(&t.db, clock.now()).await.unwrap();
+        work.emit(NewEvent::raw(ws, "lead.updated", serde_json::json!({})));
+        let _ = work.into_tx().await.unwrap(); // appended, then dropped: rolled back
         let count: i64 = switchboard::on_db!(&t.db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await).unwrap();
         assert_eq!(count, 3);
     }
 
     async fn retention_deletes_old_rows_in_chunks(t: TestDb) {
-        use switchboard::live::events::{self, NewEvent};
+        use switchboard::events::{log as events, NewEvent, Work};
         let clock = switchboard::clock::Clock::default();
         let now = clock.now();
         let ws = uuid::Uuid::new_v4();
@@ -142,10 +143,11 @@ on_both! {
             async move { switchboard::on_db!(&db, |p| sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await).unwrap() }
         };
         // Live events: ten, pruned three per statement, all but the newest.
-        let mut tx = t.db.begin().await.unwrap();
-        let list: Vec<NewEvent> = (0..10).map(|i| NewEvent::new(ws, "lead.updated", serde_json::json!({"n": i}))).collect();
-        events::append_many(&mut tx, now, &list).await.unwrap();
-        tx.commit().await.unwrap();
+        let mut work = Work::begin(&t.db, now).await.unwrap();
+        for i in 0..10 {
+            work.emit(NewEvent::raw(ws, "lead.updated", serde_json::json!({"n": i})));
+        }
+        work.commit(&Default::default()).await.unwrap();
         let (_, newest) = events::bounds(&t.db).await.unwrap().unwrap();
         assert_eq!(events::prune_by(&t.db, now + chrono::Duration::days(1), 3).await.unwrap(), 9);
         assert_eq!(events::bounds(&t.db).await.unwrap(), Some((newest, newest)));

@@ -1,5 +1,6 @@
-//! The event log. Every change clients care about appends its event in the same transaction,
-//! so a committed change always has its event and a rolled-back one never does.
+//! The event log: the `events` table. Every change clients care about appends its events in
+//! the same transaction (through [`super::Work`]), so a committed change always has its events
+//! and a rolled-back one never does.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -9,39 +10,11 @@ use crate::db::{Backend, Db, EVENT_LOCK_KEY, Tx};
 use crate::error::Result;
 use crate::{on_db, on_tx};
 
-/// An event about to be appended.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub workspace_id: Uuid,
-    pub kind: &'static str,
-    pub conversation_id: Option<Uuid>,
-    pub lead_id: Option<Uuid>,
-    /// Addressed to one member only (e.g. their own `member.updated`).
-    pub user_id: Option<Uuid>,
-    pub data: Value,
-}
-
-impl NewEvent {
-    pub fn new(workspace_id: Uuid, kind: &'static str, data: Value) -> Self {
-        NewEvent { workspace_id, kind, conversation_id: None, lead_id: None, user_id: None, data }
-    }
-    pub fn conversation(mut self, id: Uuid) -> Self {
-        self.conversation_id = Some(id);
-        self
-    }
-    pub fn lead(mut self, id: Uuid) -> Self {
-        self.lead_id = Some(id);
-        self
-    }
-    pub fn to_user(mut self, id: Uuid) -> Self {
-        self.user_id = Some(id);
-        self
-    }
-}
+use super::NewEvent;
 
 /// Takes the append lock of `tx` now (PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds the
 /// write lock) and queues the NOTIFY sent at COMMIT. Appends after it, in this transaction and
-/// others, commit in cursor order. Re-entrant: [`append`] calls it for every event.
+/// others, commit in cursor order. Re-entrant.
 pub async fn serialise(tx: &mut Tx) -> Result<()> {
     if tx.backend() == Backend::Postgres {
         on_tx!(tx, |c| sqlx::query("SELECT pg_advisory_xact_lock($1), pg_notify('sb_events', '')")
@@ -53,83 +26,63 @@ pub async fn serialise(tx: &mut Tx) -> Result<()> {
     Ok(())
 }
 
-const INSERT: &str = "INSERT INTO events (workspace_id, type, conversation_id, lead_id, user_id, data, created_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
-
-/// Appends `e` in `tx`; returns its cursor. On PostgreSQL appends are serialised by an
-/// advisory lock (ids then commit in order) and a NOTIFY wakes the other nodes at COMMIT.
-pub async fn append(tx: &mut Tx, now: DateTime<Utc>, e: NewEvent) -> Result<i64> {
-    serialise(tx).await?;
-    let id: i64 = on_tx!(tx, |c| sqlx::query_scalar(INSERT)
-        .bind(e.workspace_id)
-        .bind(e.kind)
-        .bind(e.conversation_id)
-        .bind(e.lead_id)
-        .bind(e.user_id)
-        .bind(e.data.to_string())
-        .bind(now)
-        .fetch_one(c)
-        .await)?;
-    Ok(id)
-}
-
-/// Appends several events in multi-row INSERTs (bulk changes such as a CSV import), in list
-/// order, with the same ordering guarantees as [`append`].
-pub async fn append_many(tx: &mut Tx, now: DateTime<Utc>, list: &[NewEvent]) -> Result<()> {
-    let mut buffer = Buffer::default();
-    for e in list {
-        buffer.push(now, e.clone());
-    }
-    buffer.flush(tx).await
-}
-
-/// Events collected during a transaction and appended together by [`Buffer::flush`]: one
-/// multi-row INSERT (and on PostgreSQL one lock round trip) instead of one per event. Their
-/// cursors follow the order they were pushed in. Flush before anything else appends in the
-/// same transaction, and before committing.
-#[derive(Debug, Default)]
-pub struct Buffer {
-    events: Vec<(DateTime<Utc>, NewEvent)>,
-}
-
 /// Rows per INSERT statement (7 binds each; SQLite allows 32,766).
 const ROWS_PER_INSERT: usize = 512;
 
+/// Appends `list` in `tx`, in list order, in multi-row INSERTs (one lock round trip on
+/// PostgreSQL). Cursors follow list order, and appends commit in cursor order across
+/// transactions. Only [`super::Work`] calls it, at commit.
+pub(super) async fn append_all(tx: &mut Tx, now: DateTime<Utc>, list: &[NewEvent]) -> Result<()> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    serialise(tx).await?;
+    for chunk in list.chunks(ROWS_PER_INSERT) {
+        on_tx!(tx, |c| {
+            let mut qb = sqlx::QueryBuilder::new(
+                "INSERT INTO events (workspace_id, type, conversation_id, lead_id, user_id, data, created_at) ",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(e.workspace_id)
+                    .push_bind(e.kind)
+                    .push_bind(e.conversation_id)
+                    .push_bind(e.lead_id)
+                    .push_bind(e.user_id)
+                    .push_bind(e.data.as_str())
+                    .push_bind(now);
+            });
+            qb.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}
+
+/// Appends one event now (transitional; use [`super::Work`]).
+pub async fn append(tx: &mut Tx, now: DateTime<Utc>, e: NewEvent) -> Result<()> {
+    append_all(tx, now, std::slice::from_ref(&e)).await
+}
+
+/// Events collected and appended together (transitional; [`super::Work`] does this).
+#[derive(Debug, Default)]
+pub struct Buffer {
+    events: Vec<NewEvent>,
+    now: Option<DateTime<Utc>>,
+}
+
 impl Buffer {
     pub fn push(&mut self, now: DateTime<Utc>, e: NewEvent) {
-        self.events.push((now, e));
+        self.now.get_or_insert(now);
+        self.events.push(e);
     }
-
     pub fn len(&self) -> usize {
         self.events.len()
     }
-
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
-
-    /// Appends every buffered event in `tx`, in push order, and empties the buffer.
     pub async fn flush(&mut self, tx: &mut Tx) -> Result<()> {
-        if self.events.is_empty() {
-            return Ok(());
-        }
-        serialise(tx).await?;
-        for chunk in self.events.chunks(ROWS_PER_INSERT) {
-            on_tx!(tx, |c| {
-                let mut qb = sqlx::QueryBuilder::new(
-                    "INSERT INTO events (workspace_id, type, conversation_id, lead_id, user_id, data, created_at) ",
-                );
-                qb.push_values(chunk, |mut b, (now, e)| {
-                    b.push_bind(e.workspace_id)
-                        .push_bind(e.kind)
-                        .push_bind(e.conversation_id)
-                        .push_bind(e.lead_id)
-                        .push_bind(e.user_id)
-                        .push_bind(e.data.to_string())
-                        .push_bind(*now);
-                });
-                qb.build().execute(c).await.map(|r| r.rows_affected())
-            })?;
+        if let Some(now) = self.now.take() {
+            append_all(tx, now, &self.events).await?;
         }
         self.events.clear();
         Ok(())
@@ -138,7 +91,7 @@ impl Buffer {
 
 /// A stored event as live sockets deliver it, with its frame serialised once.
 #[derive(Debug, Clone)]
-pub struct Event {
+pub struct Logged {
     pub id: i64,
     pub workspace_id: Uuid,
     pub kind: String,
@@ -186,15 +139,15 @@ struct EventRow {
     data: String,
 }
 
-impl From<EventRow> for Event {
-    fn from(r: EventRow) -> Event {
+impl From<EventRow> for Logged {
+    fn from(r: EventRow) -> Logged {
         // The frame is assembled around the stored text: appends write it with serde_json, so
         // it is valid JSON, and parsing it only to print it again cost every event a tree of
         // allocations. Only `member.updated` is read, for what sockets check.
         let member = (r.kind == "member.updated")
             .then(|| MemberChange::of(&serde_json::from_str(&r.data).unwrap_or(Value::Null)));
         let frame = format!(r#"{{"cursor":"{}","type":{},"data":{}}}"#, r.id, Value::from(r.kind.as_str()), r.data);
-        Event {
+        Logged {
             id: r.id,
             workspace_id: r.workspace_id,
             kind: r.kind,
@@ -211,9 +164,9 @@ const AFTER: &str = "SELECT id, workspace_id, type, conversation_id, lead_id, us
     FROM events WHERE id > $1 ORDER BY id LIMIT $2";
 
 /// Up to `limit` committed events after `cursor`, in cursor order.
-pub async fn read_after(db: &Db, cursor: i64, limit: i64) -> Result<Vec<Event>> {
+pub async fn read_after(db: &Db, cursor: i64, limit: i64) -> Result<Vec<Logged>> {
     let rows: Vec<EventRow> = on_db!(db, |p| sqlx::query_as(AFTER).bind(cursor).bind(limit).fetch_all(p).await)?;
-    Ok(rows.into_iter().map(Event::from).collect())
+    Ok(rows.into_iter().map(Logged::from).collect())
 }
 
 /// The smallest retained and the largest cursor of the log (`None` when it is empty).
@@ -259,7 +212,7 @@ mod tests {
     #[test]
     fn frames_wrap_the_stored_text() {
         let data = json!({"id": "x", "name": "Zoë \"Z\"", "n": [1, 2]});
-        let e = Event::from(row("lead.updated", data.clone()));
+        let e = Logged::from(row("lead.updated", data.clone()));
         let frame: Value = serde_json::from_str(e.frame.as_str()).unwrap();
         assert_eq!(frame, json!({"cursor": "42", "type": "lead.updated", "data": data}));
         assert_eq!(e.member, None);
@@ -268,9 +221,9 @@ mod tests {
     #[test]
     fn member_changes_are_read_once() {
         let me = Uuid::now_v7();
-        let presence = Event::from(row("member.updated", json!({"id": me, "presence": "away"})));
+        let presence = Logged::from(row("member.updated", json!({"id": me, "presence": "away"})));
         assert_eq!(presence.member, Some(MemberChange { id: Some(me), deactivated: false, beyond_presence: false }));
-        let gone = Event::from(row("member.updated", json!({"id": me, "status": "deactivated", "name": "A"})));
+        let gone = Logged::from(row("member.updated", json!({"id": me, "status": "deactivated", "name": "A"})));
         assert_eq!(gone.member, Some(MemberChange { id: Some(me), deactivated: true, beyond_presence: true }));
     }
 }

@@ -1,0 +1,49 @@
+//! Conversations as clients see them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::string_enum;
+
+string_enum! {
+    /// A conversation's state.
+    pub enum ConversationStatus { Open = "open", Closed = "closed" }
+}
+
+/// What the caller may do with a conversation now (computed by `policy::conversation_can`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ConversationCan {
+    pub reply: bool,
+    pub assign: bool,
+    pub claim: bool,
+    pub change_status: bool,
+    pub label: bool,
+    pub manage_access: bool,
+    pub note: bool,
+}
+
+/// A conversation (API answers and `conversation.*` events).
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationView {
+    pub id: Uuid,
+    pub lead_id: Uuid,
+    pub lead_name: String,
+    pub number_id: Uuid,
+    pub contact_phone: Option<String>,
+    pub contact_bsuid: Option<String>,
+    pub status: ConversationStatus,
+    pub assignee_id: Option<Uuid>,
+    pub label_ids: Vec<Uuid>,
+    /// The newest message's summary ([`MessagePreview`]), as stored with the conversation.
+    pub last_message: Option<Value>,
+    pub unread_count: i64,
+    pub window_expires_at: Option<DateTime<Utc>>,
+    pub template_required: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Only in answers to a caller (events go to many viewers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub can: Option<ConversationCan>,
+}

@@ -1,0 +1,126 @@
+//! Messages as clients see them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::string_enum;
+
+string_enum! {
+    /// Which way a message went.
+    pub enum Direction { In = "in", Out = "out" }
+}
+
+string_enum! {
+    /// Where a message stands. Inbound messages are `received`; outbound ones move
+    /// `queued` → `sent` → `delivered` → `read`, or end `failed`.
+    pub enum MessageStatus {
+        Received = "received",
+        Queued = "queued",
+        Sent = "sent",
+        Delivered = "delivered",
+        Read = "read",
+        Failed = "failed",
+    }
+}
+
+/// A short summary of a message for conversation lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessagePreview {
+    pub id: Uuid,
+    pub direction: Direction,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub text: Option<String>,
+    pub status: MessageStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Who sent an outbound message.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum SentBy {
+    /// `"whatsapp_app"`: an echo of a message sent from the WhatsApp Business app.
+    App(&'static str),
+    Member {
+        id: Uuid,
+        email: Option<String>,
+        name: Option<String>,
+    },
+}
+
+impl SentBy {
+    pub const APP: SentBy = SentBy::App("whatsapp_app");
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReactionView {
+    pub emoji: String,
+    pub from: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    pub wamid: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageError {
+    pub code: i64,
+    pub title: Option<String>,
+}
+
+/// A message (API answers and `message.*` events).
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub wamid: Option<String>,
+    pub direction: Direction,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: MessageStatus,
+    pub created_at: DateTime<Utc>,
+    pub forwarded: bool,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub read_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+    pub reactions: Vec<ReactionView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<Context>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_by: Option<SentBy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<MessageError>,
+}
+
+impl MessageView {
+    pub fn preview(&self) -> MessagePreview {
+        MessagePreview {
+            id: self.id,
+            direction: self.direction,
+            kind: self.kind.clone(),
+            text: self.text.clone().or_else(|| {
+                self.media.as_ref().and_then(|m| m.get("caption")).and_then(Value::as_str).map(str::to_owned)
+            }),
+            status: self.status,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// `number.updated`: a number's state changed (e.g. its token needs renewing).
+#[derive(Debug, Clone, Serialize)]
+pub struct NumberChange {
+    pub id: Uuid,
+    pub needs_reauth: bool,
+}
