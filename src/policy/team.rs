@@ -21,6 +21,26 @@ fn admin(v: &Viewer) -> bool {
     v.active && v.role == Role::Admin
 }
 
+/// An active admin.
+pub fn is_admin(v: &Viewer) -> bool {
+    admin(v)
+}
+
+/// Connecting and disconnecting numbers, importing leads.
+pub fn can_manage_integrations(v: &Viewer) -> bool {
+    v.active && (v.role == Role::Admin || v.permissions.manage_integrations)
+}
+
+/// Inviting and managing members (never admins, unless the caller is one).
+pub fn can_manage_member(v: &Viewer, target_role: Role) -> bool {
+    v.active && (v.role == Role::Admin || (v.permissions.manage_members && target_role == Role::Member))
+}
+
+/// Creating, editing and deleting lead groups.
+pub fn can_manage_groups(v: &Viewer) -> bool {
+    v.active && (v.role == Role::Admin || v.permissions.manage_groups)
+}
+
 /// Creating, renaming and deleting labels: admins.
 pub fn may_manage_labels(v: &Viewer) -> Result<(), TeamDenied> {
     if admin(v) { Ok(()) } else { Err(TeamDenied::AdminOnly) }
@@ -34,7 +54,7 @@ pub fn may_change_workspace(v: &Viewer) -> Result<(), TeamDenied> {
 /// Inviting, or managing (re-inviting, resending, cancelling, reactivating) a member whose
 /// role is `target`: admins anyone; members with `manage_members` other non-admins.
 pub fn may_manage_member(v: &Viewer, target: Role) -> Result<(), TeamDenied> {
-    if super::can_manage_member(v, target) {
+    if can_manage_member(v, target) {
         Ok(())
     } else if target == Role::Admin && v.permissions.manage_members {
         Err(TeamDenied::AdminOnly)
