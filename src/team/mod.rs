@@ -160,7 +160,7 @@ pub async fn lock_workspace(tx: &mut Tx, workspace_id: Uuid) -> Result<()> {
 /// Refuses to leave the workspace without an active admin (`target` is about to be demoted
 /// or deactivated).
 pub async fn ensure_not_last_admin(tx: &mut Tx, target: &Member) -> Result<()> {
-    if !crate::policy::team::keeps_the_workspace_administered(&target.viewer()) {
+    if !may::keeps_the_workspace_administered(&target.viewer()) {
         return Ok(());
     }
     let others: i64 = on_tx!(tx, |c| sqlx::query_scalar(
