@@ -255,7 +255,7 @@ pub async fn send(
         NewEvent::raw(ws, "conversation.updated", conv_json).conversation(conv.id).lead(conv.lead_id),
     )
     .await?;
-    let gap = crate::workspace::session_gap(&st, ws).await?;
+    let gap = crate::workspace::session_gap(&st.db, st.config.session_gap_secs, ws).await?;
     let msg = crate::timeline::sessions::Msg { at: now, inbound: false, member: Some(user.id) };
     crate::timeline::sessions::on_message(&mut tx, now, conv.id, &msg, gap).await?;
     let data = json!({"message_id": message_id, "type": out.kind});

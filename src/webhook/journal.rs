@@ -708,7 +708,11 @@ const VISIBLE: &str = "(EXISTS (SELECT 1 FROM webhook_event_workspaces w WHERE w
     OR NOT EXISTS (SELECT 1 FROM webhook_event_workspaces w WHERE w.event_id = e.id))";
 
 fn require_admin(user: &CurrentUser) -> Result<()> {
-    if user.is_admin() { Ok(()) } else { Err(Error::forbidden("forbidden", "only admins see the webhook journal")) }
+    if crate::policy::is_admin(&user.viewer()) {
+        Ok(())
+    } else {
+        Err(Error::forbidden("forbidden", "only admins see the webhook journal"))
+    }
 }
 
 #[derive(Deserialize)]
