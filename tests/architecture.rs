@@ -216,6 +216,8 @@ fn sees_app_state(rel: &str) -> bool {
         || rel.ends_with("/worker.rs")
         || rel.ends_with("/jobs.rs")
         || rel == "live/ws.rs"
+        || rel == "live/presence_writer.rs"
+        || rel == "ui.rs"
         || rel == "webhook/journal/processor.rs"
 }
 
