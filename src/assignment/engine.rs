@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{Criterion, Route, Settings};
-use crate::live::presence::Availability;
+use crate::views::team::Availability;
 
 /// The lead fields rules look at.
 #[derive(Debug, Clone, Default)]

@@ -57,7 +57,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
 use tracing::instrument;
 use uuid::Uuid;
@@ -65,12 +65,13 @@ use uuid::Uuid;
 use crate::auth::CurrentUser;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
-use crate::events;
+use crate::events::{Unit, Work};
 use crate::extract::Json;
 use crate::inbox::leads::{self, COLS, Lead};
 use crate::policy::{self, LEAD_VISIBLE, Viewer};
 use crate::state::AppState;
-use crate::timeline::{self, NewActivity};
+use crate::timeline::{self, AssignedData, NewActivity};
+use crate::views::timeline::ActivityKind;
 use crate::{bind_viewer, on_db, on_tx};
 
 /// Largest import body.
@@ -323,8 +324,9 @@ struct LineError {
     message: String,
 }
 
-#[derive(Default)]
-struct Outcome {
+/// The answer of an import.
+#[derive(Default, Serialize)]
+pub struct Outcome {
     created: u64,
     updated: u64,
     errors: Vec<LineError>,
@@ -387,8 +389,8 @@ pub async fn import(
     user: CurrentUser,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>> {
-    if !policy::can_manage_integrations(&user.viewer()) {
+) -> Result<Json<Outcome>> {
+    if policy::inbox::can_manage_numbers(&user.viewer()).is_err() {
         return Err(Error::forbidden("forbidden", "importing leads needs the manage_integrations permission"));
     }
     check_content_type(&headers)?;
@@ -443,12 +445,7 @@ pub async fn import(
     writer.finish(&st, &mut out).await?;
     out.errors.sort_by_key(|e| e.line);
     tracing::info!(created = out.created, updated = out.updated, errors = out.error_count, "leads imported");
-    Ok(Json(json!({
-        "created": out.created,
-        "updated": out.updated,
-        "errors": out.errors,
-        "error_count": out.error_count,
-    })))
+    Ok(Json(out))
 }
 
 /// Writes the batches of an import while the rows of the next are read and checked.
@@ -614,8 +611,8 @@ async fn flush(
 ) -> Result<()> {
     let ws = user.workspace_id;
     let now = st.clock.now();
-    let mut tx = st.db.begin().await?;
-    let mut existing = existing_by_phone(&mut tx, ws, &batch).await?;
+    let mut work = Work::begin(&st.db, now).await?;
+    let mut existing = existing_by_phone(work.tx(), ws, &batch).await?;
     let (mut plain, mut shared) = (Vec::new(), Vec::new());
     let (mut quiet, mut counted) = (Changes::default(), Changes::default());
     for row in batch.drain(..) {
@@ -629,22 +626,21 @@ async fn flush(
             out.error(line, message);
         }
     }
-    let mut events = events::Buffer::default();
-    apply_updates(&mut tx, now, quiet, &mut events).await?;
-    let mut created = insert_all(&mut tx, now, plain, out, &mut events).await?;
+    apply_updates(&mut work, quiet).await?;
+    let mut created = insert_all(&mut work, plain, out).await?;
     let _turn = turn.lock().await;
-    apply_updates(&mut tx, now, counted, &mut events).await?;
-    created.extend(insert_all(&mut tx, now, shared, out, &mut events).await?);
-    events.flush(&mut tx).await?;
+    apply_updates(&mut work, counted).await?;
+    created.extend(insert_all(&mut work, shared, out).await?);
     if !created.is_empty() {
-        let s = crate::assignment::load(&mut tx, ws).await?;
+        let s = crate::assignment::load(work.tx(), ws).await?;
         if s.mode != "unassigned" || !s.rules.is_empty() {
+            let presence = crate::assignment::http::availability(&st.presence);
             for mut lead in created.into_iter().filter(|l| l.assignee_id.is_none()) {
-                crate::assignment::run::new_lead(&mut tx, &st.presence, now, &mut lead).await?;
+                crate::assignment::run::new_lead(&mut work, &presence, &mut lead).await?;
             }
         }
     }
-    st.commit(tx).await
+    work.commit(&st.hub).await
 }
 
 /// The workspace's leads with the batch's phones, with their groups.
@@ -736,14 +732,8 @@ fn update(
     leads::validate_custom(&lead.custom_fields.0).map_err(|e| (row.line, e.to_string()))?;
     if let Some(a) = row.assignee.filter(|a| lead.assignee_id != Some(*a)) {
         lead.assignee_id = Some(a);
-        activities.push(NewActivity {
-            workspace_id: lead.workspace_id,
-            lead_id: lead.id,
-            conversation_id: None,
-            kind: "assigned",
-            member_id: Some(user.id),
-            data: json!({"from_member_id": before.assignee_id, "to_member_id": a}),
-        });
+        let data = AssignedData::by_member(before.assignee_id, a);
+        activities.push(NewActivity::new(lead.workspace_id, lead.id, ActivityKind::Assigned, data).by(user.id));
     }
     let regrouped = match row.groups {
         Some(g) if g != lead.group_ids => {
@@ -772,11 +762,12 @@ fn update(
 
 /// Writes queued changes: one multi-row `UPDATE … FROM (VALUES …)` per chunk (`columnN` are
 /// the VALUES columns' names on both backends), group memberships replaced, then the
-/// `assigned` activities; their events and the `lead.updated` events go to `events`.
-async fn apply_updates(tx: &mut Tx, now: DateTime<Utc>, changes: Changes, events: &mut events::Buffer) -> Result<()> {
+/// `assigned` activities, with their events and the `lead.updated` events.
+async fn apply_updates(w: &mut impl Unit, changes: Changes) -> Result<()> {
     if changes.leads.is_empty() {
         return Ok(());
     }
+    let tx = w.tx();
     // 6 parameters a row.
     for chunk in changes.leads.chunks(BATCH) {
         on_tx!(tx, |c| {
@@ -811,8 +802,10 @@ async fn apply_updates(tx: &mut Tx, now: DateTime<Utc>, changes: Changes, events
     let memberships: Vec<(Uuid, Uuid)> =
         regrouped.iter().flat_map(|l| l.group_ids.iter().map(move |g| (l.id, *g))).collect();
     insert_memberships(tx, &memberships).await?;
-    timeline::record_many_into(tx, now, &changes.activities, events).await?;
-    emit_updated_many(now, &changes.leads, events);
+    timeline::record_many(w, &changes.activities).await?;
+    for l in &changes.leads {
+        leads::emit_updated(w, l);
+    }
     Ok(())
 }
 
@@ -830,26 +823,14 @@ async fn insert_memberships(tx: &mut Tx, memberships: &[(Uuid, Uuid)]) -> Result
     Ok(())
 }
 
-/// `lead.updated` for each lead, as [`leads::emit_updated`] writes it.
-fn emit_updated_many(now: DateTime<Utc>, list: &[Lead], events: &mut events::Buffer) {
-    for l in list {
-        events.push(now, super::leads::updated_event(l));
-    }
-}
-
 /// Inserts new leads with multi-row INSERTs: leads, phone identities, groups, `lead_created`
-/// activities; their `lead.updated` and `timeline.created` events go to `events`. A phone
-/// taken meanwhile (by a concurrent creation) is reported on its row. Returns the stored leads.
-async fn insert_all(
-    tx: &mut Tx,
-    now: DateTime<Utc>,
-    creates: Vec<(u64, Lead)>,
-    out: &mut Outcome,
-    events: &mut events::Buffer,
-) -> Result<Vec<Lead>> {
+/// activities, with their `lead.updated` and `timeline.created` events. A phone taken
+/// meanwhile (by a concurrent creation) is reported on its row. Returns the stored leads.
+async fn insert_all(w: &mut impl Unit, creates: Vec<(u64, Lead)>, out: &mut Outcome) -> Result<Vec<Lead>> {
     if creates.is_empty() {
         return Ok(Vec::new());
     }
+    let tx = w.tx();
     let mut stored: HashSet<Uuid> = HashSet::with_capacity(creates.len());
     // 9 parameters a row.
     for chunk in creates.chunks(BATCH) {
@@ -898,19 +879,11 @@ async fn insert_all(
     let memberships: Vec<(Uuid, Uuid)> =
         leads.iter().flat_map(|l| l.group_ids.iter().map(move |g| (l.id, *g))).collect();
     insert_memberships(tx, &memberships).await?;
-    emit_updated_many(now, &leads, events);
-    let activities: Vec<NewActivity> = leads
-        .iter()
-        .map(|l| NewActivity {
-            workspace_id: l.workspace_id,
-            lead_id: l.id,
-            conversation_id: None,
-            kind: "lead_created",
-            member_id: None,
-            data: json!({"source": l.source}),
-        })
-        .collect();
-    timeline::record_many_into(tx, now, &activities, events).await?;
+    for l in &leads {
+        leads::emit_updated(w, l);
+    }
+    let activities: Vec<NewActivity> = leads.iter().map(leads::created_activity).collect();
+    timeline::record_many(w, &activities).await?;
     Ok(leads)
 }
 

@@ -185,7 +185,10 @@ pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Pat
         .await
         .map(|r| r.rows_affected()))?;
     let now = st.clock.now();
-    crate::inbox::ownership::label_removed(&mut tx, now, &convs, (id, &label.name), user.id).await?;
+    let mut buffer = events::Buffer::default();
+    let mut unit = events::Buffered { tx: &mut tx, events: &mut buffer, now };
+    crate::inbox::ownership::label_removed(&mut unit, &convs, (id, &label.name), user.id).await?;
+    buffer.flush(&mut tx).await?;
     events::append(&mut tx, now, NewEvent::raw(label.workspace_id, "label.deleted", json!({"id": id}))).await?;
     st.commit(tx).await?;
     tracing::info!(label_id = %id, "label deleted");

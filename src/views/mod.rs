@@ -5,6 +5,7 @@
 pub mod conversation;
 pub mod lead;
 pub mod message;
+pub mod number;
 pub mod team;
 pub mod timeline;
 
