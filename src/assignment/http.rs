@@ -13,10 +13,8 @@ use crate::error::{Error, Result};
 use crate::events::Work;
 use crate::extract::{Json, Path};
 use crate::inbox::leads;
-use crate::live::presence::{self, Presence};
 use crate::policy::inbox as may;
 use crate::state::AppState;
-use crate::views::team::Availability;
 
 pub fn routes() -> Api {
     Api::new()
@@ -24,15 +22,6 @@ pub fn routes() -> Api {
         .put("/assignment", put)
         .get("/leads/{id}/assignment-log", log)
         .post("/leads/bulk-reassign", bulk_reassign)
-}
-
-/// The engine's view of this node's presence.
-pub fn availability(p: &Presence) -> impl Fn(Uuid) -> Availability + Sync + '_ {
-    move |id| match p.availability(id) {
-        presence::Availability::Available => Availability::Available,
-        presence::Availability::Away => Availability::Away,
-        presence::Availability::Offline => Availability::Offline,
-    }
 }
 
 #[instrument(skip_all)]

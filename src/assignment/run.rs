@@ -29,6 +29,12 @@ use crate::{on_db, on_tx};
 /// Who is available now: a snapshot of presence, given by the edge that runs the engine.
 pub type Presence<'a> = &'a (dyn Fn(Uuid) -> Availability + Sync);
 
+/// A presence state as the engine reads it, from its contract name (`available`, `away`,
+/// `offline`); anything else counts as offline.
+pub fn availability(state: &str) -> Availability {
+    Availability::parse(state).unwrap_or(Availability::Offline)
+}
+
 /// Serialises assignment runs of one workspace (see the module docs).
 async fn lock(tx: &mut Tx, workspace_id: Uuid) -> Result<()> {
     events::log::serialise(tx).await?;

@@ -62,6 +62,7 @@ use tokio::task::JoinHandle;
 use tracing::instrument;
 use uuid::Uuid;
 
+use crate::assignment::run;
 use crate::auth::CurrentUser;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
@@ -634,9 +635,9 @@ async fn flush(
     if !created.is_empty() {
         let s = crate::assignment::load(work.tx(), ws).await?;
         if s.mode != "unassigned" || !s.rules.is_empty() {
-            let presence = crate::assignment::http::availability(&st.presence);
+            let presence = |id| run::availability(st.presence.availability(id).as_str());
             for mut lead in created.into_iter().filter(|l| l.assignee_id.is_none()) {
-                crate::assignment::run::new_lead(&mut work, &presence, &mut lead).await?;
+                run::new_lead(&mut work, &presence, &mut lead).await?;
             }
         }
     }

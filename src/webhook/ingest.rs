@@ -548,7 +548,7 @@ impl Ctx<'_> {
             self.flush().await?;
             let mut unit = events::Buffered { tx: self.tx, events: self.events, now: self.now };
             let mut created = leads::insert(&mut unit, new).await?;
-            let presence = crate::assignment::http::availability(self.presence);
+            let presence = |id| crate::assignment::run::availability(self.presence.availability(id).as_str());
             crate::assignment::run::new_lead(&mut unit, &presence, &mut created).await?;
             tracing::info!(lead_id = %created.id, "lead imported from WhatsApp");
             lead = Some(created.id);
@@ -728,7 +728,7 @@ impl Ctx<'_> {
         let conv_json = if reopens {
             self.flush().await?;
             let mut unit = events::Buffered { tx: self.tx, events: self.events, now: self.now };
-            let presence = crate::assignment::http::availability(self.presence);
+            let presence = |id| crate::assignment::run::availability(self.presence.availability(id).as_str());
             crate::assignment::run::reopened(&mut unit, &presence, conv.id).await?;
             self.events.push(self.now, message);
             let j = conversations::json_in(self.tx, conv.id).await?;

@@ -9,6 +9,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::forbidden;
+use crate::assignment::run;
 use crate::auth::CurrentUser;
 use crate::db::{cursor, page_limit};
 use crate::error::{Error, Result};
@@ -62,8 +63,8 @@ pub async fn create(
     };
     let mut lead = leads::insert(&mut work, new).await?;
     if body.assignee_id.is_none() {
-        crate::assignment::run::new_lead(&mut work, &crate::assignment::http::availability(&st.presence), &mut lead)
-            .await?;
+        let presence = |id| run::availability(st.presence.availability(id).as_str());
+        run::new_lead(&mut work, &presence, &mut lead).await?;
     }
     work.commit(&st.hub).await?;
     tracing::info!(lead_id = %lead.id, "lead created");
