@@ -4,7 +4,7 @@
 //! session a message touches is recomputed, from its own messages.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ use crate::views::timeline::{ActivityDeleted, ActivityKind, ActivityView};
 pub const KIND: ActivityKind = ActivityKind::WhatsappSession;
 
 /// Who started a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Initiator {
     Lead,
@@ -103,7 +103,7 @@ impl Summary {
             },
             started_at: time(v, "started_at")?,
             ended_at: time(v, "ended_at")?,
-            initiated_by: if v["initiated_by"] == "lead" { Initiator::Lead } else { Initiator::Member },
+            initiated_by: Initiator::deserialize(&v["initiated_by"]).unwrap_or(Initiator::Member),
             messages_from_lead: v["messages_from_lead"].as_i64()?,
             messages_from_member: v["messages_from_member"].as_i64()?,
             lead_responded: v["lead_responded"].as_bool()?,

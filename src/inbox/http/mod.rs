@@ -5,12 +5,12 @@
 mod conversations;
 mod groups;
 mod leads;
+mod leads_csv;
 mod numbers;
 mod ownership;
 
 use crate::api::Api;
 use crate::error::Error;
-use crate::inbox::leads_csv;
 use crate::policy::Denied;
 
 pub fn routes() -> Api {
