@@ -14,7 +14,17 @@ use uuid::Uuid;
 
 use crate::db::Tx;
 use crate::error::{Error, Result};
-use crate::on_tx;
+use crate::{on_tx, string_enum};
+
+string_enum! {
+    /// Who gets a lead no rule routes: nobody, or the members in turn.
+    pub enum Mode { Unassigned = "unassigned", RoundRobin = "round_robin" }
+}
+
+string_enum! {
+    /// Where a rule sends a lead.
+    pub enum RouteKind { Member = "member", RoundRobin = "round_robin", Unassigned = "unassigned" }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -76,7 +86,7 @@ fn one() -> i64 {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            mode: "unassigned".to_owned(),
+            mode: Mode::Unassigned.as_str().to_owned(),
             leads_per_round: 1,
             only_available: false,
             members: Vec::new(),
@@ -143,7 +153,7 @@ fn bad(code: &'static str, message: impl Into<String>) -> Error {
 
 /// Checks every part of the settings against the contract.
 pub fn validate(s: &Settings, members: &HashSet<Uuid>) -> Result<()> {
-    if !matches!(s.mode.as_str(), "unassigned" | "round_robin") {
+    if Mode::parse(&s.mode).is_none() {
         return Err(bad("invalid_mode", "mode must be unassigned or round_robin"));
     }
     if !(1..=10).contains(&s.leads_per_round) {
@@ -198,9 +208,9 @@ pub fn validate(s: &Settings, members: &HashSet<Uuid>) -> Result<()> {
             }
         }
         let route = &r.route;
-        match (route.kind.as_str(), route.member_id, route.member_ids.as_deref()) {
-            ("member", Some(id), None) => known(&id)?,
-            ("round_robin", None, Some(ids)) if !ids.is_empty() => {
+        match (RouteKind::parse(&route.kind), route.member_id, route.member_ids.as_deref()) {
+            (Some(RouteKind::Member), Some(id), None) => known(&id)?,
+            (Some(RouteKind::RoundRobin), None, Some(ids)) if !ids.is_empty() => {
                 let mut seen = HashSet::new();
                 for id in ids {
                     known(id)?;
@@ -209,7 +219,7 @@ pub fn validate(s: &Settings, members: &HashSet<Uuid>) -> Result<()> {
                     }
                 }
             }
-            ("unassigned", None, None) => {}
+            (Some(RouteKind::Unassigned), None, None) => {}
             _ => {
                 return Err(bad(
                     "invalid_route",

@@ -13,8 +13,8 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::Settings;
 use super::engine::{self, Candidate, Choice, LeadFields, MemberState, Position};
+use super::{RouteKind, Settings};
 use crate::db::{Backend, Db, Tx};
 use crate::error::{Error, Result};
 use crate::events::{self, Event, NewEvent, Unit};
@@ -127,12 +127,12 @@ async fn decide(
     let (matched, route) = engine::route_for(s, &fields);
     let rule = matched.map(|(_, name)| name.to_owned());
     let reason = if matched.is_some() { "rule" } else { "round_robin" };
-    let choice = match route.kind.as_str() {
-        "member" => {
+    let choice = match RouteKind::parse(&route.kind) {
+        Some(RouteKind::Member) => {
             let order: Vec<Uuid> = route.member_id.into_iter().collect();
             engine::choose(s, &order, states, false, Position::default())
         }
-        "round_robin" => {
+        Some(RouteKind::RoundRobin) => {
             let order: Vec<Uuid> =
                 route.member_ids.clone().unwrap_or_else(|| s.members.iter().map(|m| m.member_id).collect());
             let key = matched.map(|(i, _)| format!("rule:{i}")).unwrap_or_else(|| "default".to_owned());

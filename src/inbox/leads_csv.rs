@@ -629,7 +629,7 @@ async fn flush(
     created.extend(insert_all(&mut work, shared, out).await?);
     if !created.is_empty() {
         let s = crate::assignment::load(work.tx(), ws).await?;
-        if s.mode != "unassigned" || !s.rules.is_empty() {
+        if crate::assignment::Mode::parse(&s.mode) != Some(crate::assignment::Mode::Unassigned) || !s.rules.is_empty() {
             let presence = |id| (imp.presence)(id);
             for mut lead in created.into_iter().filter(|l| l.assignee_id.is_none()) {
                 run::new_lead(&mut work, &presence, &mut lead).await?;
