@@ -13,7 +13,6 @@ use crate::db::page_limit;
 use crate::error::{Error, Result};
 use crate::events::Work;
 use crate::extract::{Json, Path, Query};
-use crate::inbox::{leads, parse_id};
 use crate::state::AppState;
 use crate::views::timeline::{ActivityKind, TimelineEntry, TimelinePage};
 
@@ -31,6 +30,10 @@ pub struct TimelineQuery {
     to: Option<String>,
     cursor: Option<String>,
     limit: Option<i64>,
+}
+
+fn parse_id(value: &str, what: &str) -> Result<Uuid> {
+    Uuid::parse_str(value.trim()).map_err(|_| Error::bad_request("invalid_filter", format!("{what} is not a valid id")))
 }
 
 fn parse_time(v: &str, what: &str) -> Result<chrono::DateTime<chrono::Utc>> {
@@ -61,8 +64,8 @@ pub async fn timeline(
         limit,
     };
     let v = user.viewer();
-    let lead = leads::get_visible(&st.db, &v, id).await?;
-    Ok(Json(read::page(&st.db, &v, lead.id, &filter, st.clock.now()).await?))
+    let lead = read::visible_lead(&st.db, &v, id).await?;
+    Ok(Json(read::page(&st.db, &v, lead.lead_id, &filter, st.clock.now()).await?))
 }
 
 #[derive(Deserialize)]
@@ -87,9 +90,9 @@ pub async fn add_note(
     if text.is_empty() || text.len() > 10_000 {
         return Err(Error::unprocessable("invalid_note", "a note needs 1 to 10000 characters"));
     }
-    let lead = leads::get_visible(&st.db, &user.viewer(), id).await?;
+    let lead = read::visible_lead(&st.db, &user.viewer(), id).await?;
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
-    let a = NewActivity::new(lead.workspace_id, lead.id, ActivityKind::Note, NoteData { text }).by(user.id);
+    let a = NewActivity::new(lead.workspace_id, lead.lead_id, ActivityKind::Note, NoteData { text }).by(user.id);
     let data = a.data.clone();
     let activity = super::record(&mut work, a).await?;
     let now = work.now();

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::policy::{CONV_VISIBLE, Viewer};
+use crate::policy::{CONV_VISIBLE, LEAD_VISIBLE, Viewer};
 use crate::views::timeline::{ActivityKind, TimelineEntry, TimelinePage};
 use crate::{bind_viewer, on_db};
 
@@ -69,6 +69,23 @@ static LIST: LazyLock<String> = LazyLock::new(|| {
         *CONV_VISIBLE
     )
 });
+
+/// A lead whose timeline `v` may read.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct TimelineOf {
+    pub workspace_id: Uuid,
+    pub lead_id: Uuid,
+}
+
+static LEAD: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT l.workspace_id, l.id AS lead_id FROM leads l WHERE {} AND l.id = $6", *LEAD_VISIBLE)
+});
+
+/// The lead `id` when `v` sees it (the policy's lead predicate); 404 otherwise.
+pub async fn visible_lead(db: &Db, v: &Viewer, id: Uuid) -> Result<TimelineOf> {
+    on_db!(db, |p| bind_viewer!(sqlx::query_as(LEAD.as_str()), v).bind(id).fetch_optional(p).await)?
+        .ok_or_else(Error::not_found)
+}
 
 /// A page of lead `lead_id`'s timeline (the caller checked that `v` sees the lead).
 pub async fn page(db: &Db, v: &Viewer, lead_id: Uuid, f: &Filter, now: DateTime<Utc>) -> Result<TimelinePage> {
