@@ -34,9 +34,15 @@ pub fn api() -> Api {
         .get("/admin/webhook-events", journal::list)
         .get("/admin/webhook-events/{id}", journal::get_one)
         .post("/admin/webhook-events/{id}/replay", journal::replay)
-        .merge(crate::inbox::routes())
+        .merge(crate::inbox::http::routes())
+        // The outbox's routes, until it mounts them itself (`outbox::http::routes()`).
+        .post("/conversations/{id}/messages", crate::outbox::send)
+        .post("/conversations/{id}/read", crate::outbox::mark_read)
+        .post("/conversations/{id}/media", crate::outbox::media::upload)
+        .get("/media/{id}", crate::outbox::media::get)
+        .merge(crate::timeline::http::routes())
         .merge(crate::team::http::routes())
-        .merge(crate::assignment::routes())
+        .merge(crate::assignment::http::routes())
         .merge(crate::reports::http::routes())
 }
 

@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{Criterion, Route, Settings};
-use crate::live::presence::Availability;
+use super::{Criterion, Mode, Route, RouteKind, Settings};
+use crate::views::team::Availability;
 
 /// The lead fields rules look at.
 #[derive(Debug, Clone, Default)]
@@ -61,11 +61,9 @@ pub fn route_for<'a>(s: &'a Settings, lead: &LeadFields) -> (Option<(usize, &'a 
             return (Some((i, r.name.as_str())), r.route.clone());
         }
     }
-    let route = if s.mode == "round_robin" {
-        Route { kind: "round_robin".to_owned(), member_id: None, member_ids: None }
-    } else {
-        Route { kind: "unassigned".to_owned(), member_id: None, member_ids: None }
-    };
+    let kind =
+        if Mode::parse(&s.mode) == Some(Mode::RoundRobin) { RouteKind::RoundRobin } else { RouteKind::Unassigned };
+    let route = Route { kind: kind.as_str().to_owned(), member_id: None, member_ids: None };
     (None, route)
 }
 

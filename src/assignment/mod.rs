@@ -3,30 +3,27 @@
 //! decision log, and bulk reassignment.
 
 pub mod engine;
+pub mod http;
 pub mod run;
 
 use std::collections::HashSet;
 
-use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tracing::instrument;
 use uuid::Uuid;
 
-use crate::api::Api;
-use crate::auth::CurrentUser;
 use crate::db::Tx;
 use crate::error::{Error, Result};
-use crate::extract::Json;
-use crate::on_tx;
-use crate::state::AppState;
+use crate::{on_tx, string_enum};
 
-pub fn routes() -> Api {
-    Api::new()
-        .get("/assignment", get)
-        .put("/assignment", put)
-        .get("/leads/{id}/assignment-log", run::log)
-        .post("/leads/bulk-reassign", run::bulk_reassign)
+string_enum! {
+    /// Who gets a lead no rule routes: nobody, or the members in turn.
+    pub enum Mode { Unassigned = "unassigned", RoundRobin = "round_robin" }
+}
+
+string_enum! {
+    /// Where a rule sends a lead.
+    pub enum RouteKind { Member = "member", RoundRobin = "round_robin", Unassigned = "unassigned" }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -89,7 +86,7 @@ fn one() -> i64 {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            mode: "unassigned".to_owned(),
+            mode: Mode::Unassigned.as_str().to_owned(),
             leads_per_round: 1,
             only_available: false,
             members: Vec::new(),
@@ -142,7 +139,7 @@ pub async fn load(tx: &mut Tx, workspace_id: Uuid) -> Result<Settings> {
     Ok(stored.map(|s| s.0).unwrap_or_default().normalise(&active))
 }
 
-async fn workspace_members(tx: &mut Tx, workspace_id: Uuid) -> Result<HashSet<Uuid>> {
+pub async fn workspace_members(tx: &mut Tx, workspace_id: Uuid) -> Result<HashSet<Uuid>> {
     let ids: Vec<Uuid> = on_tx!(tx, |c| sqlx::query_scalar("SELECT id FROM users WHERE workspace_id = $1")
         .bind(workspace_id)
         .fetch_all(c)
@@ -156,7 +153,7 @@ fn bad(code: &'static str, message: impl Into<String>) -> Error {
 
 /// Checks every part of the settings against the contract.
 pub fn validate(s: &Settings, members: &HashSet<Uuid>) -> Result<()> {
-    if !matches!(s.mode.as_str(), "unassigned" | "round_robin") {
+    if Mode::parse(&s.mode).is_none() {
         return Err(bad("invalid_mode", "mode must be unassigned or round_robin"));
     }
     if !(1..=10).contains(&s.leads_per_round) {
@@ -211,9 +208,9 @@ pub fn validate(s: &Settings, members: &HashSet<Uuid>) -> Result<()> {
             }
         }
         let route = &r.route;
-        match (route.kind.as_str(), route.member_id, route.member_ids.as_deref()) {
-            ("member", Some(id), None) => known(&id)?,
-            ("round_robin", None, Some(ids)) if !ids.is_empty() => {
+        match (RouteKind::parse(&route.kind), route.member_id, route.member_ids.as_deref()) {
+            (Some(RouteKind::Member), Some(id), None) => known(&id)?,
+            (Some(RouteKind::RoundRobin), None, Some(ids)) if !ids.is_empty() => {
                 let mut seen = HashSet::new();
                 for id in ids {
                     known(id)?;
@@ -222,7 +219,7 @@ pub fn validate(s: &Settings, members: &HashSet<Uuid>) -> Result<()> {
                     }
                 }
             }
-            ("unassigned", None, None) => {}
+            (Some(RouteKind::Unassigned), None, None) => {}
             _ => {
                 return Err(bad(
                     "invalid_route",
@@ -237,34 +234,19 @@ pub fn validate(s: &Settings, members: &HashSet<Uuid>) -> Result<()> {
     Ok(())
 }
 
-#[instrument(skip_all)]
-pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<Settings>> {
-    let mut tx = st.db.begin().await?;
-    let s = load(&mut tx, user.workspace_id).await?;
-    tx.commit().await?;
-    Ok(Json(s))
-}
-
-#[instrument(skip_all)]
-pub async fn put(State(st): State<AppState>, user: CurrentUser, Json(body): Json<Settings>) -> Result<Json<Settings>> {
-    if !user.viewer().is_admin() {
-        return Err(Error::forbidden("forbidden", "only admins may change assignment settings"));
-    }
-    let now: DateTime<Utc> = st.clock.now();
-    let mut tx = st.db.begin().await?;
-    validate(&body, &workspace_members(&mut tx, user.workspace_id).await?)?;
-    on_tx!(&mut tx, |c| sqlx::query(
+/// Stores the workspace's settings (validated against its members) and returns them as
+/// loaded back (members normalised).
+pub async fn save(tx: &mut Tx, workspace_id: Uuid, settings: &Settings, now: DateTime<Utc>) -> Result<Settings> {
+    validate(settings, &workspace_members(tx, workspace_id).await?)?;
+    on_tx!(tx, |c| sqlx::query(
         "INSERT INTO assignment_settings (workspace_id, settings, updated_at) VALUES ($1, $2, $3) \
          ON CONFLICT (workspace_id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at"
     )
-    .bind(user.workspace_id)
-    .bind(sqlx::types::Json(&body))
+    .bind(workspace_id)
+    .bind(sqlx::types::Json(settings))
     .bind(now)
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
-    let s = load(&mut tx, user.workspace_id).await?;
-    tx.commit().await?;
-    tracing::info!(mode = %s.mode, rules = s.rules.len(), "assignment settings changed");
-    Ok(Json(s))
+    load(tx, workspace_id).await
 }

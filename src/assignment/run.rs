@@ -1,6 +1,6 @@
 //! The engine's database part: load the settings and the members' state, decide, store the
-//! round-robin position and the decision, apply it (lead / conversation assignee, `assigned`
-//! activity, events). Plus the decision log and bulk reassignment routes.
+//! round-robin position and the decision, apply it through the inbox (lead / conversation
+//! assignee, `assigned` activity, events). Plus the decision log and bulk reassignment.
 //!
 //! Concurrency: every run first takes the event-log lock, then (PostgreSQL) a transaction
 //! advisory lock per workspace, so concurrent arrivals read and advance the round-robin
@@ -8,29 +8,36 @@
 
 use std::collections::HashMap;
 
-use axum::extract::State;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use tracing::instrument;
+use serde::Serialize;
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::Settings;
 use super::engine::{self, Candidate, Choice, LeadFields, MemberState, Position};
-use crate::auth::CurrentUser;
-use crate::db::{Backend, Tx};
+use super::{RouteKind, Settings};
+use crate::db::{Backend, Db, Tx};
 use crate::error::{Error, Result};
-use crate::events::{self, NewEvent};
-use crate::extract::{Json, Path};
+use crate::events::{self, Event, NewEvent, Unit};
+use crate::inbox::conversations;
 use crate::inbox::leads::{self, Lead};
 use crate::inbox::ownership;
-use crate::live::presence::{Availability, Presence};
-use crate::state::AppState;
-use crate::{on_db, on_tx, timeline};
+use crate::timeline::{self, AssignedData, NewActivity};
+use crate::views::team::Availability;
+use crate::views::timeline::{ActivityKind, AssignmentNotice};
+use crate::{on_db, on_tx};
+
+/// Who is available now: a snapshot of presence, given by the edge that runs the engine.
+pub type Presence<'a> = &'a (dyn Fn(Uuid) -> Availability + Sync);
+
+/// A presence state as the engine reads it, from its contract name (`available`, `away`,
+/// `offline`); anything else counts as offline.
+pub fn availability(state: &str) -> Availability {
+    Availability::parse(state).unwrap_or(Availability::Offline)
+}
 
 /// Serialises assignment runs of one workspace (see the module docs).
 async fn lock(tx: &mut Tx, workspace_id: Uuid) -> Result<()> {
-    events::serialise(tx).await?;
+    events::log::serialise(tx).await?;
     if tx.backend() == Backend::Postgres {
         let b = workspace_id.as_bytes();
         let key = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) ^ 0x5b_0002;
@@ -44,7 +51,7 @@ async fn lock(tx: &mut Tx, workspace_id: Uuid) -> Result<()> {
 }
 
 /// Each active member's toggle, presence and open conversations.
-async fn states(tx: &mut Tx, presence: &Presence, ws: Uuid, s: &Settings) -> Result<HashMap<Uuid, MemberState>> {
+async fn states(tx: &mut Tx, presence: Presence<'_>, ws: Uuid, s: &Settings) -> Result<HashMap<Uuid, MemberState>> {
     let open: HashMap<Uuid, i64> = if s.max_open_per_member.is_some() {
         let rows: Vec<(Uuid, i64)> = on_tx!(tx, |c| sqlx::query_as(
             "SELECT assignee_id, COUNT(*) FROM conversations WHERE workspace_id = $1 AND status = 'open' \
@@ -62,7 +69,7 @@ async fn states(tx: &mut Tx, presence: &Presence, ws: Uuid, s: &Settings) -> Res
         .map(|m| {
             let state = MemberState {
                 enabled: m.enabled,
-                availability: presence.availability(m.member_id),
+                availability: presence(m.member_id),
                 open: open.get(&m.member_id).copied().unwrap_or(0),
             };
             (m.member_id, state)
@@ -120,12 +127,12 @@ async fn decide(
     let (matched, route) = engine::route_for(s, &fields);
     let rule = matched.map(|(_, name)| name.to_owned());
     let reason = if matched.is_some() { "rule" } else { "round_robin" };
-    let choice = match route.kind.as_str() {
-        "member" => {
+    let choice = match RouteKind::parse(&route.kind) {
+        Some(RouteKind::Member) => {
             let order: Vec<Uuid> = route.member_id.into_iter().collect();
             engine::choose(s, &order, states, false, Position::default())
         }
-        "round_robin" => {
+        Some(RouteKind::RoundRobin) => {
             let order: Vec<Uuid> =
                 route.member_ids.clone().unwrap_or_else(|| s.members.iter().map(|m| m.member_id).collect());
             let key = matched.map(|(i, _)| format!("rule:{i}")).unwrap_or_else(|| "default".to_owned());
@@ -177,61 +184,64 @@ async fn record(
 
 /// Alerts the chosen member (an addressed event), or the pool (everyone who can see the
 /// unassigned lead) when nobody was chosen.
-async fn alert(
-    tx: &mut Tx,
-    now: DateTime<Utc>,
-    lead: &Lead,
-    conversation_id: Option<Uuid>,
-    cause: &str,
-    d: &Decision,
-) -> Result<()> {
-    let data = json!({"lead_id": lead.id, "conversation_id": conversation_id, "cause": cause,
-                      "reason": d.reason, "rule": d.rule, "member_id": d.choice.chosen});
-    let mut e = match d.choice.chosen {
-        Some(m) => NewEvent::raw(lead.workspace_id, "assignment.alert", data).to_user(m),
-        None => NewEvent::raw(lead.workspace_id, "assignment.pool", data).lead(lead.id),
+fn alert(w: &mut impl Unit, lead: &Lead, conversation_id: Option<Uuid>, cause: &str, d: &Decision) {
+    let notice = AssignmentNotice {
+        lead_id: lead.id,
+        conversation_id,
+        cause: cause.to_owned(),
+        reason: d.reason.to_owned(),
+        rule: d.rule.clone(),
+        member_id: d.choice.chosen,
     };
-    e.conversation_id = conversation_id;
-    events::append(tx, now, e).await?;
-    Ok(())
+    let e = match d.choice.chosen {
+        Some(m) => NewEvent::new(lead.workspace_id, Event::AssignmentAlert(notice)).to_user(m),
+        None => NewEvent::new(lead.workspace_id, Event::AssignmentPool(notice)).lead(lead.id),
+    };
+    w.emit(e.conversation(conversation_id));
+}
+
+fn decided(d: &Decision, from: Option<Uuid>, to: Uuid, decision_id: Uuid) -> AssignedData {
+    AssignedData {
+        from_member_id: from,
+        to_member_id: to,
+        reason: Some(d.reason),
+        rule: Some(d.rule.clone()),
+        decision_id: Some(decision_id),
+    }
 }
 
 /// A new lead without an assignee: decide, record, and assign it (before any conversation is
 /// created for it, so the conversation starts assigned). Updates `lead` in place.
-pub async fn new_lead(tx: &mut Tx, presence: &Presence, now: DateTime<Utc>, lead: &mut Lead) -> Result<()> {
+pub async fn new_lead(w: &mut impl Unit, presence: Presence<'_>, lead: &mut Lead) -> Result<()> {
     if lead.assignee_id.is_some() {
         return Ok(());
     }
+    let now = w.now();
+    let tx = w.tx();
     lock(tx, lead.workspace_id).await?;
     let s = super::load(tx, lead.workspace_id).await?;
     let states = states(tx, presence, lead.workspace_id, &s).await?;
     let d = decide(tx, now, &s, &states, lead).await?;
     let decision_id = record(tx, now, lead, None, "new_lead", &d).await?;
-    if let Some(m) = d.choice.chosen {
-        on_tx!(tx, |c| sqlx::query(
-            "UPDATE leads SET assignee_id = $1, updated_at = $2 WHERE id = $3 AND assignee_id IS NULL"
-        )
-        .bind(m)
-        .bind(now)
-        .bind(lead.id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+    if let Some(m) = d.choice.chosen
+        && leads::adopt(w, lead.id, m).await?
+    {
         lead.assignee_id = Some(m);
         lead.updated_at = now;
-        leads::emit_updated(tx, now, lead).await?;
-        let data = json!({"from_member_id": null, "to_member_id": m, "reason": d.reason, "rule": d.rule,
-                          "decision_id": decision_id});
-        timeline::record(tx, now, lead.workspace_id, lead.id, None, "assigned", None, data).await?;
+        let data = decided(&d, None, m, decision_id);
+        timeline::record(w, NewActivity::new(lead.workspace_id, lead.id, ActivityKind::Assigned, data)).await?;
     }
-    alert(tx, now, lead, None, "new_lead", &d).await
+    alert(w, lead, None, "new_lead", &d);
+    Ok(())
 }
 
 /// A closed conversation re-opened by a customer message: the previous assignee keeps it when
 /// they are an active, enabled member (and available, under `only_available`); otherwise the
 /// rules decide. An assigned conversation never goes back to unassigned: when nobody is chosen
 /// it stays where it was, and the pool is alerted.
-pub async fn reopened(tx: &mut Tx, presence: &Presence, now: DateTime<Utc>, conversation_id: Uuid) -> Result<()> {
+pub async fn reopened(w: &mut impl Unit, presence: Presence<'_>, conversation_id: Uuid) -> Result<()> {
+    let now = w.now();
+    let tx = w.tx();
     let mut c = ownership::load_tx(tx, conversation_id).await?;
     lock(tx, c.workspace_id).await?;
     let s = super::load(tx, c.workspace_id).await?;
@@ -268,17 +278,19 @@ pub async fn reopened(tx: &mut Tx, presence: &Presence, now: DateTime<Utc>, conv
         && c.assignee_id != Some(m)
     {
         let from = c.assignee_id;
-        ownership::set_assignee(tx, now, &mut c, m).await?;
-        let data = json!({"from_member_id": from, "to_member_id": m, "reason": d.reason, "rule": d.rule,
-                          "decision_id": decision_id});
-        timeline::record(tx, now, c.workspace_id, c.lead_id, Some(c.id), "assigned", None, data).await?;
-        ownership::emit(tx, now, "conversation.assigned", &c).await?;
+        ownership::set_assignee(w, &mut c, m).await?;
+        let data = decided(&d, from, m, decision_id);
+        let a = NewActivity::new(c.workspace_id, c.lead_id, ActivityKind::Assigned, data).conversation(c.id);
+        timeline::record(w, a).await?;
+        conversations::emit(w, Event::ConversationAssigned, &c);
     }
-    alert(tx, now, &lead, Some(c.id), "reopened", &d).await
+    alert(w, &lead, Some(c.id), "reopened", &d);
+    Ok(())
 }
 
-#[derive(sqlx::FromRow)]
-struct DecisionRow {
+/// A decision as `GET /leads/{id}/assignment-log` shows it.
+#[derive(Debug, sqlx::FromRow, Serialize)]
+pub struct DecisionView {
     at: DateTime<Utc>,
     cause: String,
     rule: Option<String>,
@@ -288,55 +300,30 @@ struct DecisionRow {
     chosen_member_id: Option<Uuid>,
 }
 
-/// `GET /leads/{id}/assignment-log`: every decision about a visible lead, oldest first.
-#[instrument(skip_all)]
-pub async fn log(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<Value>> {
-    let lead = leads::get_visible(&st.db, &user.viewer(), id).await?;
-    let rows: Vec<DecisionRow> = on_db!(&st.db, |p| sqlx::query_as(
+/// Every decision about a lead, oldest first.
+pub async fn decisions(db: &Db, lead_id: Uuid) -> Result<Vec<DecisionView>> {
+    Ok(on_db!(db, |p| sqlx::query_as(
         "SELECT at, cause, rule, reason, conversation_id, candidates, chosen_member_id FROM assignment_decisions \
          WHERE lead_id = $1 ORDER BY at, id"
     )
-    .bind(lead.id)
+    .bind(lead_id)
     .fetch_all(p)
-    .await)?;
-    let decisions: Vec<Value> = rows
-        .into_iter()
-        .map(|r| {
-            json!({"at": r.at, "cause": r.cause, "rule": r.rule, "reason": r.reason,
-                   "conversation_id": r.conversation_id, "candidates": r.candidates.0,
-                   "chosen_member_id": r.chosen_member_id})
-        })
-        .collect();
-    Ok(Json(json!({"decisions": decisions})))
+    .await)?)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BulkReassign {
-    from_member_id: Uuid,
-    to_member_id: Uuid,
-    #[serde(default)]
-    lead_ids: Option<Vec<Uuid>>,
-}
-
-/// `POST /leads/bulk-reassign`: moves `from`'s leads (all, or the listed ones still assigned to
-/// them) and their conversations assigned to `from` to `to`, in one transaction.
-#[instrument(skip_all)]
+/// Moves `from`'s leads (all, or those of `only` still assigned to them) and their
+/// conversations assigned to `from` to `to`, on `by`'s behalf. Returns how many leads moved.
 pub async fn bulk_reassign(
-    State(st): State<AppState>,
-    user: CurrentUser,
-    Json(body): Json<BulkReassign>,
-) -> Result<Json<Value>> {
-    let v = user.viewer();
-    if !(v.is_admin() || (v.active && v.permissions.view_others_leads)) {
-        return Err(Error::forbidden("forbidden", "bulk reassignment needs admin or the view_others_leads permission"));
-    }
-    let ws = user.workspace_id;
-    let (from, to) = (body.from_member_id, body.to_member_id);
-    let now = st.clock.now();
-    let mut tx = st.db.begin().await?;
+    w: &mut impl Unit,
+    workspace_id: Uuid,
+    from: Uuid,
+    to: Uuid,
+    only: Option<&[Uuid]>,
+    by: Uuid,
+) -> Result<usize> {
+    let ws = workspace_id;
     let from_known: Option<Uuid> =
-        on_tx!(&mut tx, |c| sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND workspace_id = $2")
+        on_tx!(w.tx(), |c| sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND workspace_id = $2")
             .bind(from)
             .bind(ws)
             .fetch_optional(c)
@@ -344,55 +331,33 @@ pub async fn bulk_reassign(
     if from_known.is_none() {
         return Err(Error::unprocessable("unknown_member", "from_member_id is not a member of this workspace"));
     }
-    leads::check_assignee(&mut tx, ws, to).await.map_err(|_| {
+    leads::check_assignee(w.tx(), ws, to).await.map_err(|_| {
         Error::unprocessable("unknown_member", "to_member_id is not an active member of this workspace")
     })?;
-    if body.lead_ids.as_ref().is_some_and(|l| l.len() > 10_000) {
+    if only.is_some_and(|l| l.len() > 10_000) {
         return Err(Error::unprocessable("too_many_leads", "at most 10000 lead_ids"));
     }
-    let mut ids: Vec<Uuid> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+    let mut ids: Vec<Uuid> = on_tx!(w.tx(), |c| sqlx::query_scalar(
         "SELECT id FROM leads WHERE workspace_id = $1 AND assignee_id = $2 ORDER BY created_at, id"
     )
     .bind(ws)
     .bind(from)
     .fetch_all(c)
     .await)?;
-    if let Some(only) = &body.lead_ids {
+    if let Some(only) = only {
         ids.retain(|id| only.contains(id));
     }
     if from == to {
-        return Ok(Json(json!({"moved": 0})));
+        return Ok(0);
     }
+    let now = w.now();
     for id in &ids {
-        on_tx!(&mut tx, |c| sqlx::query("UPDATE leads SET assignee_id = $1, updated_at = $2 WHERE id = $3")
-            .bind(to)
-            .bind(now)
-            .bind(*id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-        let data = json!({"from_member_id": from, "to_member_id": to, "reason": "bulk_reassign"});
-        timeline::record(&mut tx, now, ws, *id, None, "assigned", Some(user.id), data.clone()).await?;
-        let lead = leads::load_tx(&mut tx, *id).await?;
-        leads::emit_updated(&mut tx, now, &lead).await?;
-        let convs: Vec<Uuid> = on_tx!(&mut tx, |c| {
-            sqlx::query_scalar(
-            "UPDATE conversations SET assignee_id = $1, updated_at = $2 WHERE lead_id = $3 AND assignee_id = $4 RETURNING id"
-        )
-        .bind(to)
-        .bind(now)
-        .bind(*id)
-        .bind(from)
-        .fetch_all(c)
-        .await
-        })?;
-        for conv in convs {
-            let c = ownership::load_tx(&mut tx, conv).await?;
-            timeline::record(&mut tx, now, ws, *id, Some(conv), "assigned", Some(user.id), data.clone()).await?;
-            ownership::emit(&mut tx, now, "conversation.assigned", &c).await?;
-        }
+        leads::set_assignee(w.tx(), now, *id, to).await?;
+        let data = AssignedData { reason: Some("bulk_reassign"), ..AssignedData::by_member(Some(from), to) };
+        timeline::record(w, NewActivity::new(ws, *id, ActivityKind::Assigned, &data).by(by)).await?;
+        let lead = leads::load_tx(w.tx(), *id).await?;
+        leads::emit_updated(w, &lead);
+        ownership::reassign_of_lead(w, *id, from, to, by, &data).await?;
     }
-    st.commit(tx).await?;
-    tracing::info!(moved = ids.len(), "leads reassigned in bulk");
-    Ok(Json(json!({"moved": ids.len()})))
+    Ok(ids.len())
 }

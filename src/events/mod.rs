@@ -13,7 +13,7 @@ pub mod log;
 pub mod work;
 
 pub use hub::Hub;
-pub use work::Work;
+pub use work::{Buffered, Unit, Work};
 
 use serde::Serialize;
 use uuid::Uuid;

@@ -81,3 +81,45 @@ impl Work {
         Ok(self.tx)
     }
 }
+
+/// What a domain function writes through: a transaction, the time of the change, and where
+/// its events go. [`Work`] is the unit to use; [`Buffered`] (transitional) lets a caller that
+/// still holds a bare transaction and an events [`Buffer`](super::Buffer) (webhook ingest, the
+/// outbox) call the same domain functions, its events kept in order in that buffer.
+pub trait Unit: Send {
+    fn tx(&mut self) -> &mut Tx;
+    fn now(&self) -> DateTime<Utc>;
+    fn emit(&mut self, e: NewEvent);
+}
+
+impl Unit for Work {
+    fn tx(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+    fn emit(&mut self, e: NewEvent) {
+        self.events.push(e);
+    }
+}
+
+/// Transitional: a bare transaction and an events buffer as a [`Unit`] (the buffer is flushed
+/// by its owner before commit). Goes when ingest and the outbox hold a [`Work`].
+pub struct Buffered<'a> {
+    pub tx: &'a mut Tx,
+    pub events: &'a mut super::Buffer,
+    pub now: DateTime<Utc>,
+}
+
+impl Unit for Buffered<'_> {
+    fn tx(&mut self) -> &mut Tx {
+        self.tx
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+    fn emit(&mut self, e: NewEvent) {
+        self.events.push(self.now, e);
+    }
+}

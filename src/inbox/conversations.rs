@@ -4,24 +4,20 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use axum::extract::State;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use tracing::instrument;
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::CurrentUser;
-use crate::db::{Db, cursor, page_limit};
+use crate::db::{Db, Links, Tx, cursor};
 use crate::error::{Error, Result};
-use crate::extract::{Json, Path, Query};
+use crate::events::{Event, NewEvent, Unit};
 use crate::inbox::messages::{self, MessageRow};
-use crate::inbox::{parse_bool, parse_id};
-use crate::policy::{CONV_VISIBLE, ConvFacts, Viewer};
-use crate::state::AppState;
-use crate::{bind_viewer, on_db};
+use crate::policy::inbox::{ListStrategy, list_strategy};
+use crate::policy::{self, CONV_VISIBLE, ConvFacts, Viewer};
+use crate::views::conversation::{ConversationStatus, ConversationView};
+use crate::{bind_viewer, on_db, on_tx};
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Conversation {
     pub id: Uuid,
     pub workspace_id: Uuid,
@@ -29,7 +25,7 @@ pub struct Conversation {
     pub number_id: Uuid,
     pub contact_phone: Option<String>,
     pub contact_bsuid: Option<String>,
-    pub status: String,
+    pub status: ConversationStatus,
     pub assignee_id: Option<Uuid>,
     #[sqlx(skip)]
     pub label_ids: Vec<Uuid>,
@@ -59,24 +55,43 @@ impl Conversation {
         }
     }
 
+    /// The conversation as events carry it (no `can`: events go to many viewers).
+    pub fn view(&self) -> ConversationView {
+        ConversationView {
+            id: self.id,
+            lead_id: self.lead_id,
+            lead_name: self.lead_name.clone(),
+            number_id: self.number_id,
+            contact_phone: self.contact_phone.clone(),
+            contact_bsuid: self.contact_bsuid.clone(),
+            status: self.status,
+            assignee_id: self.assignee_id,
+            label_ids: self.label_ids.clone(),
+            last_message: self.last_message.as_ref().map(|m| m.0.clone()),
+            unread_count: self.unread_count,
+            window_expires_at: self.window_expires_at(),
+            template_required: self.template_required,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            can: None,
+        }
+    }
+
+    /// The conversation as answered to `v`, with what they may do with it (`access_ids`: the
+    /// members given explicit access).
+    pub fn view_for(&self, v: &Viewer, access_ids: Vec<Uuid>) -> ConversationView {
+        let can = policy::inbox::conversation_can(v, &self.facts(access_ids));
+        ConversationView { can: Some(can), ..self.view() }
+    }
+
+    /// Transitional: [`Conversation::view`] as JSON, for callers still building untyped events.
     pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "lead_id": self.lead_id,
-            "lead_name": self.lead_name,
-            "number_id": self.number_id,
-            "contact_phone": self.contact_phone,
-            "contact_bsuid": self.contact_bsuid,
-            "status": self.status,
-            "assignee_id": self.assignee_id,
-            "label_ids": self.label_ids,
-            "last_message": self.last_message.as_ref().map(|m| &m.0),
-            "unread_count": self.unread_count,
-            "window_expires_at": self.window_expires_at(),
-            "template_required": self.template_required,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        })
+        serde_json::to_value(self.view()).expect("views serialise")
+    }
+
+    /// `conversation.created|updated|assigned` of this conversation as it is now.
+    pub fn event(&self, e: fn(ConversationView) -> Event) -> NewEvent {
+        NewEvent::new(self.workspace_id, e(self.view())).conversation(self.id).lead(self.lead_id)
     }
 }
 
@@ -124,7 +139,7 @@ pub async fn get_internal(db: &Db, id: Uuid) -> Result<Option<Conversation>> {
     Ok(Some(c))
 }
 
-/// A conversation's JSON read inside a transaction (for the event written with a change).
+/// A conversation's JSON read inside a transaction (transitional, for untyped events).
 pub async fn json_in(tx: &mut crate::db::Tx, id: Uuid) -> Result<Value> {
     Ok(load_in(tx, id).await?.ok_or(sqlx::Error::RowNotFound)?.to_json())
 }
@@ -157,22 +172,55 @@ pub async fn labels_in(tx: &mut crate::db::Tx, id: Uuid) -> Result<Vec<Uuid>> {
 
 /// Label ids of each conversation (sorted), in one query.
 pub async fn label_ids(db: &Db, convs: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
-    let labels = crate::db::Links { table: "conversation_labels", from: "conversation_id", to: "label_id" };
+    let labels = Links { table: "conversation_labels", from: "conversation_id", to: "label_id" };
     Ok(crate::db::linked(db, labels, convs).await?)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListConversations {
-    status: Option<String>,
-    assignee_id: Option<String>,
-    label_id: Option<String>,
-    unassigned: Option<String>,
-    lead_id: Option<String>,
-    group_id: Option<String>,
-    q: Option<String>,
-    cursor: Option<String>,
-    limit: Option<i64>,
+const ACCESS: Links = Links { table: "conversation_access", from: "conversation_id", to: "user_id" };
+
+/// Members explicitly given access to each conversation (sorted), in one query.
+pub async fn access_ids_of(db: &Db, convs: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
+    Ok(crate::db::linked(db, ACCESS, convs).await?)
+}
+
+/// Members explicitly given access to a conversation.
+pub async fn access_ids(db: &Db, id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(access_ids_of(db, &[id]).await?.remove(&id).unwrap_or_default())
+}
+
+/// A visible conversation as answered to `v` (with `can`).
+pub async fn answer(db: &Db, v: &Viewer, c: &Conversation) -> Result<ConversationView> {
+    Ok(c.view_for(v, access_ids(db, c.id).await?))
+}
+
+/// Conversations as answered to `v` (with `can`), their labels loaded.
+pub async fn answers(db: &Db, v: &Viewer, mut rows: Vec<Conversation>) -> Result<Vec<ConversationView>> {
+    let ids: Vec<Uuid> = rows.iter().map(|c| c.id).collect();
+    let mut labels = label_ids(db, &ids).await?;
+    let mut access = access_ids_of(db, &ids).await?;
+    Ok(rows
+        .iter_mut()
+        .map(|c| {
+            c.label_ids = labels.remove(&c.id).unwrap_or_default();
+            c.view_for(v, access.remove(&c.id).unwrap_or_default())
+        })
+        .collect())
+}
+
+/// Emits `conversation.*` of `c` as it is now.
+pub fn emit(w: &mut impl Unit, e: fn(ConversationView) -> Event, c: &Conversation) {
+    w.emit(c.event(e));
+}
+
+/// Moves the conversation's `updated_at` to now.
+pub async fn touch(tx: &mut Tx, now: DateTime<Utc>, id: Uuid) -> Result<()> {
+    on_tx!(tx, |x| sqlx::query("UPDATE conversations SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(x)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
 }
 
 /// Longest accepted search text (`q`).
@@ -244,73 +292,51 @@ fn list_start() -> (DateTime<Utc>, Uuid) {
     (DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z").expect("valid time").with_timezone(&Utc), Uuid::max())
 }
 
-#[instrument(skip_all)]
-pub async fn list(
-    State(st): State<AppState>,
-    user: CurrentUser,
-    Query(q): Query<ListConversations>,
-) -> Result<Json<Value>> {
-    let limit = page_limit(q.limit)?;
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(s @ ("open" | "closed")) => Some(s.to_owned()),
-        Some(_) => return Err(Error::bad_request("invalid_filter", "status must be open or closed")),
+/// The filters of a conversation list.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub status: Option<ConversationStatus>,
+    pub assignee: Option<Uuid>,
+    pub label: Option<Uuid>,
+    pub unassigned: Option<bool>,
+    pub lead: Option<Uuid>,
+    pub group: Option<Uuid>,
+    /// From [`search_patterns`].
+    pub name_pattern: Option<String>,
+    pub phone_pattern: Option<String>,
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+/// A page of the conversations `v` sees, newest activity first, and the next cursor.
+pub async fn list(db: &Db, v: &Viewer, f: &ListFilter) -> Result<(Vec<Conversation>, Option<String>)> {
+    let after = f.after.unwrap_or_else(list_start);
+    let (name_pattern, phone_pattern) = (f.name_pattern.clone(), f.phone_pattern.clone());
+    let sql = match list_strategy(v) {
+        ListStrategy::Narrow => LIST_NARROW.as_str(),
+        ListStrategy::Wide => LIST.as_str(),
     };
-    let assignee = q.assignee_id.as_deref().map(|a| parse_id(a, "assignee_id")).transpose()?;
-    let label = q.label_id.as_deref().map(|a| parse_id(a, "label_id")).transpose()?;
-    let unassigned = q.unassigned.as_deref().map(|u| parse_bool(u, "unassigned")).transpose()?;
-    let lead = q.lead_id.as_deref().map(|a| parse_id(a, "lead_id")).transpose()?;
-    let group = q.group_id.as_deref().map(|g| parse_id(g, "group_id")).transpose()?;
-    let (name_pattern, phone_pattern) = match q.q.as_deref().map(search_patterns).transpose()? {
-        Some((n, p)) => (Some(n), p),
-        None => (None, None),
-    };
-    let after = q.cursor.as_deref().map(cursor::decode).transpose()?.unwrap_or_else(list_start);
-    let v = user.viewer();
-    let narrow = !v.is_admin() && !v.permissions.view_others_leads && !v.permissions.view_unassigned;
-    let sql = if narrow { LIST_NARROW.as_str() } else { LIST.as_str() };
-    let mut rows: Vec<Conversation> = on_db!(&st.db, |p| bind_viewer!(sqlx::query_as(sql), v)
-        .bind(&status)
-        .bind(assignee)
-        .bind(label)
-        .bind(unassigned)
-        .bind(lead)
+    let mut rows: Vec<Conversation> = on_db!(db, |p| bind_viewer!(sqlx::query_as(sql), v)
+        .bind(f.status)
+        .bind(f.assignee)
+        .bind(f.label)
+        .bind(f.unassigned)
+        .bind(f.lead)
         .bind(after.0)
         .bind(after.1)
-        .bind(limit + 1)
-        .bind(group)
-        .bind(&name_pattern)
-        .bind(&phone_pattern)
+        .bind(f.limit + 1)
+        .bind(f.group)
+        .bind(name_pattern)
+        .bind(phone_pattern)
         .fetch_all(p)
         .await)?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
+    let next = if rows.len() as i64 > f.limit {
+        rows.truncate(f.limit as usize);
         rows.last().map(|c| cursor::encode(c.updated_at, c.id))
     } else {
         None
     };
-    let ids: Vec<Uuid> = rows.iter().map(|c| c.id).collect();
-    let mut labels = label_ids(&st.db, &ids).await?;
-    let out: Vec<Value> = rows
-        .iter_mut()
-        .map(|c| {
-            c.label_ids = labels.remove(&c.id).unwrap_or_default();
-            c.to_json()
-        })
-        .collect();
-    Ok(Json(json!({"conversations": out, "next_cursor": next})))
-}
-
-#[instrument(skip_all)]
-pub async fn get_one(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<Value>> {
-    Ok(Json(get_visible(&st.db, &user.viewer(), id).await?.to_json()))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MessagePage {
-    before: Option<String>,
-    limit: Option<i64>,
+    Ok((rows, next))
 }
 
 const PAGE: &str = " WHERE m.conversation_id = $1 \
@@ -350,18 +376,4 @@ pub async fn message_page(
     rows.reverse();
     let next = if more { rows.first().map(|m| m.id.to_string()) } else { None };
     Ok((messages::render(db, &rows).await?, next))
-}
-
-#[instrument(skip_all)]
-pub async fn messages(
-    State(st): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<Uuid>,
-    Query(q): Query<MessagePage>,
-) -> Result<Json<Value>> {
-    let limit = page_limit(q.limit)?;
-    let before = q.before.as_deref().map(|b| parse_id(b, "before")).transpose()?;
-    let conv = get_visible(&st.db, &user.viewer(), id).await?;
-    let (messages, next) = message_page(&st.db, &conv, before, limit).await?;
-    Ok(Json(json!({"messages": messages, "next_cursor": next})))
 }

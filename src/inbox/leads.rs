@@ -3,28 +3,24 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
-use tracing::instrument;
+use serde::Serialize;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::auth::CurrentUser;
-use crate::db::{Db, Links, Tx, cursor, page_limit};
+use crate::db::{Db, Links, Tx, cursor};
 use crate::error::{DbResultExt, Error, Result};
-use crate::events::{self, NewEvent};
-use crate::extract::{Json, Path, Query};
-use crate::inbox::{parse_bool, parse_id};
+use crate::events::{Event, NewEvent, Unit};
 use crate::policy::{self, LEAD_VISIBLE, Viewer};
-use crate::state::AppState;
+use crate::timeline::{self, AssignedData, NewActivity};
+use crate::views::Deleted;
+use crate::views::lead::LeadView;
+use crate::views::timeline::ActivityKind;
 use crate::{bind_viewer, on_db, on_tx};
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Lead {
     pub id: Uuid,
-    #[serde(skip)]
     pub workspace_id: Uuid,
     pub name: String,
     pub phone: Option<String>,
@@ -37,6 +33,29 @@ pub struct Lead {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Lead {
+    /// The lead as events carry it (no `can`: events go to many viewers).
+    pub fn view(&self) -> LeadView {
+        LeadView {
+            id: self.id,
+            name: self.name.clone(),
+            phone: self.phone.clone(),
+            source: self.source.clone(),
+            assignee_id: self.assignee_id,
+            group_ids: self.group_ids.clone(),
+            custom_fields: self.custom_fields.0.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            can: None,
+        }
+    }
+
+    /// The lead as answered to `v` (who sees it), with what they may do with it.
+    pub fn view_for(&self, v: &Viewer) -> LeadView {
+        LeadView { can: Some(policy::inbox::lead_can(v, self.assignee_id)), ..self.view() }
+    }
+}
+
 pub(crate) const COLS: &str =
     "l.id, l.workspace_id, l.name, l.phone, l.source, l.assignee_id, l.custom_fields, l.created_at, l.updated_at";
 
@@ -47,6 +66,12 @@ impl std::ops::Deref for VisibleLead {
     type Target = Lead;
     fn deref(&self) -> &Lead {
         &self.0
+    }
+}
+
+impl VisibleLead {
+    pub fn into_inner(self) -> Lead {
+        self.0
     }
 }
 
@@ -88,21 +113,9 @@ pub async fn group_ids_in(tx: &mut Tx, leads: &[Uuid]) -> Result<HashMap<Uuid, V
     Ok(crate::db::linked_in(tx, GROUPS, leads).await?)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateLead {
-    name: String,
-    phone: String,
-    source: Option<String>,
-    #[serde(default)]
-    group_ids: Vec<Uuid>,
-    custom_fields: Option<Map<String, Value>>,
-    assignee_id: Option<Uuid>,
-}
-
 const MAX_CUSTOM_BYTES: usize = 16 * 1024;
 
-pub(crate) fn validate_custom(fields: &Map<String, Value>) -> Result<()> {
+pub fn validate_custom(fields: &Map<String, Value>) -> Result<()> {
     let size = serde_json::to_vec(fields).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > MAX_CUSTOM_BYTES || fields.keys().any(|k| k.is_empty() || k.len() > 100) {
         return Err(Error::unprocessable(
@@ -113,7 +126,7 @@ pub(crate) fn validate_custom(fields: &Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn validate_source(source: Option<String>) -> Result<Option<String>> {
+pub fn validate_source(source: Option<String>) -> Result<Option<String>> {
     match source.map(|s| s.trim().to_owned()) {
         Some(s) if s.len() > 200 => Err(Error::unprocessable("invalid_source", "source is too long")),
         Some(s) if s.is_empty() => Ok(None),
@@ -127,7 +140,7 @@ pub fn normalize_phone(raw: &str) -> Result<String> {
 }
 
 /// Checks that every group exists in the workspace.
-async fn check_groups(tx: &mut Tx, workspace_id: Uuid, groups: &[Uuid]) -> Result<()> {
+pub async fn check_groups(tx: &mut Tx, workspace_id: Uuid, groups: &[Uuid]) -> Result<()> {
     for g in groups {
         let found: Option<Uuid> =
             on_tx!(tx, |c| sqlx::query_scalar("SELECT id FROM crm_groups WHERE id = $1 AND workspace_id = $2")
@@ -156,7 +169,7 @@ pub async fn check_assignee(tx: &mut Tx, workspace_id: Uuid, member: Uuid) -> Re
         .ok_or_else(|| Error::unprocessable("unknown_member", "assignee_id is not an active member of this workspace"))
 }
 
-pub(crate) async fn set_groups(tx: &mut Tx, lead_id: Uuid, groups: &[Uuid]) -> Result<()> {
+pub async fn set_groups(tx: &mut Tx, lead_id: Uuid, groups: &[Uuid]) -> Result<()> {
     on_tx!(tx, |c| sqlx::query("DELETE FROM lead_groups WHERE lead_id = $1")
         .bind(lead_id)
         .execute(c)
@@ -206,9 +219,17 @@ pub struct NewLead {
 const INSERT: &str = "INSERT INTO leads (id, workspace_id, name, phone, source, assignee_id, custom_fields, created_at, updated_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
 
-/// Inserts a lead (and its phone identity) in `tx`, with its `lead.updated` event.
-pub async fn insert(tx: &mut Tx, now: DateTime<Utc>, new: NewLead) -> Result<Lead> {
+#[derive(Serialize)]
+struct CreatedData<'a> {
+    source: &'a Option<String>,
+}
+
+/// Inserts a lead (and its phone identity), with its `lead.updated` event and its
+/// `lead_created` activity.
+pub async fn insert(w: &mut impl Unit, new: NewLead) -> Result<Lead> {
     let id = Uuid::now_v7();
+    let now = w.now();
+    let tx = w.tx();
     on_tx!(tx, |c| sqlx::query(INSERT)
         .bind(id)
         .bind(new.workspace_id)
@@ -238,86 +259,62 @@ pub async fn insert(tx: &mut Tx, now: DateTime<Utc>, new: NewLead) -> Result<Lea
         created_at: now,
         updated_at: now,
     };
-    emit_updated(tx, now, &lead).await?;
-    crate::timeline::record(
-        tx,
-        now,
-        lead.workspace_id,
-        lead.id,
-        None,
-        "lead_created",
-        None,
-        json!({"source": lead.source}),
-    )
-    .await?;
+    emit_updated(w, &lead);
+    timeline::record(w, created_activity(&lead)).await?;
     Ok(lead)
 }
 
-pub async fn emit_updated(tx: &mut Tx, now: DateTime<Utc>, lead: &Lead) -> Result<()> {
-    events::append(tx, now, updated_event(lead)).await?;
-    Ok(())
+/// The `lead_created` activity of a new lead.
+pub fn created_activity(lead: &Lead) -> NewActivity {
+    NewActivity::new(lead.workspace_id, lead.id, ActivityKind::LeadCreated, CreatedData { source: &lead.source })
+}
+
+/// Emits `lead.updated` of `lead` as it is now.
+pub fn emit_updated(w: &mut impl Unit, lead: &Lead) {
+    w.emit(updated_event(lead));
 }
 
 /// The `lead.updated` event of `lead`, as it is now.
 pub fn updated_event(lead: &Lead) -> NewEvent {
-    let data = serde_json::to_value(lead).unwrap_or_default();
-    NewEvent::raw(lead.workspace_id, "lead.updated", data).lead(lead.id)
+    NewEvent::new(lead.workspace_id, Event::LeadUpdated(lead.view())).lead(lead.id)
 }
 
-#[instrument(skip_all)]
-pub async fn create(
-    State(st): State<AppState>,
-    user: CurrentUser,
-    Json(body): Json<CreateLead>,
-) -> Result<(StatusCode, Json<Lead>)> {
-    let name = crate::workspace::validate_name(&body.name, "name")?;
-    let phone = normalize_phone(&body.phone)?;
-    let source = validate_source(body.source)?;
-    let custom_fields = body.custom_fields.unwrap_or_default();
-    validate_custom(&custom_fields)?;
-    let viewer = user.viewer();
-    if body.assignee_id.is_some_and(|a| a != user.id) && !(viewer.is_admin() || viewer.permissions.view_others_leads) {
-        return Err(Error::forbidden("forbidden", "assigning leads to others needs the view_others_leads permission"));
+/// Gives an unassigned lead to `assignee` (with its `lead.updated`); a lead that has one keeps
+/// it. Returns whether it was unassigned.
+pub async fn adopt(w: &mut impl Unit, lead_id: Uuid, assignee: Uuid) -> Result<bool> {
+    let now = w.now();
+    let n = on_tx!(w.tx(), |x| sqlx::query(
+        "UPDATE leads SET assignee_id = $1, updated_at = $2 WHERE id = $3 AND assignee_id IS NULL"
+    )
+    .bind(assignee)
+    .bind(now)
+    .bind(lead_id)
+    .execute(x)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if n == 1 {
+        let lead = load_tx(w.tx(), lead_id).await?;
+        emit_updated(w, &lead);
     }
-    let now = st.clock.now();
-    let mut tx = st.db.begin().await?;
-    check_groups(&mut tx, user.workspace_id, &body.group_ids).await?;
-    if let Some(a) = body.assignee_id {
-        check_assignee(&mut tx, user.workspace_id, a).await?;
-    }
-    let new = NewLead {
-        workspace_id: user.workspace_id,
-        name,
-        phone: Some(phone),
-        source,
-        assignee_id: body.assignee_id,
-        custom_fields,
-        group_ids: dedup(body.group_ids),
-    };
-    let mut lead = insert(&mut tx, now, new).await?;
-    if body.assignee_id.is_none() {
-        crate::assignment::run::new_lead(&mut tx, &st.presence, now, &mut lead).await?;
-    }
-    st.commit(tx).await?;
-    tracing::info!(lead_id = %lead.id, "lead created");
-    Ok((StatusCode::CREATED, Json(lead)))
+    Ok(n == 1)
 }
 
-fn dedup(mut ids: Vec<Uuid>) -> Vec<Uuid> {
+/// Sets a lead's assignee (no event: the caller records the activity, then emits).
+pub async fn set_assignee(tx: &mut Tx, now: DateTime<Utc>, lead_id: Uuid, assignee: Uuid) -> Result<()> {
+    on_tx!(tx, |c| sqlx::query("UPDATE leads SET assignee_id = $1, updated_at = $2 WHERE id = $3")
+        .bind(assignee)
+        .bind(now)
+        .bind(lead_id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub fn dedup(mut ids: Vec<Uuid>) -> Vec<Uuid> {
     ids.sort();
     ids.dedup();
     ids
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListLeads {
-    assignee_id: Option<String>,
-    unassigned: Option<String>,
-    group_id: Option<String>,
-    q: Option<String>,
-    cursor: Option<String>,
-    limit: Option<i64>,
 }
 
 static LIST: LazyLock<String> = LazyLock::new(|| {
@@ -339,121 +336,86 @@ pub fn like_pattern(q: &str) -> String {
     format!("%{escaped}%")
 }
 
-#[instrument(skip_all)]
-pub async fn list(State(st): State<AppState>, user: CurrentUser, Query(q): Query<ListLeads>) -> Result<Json<Value>> {
-    let limit = page_limit(q.limit)?;
-    let assignee = q.assignee_id.as_deref().map(|a| parse_id(a, "assignee_id")).transpose()?;
-    let unassigned = q.unassigned.as_deref().map(|u| parse_bool(u, "unassigned")).transpose()?;
-    let group = q.group_id.as_deref().map(|g| parse_id(g, "group_id")).transpose()?;
-    let search = q.q.as_deref().filter(|s| !s.trim().is_empty()).map(like_pattern);
-    if search.as_ref().is_some_and(|s| s.len() > 200) {
-        return Err(Error::bad_request("invalid_filter", "q is too long"));
-    }
-    let after = q.cursor.as_deref().map(cursor::decode).transpose()?;
-    let v = user.viewer();
-    let mut rows: Vec<Lead> = on_db!(&st.db, |p| bind_viewer!(sqlx::query_as(LIST.as_str()), v)
-        .bind(assignee)
-        .bind(unassigned)
-        .bind(&search)
-        .bind(group)
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1))
-        .bind(limit + 1)
+/// The filters of a lead list.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub assignee: Option<Uuid>,
+    pub unassigned: Option<bool>,
+    pub group: Option<Uuid>,
+    /// From [`like_pattern`].
+    pub search: Option<String>,
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+/// A page of the leads `v` sees, newest first, with their groups, and the next cursor.
+pub async fn list(db: &Db, v: &Viewer, f: &ListFilter) -> Result<(Vec<Lead>, Option<String>)> {
+    let search = f.search.clone();
+    let mut rows: Vec<Lead> = on_db!(db, |p| bind_viewer!(sqlx::query_as(LIST.as_str()), v)
+        .bind(f.assignee)
+        .bind(f.unassigned)
+        .bind(search)
+        .bind(f.group)
+        .bind(f.after.map(|a| a.0))
+        .bind(f.after.map(|a| a.1))
+        .bind(f.limit + 1)
         .fetch_all(p)
         .await)?;
-    let next = (rows.len() as i64 > limit).then(|| {
-        rows.truncate(limit as usize);
+    let next = (rows.len() as i64 > f.limit).then(|| {
+        rows.truncate(f.limit as usize);
         rows.last().map(|l| cursor::encode(l.created_at, l.id))
     });
     let ids: Vec<Uuid> = rows.iter().map(|l| l.id).collect();
-    let mut groups = group_ids(&st.db, &ids).await?;
+    let mut groups = group_ids(db, &ids).await?;
     for l in &mut rows {
         l.group_ids = groups.remove(&l.id).unwrap_or_default();
     }
-    Ok(Json(json!({"leads": rows, "next_cursor": next.flatten()})))
+    Ok((rows, next.flatten()))
 }
 
-#[instrument(skip_all)]
-pub async fn get_one(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<Lead>> {
-    Ok(Json(get_visible(&st.db, &user.viewer(), id).await?.0))
+/// Changes to a lead (`PATCH`), validated and allowed by the caller.
+#[derive(Debug, Default)]
+pub struct LeadChanges {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    /// `Some(None)` clears it.
+    pub source: Option<Option<String>>,
+    pub custom_fields: Option<Map<String, Value>>,
+    pub group_ids: Option<Vec<Uuid>>,
+    /// A new assignee (the caller checked the policy).
+    pub assignee: Option<Uuid>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PatchLead {
-    name: Option<String>,
-    phone: Option<String>,
-    source: Option<String>,
-    group_ids: Option<Vec<Uuid>>,
-    custom_fields: Option<Map<String, Value>>,
-    #[serde(default, deserialize_with = "present")]
-    assignee_id: Option<Option<Uuid>>,
-}
-
-/// Distinguishes `"field": null` (Some(None)) from an absent field (None).
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> std::result::Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
-#[instrument(skip_all)]
-pub async fn patch(
-    State(st): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<Uuid>,
-    Json(body): Json<PatchLead>,
-) -> Result<Json<Lead>> {
-    let v = user.viewer();
-    let current = get_visible(&st.db, &v, id).await?;
-    let mut lead = current.0;
-    if let Some(name) = body.name {
-        lead.name = crate::workspace::validate_name(&name, "name")?;
+/// Applies `changes` to `lead` on `by`'s behalf: 422 for unknown groups or an assignee who is
+/// not an active member, 409 for a phone another lead has. Emits `lead.updated`.
+pub async fn update(w: &mut impl Unit, lead: &mut Lead, changes: LeadChanges, by: Uuid) -> Result<()> {
+    let now = w.now();
+    if let Some(name) = changes.name {
+        lead.name = name;
     }
-    if let Some(phone) = body.phone {
-        lead.phone = Some(normalize_phone(&phone)?);
+    if let Some(phone) = changes.phone {
+        lead.phone = Some(phone);
     }
-    if body.source.is_some() {
-        lead.source = validate_source(body.source)?;
+    if let Some(source) = changes.source {
+        lead.source = source;
     }
-    if let Some(fields) = body.custom_fields {
-        validate_custom(&fields)?;
+    if let Some(fields) = changes.custom_fields {
         lead.custom_fields = sqlx::types::Json(fields);
     }
-    let reassign = match body.assignee_id {
-        None => None,
-        Some(None) => {
-            return Err(Error::unprocessable("cannot_unassign", "an assigned lead never goes back to unassigned"));
-        }
-        Some(Some(a)) if Some(a) == lead.assignee_id => None,
-        Some(Some(a)) => {
-            let allowed = v.is_admin()
-                || lead.assignee_id == Some(v.user_id)
-                || v.permissions.view_others_leads
-                || (lead.assignee_id.is_none() && v.permissions.view_unassigned && a == v.user_id);
-            if !allowed {
-                return Err(Error::forbidden("forbidden", "you may not assign this lead"));
-            }
-            Some(a)
-        }
-    };
-    let now = st.clock.now();
-    let mut tx = st.db.begin().await?;
-    if let Some(groups) = body.group_ids {
+    if let Some(groups) = changes.group_ids {
         let groups = dedup(groups);
-        check_groups(&mut tx, lead.workspace_id, &groups).await?;
-        set_groups(&mut tx, lead.id, &groups).await?;
+        check_groups(w.tx(), lead.workspace_id, &groups).await?;
+        set_groups(w.tx(), lead.id, &groups).await?;
         lead.group_ids = groups;
     }
-    if let Some(a) = reassign {
-        check_assignee(&mut tx, lead.workspace_id, a).await?;
-        let data = json!({"from_member_id": lead.assignee_id, "to_member_id": a});
-        crate::timeline::record(&mut tx, now, lead.workspace_id, lead.id, None, "assigned", Some(user.id), data)
-            .await?;
+    if let Some(a) = changes.assignee.filter(|a| Some(*a) != lead.assignee_id) {
+        check_assignee(w.tx(), lead.workspace_id, a).await?;
+        let data = AssignedData::by_member(lead.assignee_id, a);
+        timeline::record(w, NewActivity::new(lead.workspace_id, lead.id, ActivityKind::Assigned, data).by(by)).await?;
         lead.assignee_id = Some(a);
     }
     lead.updated_at = now;
-    on_tx!(&mut tx, |c| sqlx::query(
+    on_tx!(w.tx(), |c| sqlx::query(
         "UPDATE leads SET name = $1, phone = $2, source = $3, custom_fields = $4, assignee_id = $5, updated_at = $6 WHERE id = $7"
     )
     .bind(&lead.name)
@@ -467,32 +429,20 @@ pub async fn patch(
     .await.map(|r| r.rows_affected()))
     .on_unique("duplicate_phone", "a lead with that phone already exists")?;
     if let Some(phone) = &lead.phone {
-        link_identity(&mut tx, lead.workspace_id, "phone", phone, lead.id).await?;
+        link_identity(w.tx(), lead.workspace_id, "phone", phone, lead.id).await?;
     }
-    emit_updated(&mut tx, now, &lead).await?;
-    st.commit(tx).await?;
-    Ok(Json(lead))
+    emit_updated(w, lead);
+    Ok(())
 }
 
-#[instrument(skip_all)]
-pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
-    let v = user.viewer();
-    let lead = get_visible(&st.db, &v, id).await?;
-    if !policy::can_delete_lead(&v, lead.assignee_id) {
-        return Err(Error::forbidden(
-            "forbidden",
-            "deleting this lead needs delete_leads and the lead assigned to you",
-        ));
-    }
-    let now = st.clock.now();
-    let mut tx = st.db.begin().await?;
-    on_tx!(&mut tx, |c| sqlx::query("DELETE FROM leads WHERE id = $1")
+/// Deletes a lead (its conversations and activities go with it), with `lead.deleted`.
+pub async fn delete(w: &mut impl Unit, lead: &Lead) -> Result<()> {
+    let id = lead.id;
+    on_tx!(w.tx(), |c| sqlx::query("DELETE FROM leads WHERE id = $1")
         .bind(id)
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
-    events::append(&mut tx, now, NewEvent::raw(lead.workspace_id, "lead.deleted", json!({"id": id})).lead(id)).await?;
-    st.commit(tx).await?;
-    tracing::info!(lead_id = %id, "lead deleted");
-    Ok(StatusCode::NO_CONTENT)
+    w.emit(NewEvent::new(lead.workspace_id, Event::LeadDeleted(Deleted { id })).lead(id));
+    Ok(())
 }

@@ -51,26 +51,24 @@ use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 
-use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
-use tracing::instrument;
 use uuid::Uuid;
 
-use crate::auth::CurrentUser;
+use crate::assignment::run;
+use crate::clock::Clock;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
-use crate::events;
-use crate::extract::Json;
+use crate::events::{Hub, Unit, Work};
 use crate::inbox::leads::{self, COLS, Lead};
-use crate::policy::{self, LEAD_VISIBLE, Viewer};
-use crate::state::AppState;
-use crate::timeline::{self, NewActivity};
+use crate::policy::{LEAD_VISIBLE, Viewer};
+use crate::timeline::{self, AssignedData, NewActivity};
+use crate::views::team::{Availability, MemberStatus};
+use crate::views::timeline::ActivityKind;
 use crate::{bind_viewer, on_db, on_tx};
 
 /// Largest import body.
@@ -206,7 +204,7 @@ impl Directory {
                 .bind(ws)
                 .fetch_all(p)
                 .await)?;
-        let members: Vec<(Uuid, String, String)> =
+        let members: Vec<(Uuid, String, MemberStatus)> =
             on_db!(db, |p| sqlx::query_as("SELECT id, email, status FROM users WHERE workspace_id = $1")
                 .bind(ws)
                 .fetch_all(p)
@@ -217,7 +215,7 @@ impl Directory {
             d.groups_exact.insert(name, id);
         }
         for (id, email, status) in members {
-            d.members.insert(email.to_lowercase(), (id, status != "deactivated"));
+            d.members.insert(email.to_lowercase(), (id, status != MemberStatus::Deactivated));
         }
         Ok(d)
     }
@@ -323,8 +321,9 @@ struct LineError {
     message: String,
 }
 
-#[derive(Default)]
-struct Outcome {
+/// The answer of an import.
+#[derive(Default, Serialize)]
+pub struct Outcome {
     created: u64,
     updated: u64,
     errors: Vec<LineError>,
@@ -349,7 +348,7 @@ impl Outcome {
     }
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<()> {
+pub fn check_content_type(headers: &HeaderMap) -> Result<()> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mut parts = ct.split(';');
     let essence = parts.next().unwrap_or("").trim();
@@ -372,7 +371,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<()> {
 }
 
 /// The body as UTF-8 text without a BOM (400 otherwise, naming the line).
-fn decode(bytes: &[u8]) -> Result<&str> {
+pub fn decode(bytes: &[u8]) -> Result<&str> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
         Error::bad_request("invalid_encoding", format!("the file is not UTF-8 text (line {line})"))
@@ -380,31 +379,32 @@ fn decode(bytes: &[u8]) -> Result<&str> {
     Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
 
-/// `POST /leads/import`: creates and updates leads from a CSV file (see the module docs).
-#[instrument(skip_all)]
-pub async fn import(
-    State(st): State<AppState>,
-    user: CurrentUser,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Value>> {
-    if !policy::can_manage_integrations(&user.viewer()) {
-        return Err(Error::forbidden("forbidden", "importing leads needs the manage_integrations permission"));
-    }
-    check_content_type(&headers)?;
-    let limit = format!("an import may have at most {} MiB", IMPORT_MAX_BYTES >> 20);
-    let bytes = crate::extract::read_limited(&headers, body, IMPORT_MAX_BYTES, &limit).await?;
-    let text = decode(&bytes)?;
+/// What an import works with, given by the edge that runs it (batches are written by tasks of
+/// their own, so it is owned).
+#[derive(Clone)]
+pub struct Importer {
+    pub db: Db,
+    pub hub: Hub,
+    pub clock: Clock,
+    /// Who is available now, for the assignment engine.
+    pub presence: Arc<dyn Fn(Uuid) -> Availability + Send + Sync>,
+    pub workspace_id: Uuid,
+    /// The member importing.
+    pub by: Uuid,
+}
+
+/// Creates and updates leads from the text of a CSV file (see the module docs).
+pub async fn import(imp: &Importer, text: &str) -> Result<Outcome> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
     let header = match reader.headers() {
         Ok(h) if h.iter().any(|c| !c.trim().is_empty()) => parse_header(h)?,
         Ok(_) => return Err(Error::bad_request("missing_column", "the file has no header row")),
         Err(e) => return Err(header_error(format!("unreadable header row: {e}"))),
     };
-    let dir = Directory::load(&st.db, user.workspace_id).await?;
+    let dir = Directory::load(&imp.db, imp.workspace_id).await?;
     let header = Arc::new(header);
     let mut out = Outcome::default();
-    let mut writer = Writer::new(&st.db);
+    let mut writer = Writer::new(&imp.db);
     let mut batch: Vec<Row> = Vec::with_capacity(BATCH);
     let mut phones: HashSet<String> = HashSet::with_capacity(BATCH);
     let mut record = csv::StringRecord::new();
@@ -418,13 +418,13 @@ pub async fn import(
                         // A phone already waiting in this batch: write the batch first, so
                         // the later row updates what the earlier one created.
                         if phones.contains(&row.phone) {
-                            writer.send(&st, &user, &header, &mut batch, &mut phones, &mut out).await?;
+                            writer.send(imp, &header, &mut batch, &mut phones, &mut out).await?;
                         }
                         writer.order_after(&row.phone);
                         phones.insert(row.phone.clone());
                         batch.push(row);
                         if batch.len() >= BATCH {
-                            writer.send(&st, &user, &header, &mut batch, &mut phones, &mut out).await?;
+                            writer.send(imp, &header, &mut batch, &mut phones, &mut out).await?;
                         }
                     }
                     Err(message) => out.error(line, message),
@@ -439,16 +439,11 @@ pub async fn import(
             }
         }
     }
-    writer.send(&st, &user, &header, &mut batch, &mut phones, &mut out).await?;
-    writer.finish(&st, &mut out).await?;
+    writer.send(imp, &header, &mut batch, &mut phones, &mut out).await?;
+    writer.finish(&imp.db, &mut out).await?;
     out.errors.sort_by_key(|e| e.line);
     tracing::info!(created = out.created, updated = out.updated, errors = out.error_count, "leads imported");
-    Ok(Json(json!({
-        "created": out.created,
-        "updated": out.updated,
-        "errors": out.errors,
-        "error_count": out.error_count,
-    })))
+    Ok(out)
 }
 
 /// Writes the batches of an import while the rows of the next are read and checked.
@@ -500,8 +495,7 @@ impl Writer {
     /// it when ordered so, else when fewer than `limit` are in flight.
     async fn send(
         &mut self,
-        st: &AppState,
-        user: &CurrentUser,
+        imp: &Importer,
         h: &Arc<Header>,
         batch: &mut Vec<Row>,
         phones: &mut HashSet<String>,
@@ -509,19 +503,19 @@ impl Writer {
     ) -> Result<()> {
         let keep = if std::mem::take(&mut self.barrier) { 0 } else { self.limit - 1 };
         while self.inflight.len() > keep {
-            self.wait_oldest(st, out).await?;
+            self.wait_oldest(&imp.db, out).await?;
         }
         if batch.is_empty() {
             return Ok(());
         }
         let rows = std::mem::replace(batch, Vec::with_capacity(BATCH));
         let phones = std::mem::replace(phones, HashSet::with_capacity(BATCH));
-        let (st, user, h, turn) = (st.clone(), user.clone(), h.clone(), self.turn.clone());
+        let (imp, h, turn) = (imp.clone(), h.clone(), self.turn.clone());
         let task = tokio::spawn(async move {
             let mut tries = 1;
             loop {
                 let mut out = Outcome::default();
-                match flush(&st, &user, &h, rows.clone(), &turn, &mut out).await {
+                match flush(&imp, &h, rows.clone(), &turn, &mut out).await {
                     // The batch was rolled back whole (e.g. chosen as a deadlock's victim
                     // against webhook processing): write it again.
                     Err(e) if e.is_transient() && tries < crate::db::TRANSIENT_TRIES => {
@@ -538,20 +532,20 @@ impl Writer {
     }
 
     /// Waits for the oldest batch in flight and adds its outcome to `out`.
-    async fn wait_oldest(&mut self, st: &AppState, out: &mut Outcome) -> Result<()> {
+    async fn wait_oldest(&mut self, db: &Db, out: &mut Outcome) -> Result<()> {
         let Some((batch, _)) = self.inflight.pop_front() else { return Ok(()) };
         let written = batch.await.map_err(|e| Error::internal(format!("import batch: {e}")))??;
         out.merge(written);
-        self.statistics.after_batch(&st.db, out.created);
+        self.statistics.after_batch(db, out.created);
         Ok(())
     }
 
     /// Waits for the last batches and brings the planner's statistics up to date.
-    async fn finish(&mut self, st: &AppState, out: &mut Outcome) -> Result<()> {
+    async fn finish(&mut self, db: &Db, out: &mut Outcome) -> Result<()> {
         while !self.inflight.is_empty() {
-            self.wait_oldest(st, out).await?;
+            self.wait_oldest(db, out).await?;
         }
-        self.statistics.finish(&st.db, out.created).await;
+        self.statistics.finish(db, out.created).await;
         Ok(())
     }
 }
@@ -605,22 +599,21 @@ async fn refresh(db: &Db) {
 /// Writes a batch of validated rows in one transaction, in two parts (see [`Writer`]): the
 /// rows no other batch touches, then, holding `turn`, those that lock shared rows.
 async fn flush(
-    st: &AppState,
-    user: &CurrentUser,
+    imp: &Importer,
     h: &Header,
     mut batch: Vec<Row>,
     turn: &tokio::sync::Mutex<()>,
     out: &mut Outcome,
 ) -> Result<()> {
-    let ws = user.workspace_id;
-    let now = st.clock.now();
-    let mut tx = st.db.begin().await?;
-    let mut existing = existing_by_phone(&mut tx, ws, &batch).await?;
+    let ws = imp.workspace_id;
+    let now = imp.clock.now();
+    let mut work = Work::begin(&imp.db, now).await?;
+    let mut existing = existing_by_phone(work.tx(), ws, &batch).await?;
     let (mut plain, mut shared) = (Vec::new(), Vec::new());
     let (mut quiet, mut counted) = (Changes::default(), Changes::default());
     for row in batch.drain(..) {
         let result = match existing.remove(&row.phone) {
-            Some(lead) => update(now, user, h, row, lead, &mut quiet, &mut counted).map(|()| out.updated += 1),
+            Some(lead) => update(now, imp.by, h, row, lead, &mut quiet, &mut counted).map(|()| out.updated += 1),
             None => new_lead(ws, now, h, row).map(|created| {
                 if created.1.assignee_id.is_some() { shared.push(created) } else { plain.push(created) }
             }),
@@ -629,22 +622,21 @@ async fn flush(
             out.error(line, message);
         }
     }
-    let mut events = events::Buffer::default();
-    apply_updates(&mut tx, now, quiet, &mut events).await?;
-    let mut created = insert_all(&mut tx, now, plain, out, &mut events).await?;
+    apply_updates(&mut work, quiet).await?;
+    let mut created = insert_all(&mut work, plain, out).await?;
     let _turn = turn.lock().await;
-    apply_updates(&mut tx, now, counted, &mut events).await?;
-    created.extend(insert_all(&mut tx, now, shared, out, &mut events).await?);
-    events.flush(&mut tx).await?;
+    apply_updates(&mut work, counted).await?;
+    created.extend(insert_all(&mut work, shared, out).await?);
     if !created.is_empty() {
-        let s = crate::assignment::load(&mut tx, ws).await?;
-        if s.mode != "unassigned" || !s.rules.is_empty() {
+        let s = crate::assignment::load(work.tx(), ws).await?;
+        if crate::assignment::Mode::parse(&s.mode) != Some(crate::assignment::Mode::Unassigned) || !s.rules.is_empty() {
+            let presence = |id| (imp.presence)(id);
             for mut lead in created.into_iter().filter(|l| l.assignee_id.is_none()) {
-                crate::assignment::run::new_lead(&mut tx, &st.presence, now, &mut lead).await?;
+                run::new_lead(&mut work, &presence, &mut lead).await?;
             }
         }
     }
-    st.commit(tx).await
+    work.commit(&imp.hub).await
 }
 
 /// The workspace's leads with the batch's phones, with their groups.
@@ -714,7 +706,7 @@ struct Changes {
 /// Applies a row to an existing lead (queued in `changes` when anything differs).
 fn update(
     now: DateTime<Utc>,
-    user: &CurrentUser,
+    by: Uuid,
     h: &Header,
     row: Row,
     before: Lead,
@@ -736,14 +728,8 @@ fn update(
     leads::validate_custom(&lead.custom_fields.0).map_err(|e| (row.line, e.to_string()))?;
     if let Some(a) = row.assignee.filter(|a| lead.assignee_id != Some(*a)) {
         lead.assignee_id = Some(a);
-        activities.push(NewActivity {
-            workspace_id: lead.workspace_id,
-            lead_id: lead.id,
-            conversation_id: None,
-            kind: "assigned",
-            member_id: Some(user.id),
-            data: json!({"from_member_id": before.assignee_id, "to_member_id": a}),
-        });
+        let data = AssignedData::by_member(before.assignee_id, a);
+        activities.push(NewActivity::new(lead.workspace_id, lead.id, ActivityKind::Assigned, data).by(by));
     }
     let regrouped = match row.groups {
         Some(g) if g != lead.group_ids => {
@@ -772,11 +758,12 @@ fn update(
 
 /// Writes queued changes: one multi-row `UPDATE … FROM (VALUES …)` per chunk (`columnN` are
 /// the VALUES columns' names on both backends), group memberships replaced, then the
-/// `assigned` activities; their events and the `lead.updated` events go to `events`.
-async fn apply_updates(tx: &mut Tx, now: DateTime<Utc>, changes: Changes, events: &mut events::Buffer) -> Result<()> {
+/// `assigned` activities, with their events and the `lead.updated` events.
+async fn apply_updates(w: &mut impl Unit, changes: Changes) -> Result<()> {
     if changes.leads.is_empty() {
         return Ok(());
     }
+    let tx = w.tx();
     // 6 parameters a row.
     for chunk in changes.leads.chunks(BATCH) {
         on_tx!(tx, |c| {
@@ -811,8 +798,10 @@ async fn apply_updates(tx: &mut Tx, now: DateTime<Utc>, changes: Changes, events
     let memberships: Vec<(Uuid, Uuid)> =
         regrouped.iter().flat_map(|l| l.group_ids.iter().map(move |g| (l.id, *g))).collect();
     insert_memberships(tx, &memberships).await?;
-    timeline::record_many_into(tx, now, &changes.activities, events).await?;
-    emit_updated_many(now, &changes.leads, events);
+    timeline::record_many(w, &changes.activities).await?;
+    for l in &changes.leads {
+        leads::emit_updated(w, l);
+    }
     Ok(())
 }
 
@@ -830,26 +819,14 @@ async fn insert_memberships(tx: &mut Tx, memberships: &[(Uuid, Uuid)]) -> Result
     Ok(())
 }
 
-/// `lead.updated` for each lead, as [`leads::emit_updated`] writes it.
-fn emit_updated_many(now: DateTime<Utc>, list: &[Lead], events: &mut events::Buffer) {
-    for l in list {
-        events.push(now, super::leads::updated_event(l));
-    }
-}
-
 /// Inserts new leads with multi-row INSERTs: leads, phone identities, groups, `lead_created`
-/// activities; their `lead.updated` and `timeline.created` events go to `events`. A phone
-/// taken meanwhile (by a concurrent creation) is reported on its row. Returns the stored leads.
-async fn insert_all(
-    tx: &mut Tx,
-    now: DateTime<Utc>,
-    creates: Vec<(u64, Lead)>,
-    out: &mut Outcome,
-    events: &mut events::Buffer,
-) -> Result<Vec<Lead>> {
+/// activities, with their `lead.updated` and `timeline.created` events. A phone taken
+/// meanwhile (by a concurrent creation) is reported on its row. Returns the stored leads.
+async fn insert_all(w: &mut impl Unit, creates: Vec<(u64, Lead)>, out: &mut Outcome) -> Result<Vec<Lead>> {
     if creates.is_empty() {
         return Ok(Vec::new());
     }
+    let tx = w.tx();
     let mut stored: HashSet<Uuid> = HashSet::with_capacity(creates.len());
     // 9 parameters a row.
     for chunk in creates.chunks(BATCH) {
@@ -898,19 +875,11 @@ async fn insert_all(
     let memberships: Vec<(Uuid, Uuid)> =
         leads.iter().flat_map(|l| l.group_ids.iter().map(move |g| (l.id, *g))).collect();
     insert_memberships(tx, &memberships).await?;
-    emit_updated_many(now, &leads, events);
-    let activities: Vec<NewActivity> = leads
-        .iter()
-        .map(|l| NewActivity {
-            workspace_id: l.workspace_id,
-            lead_id: l.id,
-            conversation_id: None,
-            kind: "lead_created",
-            member_id: None,
-            data: json!({"source": l.source}),
-        })
-        .collect();
-    timeline::record_many_into(tx, now, &activities, events).await?;
+    for l in &leads {
+        leads::emit_updated(w, l);
+    }
+    let activities: Vec<NewActivity> = leads.iter().map(leads::created_activity).collect();
+    timeline::record_many(w, &activities).await?;
     Ok(leads)
 }
 
@@ -940,7 +909,7 @@ const START: (DateTime<Utc>, Uuid) = (DateTime::<Utc>::UNIX_EPOCH, Uuid::nil());
 type KeysRow = (Uuid, DateTime<Utc>, sqlx::types::Json<Map<String, Value>>);
 
 /// Everything the export stream needs between pages.
-struct Export {
+pub struct Export {
     db: Db,
     viewer: Viewer,
     started: DateTime<Utc>,
@@ -954,7 +923,7 @@ struct Export {
 }
 
 impl Export {
-    async fn prepare(db: Db, viewer: Viewer, started: DateTime<Utc>) -> Result<Export> {
+    pub async fn prepare(db: Db, viewer: Viewer, started: DateTime<Utc>) -> Result<Export> {
         let ws = viewer.workspace_id;
         let group_names: HashMap<Uuid, String> =
             on_db!(&db, |p| sqlx::query_as("SELECT id, name FROM crm_groups WHERE workspace_id = $1")
@@ -1008,7 +977,7 @@ impl Export {
     }
 
     /// The next chunk of the file, `None` at the end.
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
         if let Some(h) = self.header.take() {
             return Ok(Some(h));
         }
@@ -1060,29 +1029,6 @@ impl Export {
 
 fn csv_error(e: csv::Error) -> Error {
     Error::internal(format!("csv: {e}"))
-}
-
-/// `GET /leads/export`: the leads the caller can see, as a streamed CSV file.
-#[instrument(skip_all)]
-pub async fn export(State(st): State<AppState>, user: CurrentUser) -> Result<Response> {
-    let export = Export::prepare(st.db.clone(), user.viewer(), st.clock.now()).await?;
-    let stream = futures_util::stream::unfold(Some(export), |state| async move {
-        let mut export = state?;
-        match export.next_chunk().await {
-            Ok(Some(chunk)) => Some((Ok::<Bytes, Error>(chunk), Some(export))),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::error!(error = %e, "lead export failed midway");
-                Some((Err(e), None))
-            }
-        }
-    });
-    let headers = [
-        (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-        (header::CONTENT_DISPOSITION, "attachment; filename=\"leads.csv\""),
-        (header::CACHE_CONTROL, "no-store"),
-    ];
-    Ok((headers, Body::from_stream(stream)).into_response())
 }
 
 #[cfg(test)]

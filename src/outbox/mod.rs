@@ -257,9 +257,14 @@ pub async fn send(
     .await?;
     let gap = crate::workspace::session_gap(&st.db, st.config.session_gap_secs, ws).await?;
     let msg = crate::timeline::sessions::Msg { at: now, inbound: false, member: Some(user.id) };
-    crate::timeline::sessions::on_message(&mut tx, now, conv.id, &msg, gap).await?;
     let data = json!({"message_id": message_id, "type": out.kind});
-    crate::timeline::record(&mut tx, now, ws, conv.lead_id, Some(conv.id), "message_sent", Some(user.id), data).await?;
+    let mut buffer = events::Buffer::default();
+    let mut unit = events::Buffered { tx: &mut tx, events: &mut buffer, now };
+    crate::timeline::sessions::on_message(&mut unit, conv.id, &msg, gap).await?;
+    let sent = crate::views::timeline::ActivityKind::MessageSent;
+    let a = crate::timeline::NewActivity::new(ws, conv.lead_id, sent, data).conversation(conv.id).by(user.id);
+    crate::timeline::record(&mut unit, a).await?;
+    buffer.flush(&mut tx).await?;
     st.commit(tx).await?;
     st.outbox_wake.notify_one();
     tracing::info!(message_id = %message_id, conversation_id = %conv.id, kind = out.kind, "reply queued");

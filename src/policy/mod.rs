@@ -5,6 +5,7 @@
 //! `$1` workspace id, `$2` user id, `$3` is admin, `$4` view_others_leads, `$5` view_unassigned.
 //! Queries that embed them number their own parameters from `$6`.
 
+pub mod inbox;
 pub mod team;
 
 pub use team::{can_manage_groups, can_manage_integrations, can_manage_member, is_admin};
@@ -129,6 +130,24 @@ impl Rule {
             Rule::UnassignedFlag => "($5 AND c.assignee_id IS NULL)",
         }
     }
+
+    /// The rule over a lead's own row (aliased `l`): the lead taken as a conversation with its
+    /// assignee and no labels or explicit access. `None` for rules that then never hold.
+    pub fn lead_sql(self) -> Option<&'static str> {
+        match self {
+            Rule::Admin => Some("$3"),
+            Rule::Assignee => Some("l.assignee_id = $2"),
+            Rule::GrantedLabel | Rule::Explicit => None,
+            Rule::OthersFlag => Some("($4 AND l.assignee_id IS NOT NULL AND l.assignee_id <> $2)"),
+            Rule::UnassignedFlag => Some("($5 AND l.assignee_id IS NULL)"),
+        }
+    }
+
+    /// [`Rule::holds`] on a lead's own facts (see [`Rule::lead_sql`]).
+    pub fn holds_on_lead(self, v: &Viewer, l: &LeadFacts) -> bool {
+        let own = ConvFacts { workspace_id: l.workspace_id, assignee_id: l.assignee_id, ..Default::default() };
+        self.holds(v, &own)
+    }
 }
 
 /// Does `v` see conversations only through rules that name them in it (as its assignee or
@@ -170,17 +189,16 @@ pub fn can_see_lead(v: &Viewer, l: &LeadFacts) -> bool {
     if !v.active || l.workspace_id != v.workspace_id {
         return false;
     }
-    let own = ConvFacts { workspace_id: l.workspace_id, assignee_id: l.assignee_id, ..Default::default() };
-    RULES.iter().any(|r| r.holds(v, &own)) || l.conversations.iter().any(|c| can_see(v, c))
+    RULES.iter().any(|r| r.holds_on_lead(v, l)) || l.conversations.iter().any(|c| can_see(v, c))
 }
 
-/// SQL: lead `l` is visible to the viewer `$1..$5`.
+/// SQL: lead `l` is visible to the viewer `$1..$5`: generated from the same rules as
+/// [`can_see_lead`], each rule's lead form, or any visible conversation of the lead.
 pub static LEAD_VISIBLE: LazyLock<String> = LazyLock::new(|| {
+    let own: Vec<_> = RULES.iter().filter_map(|r| r.lead_sql()).collect();
     format!(
-        "(l.workspace_id = $1 AND ($3 OR l.assignee_id = $2 \
-         OR ($4 AND l.assignee_id IS NOT NULL AND l.assignee_id <> $2) \
-         OR ($5 AND l.assignee_id IS NULL) \
-         OR EXISTS (SELECT 1 FROM conversations c WHERE c.lead_id = l.id AND {})))",
+        "(l.workspace_id = $1 AND ({} OR EXISTS (SELECT 1 FROM conversations c WHERE c.lead_id = l.id AND {})))",
+        own.join(" OR "),
         *CONV_VISIBLE
     )
 });
@@ -232,11 +250,6 @@ pub fn can_manage_access(v: &Viewer, c: &ConvFacts) -> Result<(), Denied> {
     }
 }
 
-/// Deleting a lead the viewer can see: admins any, members with `delete_leads` only their own.
-pub fn can_delete_lead(v: &Viewer, lead_assignee: Option<Uuid>) -> bool {
-    v.active && (v.role == Role::Admin || (v.permissions.delete_leads && lead_assignee == Some(v.user_id)))
-}
-
 /// Binds the viewer parameters `$1..$5` to a query, in the order the predicates expect.
 #[macro_export]
 macro_rules! bind_viewer {
@@ -280,6 +293,29 @@ mod tests {
         let c = ConvFacts { assignee_id: Some(Uuid::new_v4()), ..Default::default() };
         assert!(can_see(&v, &c));
         assert_eq!(can_reply(&v, &c), Err(Denied::NotAssignee));
+    }
+
+    /// A rule without a lead form never holds on a lead's own facts, whoever looks.
+    #[test]
+    fn lead_forms_cover_the_rules_that_can_hold_on_a_lead() {
+        let label = Uuid::new_v4();
+        for bits in 0u32..16 {
+            let bit = |i: u32| bits & (1 << i) != 0;
+            let role = if bit(0) { Role::Admin } else { Role::Member };
+            let mut v =
+                viewer(role, Permissions { view_others_leads: bit(1), view_unassigned: bit(2), ..Default::default() });
+            if bit(3) {
+                v.label_ids.push(label);
+            }
+            for assignee in [None, Some(v.user_id), Some(Uuid::new_v4())] {
+                let l = LeadFacts { workspace_id: v.workspace_id, assignee_id: assignee, conversations: vec![] };
+                for r in RULES {
+                    if r.lead_sql().is_none() {
+                        assert!(!r.holds_on_lead(&v, &l), "{r:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -276,8 +276,7 @@ pub async fn patch_label(
 pub async fn delete_label(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
     let (label, convs) = labels::delete(&mut work, &user.viewer(), id).await?;
-    let now = work.now();
-    crate::inbox::ownership::label_removed(work.tx(), now, &convs, (id, &label.name), user.id).await?;
+    crate::inbox::ownership::label_removed(&mut work, &convs, (id, &label.name), user.id).await?;
     labels::deleted(&mut work, &label);
     work.commit(&st.hub).await?;
     tracing::info!(label_id = %id, "label deleted");

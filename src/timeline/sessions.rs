@@ -4,15 +4,26 @@
 //! session a message touches is recomputed, from its own messages.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::db::Tx;
 use crate::error::Result;
-use crate::events::{self, NewEvent};
+use crate::events::{Event, NewEvent, Unit};
 use crate::on_tx;
+use crate::views::message::Direction;
+use crate::views::timeline::{ActivityDeleted, ActivityKind, ActivityView};
 
-pub const KIND: &str = "whatsapp_session";
+pub const KIND: ActivityKind = ActivityKind::WhatsappSession;
+
+/// Who started a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Initiator {
+    Lead,
+    Member,
+}
 
 /// One message as the session summary sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +39,7 @@ pub struct Summary {
     pub first_inbound_at: Option<DateTime<Utc>>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
-    pub initiated_by: &'static str,
+    pub initiated_by: Initiator,
     pub messages_from_lead: i64,
     pub messages_from_member: i64,
     pub lead_responded: bool,
@@ -44,7 +55,7 @@ pub fn summarize(msgs: &[Msg]) -> Option<Summary> {
         first_inbound_at: None,
         started_at: first.at,
         ended_at: last.at,
-        initiated_by: if first.inbound { "lead" } else { "member" },
+        initiated_by: if first.inbound { Initiator::Lead } else { Initiator::Member },
         messages_from_lead: 0,
         messages_from_member: 0,
         lead_responded: false,
@@ -92,7 +103,7 @@ impl Summary {
             },
             started_at: time(v, "started_at")?,
             ended_at: time(v, "ended_at")?,
-            initiated_by: if v["initiated_by"] == "lead" { "lead" } else { "member" },
+            initiated_by: Initiator::deserialize(&v["initiated_by"]).unwrap_or(Initiator::Member),
             messages_from_lead: v["messages_from_lead"].as_i64()?,
             messages_from_member: v["messages_from_member"].as_i64()?,
             lead_responded: v["lead_responded"].as_bool()?,
@@ -117,24 +128,44 @@ pub fn split(msgs: &[Msg], gap_secs: i64) -> Vec<Summary> {
     out
 }
 
+/// The `data` of a `whatsapp_session` activity.
+#[derive(Serialize)]
+struct SessionData<'a> {
+    first_inbound_at: Option<DateTime<Utc>>,
+    conversation_id: Uuid,
+    number_id: Uuid,
+    started_at: DateTime<Utc>,
+    ended_at: DateTime<Utc>,
+    initiated_by: Initiator,
+    messages_from_lead: i64,
+    messages_from_member: i64,
+    lead_responded: bool,
+    member_responded: bool,
+    first_response_seconds: Option<i64>,
+    members: &'a [Uuid],
+    gap_secs: i64,
+    open: bool,
+}
+
 impl Summary {
     pub fn to_data(&self, conversation_id: Uuid, number_id: Uuid, gap_secs: i64, now: DateTime<Utc>) -> Value {
-        json!({
-            "first_inbound_at": self.first_inbound_at,
-            "conversation_id": conversation_id,
-            "number_id": number_id,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "initiated_by": self.initiated_by,
-            "messages_from_lead": self.messages_from_lead,
-            "messages_from_member": self.messages_from_member,
-            "lead_responded": self.lead_responded,
-            "member_responded": self.member_responded,
-            "first_response_seconds": self.first_response_seconds,
-            "members": self.members,
-            "gap_secs": gap_secs,
-            "open": (now - self.ended_at).num_seconds() <= gap_secs,
-        })
+        let data = SessionData {
+            first_inbound_at: self.first_inbound_at,
+            conversation_id,
+            number_id,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            initiated_by: self.initiated_by,
+            messages_from_lead: self.messages_from_lead,
+            messages_from_member: self.messages_from_member,
+            lead_responded: self.lead_responded,
+            member_responded: self.member_responded,
+            first_response_seconds: self.first_response_seconds,
+            members: &self.members,
+            gap_secs,
+            open: (now - self.ended_at).num_seconds() <= gap_secs,
+        };
+        serde_json::to_value(data).expect("session data serialises")
     }
 }
 
@@ -162,16 +193,14 @@ pub struct ConvRef {
 /// activities it touches, and emits their timeline events. A message after the end of the one
 /// session it touches (the usual case) is added to the stored summary; anything else (late,
 /// out of order, bridging two sessions) recomputes that session from its messages.
-pub async fn on_message(tx: &mut Tx, now: DateTime<Utc>, conv: Uuid, msg: &Msg, gap_secs: i64) -> Result<()> {
-    let conv: ConvRef = on_tx!(tx, |c| sqlx::query_as(
+pub async fn on_message(w: &mut impl Unit, conv: Uuid, msg: &Msg, gap_secs: i64) -> Result<()> {
+    let conv: ConvRef = on_tx!(w.tx(), |c| sqlx::query_as(
         "SELECT id, workspace_id, lead_id, number_id, assignee_id FROM conversations WHERE id = $1"
     )
     .bind(conv)
     .fetch_one(c)
     .await)?;
-    let mut out = events::Buffer::default();
-    place(tx, &mut out, now, &conv, msg, gap_secs).await?;
-    out.flush(tx).await
+    place(w, &conv, msg, gap_secs).await
 }
 
 /// Sessions read per lookup; when all of them are touched, every session is read.
@@ -215,16 +244,10 @@ async fn touched_sessions(
     }
 }
 
-/// [`on_message`] for a caller that already holds the conversation, buffering the timeline
-/// events in `out` (flushed by the caller, in order with its other events).
-pub async fn place(
-    tx: &mut Tx,
-    out: &mut events::Buffer,
-    now: DateTime<Utc>,
-    conv: &ConvRef,
-    msg: &Msg,
-    gap_secs: i64,
-) -> Result<()> {
+/// [`on_message`] for a caller that already holds the conversation.
+pub async fn place(w: &mut impl Unit, conv: &ConvRef, msg: &Msg, gap_secs: i64) -> Result<()> {
+    let now = w.now();
+    let tx = w.tx();
     let at = msg.at;
     let (workspace_id, lead_id, number_id, assignee) =
         (conv.workspace_id, conv.lead_id, conv.number_id, conv.assignee_id);
@@ -253,19 +276,16 @@ pub async fn place(
         None => (None, Vec::new()),
     };
     for id in &merged {
-        on_tx!(tx, |c| sqlx::query("DELETE FROM activities WHERE id = $1")
+        on_tx!(w.tx(), |c| sqlx::query("DELETE FROM activities WHERE id = $1")
             .bind(*id)
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
-        out.push(
-            now,
-            NewEvent::raw(workspace_id, "timeline.deleted", json!({"id": id, "lead_id": lead_id, "merged_into": kept}))
-                .lead(lead_id)
-                .conversation(conv),
-        );
+        let deleted = ActivityDeleted { id: *id, lead_id, merged_into: kept };
+        w.emit(NewEvent::new(workspace_id, Event::TimelineDeleted(deleted)).lead(lead_id).conversation(conv));
     }
-    let (id, kind) = match kept {
+    let tx = w.tx();
+    let (id, created) = match kept {
         Some(id) => {
             on_tx!(tx, |c| sqlx::query(
                 "UPDATE activities SET data = $1, member_id = $2, created_at = $3, updated_at = $4 WHERE id = $5"
@@ -278,7 +298,7 @@ pub async fn place(
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
-            (id, "timeline.updated")
+            (id, false)
         }
         None => {
             let id = Uuid::now_v7();
@@ -299,12 +319,20 @@ pub async fn place(
             .await
             .map(|r| r.rows_affected())
             })?;
-            (id, "timeline.created")
+            (id, true)
         }
     };
-    let activity = json!({"id": id, "lead_id": lead_id, "type": KIND, "member_id": member_id,
-                          "created_at": summary.started_at, "data": data});
-    out.push(now, NewEvent::raw(workspace_id, kind, activity).lead(lead_id).conversation(conv));
+    let activity = ActivityView {
+        id,
+        kind: KIND,
+        lead_id,
+        conversation_id: Some(conv),
+        member_id,
+        created_at: summary.started_at,
+        data,
+    };
+    let e = if created { Event::TimelineCreated(activity) } else { Event::TimelineUpdated(activity) };
+    w.emit(NewEvent::new(workspace_id, e).lead(lead_id).conversation(conv));
     Ok(())
 }
 
@@ -317,7 +345,7 @@ async fn recompute(
 ) -> Result<Option<Summary>> {
     let lo = touched.iter().map(|t| t.1).chain([at]).min().unwrap_or(at);
     let hi = touched.iter().map(|t| t.2).chain([at]).max().unwrap_or(at);
-    let msgs: Vec<(DateTime<Utc>, String, Option<Uuid>)> = on_tx!(tx, |c| sqlx::query_as(
+    let msgs: Vec<(DateTime<Utc>, Direction, Option<Uuid>)> = on_tx!(tx, |c| sqlx::query_as(
         "SELECT created_at, direction, sent_by_user_id FROM messages WHERE conversation_id = $1 \
          AND created_at >= $2 AND created_at <= $3 ORDER BY created_at, seq"
     )
@@ -326,7 +354,8 @@ async fn recompute(
     .bind(hi)
     .fetch_all(c)
     .await)?;
-    let msgs: Vec<Msg> = msgs.into_iter().map(|(at, dir, member)| Msg { at, inbound: dir == "in", member }).collect();
+    let msgs: Vec<Msg> =
+        msgs.into_iter().map(|(at, dir, member)| Msg { at, inbound: dir == Direction::In, member }).collect();
     Ok(summarize(&msgs))
 }
 
@@ -348,7 +377,7 @@ mod tests {
             Msg { at: at(400), inbound: true, member: None },
         ];
         let s = summarize(&msgs).unwrap();
-        assert_eq!(s.initiated_by, "lead");
+        assert_eq!(s.initiated_by, Initiator::Lead);
         assert_eq!((s.messages_from_lead, s.messages_from_member), (3, 1));
         assert!(s.lead_responded && s.member_responded);
         assert_eq!(s.first_response_seconds, Some(300));
@@ -365,7 +394,7 @@ mod tests {
         ];
         let sessions = split(&msgs, 1800);
         assert_eq!(sessions.len(), 2);
-        assert_eq!(sessions[0].initiated_by, "member");
+        assert_eq!(sessions[0].initiated_by, Initiator::Member);
         assert!(sessions[0].lead_responded && !sessions[0].member_responded);
         assert_eq!(sessions[0].first_response_seconds, None);
     }

@@ -47,3 +47,23 @@ pub struct ConversationView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub can: Option<ConversationCan>,
 }
+
+/// Who can see a conversation and why (`GET/POST/DELETE /conversations/{id}/access`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessListing {
+    pub conversation_id: Uuid,
+    pub assignee_id: Option<Uuid>,
+    pub label_ids: Vec<Uuid>,
+    pub explicit_member_ids: Vec<Uuid>,
+    pub members: Vec<AccessMember>,
+}
+
+/// A member who sees a conversation, with the policy's reasons.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessMember {
+    pub member_id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub role: crate::policy::Role,
+    pub reasons: Vec<crate::policy::Rule>,
+}

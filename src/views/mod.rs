@@ -6,6 +6,7 @@ pub mod auth;
 pub mod conversation;
 pub mod lead;
 pub mod message;
+pub mod number;
 pub mod report;
 pub mod team;
 pub mod timeline;

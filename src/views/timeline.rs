@@ -5,17 +5,56 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::string_enum;
+
+string_enum! {
+    /// What an activity on a lead's timeline records.
+    pub enum ActivityKind {
+        WhatsappSession = "whatsapp_session",
+        LeadCreated = "lead_created",
+        Assigned = "assigned",
+        Claimed = "claimed",
+        StatusChanged = "status_changed",
+        LabelAdded = "label_added",
+        LabelRemoved = "label_removed",
+        Note = "note",
+        MessageSent = "message_sent",
+        AccessGranted = "access_granted",
+        AccessRevoked = "access_revoked",
+    }
+}
+
 /// An activity on a lead's timeline (`timeline.created` / `timeline.updated`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ActivityView {
     pub id: Uuid,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ActivityKind,
     pub lead_id: Uuid,
     pub conversation_id: Option<Uuid>,
     pub member_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub data: Value,
+}
+
+/// An activity in `GET /leads/{id}/timeline` (and the answer of `POST /leads/{id}/notes`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: ActivityKind,
+    pub member_id: Option<Uuid>,
+    pub conversation_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub data: Value,
+}
+
+/// `GET /leads/{id}/timeline`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelinePage {
+    pub activities: Vec<TimelineEntry>,
+    pub next_cursor: Option<String>,
 }
 
 /// `timeline.deleted`: an activity merged into another (session summaries).

@@ -433,7 +433,7 @@ struct Touched {
     number_id: Uuid,
     contact_phone: Option<String>,
     contact_bsuid: Option<String>,
-    status: String,
+    status: crate::views::conversation::ConversationStatus,
     assignee_id: Option<Uuid>,
     last_message: Option<sqlx::types::Json<Value>>,
     unread_count: i64,
@@ -546,8 +546,10 @@ impl Ctx<'_> {
                 group_ids: Vec::new(),
             };
             self.flush().await?;
-            let mut created = leads::insert(self.tx, self.now, new).await?;
-            crate::assignment::run::new_lead(self.tx, self.presence, self.now, &mut created).await?;
+            let mut unit = events::Buffered { tx: self.tx, events: self.events, now: self.now };
+            let mut created = leads::insert(&mut unit, new).await?;
+            let presence = |id| crate::assignment::run::availability(self.presence.availability(id).as_str());
+            crate::assignment::run::new_lead(&mut unit, &presence, &mut created).await?;
             tracing::info!(lead_id = %created.id, "lead imported from WhatsApp");
             lead = Some(created.id);
         }
@@ -622,7 +624,7 @@ impl Ctx<'_> {
                 lead_id: c.lead_id,
                 number_id: c.number_id,
                 assignee_id: c.assignee_id,
-                status: c.status,
+                status: c.status.to_string(),
                 contact_phone: c.contact_phone,
                 contact_bsuid: c.contact_bsuid,
                 lead_name: c.lead_name,
@@ -725,7 +727,9 @@ impl Ctx<'_> {
         let message = NewEvent::raw(ws, "message.created", message).conversation(conv.id).lead(lead);
         let conv_json = if reopens {
             self.flush().await?;
-            crate::assignment::run::reopened(self.tx, self.presence, self.now, conv.id).await?;
+            let mut unit = events::Buffered { tx: self.tx, events: self.events, now: self.now };
+            let presence = |id| crate::assignment::run::availability(self.presence.availability(id).as_str());
+            crate::assignment::run::reopened(&mut unit, &presence, conv.id).await?;
             self.events.push(self.now, message);
             let j = conversations::json_in(self.tx, conv.id).await?;
             conv.assignee_id = j.get("assignee_id").and_then(|a| a.as_str()).and_then(|a| a.parse().ok());
@@ -757,7 +761,8 @@ impl Ctx<'_> {
         self.events
             .push(self.now, NewEvent::raw(ws, "conversation.updated", conv_json).conversation(conv.id).lead(lead));
         let msg = crate::timeline::sessions::Msg { at, inbound, member: None };
-        crate::timeline::sessions::place(self.tx, self.events, self.now, &conv.as_ref(), &msg, self.gap).await
+        let mut unit = events::Buffered { tx: self.tx, events: self.events, now: self.now };
+        crate::timeline::sessions::place(&mut unit, &conv.as_ref(), &msg, self.gap).await
     }
 
     async fn inbound(&mut self, raw: &Value) -> Result<()> {
@@ -912,7 +917,7 @@ impl Ctx<'_> {
             })?;
             let lead_row = leads::load_tx(self.tx, lead).await?;
             self.flush().await?;
-            leads::emit_updated(self.tx, self.now, &lead_row).await?;
+            self.events.push(self.now, leads::updated_event(&lead_row));
             tracing::info!(lead_id = %lead, kind, "contact changed number: identities linked");
         }
         Ok(())

@@ -107,10 +107,9 @@ async function startSession(me) {
       const m = ctx.members.get(id);
       return m ? m.name || m.email : 'someone else';
     },
-    canReply: (c) => !!c && c.assignee_id === ctx.me.id,
-    canAssign: (c) => !!c && (ctx.isAdmin || c.assignee_id === ctx.me.id || !!ctx.perms.view_others_leads),
-    canClaim: (c) => !!c && !c.assignee_id && (ctx.isAdmin || !!ctx.perms.view_unassigned),
-    canManageAccess: (c) => !!c && (ctx.isAdmin || c.assignee_id === ctx.me.id),
+    // What the caller may do with a conversation or lead: the server's answer says (`can`);
+    // live events carry none, so the open conversation is refetched when one arrives.
+    can: (x, what) => !!(x && x.can && x.can[what]),
   };
   ctx.refreshMembers = async () => {
     try {

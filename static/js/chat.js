@@ -170,9 +170,10 @@ export class ChatView {
 
   setConversation(c) {
     if (c.id !== this.conv.id) return;
-    const before = JSON.stringify([this.conv.assignee_id, this.conv.status, this.conv.window_expires_at, this.conv.template_required, this.conv.lead_name]);
+    const key = (x) => JSON.stringify([x.assignee_id, x.status, x.window_expires_at, x.template_required, x.lead_name, x.can]);
+    const before = key(this.conv);
     this.conv = { ...this.conv, ...c };
-    const after = JSON.stringify([this.conv.assignee_id, this.conv.status, this.conv.window_expires_at, this.conv.template_required, this.conv.lead_name]);
+    const after = key(this.conv);
     if (before !== after) {
       this.renderChrome();
       this.renderMessages();
@@ -181,7 +182,7 @@ export class ChatView {
   }
 
   markRead() {
-    if (!this.ctx.canReply(this.conv) || document.visibilityState !== 'visible') return;
+    if (!this.ctx.can(this.conv, 'reply') || document.visibilityState !== 'visible') return;
     clearTimeout(this.readTimer);
     this.readTimer = setTimeout(() => {
       api.post(`/conversations/${this.conv.id}/read`).catch(() => {});
@@ -200,7 +201,7 @@ export class ChatView {
     const c = this.conv;
     const name = c.lead_name || phone(c.contact_phone) || 'Unknown contact';
     const actions = [];
-    if (this.ctx.canReply(c)) {
+    if (this.ctx.can(c, 'change_status')) {
       const closing = c.status !== 'closed';
       const b = h('button', { type: 'button', class: 'btn ghost', id: 'chat-status' }, closing ? 'Close' : 'Reopen');
       b.addEventListener('click', () => this.act(`/conversations/${c.id}/status`, { status: closing ? 'closed' : 'open' }));
@@ -225,7 +226,7 @@ export class ChatView {
 
   renderBanner() {
     const c = this.conv;
-    if (this.ctx.canReply(c)) {
+    if (this.ctx.can(c, 'reply')) {
       this.banner.hidden = true;
       replace(this.banner);
       return;
@@ -234,12 +235,12 @@ export class ChatView {
       ? `Assigned to ${this.ctx.memberName(c.assignee_id)} — only the assignee can reply`
       : 'Unassigned — claim it to reply';
     const buttons = [];
-    if (this.ctx.canClaim(c)) {
+    if (this.ctx.can(c, 'claim')) {
       const claim = h('button', { type: 'button', class: 'btn primary', id: 'claim' }, 'Claim');
       claim.addEventListener('click', () => this.act(`/conversations/${c.id}/claim`, {}));
       buttons.push(claim);
     }
-    if (this.ctx.canAssign(c)) buttons.push(assignControl(this.ctx, c, (id) => this.act(`/conversations/${c.id}/assign`, { assignee_id: id })));
+    if (this.ctx.can(c, 'assign')) buttons.push(assignControl(this.ctx, c, (id) => this.act(`/conversations/${c.id}/assign`, { assignee_id: id })));
     this.bannerError = h('span', { class: 'form-error', role: 'alert' });
     replace(this.banner, h('span', { class: 'banner-text', id: 'readonly-banner' }, text), h('span', { class: 'banner-actions' }, buttons), this.bannerError);
     this.banner.hidden = false;
@@ -270,7 +271,7 @@ export class ChatView {
   renderFooter() {
     if (this.destroyed) return;
     const c = this.conv;
-    if (!this.ctx.canReply(c)) {
+    if (!this.ctx.can(c, 'reply')) {
       replace(this.footer);
       this.footer.hidden = true;
       return;
@@ -446,7 +447,7 @@ export class ChatView {
 
   bubble(m, byWamid) {
     const quoted = m.context && m.context.wamid ? byWamid.get(m.context.wamid) : null;
-    const sig = JSON.stringify([m.status, m.reactions, m.text, m.error, m.localError, m.sent_by, quoted && quoted.id, this.ctx.canReply(this.conv)]);
+    const sig = JSON.stringify([m.status, m.reactions, m.text, m.error, m.localError, m.sent_by, quoted && quoted.id, this.ctx.can(this.conv, 'reply')]);
     const cached = this.els.get(m.id);
     if (cached && cached.dataset.sig === sig) return cached;
     const el = this.buildBubble(m, quoted);
@@ -482,7 +483,7 @@ export class ChatView {
     }
     const failedNote = m.localError ? h('div', { class: 'msg-error', role: 'alert' }, `Not sent: ${m.localError}`) : null;
     let replyBtn = null;
-    if (!m.pending && m.wamid && this.ctx.canReply(this.conv)) {
+    if (!m.pending && m.wamid && this.ctx.can(this.conv, 'reply')) {
       replyBtn = h('button', { type: 'button', class: 'btn ghost small reply-btn', 'aria-label': 'Reply to this message' }, '↩');
       replyBtn.addEventListener('click', () => this.setReplyTo(m));
     }

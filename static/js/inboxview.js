@@ -65,6 +65,33 @@ export function renderInboxLike(root, ctx, route, opts) {
     replace(leadPane, lead.el);
     chat.load();
     lead.load();
+    refresh(id);
+  }
+
+  // Live events go to many viewers and carry no `can`: what the caller may do with the open
+  // conversation is read again from the server (one request at a time, the latest wins).
+  let refreshing = null;
+  let again = false;
+  async function refresh(id) {
+    if (refreshing === id) {
+      again = true;
+      return;
+    }
+    refreshing = id;
+    try {
+      do {
+        again = false;
+        const c = await api.get(`/conversations/${id}`);
+        if (openId !== id) break;
+        list.upsert(c);
+        if (chat) chat.setConversation(c);
+        if (lead) lead.setConversation(c);
+      } while (again && openId === id);
+    } catch {
+      /* the next event or resync tries again */
+    } finally {
+      if (refreshing === id) refreshing = null;
+    }
   }
 
   const off = ctx.live.on((e) => {
@@ -76,6 +103,7 @@ export function renderInboxLike(root, ctx, route, opts) {
         list.upsert(d);
         if (chat) chat.setConversation(d);
         if (lead) lead.setConversation(d);
+        if (d.id && d.id === openId) refresh(d.id);
         break;
       case 'message.created':
       case 'message.updated':
@@ -87,7 +115,10 @@ export function renderInboxLike(root, ctx, route, opts) {
         if (lead && (d.lead_id === lead.conv.lead_id || d.conversation_id === lead.conv.id)) lead.refreshSoon();
         break;
       case 'lead.updated':
-        if (lead && d.id === lead.conv.lead_id) lead.loadLead();
+        if (lead && d.id === lead.conv.lead_id) {
+          lead.loadLead();
+          refresh(openId);
+        }
         break;
       case 'label.updated':
       case 'label.deleted':

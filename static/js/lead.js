@@ -73,7 +73,10 @@ export class LeadPanel {
 
   setConversation(c) {
     if (c.id !== this.conv.id) return;
-    const changed = c.assignee_id !== this.conv.assignee_id || JSON.stringify(c.label_ids) !== JSON.stringify(this.conv.label_ids);
+    const changed =
+      c.assignee_id !== this.conv.assignee_id ||
+      JSON.stringify(c.label_ids) !== JSON.stringify(this.conv.label_ids) ||
+      (c.can && JSON.stringify(c.can) !== JSON.stringify(this.conv.can));
     this.conv = { ...this.conv, ...c };
     if (changed) {
       this.renderLabels();
@@ -85,7 +88,7 @@ export class LeadPanel {
     const c = this.conv;
     const current = new Set(c.label_ids || []);
     const all = [...this.ctx.labels.values()];
-    const canEdit = this.ctx.canAssign(c);
+    const canEdit = this.ctx.can(c, 'label');
     if (!editing) {
       const chips = [...current].map((id) => this.ctx.labels.get(id)).filter(Boolean).map((l) => h('span', { class: `chip label hue-${labelHue(l)}` }, l.name));
       const edit = canEdit && all.length ? h('button', { type: 'button', class: 'btn ghost small' }, 'Edit') : null;
@@ -128,12 +131,12 @@ export class LeadPanel {
       }
     };
     const controls = [];
-    if (this.ctx.canClaim(c)) {
+    if (this.ctx.can(c, 'claim')) {
       const claim = h('button', { type: 'button', class: 'btn small' }, 'Claim');
       claim.addEventListener('click', () => act(`/conversations/${c.id}/claim`, {}));
       controls.push(claim);
     }
-    if (this.ctx.canAssign(c)) controls.push(assignControl(this.ctx, c, (id) => act(`/conversations/${c.id}/assign`, { assignee_id: id })));
+    if (this.ctx.can(c, 'assign')) controls.push(assignControl(this.ctx, c, (id) => act(`/conversations/${c.id}/assign`, { assignee_id: id })));
     replace(this.assignBox, h('h3', {}, 'Assignment'), h('p', { class: 'assignee-now' }, who), controls.length ? h('div', { class: 'row-actions' }, controls) : null, error, h('h4', { class: 'muted small' }, 'History'), this.history);
   }
 

@@ -768,6 +768,150 @@ on_both! {
 }
 
 // ---------------------------------------------------------------------------------------------
+// `can` says what the actions answer.
+
+/// Whose conversation (and lead) it is, from the caller's side.
+#[derive(Clone, Copy, Debug)]
+enum Owner {
+    Caller,
+    Someone,
+    Nobody,
+}
+
+const CONV_ACTIONS: [&str; 7] = ["reply", "assign", "claim", "change_status", "label", "manage_access", "note"];
+const LEAD_ACTIONS: [&str; 3] = ["edit", "delete", "assign"];
+
+on_both! {
+    async fn can_agrees_with_every_action(t: TestDb) {
+        let app = spawn_app(&t).await;
+        let ws = app.workspace_id;
+        let label = insert_label(&app.db, ws, "Granted").await;
+        let label2 = insert_label(&app.db, ws, "Other").await;
+        let number = insert_number(&app.db, ws).await;
+        let (someone, _) = app.member("someone@example.com", json!({})).await;
+        let (third, _) = app.member("third@example.com", json!({})).await;
+        let admin = app.login(ADMIN_EMAIL, PASSWORD).await;
+        let admin_id = Uuid::parse_str(admin["user"]["id"].as_str().unwrap()).unwrap();
+        // (name, id, token, given the conversation's label, given explicit access)
+        let mut callers = vec![("admin", admin_id, app.admin_token.clone(), false, false)];
+        let flags: [(&str, Value, bool, bool); 7] = [
+            ("plain", json!({}), false, false),
+            ("others", json!({"view_others_leads": true}), false, false),
+            ("unassigned", json!({"view_unassigned": true}), false, false),
+            ("both", json!({"view_others_leads": true, "view_unassigned": true}), false, false),
+            ("labelled", json!({}), true, false),
+            ("explicit", json!({}), false, true),
+            ("deleter", json!({"delete_leads": true}), false, false),
+        ];
+        for (name, perms, labelled, explicit) in flags {
+            let (id, token) = app.member(&format!("{name}@example.com"), perms).await;
+            if labelled {
+                grant_labels(&app.db, id, &[label]).await;
+            }
+            callers.push((name, id, token, labelled, explicit));
+        }
+        let mut failures = Vec::new();
+        let mut seen = 0;
+        // Per action: (allowed, refused) cases, so that neither side goes untested.
+        let mut both: HashMap<String, (u32, u32)> = HashMap::new();
+        for (name, id, token, _, explicit) in &callers {
+            for owner in [Owner::Caller, Owner::Someone, Owner::Nobody] {
+                let assignee = match owner {
+                    Owner::Caller => Some(*id),
+                    Owner::Someone => Some(someone),
+                    Owner::Nobody => None,
+                };
+                let access: Vec<Uuid> = if *explicit { vec![*id] } else { vec![] };
+                let world = || async {
+                    let lead = insert_lead(&app.db, ws, assignee).await;
+                    let conv = insert_conversation(&app.db, ws, number, lead, assignee, &[label], &access).await;
+                    (conv, lead)
+                };
+                for action in CONV_ACTIONS {
+                    let (conv, lead) = world().await;
+                    let (status, got) = app.get(&format!("/api/v1/conversations/{conv}"), token).await;
+                    let what = format!("{name} {owner:?} conversation {action}");
+                    let can = if status == StatusCode::OK {
+                        seen += 1;
+                        let (_, list) = app.get(&format!("/api/v1/conversations?lead_id={lead}"), token).await;
+                        if list["conversations"][0]["can"] != got["can"] {
+                            failures.push(format!("{what}: the list's can {} differs from {}", list["conversations"][0]["can"], got["can"]));
+                        }
+                        got["can"][action].as_bool().unwrap_or_else(|| panic!("{what}: no can in {got}"))
+                    } else {
+                        assert_eq!(status, StatusCode::NOT_FOUND, "{what}");
+                        false
+                    };
+                    let (method, path, body) = match action {
+                        "reply" => (Method::POST, format!("/api/v1/conversations/{conv}/messages"),
+                            Some(json!({"type": "template", "template": {"name": "hello", "language": "en_US"}}))),
+                        "assign" => (Method::POST, format!("/api/v1/conversations/{conv}/assign"), Some(json!({"assignee_id": third}))),
+                        "claim" => (Method::POST, format!("/api/v1/conversations/{conv}/claim"), None),
+                        "change_status" => (Method::POST, format!("/api/v1/conversations/{conv}/status"), Some(json!({"status": "closed"}))),
+                        "label" => (Method::PUT, format!("/api/v1/conversations/{conv}/labels"), Some(json!({"label_ids": [label, label2]}))),
+                        "manage_access" => (Method::POST, format!("/api/v1/conversations/{conv}/access"), Some(json!({"member_ids": [third]}))),
+                        _ => (Method::POST, format!("/api/v1/leads/{lead}/notes"), Some(json!({"text": "a note"}))),
+                    };
+                    let (answer, body) = app.json(method, &path, token, body).await;
+                    let tally = both.entry(format!("conversation {action}")).or_default();
+                    if can { tally.0 += 1 } else { tally.1 += 1 }
+                    if can != answer.is_success() {
+                        failures.push(format!("{what}: can says {can}, the action answers {answer} {body}"));
+                    }
+                    if !answer.is_success() && ![403, 404, 409].contains(&answer.as_u16()) {
+                        failures.push(format!("{what}: refused with {answer}"));
+                    }
+                    if answer.is_success() && action != "reply" && action != "note" && action != "manage_access" {
+                        // The answer of an action is the conversation as it now is, with its can.
+                        if !body["can"].is_object() {
+                            failures.push(format!("{what}: the answer carries no can: {body}"));
+                        }
+                    }
+                }
+                for action in LEAD_ACTIONS {
+                    let (_, lead) = world().await;
+                    let (status, got) = app.get(&format!("/api/v1/leads/{lead}"), token).await;
+                    let what = format!("{name} {owner:?} lead {action}");
+                    let can = if status == StatusCode::OK {
+                        got["can"][action].as_bool().unwrap_or_else(|| panic!("{what}: no can in {got}"))
+                    } else {
+                        assert_eq!(status, StatusCode::NOT_FOUND, "{what}");
+                        false
+                    };
+                    let (method, body) = match action {
+                        "edit" => (Method::PATCH, Some(json!({"name": "Renamed"}))),
+                        "delete" => (Method::DELETE, None),
+                        _ => (Method::PATCH, Some(json!({"assignee_id": third}))),
+                    };
+                    let (answer, body) = app.json(method, &format!("/api/v1/leads/{lead}"), token, body).await;
+                    let tally = both.entry(format!("lead {action}")).or_default();
+                    if can { tally.0 += 1 } else { tally.1 += 1 }
+                    if can != answer.is_success() {
+                        failures.push(format!("{what}: can says {can}, the action answers {answer} {body}"));
+                    }
+                    if answer == StatusCode::OK && !body["can"].is_object() {
+                        failures.push(format!("{what}: the answer carries no can: {body}"));
+                    }
+                }
+            }
+        }
+        assert!(seen > 20, "most callers see most conversations");
+        for (action, (yes, no)) in &both {
+            assert!(*yes > 0 && *no > 0, "{action}: allowed {yes} times, refused {no} times");
+        }
+        assert!(failures.is_empty(), "{} disagreements:\n{}", failures.len(), failures.join("\n"));
+        // Live events go to many viewers: none carries a can.
+        let with_can: i64 = on_db!(&app.db, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM events WHERE (type LIKE 'conversation.%' OR type = 'lead.updated') AND data LIKE '%\"can\"%'"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        assert_eq!(with_can, 0, "events carry no can");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Seeding helpers: rows straight into the database.
 
 fn now() -> chrono::DateTime<chrono::Utc> {

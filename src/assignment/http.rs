@@ -1,0 +1,92 @@
+//! `GET/PUT /assignment`, `GET /leads/{id}/assignment-log`, `POST /leads/bulk-reassign`.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::Settings;
+use super::run::{self, DecisionView};
+use crate::api::Api;
+use crate::auth::CurrentUser;
+use crate::error::{Error, Result};
+use crate::events::Work;
+use crate::extract::{Json, Path};
+use crate::inbox::leads;
+use crate::policy::inbox as may;
+use crate::state::AppState;
+
+pub fn routes() -> Api {
+    Api::new()
+        .get("/assignment", get)
+        .put("/assignment", put)
+        .get("/leads/{id}/assignment-log", log)
+        .post("/leads/bulk-reassign", bulk_reassign)
+}
+
+#[instrument(skip_all)]
+pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<Settings>> {
+    let mut tx = st.db.begin().await?;
+    let s = super::load(&mut tx, user.workspace_id).await?;
+    tx.commit().await?;
+    Ok(Json(s))
+}
+
+#[instrument(skip_all)]
+pub async fn put(State(st): State<AppState>, user: CurrentUser, Json(body): Json<Settings>) -> Result<Json<Settings>> {
+    may::can_change_assignment(&user.viewer())
+        .map_err(|_| Error::forbidden("forbidden", "only admins may change assignment settings"))?;
+    let mut tx = st.db.begin().await?;
+    let s = super::save(&mut tx, user.workspace_id, &body, st.clock.now()).await?;
+    tx.commit().await?;
+    tracing::info!(mode = %s.mode, rules = s.rules.len(), "assignment settings changed");
+    Ok(Json(s))
+}
+
+#[derive(Serialize)]
+pub struct DecisionLog {
+    decisions: Vec<DecisionView>,
+}
+
+/// Every decision about a visible lead, oldest first.
+#[instrument(skip_all)]
+pub async fn log(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<DecisionLog>> {
+    let lead = leads::get_visible(&st.db, &user.viewer(), id).await?;
+    Ok(Json(DecisionLog { decisions: run::decisions(&st.db, lead.id).await? }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkReassign {
+    from_member_id: Uuid,
+    to_member_id: Uuid,
+    #[serde(default)]
+    lead_ids: Option<Vec<Uuid>>,
+}
+
+#[derive(Serialize)]
+pub struct Moved {
+    moved: usize,
+}
+
+/// Moves `from`'s leads (all, or the listed ones still assigned to them) and their
+/// conversations assigned to `from` to `to`, in one transaction.
+#[instrument(skip_all)]
+pub async fn bulk_reassign(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Json(body): Json<BulkReassign>,
+) -> Result<Json<Moved>> {
+    may::can_bulk_reassign(&user.viewer()).map_err(|_| {
+        Error::forbidden("forbidden", "bulk reassignment needs admin or the view_others_leads permission")
+    })?;
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    let (from, to) = (body.from_member_id, body.to_member_id);
+    let moved = run::bulk_reassign(&mut work, user.workspace_id, from, to, body.lead_ids.as_deref(), user.id).await?;
+    if from == to {
+        return Ok(Json(Moved { moved: 0 }));
+    }
+    work.commit(&st.hub).await?;
+    tracing::info!(moved, "leads reassigned in bulk");
+    Ok(Json(Moved { moved }))
+}

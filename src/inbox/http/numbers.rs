@@ -1,0 +1,127 @@
+//! `GET/POST /numbers`, `GET/PATCH/DELETE /numbers/{id}` (changes: admins and
+//! `manage_integrations`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::forbidden;
+use crate::auth::CurrentUser;
+use crate::error::{Error, Result};
+use crate::extract::{Json, Path};
+use crate::inbox::numbers::{self, NewNumber, NumberChanges};
+use crate::policy::inbox as may;
+use crate::state::AppState;
+use crate::views::number::{NumberView, NumbersPage};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNumber {
+    phone_number_id: String,
+    display_phone_number: String,
+    access_token: String,
+    waba_id: Option<String>,
+    owner_member_id: Option<Uuid>,
+    #[serde(default)]
+    auto_import_contacts: bool,
+}
+
+fn require_integrations(user: &CurrentUser) -> Result<()> {
+    may::can_manage_numbers(&user.viewer())
+        .map_err(|d| forbidden(d, "connecting numbers needs the manage_integrations permission"))
+}
+
+fn validate_graph_id(value: &str, what: &str) -> Result<String> {
+    let v = value.trim();
+    if v.is_empty() || v.len() > 64 || !v.chars().all(|c| c.is_ascii_digit()) {
+        return Err(Error::unprocessable("invalid_number", format!("{what} must be Meta's numeric id")));
+    }
+    Ok(v.to_owned())
+}
+
+fn validate_token(token: &str) -> Result<String> {
+    let token = token.trim();
+    if token.is_empty() || token.len() > 4096 {
+        return Err(Error::unprocessable("invalid_access_token", "access_token must be a non-empty token"));
+    }
+    Ok(token.to_owned())
+}
+
+#[instrument(skip_all)]
+pub async fn create(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Json(body): Json<CreateNumber>,
+) -> Result<(StatusCode, Json<NumberView>)> {
+    require_integrations(&user)?;
+    let phone_number_id = validate_graph_id(&body.phone_number_id, "phone_number_id")?;
+    let display_phone_number = crate::phone::normalize(&body.display_phone_number)
+        .ok_or_else(|| Error::unprocessable("invalid_phone", "display_phone_number is not a phone number"))?;
+    let access_token = validate_token(&body.access_token)?;
+    let waba_id = body.waba_id.as_deref().map(|w| validate_graph_id(w, "waba_id")).transpose()?;
+    let new = NewNumber {
+        workspace_id: user.workspace_id,
+        phone_number_id,
+        display_phone_number,
+        access_token,
+        waba_id,
+        owner_member_id: body.owner_member_id,
+        auto_import_contacts: body.auto_import_contacts,
+    };
+    let n = numbers::connect(&st.db, new, st.clock.now()).await?;
+    Ok((StatusCode::CREATED, Json(n.view())))
+}
+
+#[instrument(skip_all)]
+pub async fn list(State(st): State<AppState>, user: CurrentUser) -> Result<Json<NumbersPage>> {
+    let rows = numbers::list(&st.db, user.workspace_id).await?;
+    Ok(Json(NumbersPage { numbers: rows.iter().map(numbers::Number::view).collect(), next_cursor: None }))
+}
+
+#[instrument(skip_all)]
+pub async fn get_one(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<NumberView>> {
+    Ok(Json(numbers::load(&st.db, user.workspace_id, id).await?.view()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchNumber {
+    access_token: Option<String>,
+    auto_import_contacts: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    owner_member_id: Option<Option<Uuid>>,
+}
+
+/// `null` vs absent for optional fields that can be cleared.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[instrument(skip_all)]
+pub async fn patch(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<PatchNumber>,
+) -> Result<Json<NumberView>> {
+    require_integrations(&user)?;
+    let n = numbers::load(&st.db, user.workspace_id, id).await?;
+    let changes = NumberChanges {
+        access_token: body.access_token.as_deref().map(validate_token).transpose()?,
+        auto_import_contacts: body.auto_import_contacts,
+        owner_member_id: body.owner_member_id,
+    };
+    Ok(Json(numbers::change(&st.db, &n, changes).await?.view()))
+}
+
+#[instrument(skip_all)]
+pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
+    require_integrations(&user)?;
+    let n = numbers::load(&st.db, user.workspace_id, id).await?;
+    numbers::disconnect(&st.db, &n, st.clock.now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,190 @@
+//! The inbox's "may": what a viewer may do with conversations, leads, groups, numbers and the
+//! assignment settings, and what the API answers say about it (`can`). Pure, like the rest of
+//! the policy: the callers load the facts, these functions decide.
+
+use uuid::Uuid;
+
+use super::{ConvFacts, Denied, Role, Viewer, can_assign, can_claim, can_label, can_manage_access, can_reply, can_see};
+use crate::views::conversation::ConversationCan;
+use crate::views::lead::LeadCan;
+
+/// What `v` may do with conversation `c` now: each flag is the very check of its action.
+/// `change_status` is the reply check (only the assignee); `note` is seeing it.
+pub fn conversation_can(v: &Viewer, c: &ConvFacts) -> ConversationCan {
+    ConversationCan {
+        reply: can_reply(v, c).is_ok(),
+        assign: can_assign(v, c).is_ok(),
+        claim: can_claim(v, c).is_ok(),
+        change_status: can_change_status(v, c).is_ok(),
+        label: can_label(v, c).is_ok(),
+        manage_access: can_manage_access(v, c).is_ok(),
+        note: can_see(v, c),
+    }
+}
+
+/// Changing a conversation's status: the reply rule (only the assignee).
+pub fn can_change_status(v: &Viewer, c: &ConvFacts) -> Result<(), Denied> {
+    can_reply(v, c)
+}
+
+/// What `v` may do with a lead they see (its current assignee given): `edit` is what
+/// `PATCH /leads/{id}` accepts without an assignee change (anyone who sees the lead), `assign`
+/// is giving it to any member ([`can_assign_lead`] to someone else), `delete` is
+/// [`can_delete_lead`].
+pub fn lead_can(v: &Viewer, assignee: Option<Uuid>) -> LeadCan {
+    LeadCan { edit: v.active, delete: can_delete_lead(v, assignee), assign: can_assign_lead(v, assignee, None).is_ok() }
+}
+
+/// Giving a lead (currently assigned to `current`) to `to` (`None`: to anyone, i.e. a member
+/// other than the viewer). Admins, its assignee and members with `view_others_leads` may;
+/// a member with `view_unassigned` may take an unassigned lead for themselves.
+pub fn can_assign_lead(v: &Viewer, current: Option<Uuid>, to: Option<Uuid>) -> Result<(), Denied> {
+    let ok = v.active
+        && (v.role == Role::Admin
+            || current == Some(v.user_id)
+            || v.permissions.view_others_leads
+            || (current.is_none() && v.permissions.view_unassigned && to == Some(v.user_id)));
+    if ok { Ok(()) } else { Err(Denied::Forbidden) }
+}
+
+/// Creating a lead assigned to `assignee`: to oneself anyone may; to others admins and
+/// members with `view_others_leads`.
+pub fn can_create_lead_for(v: &Viewer, assignee: Option<Uuid>) -> Result<(), Denied> {
+    match assignee {
+        Some(a) if a != v.user_id && !(v.is_admin() || (v.active && v.permissions.view_others_leads)) => {
+            Err(Denied::Forbidden)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Deleting a lead the viewer can see: admins any, members with `delete_leads` only their own.
+pub fn can_delete_lead(v: &Viewer, lead_assignee: Option<Uuid>) -> bool {
+    v.active && (v.role == Role::Admin || (v.permissions.delete_leads && lead_assignee == Some(v.user_id)))
+}
+
+/// Moving all (or some) of one member's leads to another at once: admins and members with
+/// `view_others_leads`.
+pub fn can_bulk_reassign(v: &Viewer) -> Result<(), Denied> {
+    if v.is_admin() || (v.active && v.permissions.view_others_leads) { Ok(()) } else { Err(Denied::Forbidden) }
+}
+
+/// Which query lists a viewer's conversations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListStrategy {
+    /// Walk the workspace newest first and keep the visible ones: for viewers who see much of
+    /// the inbox (admins, `view_others_leads`, `view_unassigned`).
+    Wide,
+    /// Take the candidates the viewer is named in (own, granted labels, explicit access):
+    /// only those can be visible to a member without those flags.
+    Narrow,
+}
+
+/// The list query for `v` (both answer the same set; the policy predicate decides in each).
+pub fn list_strategy(v: &Viewer) -> ListStrategy {
+    if v.is_admin() || v.permissions.view_others_leads || v.permissions.view_unassigned {
+        ListStrategy::Wide
+    } else {
+        ListStrategy::Narrow
+    }
+}
+
+/// Creating and renaming lead groups.
+pub fn can_manage_groups(v: &Viewer) -> Result<(), Denied> {
+    if super::can_manage_groups(v) { Ok(()) } else { Err(Denied::Forbidden) }
+}
+
+/// Deleting a lead group: admins only.
+pub fn can_delete_group(v: &Viewer) -> Result<(), Denied> {
+    if v.is_admin() { Ok(()) } else { Err(Denied::Forbidden) }
+}
+
+/// Connecting, changing and disconnecting numbers; importing leads.
+pub fn can_manage_numbers(v: &Viewer) -> Result<(), Denied> {
+    if super::can_manage_integrations(v) { Ok(()) } else { Err(Denied::Forbidden) }
+}
+
+/// Changing the workspace's assignment settings: admins only.
+pub fn can_change_assignment(v: &Viewer) -> Result<(), Denied> {
+    if v.is_admin() { Ok(()) } else { Err(Denied::Forbidden) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Permissions, RULES};
+
+    fn viewer(role: Role, p: Permissions) -> Viewer {
+        Viewer {
+            user_id: Uuid::new_v4(),
+            workspace_id: Uuid::nil(),
+            role,
+            active: true,
+            permissions: p,
+            label_ids: vec![],
+        }
+    }
+
+    #[test]
+    fn conversation_can_is_the_actions_checks() {
+        let someone = Uuid::new_v4();
+        for bits in 0u32..16 {
+            let bit = |i: u32| bits & (1 << i) != 0;
+            let role = if bit(0) { Role::Admin } else { Role::Member };
+            let v =
+                viewer(role, Permissions { view_others_leads: bit(1), view_unassigned: bit(2), ..Default::default() });
+            for assignee in [None, Some(v.user_id), Some(someone)] {
+                let c = ConvFacts {
+                    assignee_id: assignee,
+                    access_ids: if bit(3) { vec![v.user_id] } else { vec![] },
+                    ..Default::default()
+                };
+                let can = conversation_can(&v, &c);
+                assert_eq!(can.reply, can_reply(&v, &c).is_ok());
+                assert_eq!(can.change_status, can.reply);
+                assert_eq!(can.assign, can_assign(&v, &c).is_ok());
+                assert_eq!(can.claim, can_claim(&v, &c).is_ok());
+                assert_eq!(can.label, can.assign);
+                assert_eq!(can.manage_access, can_manage_access(&v, &c).is_ok());
+                assert_eq!(can.note, can_see(&v, &c));
+            }
+        }
+    }
+
+    #[test]
+    fn lead_assignment_follows_the_contract() {
+        let someone = Uuid::new_v4();
+        let plain = viewer(Role::Member, Permissions::default());
+        assert!(can_assign_lead(&plain, Some(plain.user_id), Some(someone)).is_ok());
+        assert!(can_assign_lead(&plain, Some(someone), Some(plain.user_id)).is_err());
+        let pool = viewer(Role::Member, Permissions { view_unassigned: true, ..Default::default() });
+        assert!(can_assign_lead(&pool, None, Some(pool.user_id)).is_ok());
+        assert!(can_assign_lead(&pool, None, Some(someone)).is_err());
+        assert!(!lead_can(&pool, None).assign);
+        let others = viewer(Role::Member, Permissions { view_others_leads: true, ..Default::default() });
+        assert!(lead_can(&others, Some(someone)).assign);
+        assert!(can_create_lead_for(&others, Some(someone)).is_ok());
+        assert!(can_create_lead_for(&plain, Some(someone)).is_err());
+        assert!(can_create_lead_for(&plain, Some(plain.user_id)).is_ok());
+        assert!(lead_can(&viewer(Role::Admin, Permissions::default()), Some(someone)).delete);
+    }
+
+    #[test]
+    fn list_strategy_narrow_only_where_named() {
+        for bits in 0u32..8 {
+            let bit = |i: u32| bits & (1 << i) != 0;
+            let role = if bit(0) { Role::Admin } else { Role::Member };
+            let v =
+                viewer(role, Permissions { view_others_leads: bit(1), view_unassigned: bit(2), ..Default::default() });
+            // Narrow is only right when no rule but those naming the viewer can hold.
+            let narrow = list_strategy(&v) == ListStrategy::Narrow;
+            let names_only = RULES.iter().all(|r| match r {
+                crate::policy::Rule::Admin => v.role != Role::Admin,
+                crate::policy::Rule::OthersFlag => !v.permissions.view_others_leads,
+                crate::policy::Rule::UnassignedFlag => !v.permissions.view_unassigned,
+                _ => true,
+            });
+            assert_eq!(narrow, names_only, "bits {bits:03b}");
+        }
+    }
+}

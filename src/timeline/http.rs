@@ -1,0 +1,110 @@
+//! `GET /api/v1/leads/{id}/timeline` and `POST /api/v1/leads/{id}/notes`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::{NewActivity, read};
+use crate::api::Api;
+use crate::auth::CurrentUser;
+use crate::db::page_limit;
+use crate::error::{Error, Result};
+use crate::events::Work;
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+use crate::views::timeline::{ActivityKind, TimelineEntry, TimelinePage};
+
+pub fn routes() -> Api {
+    Api::new().get("/leads/{id}/timeline", timeline).post("/leads/{id}/notes", add_note)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    member_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+fn parse_id(value: &str, what: &str) -> Result<Uuid> {
+    Uuid::parse_str(value.trim()).map_err(|_| Error::bad_request("invalid_filter", format!("{what} is not a valid id")))
+}
+
+fn parse_time(v: &str, what: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    v.trim().parse().map_err(|_| Error::bad_request("invalid_filter", format!("{what} must be an RFC 3339 time")))
+}
+
+#[instrument(skip_all)]
+pub async fn timeline(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+    Query(q): Query<TimelineQuery>,
+) -> Result<Json<TimelinePage>> {
+    let limit = page_limit(q.limit)?;
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(k) => Some(ActivityKind::parse(k).ok_or_else(|| {
+            let all: Vec<_> = ActivityKind::ALL.iter().map(|k| k.as_str()).collect();
+            Error::bad_request("invalid_filter", format!("type must be one of {}", all.join(", ")))
+        })?),
+    };
+    let filter = read::Filter {
+        kind,
+        member: q.member_id.as_deref().map(|m| parse_id(m, "member_id")).transpose()?,
+        from: q.from.as_deref().map(|f| parse_time(f, "from")).transpose()?,
+        to: q.to.as_deref().map(|t| parse_time(t, "to")).transpose()?,
+        after: q.cursor.as_deref().map(read::decode_cursor).transpose()?,
+        limit,
+    };
+    let v = user.viewer();
+    let lead = read::visible_lead(&st.db, &v, id).await?;
+    Ok(Json(read::page(&st.db, &v, lead.lead_id, &filter, st.clock.now()).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewNote {
+    text: String,
+}
+
+#[derive(serde::Serialize)]
+struct NoteData<'a> {
+    text: &'a str,
+}
+
+#[instrument(skip_all)]
+pub async fn add_note(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<NewNote>,
+) -> Result<(StatusCode, Json<TimelineEntry>)> {
+    let text = body.text.trim();
+    if text.is_empty() || text.len() > 10_000 {
+        return Err(Error::unprocessable("invalid_note", "a note needs 1 to 10000 characters"));
+    }
+    let lead = read::visible_lead(&st.db, &user.viewer(), id).await?;
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    let a = NewActivity::new(lead.workspace_id, lead.lead_id, ActivityKind::Note, NoteData { text }).by(user.id);
+    let data = a.data.clone();
+    let activity = super::record(&mut work, a).await?;
+    let now = work.now();
+    work.commit(&st.hub).await?;
+    let entry = TimelineEntry {
+        id: activity,
+        kind: ActivityKind::Note,
+        member_id: Some(user.id),
+        conversation_id: None,
+        created_at: now,
+        updated_at: now,
+        data,
+    };
+    Ok((StatusCode::CREATED, Json(entry)))
+}

@@ -1,0 +1,117 @@
+//! Reading a lead's timeline: the activities of a lead, newest first, leaving out those of
+//! conversations the viewer can't see.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::policy::{CONV_VISIBLE, LEAD_VISIBLE, Viewer};
+use crate::views::timeline::{ActivityKind, TimelineEntry, TimelinePage};
+use crate::{bind_viewer, on_db};
+
+#[derive(Debug, sqlx::FromRow)]
+struct ActivityRow {
+    seq: i64,
+    id: Uuid,
+    conversation_id: Option<Uuid>,
+    #[sqlx(rename = "type")]
+    kind: ActivityKind,
+    member_id: Option<Uuid>,
+    data: sqlx::types::Json<Value>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl ActivityRow {
+    fn entry(self, now: DateTime<Utc>) -> TimelineEntry {
+        let mut data = self.data.0;
+        if self.kind == ActivityKind::WhatsappSession
+            && let (Some(end), Some(gap)) =
+                (data["ended_at"].as_str().and_then(|s| s.parse::<DateTime<Utc>>().ok()), data["gap_secs"].as_i64())
+        {
+            data["open"] = Value::Bool((now - end).num_seconds() <= gap);
+        }
+        TimelineEntry {
+            id: self.id,
+            kind: self.kind,
+            member_id: self.member_id,
+            conversation_id: self.conversation_id,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            data,
+        }
+    }
+}
+
+/// The filters and position of a timeline page.
+pub struct Filter {
+    pub kind: Option<ActivityKind>,
+    pub member: Option<Uuid>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub after: Option<(DateTime<Utc>, i64)>,
+    pub limit: i64,
+}
+
+static LIST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT a.seq, a.id, a.conversation_id, a.type, a.member_id, a.data, a.created_at, a.updated_at FROM activities a \
+         WHERE a.lead_id = $6 \
+         AND (a.conversation_id IS NULL OR EXISTS (SELECT 1 FROM conversations c WHERE c.id = a.conversation_id AND {})) \
+         AND ($7 IS NULL OR a.type = $7) AND ($8 IS NULL OR a.member_id = $8) \
+         AND ($9 IS NULL OR a.created_at >= $9) AND ($10 IS NULL OR a.created_at < $10) \
+         AND ($11 IS NULL OR a.created_at < $11 OR (a.created_at = $11 AND a.seq < $12)) \
+         ORDER BY a.created_at DESC, a.seq DESC LIMIT $13",
+        *CONV_VISIBLE
+    )
+});
+
+/// A lead whose timeline `v` may read.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct TimelineOf {
+    pub workspace_id: Uuid,
+    pub lead_id: Uuid,
+}
+
+static LEAD: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT l.workspace_id, l.id AS lead_id FROM leads l WHERE {} AND l.id = $6", *LEAD_VISIBLE)
+});
+
+/// The lead `id` when `v` sees it (the policy's lead predicate); 404 otherwise.
+pub async fn visible_lead(db: &Db, v: &Viewer, id: Uuid) -> Result<TimelineOf> {
+    on_db!(db, |p| bind_viewer!(sqlx::query_as(LEAD.as_str()), v).bind(id).fetch_optional(p).await)?
+        .ok_or_else(Error::not_found)
+}
+
+/// A page of lead `lead_id`'s timeline (the caller checked that `v` sees the lead).
+pub async fn page(db: &Db, v: &Viewer, lead_id: Uuid, f: &Filter, now: DateTime<Utc>) -> Result<TimelinePage> {
+    let mut rows: Vec<ActivityRow> = on_db!(db, |p| bind_viewer!(sqlx::query_as(LIST.as_str()), v)
+        .bind(lead_id)
+        .bind(f.kind)
+        .bind(f.member)
+        .bind(f.from)
+        .bind(f.to)
+        .bind(f.after.map(|a| a.0))
+        .bind(f.after.map(|a| a.1))
+        .bind(f.limit + 1)
+        .fetch_all(p)
+        .await)?;
+    let next_cursor = if rows.len() as i64 > f.limit {
+        rows.truncate(f.limit as usize);
+        rows.last().map(|a| format!("{}.{}", a.created_at.timestamp_micros(), a.seq))
+    } else {
+        None
+    };
+    Ok(TimelinePage { activities: rows.into_iter().map(|a| a.entry(now)).collect(), next_cursor })
+}
+
+pub fn decode_cursor(s: &str) -> Result<(DateTime<Utc>, i64)> {
+    let bad = || Error::bad_request("invalid_cursor", "cursor is not one this server issued");
+    let (micros, seq) = s.split_once('.').ok_or_else(bad)?;
+    let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+    Ok((at, seq.parse().map_err(|_| bad())?))
+}
