@@ -12,6 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Postgres, Sqlite, Transaction};
 
 mod links;
+pub mod migrate;
 pub use links::{Links, linked, linked_in};
 
 /// A connection pool on one of the two backends.
@@ -206,13 +207,10 @@ impl Db {
         }
     }
 
-    /// Runs the embedded migrations of this backend.
+    /// Runs the embedded migrations of this backend, after adopting a database created by
+    /// the migrations they replaced (see [`migrate`]).
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        match self {
-            Db::Sqlite(s) => sqlx::migrate!("./migrations/sqlite").run(&s.pool).await?,
-            Db::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
-        }
-        Ok(())
+        migrate::run(self).await
     }
 
     pub fn backend(&self) -> Backend {
