@@ -17,7 +17,7 @@
 //! counted over the leads they can see; other members get their own row only.
 //!
 //! The numbers come from counters the database keeps in the same transactions as the writes
-//! (see `migrations/*/0007_reports.sql`): whole days of the range from `report_daily`, the
+//! (triggers in `migrations/*/0101_report_counters.sql`, the same on both backends): whole days of the range from `report_daily`, the
 //! partial days at the ends from the per-lead rows, so the cost does not grow with the data.
 
 use std::collections::HashMap;
