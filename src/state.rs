@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::events::Hub;
 use crate::live::presence::Presence;
 use crate::live::tail::TailRx;
-use crate::webhook::journal::Journal;
+use crate::webhook::journal::writer::Journal;
 
 /// Everything a handler or job needs; cheap to clone (one reference count: axum clones the
 /// state for every request).
@@ -46,7 +46,7 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     pub journal: Journal,
     pub graph: crate::outbox::graph::Graph,
-    pub throughput: Arc<crate::outbox::worker::Throughput>,
+    pub throughput: Arc<crate::outbox::throughput::Throughput>,
     /// Wakes the outbox sender when a row was queued.
     pub outbox_wake: Arc<tokio::sync::Notify>,
 }

@@ -80,6 +80,11 @@ impl Buffer {
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
+    /// Takes the buffered events (to emit them through a [`super::Work`]).
+    pub fn take(&mut self) -> Vec<NewEvent> {
+        self.now = None;
+        std::mem::take(&mut self.events)
+    }
     pub async fn flush(&mut self, tx: &mut Tx) -> Result<()> {
         if let Some(now) = self.now.take() {
             append_all(tx, now, &self.events).await?;

@@ -14,6 +14,8 @@ pub struct Work {
     tx: Tx,
     now: DateTime<Utc>,
     events: Vec<NewEvent>,
+    /// Events were appended before the commit ([`Work::flush`]): wake the readers then too.
+    flushed: bool,
 }
 
 impl Work {
@@ -24,7 +26,7 @@ impl Work {
 
     /// A unit of work over a transaction already begun.
     pub fn on(tx: Tx, now: DateTime<Utc>) -> Work {
-        Work { tx, now, events: Vec::new() }
+        Work { tx, now, events: Vec::new(), flushed: false }
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -60,7 +62,7 @@ impl Work {
     pub async fn commit(mut self, hub: &Hub) -> Result<()> {
         log::append_all(&mut self.tx, self.now, &self.events).await?;
         self.tx.commit().await?;
-        if !self.events.is_empty() {
+        if !self.events.is_empty() || self.flushed {
             hub.bump();
         }
         Ok(())
@@ -71,7 +73,21 @@ impl Work {
     pub async fn commit_quietly(mut self) -> Result<bool> {
         log::append_all(&mut self.tx, self.now, &self.events).await?;
         self.tx.commit().await?;
-        Ok(!self.events.is_empty())
+        Ok(!self.events.is_empty() || self.flushed)
+    }
+
+    /// Rolls the transaction back; its events are dropped.
+    pub async fn rollback(self) -> Result<()> {
+        Ok(self.tx.rollback().await?)
+    }
+
+    /// Transitional, while some callees still append their own events straight to the
+    /// transaction: appends the events emitted so far now, so the log keeps their order.
+    pub async fn flush(&mut self) -> Result<()> {
+        log::append_all(&mut self.tx, self.now, &self.events).await?;
+        self.events.clear();
+        self.flushed = true;
+        Ok(())
     }
 
     /// Hands back the transaction (with the events still to append) for a caller that commits

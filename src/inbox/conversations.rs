@@ -323,7 +323,7 @@ pub async fn message_page(
     conv: &Visible<Conversation>,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<(Vec<Value>, Option<String>)> {
+) -> Result<(Vec<crate::views::message::MessageView>, Option<String>)> {
     let anchor: Option<(DateTime<Utc>, i64)> = match before {
         None => None,
         Some(b) => Some(

@@ -1,5 +1,6 @@
 //! The inbox: numbers, leads, conversations and messages, with their routes and queries.
 
+pub mod chat;
 pub mod conversations;
 pub mod groups;
 pub mod leads;
@@ -37,10 +38,6 @@ pub fn routes() -> Api {
         .get("/conversations", conversations::list)
         .get("/conversations/{id}", conversations::get_one)
         .get("/conversations/{id}/messages", conversations::messages)
-        .post("/conversations/{id}/messages", crate::outbox::send)
-        .post("/conversations/{id}/read", crate::outbox::mark_read)
-        .post("/conversations/{id}/media", crate::outbox::media::upload)
-        .get("/media/{id}", crate::outbox::media::get)
         .post("/conversations/{id}/assign", ownership::assign)
         .post("/conversations/{id}/claim", ownership::claim)
         .post("/conversations/{id}/status", ownership::set_status)
