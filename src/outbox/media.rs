@@ -74,6 +74,14 @@ pub async fn get(State(st): State<AppState>, user: CurrentUser, Path(id): Path<U
         .into_response())
 }
 
+/// What an upload answers: the media id to send by.
+#[derive(Debug, serde::Serialize)]
+pub struct Uploaded {
+    pub id: String,
+    pub mime_type: String,
+    pub size: usize,
+}
+
 /// Largest upload accepted (Meta: image 5 MB, audio/video 16 MB; documents are capped here too).
 pub const MAX_UPLOAD: usize = 16 << 20;
 
@@ -85,7 +93,7 @@ pub async fn upload(
     user: CurrentUser,
     Path(id): Path<Uuid>,
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Result<(StatusCode, crate::extract::Json<serde_json::Value>)> {
+) -> Result<(StatusCode, crate::extract::Json<Uploaded>)> {
     let conv = conversations::get_visible(&st.db, &user.viewer(), id).await?;
     crate::inbox::ownership::ensure_can_reply(&conv, &user.viewer())?;
     let mut multipart = multipart.map_err(|e| Error::bad_request("invalid_upload", e.body_text()))?;
@@ -121,8 +129,5 @@ pub async fn upload(
         tracing::warn!(why, "media upload failed");
         Error::client(StatusCode::BAD_GATEWAY, "upload_failed", format!("WhatsApp refused the upload: {why}"))
     })?;
-    Ok((
-        StatusCode::CREATED,
-        crate::extract::Json(serde_json::json!({"id": media_id, "mime_type": mime, "size": size})),
-    ))
+    Ok((StatusCode::CREATED, crate::extract::Json(Uploaded { id: media_id, mime_type: mime, size })))
 }

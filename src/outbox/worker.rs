@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Notify;
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::graph::{CallError, GraphError, Verdict};
+use super::graph::{CallError, GraphError, Language, Outgoing, Quoted, SendMessage, TemplateBody, TextBody, Verdict};
 use super::{JobKind, JobPayload};
 use crate::db::Backend;
 use crate::error::Result;
@@ -127,39 +127,40 @@ struct Target {
 }
 
 /// The Graph API body for a stored outbound message.
-fn message_body(message_id: Uuid, t: &Target) -> Value {
-    let mut body = json!({"messaging_product": "whatsapp", "recipient_type": "individual",
-                          "type": t.kind, "biz_opaque_callback_data": message_id.to_string()});
-    match (&t.contact_phone, &t.contact_bsuid) {
-        (Some(phone), _) => body["to"] = json!(phone),
-        (None, Some(bsuid)) => body["recipient"] = json!(bsuid),
-        (None, None) => {}
-    }
+fn message_body(message_id: Uuid, t: &Target) -> Outgoing<'_> {
+    const NULL: &Value = &Value::Null;
+    let mut body = SendMessage {
+        messaging_product: "whatsapp",
+        recipient_type: "individual",
+        kind: &t.kind,
+        biz_opaque_callback_data: message_id.to_string(),
+        to: t.contact_phone.as_deref(),
+        recipient: if t.contact_phone.is_none() { t.contact_bsuid.as_deref() } else { None },
+        text: None,
+        template: None,
+        media: None,
+        context: t.context_wamid.as_deref().map(|message_id| Quoted { message_id }),
+    };
     match t.kind.as_str() {
         "text" => {
-            let text = t.text.clone().unwrap_or_default();
-            body["text"] = json!({"body": text, "preview_url": text.contains("https://") || text.contains("http://")});
+            let text = t.text.as_deref().unwrap_or_default();
+            body.text =
+                Some(TextBody { body: text, preview_url: text.contains("https://") || text.contains("http://") });
         }
         "template" => {
-            let tpl = t.content.as_ref().map(|c| c.0["template"].clone()).unwrap_or(Value::Null);
+            let tpl = t.content.as_ref().map(|c| &c.0["template"]).unwrap_or(NULL);
             let language = match &tpl["language"] {
-                Value::String(code) => json!({"code": code}),
-                other => other.clone(),
+                Value::String(code) => Language::Code { code },
+                other => Language::Given(other),
             };
-            let mut template = json!({"name": tpl["name"], "language": language});
-            if let Some(c) = tpl.get("components").filter(|c| !c.is_null()) {
-                template["components"] = c.clone();
-            }
-            body["template"] = template;
+            let components = tpl.get("components").filter(|c| !c.is_null());
+            body.template = Some(TemplateBody { name: &tpl["name"], language, components });
         }
         kind => {
-            body[kind] = t.media.as_ref().map(|m| m.0.clone()).unwrap_or(Value::Null);
+            body.media = Some([(kind, t.media.as_ref().map(|m| &m.0).unwrap_or(NULL))].into());
         }
     }
-    if let Some(ctx) = &t.context_wamid {
-        body["context"] = json!({"message_id": ctx});
-    }
-    body
+    Outgoing::Message(Box::new(body))
 }
 
 #[instrument(skip_all, fields(job = %job.id, kind = %job.kind))]
@@ -179,8 +180,9 @@ async fn send(st: &AppState, job: Job) -> Result<()> {
         return retry_later(st, &job, "number needs a new access token", Duration::from_secs(60), false).await;
     }
     let mut chat = None;
+    let stored: Target;
     let body = match job.kind {
-        JobKind::Read => json!({"messaging_product": "whatsapp", "status": "read", "message_id": job.payload.0.wamid}),
+        JobKind::Read => Outgoing::read(job.payload.0.wamid.as_deref()),
         JobKind::Message => {
             let Some(message_id) = job.message_id else { return done(st, &job).await };
             let target: Option<Target> = on_db!(&st.db, |p| {
@@ -201,7 +203,8 @@ async fn send(st: &AppState, job: Job) -> Result<()> {
                 target.contact_phone.as_deref(),
                 target.contact_bsuid.as_deref(),
             );
-            message_body(message_id, &target)
+            stored = target;
+            message_body(message_id, &stored)
         }
     };
     st.throughput.acquire(job.number_id).await;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::db::Tx;
@@ -277,7 +277,7 @@ fn extract(kind: &str, raw: &Value) -> Extracted {
             (k, text, None)
         }
         other => {
-            content.insert("original_type".to_owned(), json!(other));
+            content.insert("original_type".to_owned(), Value::String(other.to_owned()));
             if let Some(o) = obj {
                 content.insert(other.to_owned(), o.clone());
             }
