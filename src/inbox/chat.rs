@@ -294,6 +294,16 @@ pub struct Recording<'a> {
     pub presence: &'a Presence,
     /// The message is the conversation's newest whatever the times say (a reply sent now).
     pub newest: bool,
+    /// The caller answers with the message (the API): [`record`] returns its view too.
+    pub answer: bool,
+}
+
+/// A message [`record`] stored.
+#[derive(Debug)]
+pub struct Stored {
+    pub id: Uuid,
+    /// Its view, when [`Recording::answer`] asked for it.
+    pub view: Option<MessageView>,
 }
 
 const INSERT_MESSAGE: &str = "INSERT INTO messages (id, workspace_id, conversation_id, wamid, direction, type, text, \
@@ -320,7 +330,6 @@ const TOUCH_CONVERSATION: &str = "UPDATE conversations SET \
 #[derive(sqlx::FromRow)]
 struct Touched {
     id: Uuid,
-    workspace_id: Uuid,
     lead_id: Uuid,
     number_id: Uuid,
     contact_phone: Option<String>,
@@ -337,6 +346,29 @@ struct Touched {
     labelled: bool,
 }
 
+impl Touched {
+    fn view(self, label_ids: Vec<Uuid>, lead_name: String) -> ConversationView {
+        ConversationView {
+            id: self.id,
+            lead_id: self.lead_id,
+            lead_name,
+            number_id: self.number_id,
+            contact_phone: self.contact_phone,
+            contact_bsuid: self.contact_bsuid,
+            status: status_of(&self.status),
+            assignee_id: self.assignee_id,
+            label_ids,
+            last_message: self.last_message.map(|m| m.0),
+            unread_count: self.unread_count,
+            window_expires_at: self.last_inbound_at.map(|t| t + conversations::WINDOW),
+            template_required: self.template_required,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            can: None,
+        }
+    }
+}
+
 /// Records a message in `chat` unless its wamid is known (`None`: a redelivery, nothing
 /// changed): inserts it, applies statuses that arrived before it, touches the conversation
 /// (a customer message re-opens a closed one, which the assignment rules then place), and
@@ -346,7 +378,7 @@ pub async fn record(
     chat: &mut Chat,
     m: NewMessage<'_>,
     how: &Recording<'_>,
-) -> Result<Option<MessageView>> {
+) -> Result<Option<Stored>> {
     let now = work.now();
     let inbound = m.direction == Direction::In;
     let media = m.media.map(Json);
@@ -420,7 +452,8 @@ pub async fn record(
         .fetch_one(c)
         .await)?;
     let ws = chat.workspace_id;
-    let created = message_event(Event::MessageCreated, message.clone(), ws, chat.lead_id);
+    let stored = Stored { id: m.id, view: how.answer.then(|| message.clone()) };
+    let created = message_event(Event::MessageCreated, message, ws, chat.lead_id);
     let conversation = if reopens {
         work.flush().await?; // the assignment appends its own events (transitional)
         crate::assignment::run::reopened(work.tx(), how.presence, now, chat.id).await?;
@@ -431,25 +464,7 @@ pub async fn record(
     } else {
         work.emit(created);
         let label_ids = if touched.labelled { conversations::labels_in(work.tx(), chat.id).await? } else { Vec::new() };
-        let c = Conversation {
-            id: touched.id,
-            workspace_id: touched.workspace_id,
-            lead_id: touched.lead_id,
-            number_id: touched.number_id,
-            contact_phone: touched.contact_phone,
-            contact_bsuid: touched.contact_bsuid,
-            status: touched.status,
-            assignee_id: touched.assignee_id,
-            label_ids,
-            last_message: touched.last_message,
-            unread_count: touched.unread_count,
-            last_inbound_at: touched.last_inbound_at,
-            template_required: touched.template_required,
-            lead_name: chat.lead_name.clone(),
-            created_at: touched.created_at,
-            updated_at: touched.updated_at,
-        };
-        conversation_view(&c)
+        touched.view(label_ids, chat.lead_name.clone())
     };
     chat.status = conversation.status;
     work.emit(conversation_event(Event::ConversationUpdated, conversation, ws));
@@ -459,7 +474,7 @@ pub async fn record(
     for e in session.take() {
         work.emit(e);
     }
-    Ok(Some(message))
+    Ok(Some(stored))
 }
 
 /// A reaction (or its removal: an empty emoji) by `reactor` on the message `target`; each

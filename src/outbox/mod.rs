@@ -204,8 +204,9 @@ pub async fn queue_reply(
         created_at: now,
         sent_at: None,
     };
-    let how = Recording { session_gap, presence, newest: true };
-    let message = chat::record(work, &mut chat, new, &how).await?.ok_or_else(|| Error::internal("reply not stored"))?;
+    let how = Recording { session_gap, presence, newest: true, answer: true };
+    let stored = chat::record(work, &mut chat, new, &how).await?;
+    let message = stored.and_then(|s| s.view).ok_or_else(|| Error::internal("reply not stored"))?;
     enqueue(
         work.tx(),
         now,

@@ -125,7 +125,7 @@ pub async fn process(work: &mut Work, batch: &mut Batch, setting: Setting<'_>, b
                 number: &number,
                 contacts: &value.contacts,
                 out: &mut out,
-                recording: Recording { session_gap: gap, presence: setting.presence, newest: false },
+                recording: Recording { session_gap: gap, presence: setting.presence, newest: false, answer: false },
                 found: None,
             };
             for raw in &value.messages {
