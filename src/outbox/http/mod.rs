@@ -5,13 +5,15 @@ use axum::http::{HeaderMap, StatusCode};
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::SendBody;
+pub mod media;
+
 use crate::api::Api;
 use crate::auth::CurrentUser;
 use crate::error::{Error, Result};
 use crate::events::Work;
 use crate::extract::{Json, Path};
 use crate::inbox::conversations;
+use crate::outbox::SendBody;
 use crate::state::AppState;
 use crate::views::conversation::ConversationView;
 use crate::views::message::MessageView;
@@ -20,8 +22,8 @@ pub fn routes() -> Api {
     Api::new()
         .post("/conversations/{id}/messages", send)
         .post("/conversations/{id}/read", mark_read)
-        .post("/conversations/{id}/media", super::media::upload)
-        .get("/media/{id}", super::media::get)
+        .post("/conversations/{id}/media", media::upload)
+        .get("/media/{id}", media::get)
 }
 
 /// `POST /conversations/{id}/messages`: stores the reply as `queued` with its outbox row and
@@ -46,35 +48,35 @@ pub async fn send(
     let conv = conversations::get_visible(&st.db, &user.viewer(), id).await?;
     crate::inbox::ownership::ensure_can_reply(&conv, &user.viewer())?;
     if let Some(k) = &key
-        && let Some(existing) = super::idempotent_message(&st.db, user.id, k).await?
+        && let Some(existing) = crate::outbox::idempotent_message(&st.db, user.id, k).await?
     {
         return Ok((StatusCode::ACCEPTED, Json(existing)));
     }
-    let out = super::validate(body)?;
+    let out = crate::outbox::validate(body)?;
     let now = st.clock.now();
-    if !out.is_template() && !super::window_open(&conv, now) {
+    if !out.is_template() && !crate::outbox::window_open(&conv, now) {
         return Err(Error::unprocessable(
             "window_closed",
             "the 24-hour customer service window is closed: only templates can be sent",
         ));
     }
-    if super::connected_number(&st.db, conv.number_id).await?.is_none() {
+    if crate::outbox::connected_number(&st.db, conv.number_id).await?.is_none() {
         return Err(Error::unprocessable("number_disconnected", "this conversation's number is disconnected"));
     }
     let context_wamid = match out.reply_to {
         None => None,
-        Some(r) => Some(super::quoted_wamid(&st.db, conv.id, r).await?),
+        Some(r) => Some(crate::outbox::quoted_wamid(&st.db, conv.id, r).await?),
     };
     let gap = crate::workspace::session_gap(&st, conv.workspace_id).await?;
     let kind = out.kind;
     let mut work = Work::begin(&st.db, now).await?;
-    let message = super::queue_reply(&mut work, &conv, user.id, out, context_wamid, gap, &st.presence).await?;
+    let message = crate::outbox::queue_reply(&mut work, &conv, user.id, out, context_wamid, gap, &st.presence).await?;
     if let Some(k) = &key
-        && !super::claim_key(work.tx(), user.id, k, message.id, now).await?
+        && !crate::outbox::claim_key(work.tx(), user.id, k, message.id, now).await?
     {
         // The same request won a moment ago: roll back ours and answer with theirs.
         work.rollback().await?;
-        return match super::idempotent_message(&st.db, user.id, k).await? {
+        return match crate::outbox::idempotent_message(&st.db, user.id, k).await? {
             Some(existing) => Ok((StatusCode::ACCEPTED, Json(existing))),
             None => Err(Error::conflict("idempotency_conflict", "a request with this Idempotency-Key is in progress")),
         };
@@ -94,9 +96,9 @@ pub async fn mark_read(
     Path(id): Path<Uuid>,
 ) -> Result<Json<ConversationView>> {
     let conv = conversations::get_visible(&st.db, &user.viewer(), id).await?;
-    let latest = super::latest_unread(&st.db, conv.id).await?;
+    let latest = crate::outbox::latest_unread(&st.db, conv.id).await?;
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
-    let view = super::mark_read(&mut work, &conv, latest).await?;
+    let view = crate::outbox::mark_read(&mut work, &conv, latest).await?;
     work.commit(&st.hub).await?;
     st.outbox_wake.notify_one();
     Ok(Json(view))
