@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::views::message::MessageStatus;
+
 /// What to do after a Graph API error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -214,13 +216,13 @@ mod tests {
 #[serde(untagged)]
 pub enum Outgoing<'a> {
     Message(Box<SendMessage<'a>>),
-    Read { messaging_product: &'static str, status: &'static str, message_id: Option<&'a str> },
+    Read { messaging_product: &'static str, status: MessageStatus, message_id: Option<&'a str> },
 }
 
 impl<'a> Outgoing<'a> {
     /// Marks the inbound message `wamid` read (blue ticks).
     pub fn read(wamid: Option<&'a str>) -> Outgoing<'a> {
-        Outgoing::Read { messaging_product: "whatsapp", status: "read", message_id: wamid }
+        Outgoing::Read { messaging_product: "whatsapp", status: MessageStatus::Read, message_id: wamid }
     }
 }
 

@@ -1,6 +1,8 @@
-//! Turns a journaled webhook body into inbox state: every entry, change, message, status and
-//! echo, in the caller's transaction, with the events clients need. Idempotent: messages are
-//! keyed by wamid, statuses only move forward, reactions keep the newest per reactor.
+//! Turns a journaled webhook body into calls of the chat write path ([`crate::inbox::chat`]):
+//! every entry, change, message, status and echo, in the caller's unit of work, which gets the
+//! events clients need. Here: reading Meta's payloads and finding (or importing) the lead a
+//! contact is. Idempotent: messages are keyed by wamid, statuses only move forward, reactions
+//! keep the newest per reactor.
 
 use std::collections::{BTreeSet, HashMap};
 
