@@ -8,7 +8,6 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,24 +22,22 @@ use crate::events::Hub;
 use crate::live::presence::Presence;
 use crate::live::tail;
 pub use crate::state::{AppState, Shared};
+use crate::views::workspace::{Health, HealthStatus};
 use crate::webhook::journal::processor;
 use crate::webhook::journal::writer::Journal;
 
 /// Every `/api/v1` route.
 pub fn api() -> Api {
     Api::new()
-        .post("/auth/login", crate::auth::login)
-        .post("/auth/logout", crate::auth::logout)
-        .get("/auth/me", crate::auth::me)
-        .get("/live", crate::live::ws::upgrade)
-        .get("/workspace", crate::workspace::get)
-        .patch("/workspace", crate::workspace::patch)
+        .merge(crate::auth::http::routes())
+        .merge(crate::live::ws::routes())
+        .merge(crate::workspace::http::routes())
         .merge(crate::webhook::http::routes())
         .merge(crate::inbox::routes())
         .merge(crate::outbox::http::routes())
-        .merge(crate::team::routes())
+        .merge(crate::team::http::routes())
         .merge(crate::assignment::routes())
-        .merge(crate::reports::routes())
+        .merge(crate::reports::http::routes())
 }
 
 /// (method, full path) of every `/api/v1` route, e.g. `("POST", "/api/v1/conversations/{id}/claim")`.
@@ -62,9 +59,9 @@ pub fn router(state: AppState) -> Router {
 
 async fn healthz(axum::extract::State(st): axum::extract::State<AppState>) -> impl IntoResponse {
     if st.db.ping().await {
-        (StatusCode::OK, axum::Json(json!({"status": "ok"})))
+        (StatusCode::OK, axum::Json(Health { status: HealthStatus::Ok }))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "unavailable"})))
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(Health { status: HealthStatus::Unavailable }))
     }
 }
 
@@ -234,7 +231,13 @@ fn spawn_dedicated(name: &str, job: impl std::future::Future<Output = ()> + Send
 fn spawn_live(st: &AppState, tail_tx: watch::Sender<Arc<tail::Tail>>) {
     tokio::spawn(tail::run(st.db.clone(), st.hub.clone(), tail_tx, st.bells.clone(), st.shutdown.clone()));
     tokio::spawn(tail::prune(st.db.clone(), st.clock.clone(), st.shutdown.clone()));
-    tokio::spawn(crate::live::presence::writer(st.clone()));
+    tokio::spawn(crate::live::presence_writer::run(
+        st.db.clone(),
+        st.clock.clone(),
+        st.hub.clone(),
+        st.presence.clone(),
+        st.shutdown.clone(),
+    ));
     if let Db::Postgres(pool) = &st.db {
         tokio::spawn(tail::listen(pool.clone(), st.hub.clone(), st.shutdown.clone()));
     }

@@ -1,23 +1,20 @@
-//! Authentication: login, logout, and the `CurrentUser` extractor every `/api/v1` handler takes.
+//! Authentication: who a token belongs to ([`CurrentUser`]), sessions, and the credential of a
+//! request. The extractor and the login, logout and `me` handlers are in [`http`].
 
+pub mod http;
 pub mod password;
 pub mod throttle;
 pub mod token;
 
-use axum::extract::{FromRequestParts, State};
-use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use tracing::instrument;
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
-use crate::extract::Json;
+use crate::db::{Db, Tx};
+use crate::error::Result;
 use crate::policy::{Permissions, Role, Viewer};
-use crate::state::AppState;
+pub use crate::views::auth::UserOut;
 use crate::{on_db, on_tx};
 
 pub const SESSION_COOKIE: &str = "sb_session";
@@ -48,9 +45,6 @@ impl CurrentUser {
             label_ids: self.label_ids.clone(),
         }
     }
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
-    }
     pub fn public(&self) -> UserOut {
         UserOut {
             id: self.id,
@@ -60,16 +54,6 @@ impl CurrentUser {
             workspace_id: self.workspace_id,
         }
     }
-}
-
-/// The user object of login answers.
-#[derive(Clone, Debug, Serialize)]
-pub struct UserOut {
-    pub id: Uuid,
-    pub email: String,
-    pub name: String,
-    pub role: Role,
-    pub workspace_id: Uuid,
 }
 
 #[derive(sqlx::FromRow)]
@@ -105,11 +89,11 @@ pub fn credential(headers: &HeaderMap) -> Option<(String, bool)> {
 
 impl CurrentUser {
     /// Resolves a token to its active user, or `None`.
-    pub async fn from_token(st: &AppState, token: &str, via_cookie: bool) -> Result<Option<CurrentUser>> {
+    pub async fn from_token(db: &Db, token: &str, via_cookie: bool) -> Result<Option<CurrentUser>> {
         let hash = token::digest(token);
-        let row: Option<UserRow> = on_db!(&st.db, |p| sqlx::query_as(BY_TOKEN).bind(&hash).fetch_optional(p).await)?;
+        let row: Option<UserRow> = on_db!(db, |p| sqlx::query_as(BY_TOKEN).bind(&hash).fetch_optional(p).await)?;
         let Some(row) = row else { return Ok(None) };
-        let label_ids: Vec<Uuid> = on_db!(&st.db, |p| sqlx::query_scalar(LABELS_OF).bind(row.id).fetch_all(p).await)?;
+        let label_ids: Vec<Uuid> = on_db!(db, |p| sqlx::query_scalar(LABELS_OF).bind(row.id).fetch_all(p).await)?;
         Ok(Some(CurrentUser {
             id: row.id,
             workspace_id: row.workspace_id,
@@ -121,18 +105,6 @@ impl CurrentUser {
             token_hash: hash,
             via_cookie,
         }))
-    }
-}
-
-impl FromRequestParts<AppState> for CurrentUser {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self> {
-        let (token, via_cookie) = credential(&parts.headers).ok_or_else(Error::unauthorized)?;
-        if via_cookie && !parts.method.is_safe() && !same_site_request(&parts.headers) {
-            return Err(Error::forbidden("cross_origin", "a cookie-authenticated change must come from this origin"));
-        }
-        CurrentUser::from_token(st, &token, via_cookie).await?.ok_or_else(Error::unauthorized)
     }
 }
 
@@ -151,20 +123,27 @@ pub fn same_site_request(headers: &HeaderMap) -> bool {
     }
 }
 
-#[derive(Deserialize)]
-pub struct LoginBody {
-    email: String,
-    password: String,
+/// An active user found by email, with their password hash (for login).
+#[derive(sqlx::FromRow)]
+pub struct LoginRow {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub password_hash: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
-struct LoginRow {
-    id: Uuid,
-    workspace_id: Uuid,
-    email: String,
-    name: String,
-    role: String,
-    password_hash: Option<String>,
+impl LoginRow {
+    pub fn public(self) -> UserOut {
+        UserOut {
+            id: self.id,
+            email: self.email,
+            name: self.name,
+            role: Role::parse(&self.role).unwrap_or(Role::Member),
+            workspace_id: self.workspace_id,
+        }
+    }
 }
 
 const LOGIN_LOOKUP: &str = "SELECT id, workspace_id, email, name, role, password_hash FROM users \
@@ -172,62 +151,32 @@ const LOGIN_LOOKUP: &str = "SELECT id, workspace_id, email, name, role, password
 const INSERT_TOKEN: &str = "INSERT INTO auth_tokens (token_hash, user_id, created_at) VALUES ($1, $2, $3)";
 const REVOKE_TOKEN: &str = "UPDATE auth_tokens SET revoked = TRUE WHERE token_hash = $1";
 
-/// Issues a token for `user_id` and answers as login does (also used by invitation accept).
-pub async fn issue_session(st: &AppState, user: UserOut, status: StatusCode) -> Result<Response> {
+/// The active user with this (normalised) email.
+pub async fn find_active(db: &Db, email: &str) -> Result<Option<LoginRow>> {
+    Ok(on_db!(db, |p| sqlx::query_as(LOGIN_LOOKUP).bind(email).fetch_optional(p).await)?)
+}
+
+/// Issues a session token for `user_id`; only its digest is stored.
+pub async fn issue_token(db: &Db, user_id: Uuid, now: DateTime<Utc>) -> Result<String> {
     let (token, hash) = token::generate();
-    let now = st.clock.now();
-    on_db!(&st.db, |p| sqlx::query(INSERT_TOKEN)
+    on_db!(db, |p| sqlx::query(INSERT_TOKEN)
         .bind(&hash)
-        .bind(user.id)
+        .bind(user_id)
         .bind(now)
         .execute(p)
         .await
         .map(|r| r.rows_affected()))?;
-    let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
-    Ok((status, [(SET_COOKIE, cookie)], axum::Json(json!({"token": token, "user": user}))).into_response())
+    Ok(token)
 }
 
-#[instrument(skip_all)]
-pub async fn login(State(st): State<AppState>, Json(body): Json<LoginBody>) -> Result<Response> {
-    let email = body.email.trim().to_lowercase();
-    if let Some(wait) = st.throttle.retry_after(&email) {
-        tracing::warn!(retry_after = wait, "login throttled");
-        return Err(Error::too_many(wait));
-    }
-    let row: Option<LoginRow> = on_db!(&st.db, |p| sqlx::query_as(LOGIN_LOOKUP).bind(&email).fetch_optional(p).await)?;
-    let phc = row.as_ref().and_then(|r| r.password_hash.clone());
-    if body.password.len() > password::MAX_LEN || !password::verify(body.password, phc).await {
-        st.throttle.failed(&email);
-        tracing::info!("login failed");
-        return Err(Error::client(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong email or password"));
-    }
-    let Some(row) = row else { return Err(Error::unauthorized()) };
-    st.throttle.succeeded(&email);
-    tracing::info!(user_id = %row.id, "login");
-    let user = UserOut {
-        id: row.id,
-        email: row.email,
-        name: row.name,
-        role: Role::parse(&row.role).unwrap_or(Role::Member),
-        workspace_id: row.workspace_id,
-    };
-    issue_session(&st, user, StatusCode::OK).await
-}
-
-#[instrument(skip_all)]
-pub async fn logout(State(st): State<AppState>, user: CurrentUser) -> Result<Response> {
-    on_db!(&st.db, |p| sqlx::query(REVOKE_TOKEN).bind(&user.token_hash).execute(p).await.map(|r| r.rows_affected()))?;
-    let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, clear)]).into_response())
-}
-
-#[instrument(skip_all)]
-pub async fn me(user: CurrentUser) -> Json<serde_json::Value> {
-    Json(json!({"user": user.public(), "permissions": user.permissions, "label_ids": user.label_ids}))
+/// Revokes one token (logout).
+pub async fn revoke(db: &Db, token_hash: &[u8]) -> Result<()> {
+    on_db!(db, |p| sqlx::query(REVOKE_TOKEN).bind(token_hash).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(())
 }
 
 /// Revokes every token of a user (deactivation signs them out everywhere).
-pub async fn revoke_all(tx: &mut crate::db::Tx, user_id: Uuid) -> Result<()> {
+pub async fn revoke_all(tx: &mut Tx, user_id: Uuid) -> Result<()> {
     on_tx!(tx, |c| sqlx::query("UPDATE auth_tokens SET revoked = TRUE WHERE user_id = $1")
         .bind(user_id)
         .execute(c)

@@ -107,7 +107,7 @@ pub async fn patch(
 /// Deleting a group takes it off its leads (each gets a `lead.updated` event).
 #[instrument(skip_all)]
 pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
-    if !user.is_admin() {
+    if !crate::policy::is_admin(&user.viewer()) {
         return Err(Error::forbidden("forbidden", "only admins delete groups"));
     }
     let group = load(&st, user.workspace_id, id).await?;

@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::live::filter;
-use crate::live::tail::{TAIL_LEN, Tail};
+use crate::events::log::Logged as Event;
+use crate::live::TAIL_LEN;
+use crate::live::filter::{self, Facts};
 use crate::policy::Viewer;
 
 /// A socket that saw nothing for this many events is woken anyway to move its cursor on.
@@ -95,23 +96,23 @@ impl Doorbells {
         self.len() == 0
     }
 
-    /// `tail` was just published with new events after `from`: rings every bell that may see
-    /// one of them, or that has not rung for [`CATCH_UP`] events.
-    pub fn ring(&self, tail: &Tail, from: i64) {
-        let Some(new) = tail.after(from) else { return };
+    /// The tail was just published with `new` events (with their `facts`), the newest being
+    /// `end`: rings every bell that may see one of them, or that has not rung for
+    /// [`CATCH_UP`] events.
+    pub fn ring(&self, new: &[Arc<Event>], facts: &Facts, end: i64) {
         if new.is_empty() {
             return;
         }
         // Most agents can only see what names them: rule them out without a policy check
         // per event (2,000 agents × thousands of events a second add up).
-        let reach = filter::Reach::of(new, &tail.facts);
+        let reach = filter::Reach::of(new, facts);
         for bell in self.lock().values() {
-            let due = tail.end - bell.rung_at.load(Ordering::Relaxed) >= CATCH_UP || {
+            let due = end - bell.rung_at.load(Ordering::Relaxed) >= CATCH_UP || {
                 let v = bell.viewer.lock().unwrap_or_else(|p| p.into_inner());
-                reach.may_reach(&v) && new.iter().any(|e| filter::visible(&v, e, &tail.facts))
+                reach.may_reach(&v) && new.iter().any(|e| filter::visible(&v, e, facts))
             };
             if due {
-                bell.rung_at.store(tail.end, Ordering::Relaxed);
+                bell.rung_at.store(end, Ordering::Relaxed);
                 bell.ring();
             }
         }
@@ -121,7 +122,7 @@ impl Doorbells {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::log::Logged as Event;
+    use crate::live::tail::Tail;
     use crate::policy::{ConvFacts, Permissions, Role};
     use std::time::Duration;
     use uuid::Uuid;
@@ -150,6 +151,10 @@ mod tests {
         }
     }
 
+    fn ring(bells: &Doorbells, tail: &Tail, from: i64) {
+        bells.ring(tail.after(from).unwrap(), &tail.facts, tail.end);
+    }
+
     async fn rang(bell: &Bell) -> bool {
         tokio::time::timeout(Duration::from_millis(20), bell.rung()).await.is_ok()
     }
@@ -175,7 +180,7 @@ mod tests {
         );
         tail.events.push(Arc::new(about(1, ws, conv)));
         tail.end = 1;
-        bells.ring(&tail, 0);
+        ring(&bells, &tail, 0);
         assert!(rang(&admin.bell).await);
         assert!(rang(&assignee.bell).await);
         assert!(!rang(&other.bell).await, "no access, no wake-up");
@@ -183,7 +188,7 @@ mod tests {
 
         // After CATCH_UP events nobody woke for, everyone is woken once to move on.
         tail.end = CATCH_UP + 1;
-        bells.ring(&tail, 0);
+        ring(&bells, &tail, 0);
         assert!(rang(&other.bell).await);
         assert!(rang(&elsewhere.bell).await);
 
@@ -194,7 +199,7 @@ mod tests {
         assert!(rang(&other.bell).await);
         tail.end = CATCH_UP + 2;
         tail.events.push(Arc::new(about(CATCH_UP + 2, ws, conv)));
-        bells.ring(&tail, CATCH_UP + 1);
+        ring(&bells, &tail, CATCH_UP + 1);
         assert!(rang(&other.bell).await);
 
         drop(elsewhere);

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::db::{Db, push_ids};
 use crate::error::Result;
 use crate::events::log::Logged as Event;
-use crate::inbox::conversations;
 use crate::on_db;
+use crate::policy::team::sees_every_event;
 use crate::policy::{self, ConvFacts, LeadFacts, Viewer};
 
 /// Access facts of the conversations and leads named by a batch of events. A conversation or
@@ -74,7 +74,7 @@ pub fn visible(v: &Viewer, e: &Event, facts: &Facts) -> bool {
     if e.user_id.is_some_and(|u| u != v.user_id) {
         return false;
     }
-    if v.is_admin() {
+    if sees_every_event(v) {
         return true;
     }
     if let Some(c) = e.conversation_id {
@@ -165,7 +165,7 @@ pub async fn load<'a>(db: &Db, events: impl IntoIterator<Item = &'a Event>) -> R
         qb.build_query_as().fetch_all(p).await
     })?;
     let all: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
-    let mut labels = conversations::label_ids(db, &all).await?;
+    let mut labels = label_ids(db, &all).await?;
     let mut access = access_ids(db, &all).await?;
     let mut by_lead: HashMap<Uuid, Vec<ConvFacts>> = HashMap::new();
     for (id, workspace_id, lead_id, assignee_id) in rows {
@@ -194,6 +194,12 @@ pub async fn load<'a>(db: &Db, events: impl IntoIterator<Item = &'a Event>) -> R
         }
     }
     Ok(facts)
+}
+
+/// Labels of each conversation, in one query.
+async fn label_ids(db: &Db, convs: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
+    let labels = crate::db::Links { table: "conversation_labels", from: "conversation_id", to: "label_id" };
+    Ok(crate::db::linked(db, labels, convs).await?)
 }
 
 /// Members given explicit access to each conversation, in one query.

@@ -1,35 +1,14 @@
 //! Presence, in memory on each node: a member with an open live socket is available unless
 //! they said they are away; when their last socket closes they are offline. Every change is
-//! announced as a `member.updated` event through the event log.
+//! announced as a `member.updated` event through the event log, by the presence writer job.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
-
-use serde_json::json;
 use uuid::Uuid;
 
-use crate::error::Result;
-use crate::events::{self, NewEvent};
-use crate::state::AppState;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Availability {
-    Available,
-    Away,
-    Offline,
-}
-
-impl Availability {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Availability::Available => "available",
-            Availability::Away => "away",
-            Availability::Offline => "offline",
-        }
-    }
-}
+pub use crate::views::team::Availability;
 
 #[derive(Debug)]
 struct Entry {
@@ -38,7 +17,7 @@ struct Entry {
 }
 
 /// Open sockets and declared status per member (this node only). Changes are announced by
-/// one writer task ([`writer`]) that coalesces them: a burst of logins (every agent at 9:00)
+/// one writer task (`presence_writer`) that coalesces them: a burst of logins (every agent at 9:00)
 /// becomes a few transactions, not one per member.
 #[derive(Debug, Default)]
 pub struct Presence {
@@ -95,58 +74,28 @@ impl Presence {
         change
     }
 
+    /// Waits until some member's availability changed since the last [`Presence::take_changed`].
+    pub async fn changed_since_taken(&self) {
+        self.wake.notified().await
+    }
+
+    /// The members whose availability changed, with their workspace; the set starts empty again.
+    pub fn take_changed(&self) -> HashMap<Uuid, Uuid> {
+        std::mem::take(&mut *self.dirty.lock().expect("presence lock"))
+    }
+
+    /// Puts back changes that could not be announced (they go with the next ones).
+    pub fn put_back(&self, changed: HashMap<Uuid, Uuid>) {
+        let mut d = self.dirty.lock().expect("presence lock");
+        for (u, w) in changed {
+            d.entry(u).or_insert(w);
+        }
+    }
+
     /// Open sockets on this node (all members).
     pub fn sockets(&self) -> usize {
         self.members.lock().expect("presence lock").values().map(|e| e.sockets as usize).sum()
     }
-}
-
-/// Announces presence changes as workspace-wide `member.updated` `{"id","presence"}` events:
-/// whatever changed while the previous transaction committed goes into the next one.
-pub async fn writer(st: AppState) {
-    let stop = crate::live::stopped(st.shutdown.clone());
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = st.presence.wake.notified() => {}
-            _ = &mut stop => {
-                // Sockets close on shutdown: announce them offline, best effort.
-                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                let _ = flush(&st).await;
-                return;
-            }
-        }
-        if let Err(e) = flush(&st).await {
-            tracing::warn!(error = %e, "announcing presence failed");
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-    }
-}
-
-/// Writes one event per changed member, in one transaction. Availability is read under the
-/// append lock, so the newest event always tells the current state.
-async fn flush(st: &AppState) -> Result<()> {
-    let dirty = std::mem::take(&mut *st.presence.dirty.lock().expect("presence lock"));
-    if dirty.is_empty() {
-        return Ok(());
-    }
-    let mut tx = st.db.begin().await?;
-    events::serialise(&mut tx).await?;
-    let now = st.clock.now();
-    for (user_id, workspace_id) in &dirty {
-        let a = st.presence.availability(*user_id);
-        let data = json!({"id": user_id, "presence": a.as_str()});
-        events::append(&mut tx, now, NewEvent::raw(*workspace_id, "member.updated", data)).await?;
-    }
-    let done = st.commit(tx).await;
-    if done.is_err() {
-        // Try again with the next change.
-        let mut d = st.presence.dirty.lock().expect("presence lock");
-        for (u, w) in dirty {
-            d.entry(u).or_insert(w);
-        }
-    }
-    done
 }
 
 #[cfg(test)]

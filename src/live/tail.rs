@@ -15,8 +15,7 @@ use crate::events::log::{self as events, Logged as Event};
 use crate::live::doorbell::Doorbells;
 use crate::live::filter::{self, Facts};
 
-/// How many recent events the tail keeps in memory.
-pub const TAIL_LEN: usize = 4096;
+pub use crate::live::TAIL_LEN;
 /// Events read from the database per query.
 pub const PAGE: i64 = 1000;
 /// Re-read even without a wake-up this often (a missed bump costs at most this much latency).
@@ -110,7 +109,9 @@ pub async fn run(
             Ok(Some(next)) => {
                 let next = Arc::new(next);
                 tx.send_replace(next.clone());
-                bells.ring(&next, current.end);
+                if let Some(new) = next.after(current.end) {
+                    bells.ring(new, &next.facts, next.end);
+                }
                 continue; // maybe more than a page: read again at once
             }
             Ok(None) => {}

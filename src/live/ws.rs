@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at, timeout};
 use uuid::Uuid;
 
+use crate::api::Api;
 use crate::auth::{CurrentUser, credential};
 use crate::error::{Error, Result};
 use crate::events::log::{self as events, Logged as Event, MemberChange};
@@ -52,6 +53,10 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
 }
 
+pub fn routes() -> Api {
+    Api::new().get("/live", upgrade)
+}
+
 /// Authenticates (bearer header or session cookie; a cookie needs a same-origin `Origin`),
 /// checks `?after=`, then upgrades.
 pub async fn upgrade(
@@ -61,7 +66,7 @@ pub async fn upgrade(
     ws: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
     let (token, via_cookie) = credential(&headers).ok_or_else(Error::unauthorized)?;
-    let user = CurrentUser::from_token(&st, &token, via_cookie).await?.ok_or_else(Error::unauthorized)?;
+    let user = CurrentUser::from_token(&st.db, &token, via_cookie).await?.ok_or_else(Error::unauthorized)?;
     if via_cookie && !same_origin(&headers) {
         return Err(Error::forbidden("cross_origin", "a cookie-authenticated websocket must come from this origin"));
     }
@@ -298,7 +303,7 @@ async fn follow(
 /// token no longer resolves (revoked, or the member deactivated). A database error keeps the
 /// current view.
 async fn refresh(st: &AppState, token: &str, user: &mut CurrentUser, viewer: &mut Viewer) -> bool {
-    match CurrentUser::from_token(st, token, user.via_cookie).await {
+    match CurrentUser::from_token(&st.db, token, user.via_cookie).await {
         Ok(Some(u)) => {
             *user = u;
             *viewer = user.viewer();

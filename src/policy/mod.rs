@@ -6,6 +6,9 @@
 //! Queries that embed them number their own parameters from `$6`.
 
 pub mod chat;
+pub mod team;
+
+pub use team::{can_manage_groups, can_manage_integrations, can_manage_member, is_admin};
 
 use std::sync::LazyLock;
 
@@ -233,24 +236,6 @@ pub fn can_manage_access(v: &Viewer, c: &ConvFacts) -> Result<(), Denied> {
 /// Deleting a lead the viewer can see: admins any, members with `delete_leads` only their own.
 pub fn can_delete_lead(v: &Viewer, lead_assignee: Option<Uuid>) -> bool {
     v.active && (v.role == Role::Admin || (v.permissions.delete_leads && lead_assignee == Some(v.user_id)))
-}
-
-/// Connecting and disconnecting numbers, importing leads.
-pub fn can_manage_integrations(v: &Viewer) -> bool {
-    v.active && (v.role == Role::Admin || v.permissions.manage_integrations)
-}
-
-/// Inviting and managing members (never admins, unless the caller is one).
-pub fn can_manage_member(v: &Viewer, target_role: Role) -> bool {
-    v.active && (v.role == Role::Admin || (v.permissions.manage_members && target_role == Role::Member))
-}
-
-pub fn can_manage_groups(v: &Viewer) -> bool {
-    v.active && (v.role == Role::Admin || v.permissions.manage_groups)
-}
-
-pub fn is_admin(v: &Viewer) -> bool {
-    v.is_admin()
 }
 
 /// Binds the viewer parameters `$1..$5` to a query, in the order the predicates expect.

@@ -23,34 +23,17 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use axum::extract::State;
+pub mod http;
+
 use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use tracing::instrument;
 use uuid::Uuid;
 
-use crate::api::Api;
-use crate::auth::CurrentUser;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::extract::{Json, Query};
-use crate::inbox::parse_id;
-use crate::policy::{LEAD_VISIBLE, Role, Viewer};
-use crate::state::AppState;
+use crate::policy::team::{ReportScope, report_scope};
+use crate::policy::{LEAD_VISIBLE, Viewer};
+use crate::views::report::{CountsView, ReportRow, TeamReport};
 use crate::{bind_viewer, on_db};
-
-pub fn routes() -> Api {
-    Api::new().get("/reports/team", team)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TeamQuery {
-    from: Option<String>,
-    to: Option<String>,
-    group_id: Option<String>,
-}
 
 /// One member's counters (or a sum of them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
@@ -75,17 +58,16 @@ impl Counts {
         self.open_conversations += o.open_conversations;
     }
 
-    fn to_json(self) -> Value {
-        let avg = (self.frs_count > 0).then(|| self.frs_sum as f64 / self.frs_count as f64);
-        json!({
-            "assigned": self.assigned,
-            "contacted": self.contacted,
-            "avg_first_response_secs": avg,
-            "first_responses": self.frs_count,
-            "activities": self.activities,
-            "replies": self.replies,
-            "open_conversations": self.open_conversations,
-        })
+    fn view(self) -> CountsView {
+        CountsView {
+            assigned: self.assigned,
+            contacted: self.contacted,
+            avg_first_response_secs: (self.frs_count > 0).then(|| self.frs_sum as f64 / self.frs_count as f64),
+            first_responses: self.frs_count,
+            activities: self.activities,
+            replies: self.replies,
+            open_conversations: self.open_conversations,
+        }
     }
 }
 
@@ -143,29 +125,6 @@ static UNCLAIMED_VISIBLE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Whose leads a report is computed over, and whose rows it shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scope {
-    /// Every lead, every member's row.
-    Admin,
-    /// The leads the viewer can see, every member's row.
-    Visible { view_unassigned: bool },
-    /// Every lead, the viewer's own row.
-    Own,
-}
-
-impl Scope {
-    fn of(v: &Viewer) -> Scope {
-        if v.role == Role::Admin {
-            Scope::Admin
-        } else if v.permissions.view_others_leads {
-            Scope::Visible { view_unassigned: v.permissions.view_unassigned }
-        } else {
-            Scope::Own
-        }
-    }
-}
-
 /// The report's filters, validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Filter {
@@ -210,7 +169,7 @@ fn split(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Split {
     Split { days: Some((lo, hi)), edges }
 }
 
-fn parse_time(v: &str, what: &str) -> Result<DateTime<Utc>> {
+pub fn parse_time(v: &str, what: &str) -> Result<DateTime<Utc>> {
     // A '+' in an unencoded query string arrives as a space.
     let v = v.trim().replace(' ', "+");
     DateTime::parse_from_rfc3339(&v)
@@ -218,15 +177,25 @@ fn parse_time(v: &str, what: &str) -> Result<DateTime<Utc>> {
         .map_err(|_| Error::bad_request("invalid_filter", format!("{what} must be an RFC 3339 time")))
 }
 
-async fn filter(db: &Db, workspace_id: Uuid, q: &TeamQuery) -> Result<Filter> {
-    let from = q.from.as_deref().map(|f| parse_time(f, "from")).transpose()?;
-    let to = q.to.as_deref().map(|t| parse_time(t, "to")).transpose()?;
+/// `from` is not after `to`.
+pub fn ordered(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<()> {
     if let (Some(f), Some(t)) = (from, to)
         && f > t
     {
         return Err(Error::bad_request("invalid_filter", "from must not be after to"));
     }
-    let group_id = q.group_id.as_deref().map(|g| parse_id(g, "group_id")).transpose()?;
+    Ok(())
+}
+
+/// Checks a parsed filter: an ordered range, and a group of this workspace.
+pub async fn filter(
+    db: &Db,
+    workspace_id: Uuid,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    group_id: Option<Uuid>,
+) -> Result<Filter> {
+    ordered(from, to)?;
     if let Some(g) = group_id {
         let known: Option<Uuid> =
             on_db!(db, |p| sqlx::query_scalar("SELECT id FROM crm_groups WHERE id = $1 AND workspace_id = $2")
@@ -241,14 +210,14 @@ async fn filter(db: &Db, workspace_id: Uuid, q: &TeamQuery) -> Result<Filter> {
     Ok(Filter { from, to, group_id })
 }
 
-/// Per-member counters over the leads `v` may count (see [`Scope`]).
+/// Per-member counters over the leads `v` may count (see [`ReportScope`]).
 pub async fn compute(db: &Db, v: &Viewer, f: &Filter) -> Result<HashMap<Uuid, Counts>> {
-    let scope = Scope::of(v);
+    let scope = report_scope(v);
     let unclaimed = match scope {
-        Scope::Admin | Scope::Own => true,
-        Scope::Visible { view_unassigned } => view_unassigned,
+        ReportScope::All | ReportScope::Own => true,
+        ReportScope::Visible { unassigned } => unassigned,
     };
-    let only = (scope == Scope::Own).then_some(v.user_id);
+    let only = (scope == ReportScope::Own).then_some(v.user_id);
     let mut parts: Vec<MemberCounts> = Vec::new();
     let s = split(f.from, f.to);
     if let Some((lo, hi)) = s.days {
@@ -302,38 +271,27 @@ pub async fn compute(db: &Db, v: &Viewer, f: &Filter) -> Result<HashMap<Uuid, Co
     Ok(out)
 }
 
-#[instrument(skip_all)]
-pub async fn team(State(st): State<AppState>, user: CurrentUser, Query(q): Query<TeamQuery>) -> Result<Json<Value>> {
-    let f = filter(&st.db, user.workspace_id, &q).await?;
-    let v = user.viewer();
-    let members: Vec<(Uuid, String)> = if Scope::of(&v) == Scope::Own {
-        vec![(user.id, user.name.clone())]
+/// The team report `v` (named `name`) may read.
+pub async fn team(db: &Db, v: &Viewer, name: &str, f: Filter) -> Result<TeamReport> {
+    let members: Vec<(Uuid, String)> = if report_scope(v) == ReportScope::Own {
+        vec![(v.user_id, name.to_owned())]
     } else {
-        on_db!(&st.db, |p| sqlx::query_as("SELECT id, name FROM users WHERE workspace_id = $1 ORDER BY name, id")
-            .bind(user.workspace_id)
+        on_db!(db, |p| sqlx::query_as("SELECT id, name FROM users WHERE workspace_id = $1 ORDER BY name, id")
+            .bind(v.workspace_id)
             .fetch_all(p)
             .await)?
     };
-    let counts = compute(&st.db, &v, &f).await?;
+    let counts = compute(db, v, &f).await?;
     let mut totals = Counts::default();
-    let rows: Vec<Value> = members
-        .iter()
-        .map(|(id, name)| {
-            let c = counts.get(id).copied().unwrap_or_default();
+    let rows: Vec<ReportRow> = members
+        .into_iter()
+        .map(|(member_id, name)| {
+            let c = counts.get(&member_id).copied().unwrap_or_default();
             totals.add(&c);
-            let mut row = c.to_json();
-            row["member_id"] = json!(id);
-            row["name"] = json!(name);
-            row
+            ReportRow { member_id, name, counts: c.view() }
         })
         .collect();
-    Ok(Json(json!({
-        "members": rows,
-        "totals": totals.to_json(),
-        "from": f.from,
-        "to": f.to,
-        "group_id": f.group_id,
-    })))
+    Ok(TeamReport { members: rows, totals: totals.view(), from: f.from, to: f.to, group_id: f.group_id })
 }
 
 #[cfg(test)]

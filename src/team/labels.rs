@@ -1,20 +1,16 @@
 //! Labels: put on conversations, granted to members (a grant lets the member see the
 //! conversations carrying the label). Everyone reads them; only admins create, edit, delete.
 
-use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use tracing::instrument;
 use uuid::Uuid;
 
-use crate::auth::CurrentUser;
-use crate::db::Tx;
+use crate::db::{Db, Tx};
 use crate::error::{DbResultExt, Error, Result};
-use crate::events::{self, NewEvent};
-use crate::extract::{Json, Path};
-use crate::state::AppState;
+use crate::events::{Event, NewEvent, Work};
+use crate::policy::Viewer;
+use crate::policy::team::may_manage_labels;
+use crate::views::Deleted;
+use crate::views::team::{LabelView, LabelsPage};
 use crate::{on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -27,15 +23,15 @@ pub struct Label {
 }
 
 impl Label {
-    pub fn to_json(&self) -> Value {
-        json!({"id": self.id, "name": self.name, "color": self.color, "created_at": self.created_at})
+    pub fn view(&self) -> LabelView {
+        LabelView { id: self.id, name: self.name.clone(), color: self.color.clone(), created_at: self.created_at }
     }
 }
 
 const COLS: &str = "id, workspace_id, name, color, created_at";
 
-fn require_admin(user: &CurrentUser) -> Result<()> {
-    if user.is_admin() { Ok(()) } else { Err(Error::forbidden("forbidden", "only admins manage labels")) }
+fn require_admin(v: &Viewer) -> Result<()> {
+    may_manage_labels(v).map_err(|_| Error::forbidden("forbidden", "only admins manage labels"))
 }
 
 fn validate_name(raw: &str) -> Result<String> {
@@ -76,29 +72,21 @@ pub async fn name_tx(tx: &mut Tx, id: Uuid) -> Result<Option<String>> {
     Ok(on_tx!(tx, |c| sqlx::query_scalar("SELECT name FROM labels WHERE id = $1").bind(id).fetch_optional(c).await)?)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateLabel {
-    name: String,
-    color: Option<String>,
+fn emit(work: &mut Work, label: &Label) {
+    work.emit(NewEvent::new(label.workspace_id, Event::LabelUpdated(label.view())));
 }
 
-#[instrument(skip_all)]
-pub async fn create(
-    State(st): State<AppState>,
-    user: CurrentUser,
-    Json(body): Json<CreateLabel>,
-) -> Result<(StatusCode, Json<Value>)> {
-    require_admin(&user)?;
+/// Creates a label in `v`'s workspace.
+pub async fn create(work: &mut Work, v: &Viewer, name: &str, color: Option<String>) -> Result<Label> {
+    require_admin(v)?;
     let label = Label {
         id: Uuid::now_v7(),
-        workspace_id: user.workspace_id,
-        name: validate_name(&body.name)?,
-        color: validate_color(body.color)?,
-        created_at: st.clock.now(),
+        workspace_id: v.workspace_id,
+        name: validate_name(name)?,
+        color: validate_color(color)?,
+        created_at: work.now(),
     };
-    let mut tx = st.db.begin().await?;
-    on_tx!(&mut tx, |c| sqlx::query(
+    on_tx!(work.tx(), |c| sqlx::query(
         "INSERT INTO labels (id, workspace_id, name, color, created_at) VALUES ($1, $2, $3, $4, $5)"
     )
     .bind(label.id)
@@ -110,18 +98,15 @@ pub async fn create(
     .await
     .map(|r| r.rows_affected()))
     .on_unique("label_exists", "a label with that name already exists")?;
-    events::append(&mut tx, label.created_at, NewEvent::raw(label.workspace_id, "label.updated", label.to_json()))
-        .await?;
-    st.commit(tx).await?;
-    tracing::info!(label_id = %label.id, "label created");
-    Ok((StatusCode::CREATED, Json(label.to_json())))
+    emit(work, &label);
+    Ok(label)
 }
 
-#[instrument(skip_all)]
-pub async fn list(State(st): State<AppState>, user: CurrentUser) -> Result<Json<Value>> {
+/// Every label of a workspace, by name.
+pub async fn list(db: &Db, workspace_id: Uuid) -> Result<LabelsPage> {
     let sql = format!("SELECT {COLS} FROM labels WHERE workspace_id = $1 ORDER BY name, id LIMIT 1000");
-    let rows: Vec<Label> = on_db!(&st.db, |p| sqlx::query_as(&sql).bind(user.workspace_id).fetch_all(p).await)?;
-    Ok(Json(json!({"labels": rows.iter().map(Label::to_json).collect::<Vec<_>>(), "next_cursor": null})))
+    let rows: Vec<Label> = on_db!(db, |p| sqlx::query_as(&sql).bind(workspace_id).fetch_all(p).await)?;
+    Ok(LabelsPage { labels: rows.iter().map(Label::view).collect(), next_cursor: None })
 }
 
 async fn load_tx(tx: &mut Tx, workspace_id: Uuid, id: Uuid) -> Result<Label> {
@@ -130,30 +115,23 @@ async fn load_tx(tx: &mut Tx, workspace_id: Uuid, id: Uuid) -> Result<Label> {
         .ok_or_else(Error::not_found)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PatchLabel {
+/// Renames or recolours label `id` (an empty color clears it).
+pub async fn change(
+    work: &mut Work,
+    v: &Viewer,
+    id: Uuid,
     name: Option<String>,
     color: Option<String>,
-}
-
-#[instrument(skip_all)]
-pub async fn patch(
-    State(st): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<Uuid>,
-    Json(body): Json<PatchLabel>,
-) -> Result<Json<Value>> {
-    require_admin(&user)?;
-    let mut tx = st.db.begin().await?;
-    let mut label = load_tx(&mut tx, user.workspace_id, id).await?;
-    if let Some(name) = body.name {
+) -> Result<Label> {
+    require_admin(v)?;
+    let mut label = load_tx(work.tx(), v.workspace_id, id).await?;
+    if let Some(name) = name {
         label.name = validate_name(&name)?;
     }
-    if body.color.is_some() {
-        label.color = validate_color(body.color)?;
+    if color.is_some() {
+        label.color = validate_color(color)?;
     }
-    on_tx!(&mut tx, |c| sqlx::query("UPDATE labels SET name = $1, color = $2 WHERE id = $3")
+    on_tx!(work.tx(), |c| sqlx::query("UPDATE labels SET name = $1, color = $2 WHERE id = $3")
         .bind(&label.name)
         .bind(&label.color)
         .bind(id)
@@ -161,33 +139,31 @@ pub async fn patch(
         .await
         .map(|r| r.rows_affected()))
     .on_unique("label_exists", "a label with that name already exists")?;
-    events::append(&mut tx, st.clock.now(), NewEvent::raw(label.workspace_id, "label.updated", label.to_json()))
-        .await?;
-    st.commit(tx).await?;
-    Ok(Json(label.to_json()))
+    emit(work, &label);
+    Ok(label)
 }
 
-/// Deleting a label takes it off every conversation and member (the visibility it granted ends).
-#[instrument(skip_all)]
-pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
-    require_admin(&user)?;
-    let mut tx = st.db.begin().await?;
-    let label = load_tx(&mut tx, user.workspace_id, id).await?;
-    let convs: Vec<Uuid> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+/// Deletes label `id`; returns it and the conversations that carried it (the caller takes it
+/// off them, which ends the visibility it granted). The `label.deleted` event is recorded by
+/// [`deleted`], after the conversations' own events.
+pub async fn delete(work: &mut Work, v: &Viewer, id: Uuid) -> Result<(Label, Vec<Uuid>)> {
+    require_admin(v)?;
+    let label = load_tx(work.tx(), v.workspace_id, id).await?;
+    let convs: Vec<Uuid> = on_tx!(work.tx(), |c| sqlx::query_scalar(
         "SELECT conversation_id FROM conversation_labels WHERE label_id = $1 ORDER BY conversation_id"
     )
     .bind(id)
     .fetch_all(c)
     .await)?;
-    on_tx!(&mut tx, |c| sqlx::query("DELETE FROM labels WHERE id = $1")
+    on_tx!(work.tx(), |c| sqlx::query("DELETE FROM labels WHERE id = $1")
         .bind(id)
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
-    let now = st.clock.now();
-    crate::inbox::ownership::label_removed(&mut tx, now, &convs, (id, &label.name), user.id).await?;
-    events::append(&mut tx, now, NewEvent::raw(label.workspace_id, "label.deleted", json!({"id": id}))).await?;
-    st.commit(tx).await?;
-    tracing::info!(label_id = %id, "label deleted");
-    Ok(StatusCode::NO_CONTENT)
+    Ok((label, convs))
+}
+
+/// Records `label.deleted`.
+pub fn deleted(work: &mut Work, label: &Label) {
+    work.emit(NewEvent::new(label.workspace_id, Event::LabelDeleted(Deleted { id: label.id })));
 }

@@ -1,31 +1,19 @@
 //! Members: the team directory (every active member may read it, to pick assignees), and
 //! changes to roles, flags, granted labels and status. Admins change anyone; members with
 //! `manage_members` change other non-admin members; nobody leaves the workspace without an
-//! active admin. Every change appends `member.updated`.
+//! active admin. Every change records `member.updated`.
 
-use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
-use tracing::instrument;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::invitations::require_manage;
-use super::{ACTIVE, DEACTIVATED, INVITE_SENT, Member, member_cols};
-use crate::auth::CurrentUser;
-use crate::db::{cursor, page_limit};
-use crate::error::{Error, Result};
-use crate::extract::{Json, Path, Query};
-use crate::policy::{Permissions, Role};
-use crate::state::AppState;
+use super::{Member, MemberStatus, denied, member_cols, require_manage};
+use crate::db::{Db, cursor};
+use crate::error::Result;
+use crate::events::Work;
+use crate::policy::team as may;
+use crate::policy::{Permissions, Role, Viewer};
+use crate::views::team::{MemberView, MembersPage};
 use crate::{on_db, on_tx};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListMembers {
-    status: Option<String>,
-    cursor: Option<String>,
-    limit: Option<i64>,
-}
 
 const LIST: &str = concat!(
     "SELECT ",
@@ -35,102 +23,82 @@ const LIST: &str = concat!(
      ORDER BY u.created_at, u.id LIMIT $5"
 );
 
-#[instrument(skip_all)]
-pub async fn list(State(st): State<AppState>, user: CurrentUser, Query(q): Query<ListMembers>) -> Result<Json<Value>> {
-    let limit = page_limit(q.limit)?;
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(s @ (INVITE_SENT | ACTIVE | DEACTIVATED)) => Some(s.to_owned()),
-        Some(_) => {
-            return Err(Error::bad_request("invalid_filter", "status must be invite_sent, active or deactivated"));
-        }
-    };
-    let after = q.cursor.as_deref().map(cursor::decode).transpose()?;
-    let mut rows: Vec<Member> = on_db!(&st.db, |p| sqlx::query_as(LIST)
-        .bind(user.workspace_id)
-        .bind(&status)
+/// One page of the directory, oldest first.
+pub async fn list(
+    db: &Db,
+    workspace_id: Uuid,
+    status: Option<MemberStatus>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<MembersPage> {
+    let mut rows: Vec<Member> = on_db!(db, |p| sqlx::query_as(LIST)
+        .bind(workspace_id)
+        .bind(status)
         .bind(after.map(|a| a.0))
         .bind(after.map(|a| a.1))
         .bind(limit + 1)
         .fetch_all(p)
         .await)?;
-    let next = if rows.len() as i64 > limit {
+    let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|m| cursor::encode(m.created_at, m.id))
     } else {
         None
     };
     let ids: Vec<Uuid> = rows.iter().map(|m| m.id).collect();
-    let mut labels = super::labels_of(&st.db, &ids).await?;
-    let out: Vec<Value> = rows
+    let mut labels = super::labels_of(db, &ids).await?;
+    let members: Vec<MemberView> = rows
         .iter_mut()
         .map(|m| {
             m.label_ids = labels.remove(&m.id).unwrap_or_default();
-            m.to_json()
+            m.view()
         })
         .collect();
-    Ok(Json(json!({"members": out, "next_cursor": next})))
+    Ok(MembersPage { members, next_cursor })
 }
 
-#[instrument(skip_all)]
-pub async fn get_one(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<Value>> {
-    Ok(Json(super::load(&st.db, user.workspace_id, id).await?.to_json()))
+/// A change to a member; `None` leaves a part as it is.
+#[derive(Debug, Default)]
+pub struct Change {
+    pub permissions: Option<Permissions>,
+    pub role: Option<Role>,
+    pub label_ids: Option<Vec<Uuid>>,
+    /// Already validated.
+    pub name: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PatchMember {
-    permissions: Option<Permissions>,
-    role: Option<String>,
-    label_ids: Option<Vec<Uuid>>,
-    name: Option<String>,
-}
-
-#[instrument(skip_all)]
-pub async fn patch(
-    State(st): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<Uuid>,
-    Json(body): Json<PatchMember>,
-) -> Result<Json<Value>> {
-    let role = body
-        .role
-        .as_deref()
-        .map(|r| Role::parse(r).ok_or_else(|| Error::unprocessable("invalid_role", "role must be admin or member")))
-        .transpose()?;
-    let name = body.name.as_deref().map(|n| crate::workspace::validate_name(n, "name")).transpose()?;
-    let now = st.clock.now();
-    let mut tx = st.db.begin().await?;
-    super::lock_workspace(&mut tx, user.workspace_id).await?;
-    let mut member = super::load_tx(&mut tx, user.workspace_id, id).await?;
-    let only_name = body.permissions.is_none() && role.is_none() && body.label_ids.is_none();
-    // Anyone may rename themselves; everything else is managing members.
-    if !(id == user.id && only_name) {
-        require_manage(&user, member.role())?;
-        if role == Some(Role::Admin) {
-            require_manage(&user, Role::Admin)?;
-        }
-        if id == user.id && !user.is_admin() {
-            return Err(Error::forbidden("forbidden", "members can't change their own role, permissions or labels"));
-        }
-    }
+/// Changes member `id` as `v` asks.
+pub async fn change(work: &mut Work, v: &Viewer, id: Uuid, c: Change) -> Result<Member> {
+    let Change { permissions, role, label_ids, name } = c;
+    let ws = v.workspace_id;
+    super::lock_workspace(work.tx(), ws).await?;
+    let mut member = super::load_tx(work.tx(), ws, id).await?;
+    let asked = may::MemberChange {
+        target: id,
+        target_role: member.role(),
+        new_role: role,
+        only_name: permissions.is_none() && role.is_none() && label_ids.is_none(),
+    };
+    may::may_change_member(v, &asked)
+        .map_err(|d| denied(d, "members can't change their own role, permissions or labels"))?;
     if let Some(role) = role {
         if role == Role::Member {
-            super::ensure_not_last_admin(&mut tx, &member).await?;
+            super::ensure_not_last_admin(work.tx(), &member).await?;
         }
         member.role = role.as_str().to_owned();
     }
-    if let Some(p) = body.permissions {
+    if let Some(p) = permissions {
         member.permissions = sqlx::types::Json(p);
     }
     if let Some(n) = name {
         member.name = n;
     }
-    if let Some(labels) = body.label_ids {
-        let labels = super::labels::check_labels(&mut tx, user.workspace_id, labels).await?;
-        super::set_labels(&mut tx, id, &labels).await?;
+    if let Some(labels) = label_ids {
+        let labels = super::labels::check_labels(work.tx(), ws, labels).await?;
+        super::set_labels(work.tx(), id, &labels).await?;
     }
-    on_tx!(&mut tx, |c| sqlx::query(
+    let now = work.now();
+    on_tx!(work.tx(), |t| sqlx::query(
         "UPDATE users SET name = $1, role = $2, permissions = $3, updated_at = $4 WHERE id = $5"
     )
     .bind(&member.name)
@@ -138,76 +106,60 @@ pub async fn patch(
     .bind(member.permissions)
     .bind(now)
     .bind(id)
-    .execute(c)
+    .execute(t)
     .await
     .map(|r| r.rows_affected()))?;
-    let member = super::load_tx(&mut tx, user.workspace_id, id).await?;
-    super::emit_updated(&mut tx, now, &member).await?;
-    st.commit(tx).await?;
-    tracing::info!(member_id = %id, "member updated");
-    Ok(Json(member.to_json()))
+    let member = super::load_tx(work.tx(), ws, id).await?;
+    super::emit_updated(work, &member);
+    Ok(member)
 }
 
 /// Deactivation takes effect at once: every token of the member is revoked in the same
 /// transaction (and `CurrentUser` only accepts active members); the live code closes their
 /// sockets on the `member.updated` event. Their conversations stay assigned to them.
-#[instrument(skip_all)]
-pub async fn deactivate(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<Value>> {
-    let now = st.clock.now();
-    let mut tx = st.db.begin().await?;
-    super::lock_workspace(&mut tx, user.workspace_id).await?;
-    let member = super::load_tx(&mut tx, user.workspace_id, id).await?;
-    require_manage(&user, member.role())?;
-    if id == user.id && !user.is_admin() {
-        return Err(Error::forbidden("forbidden", "members can't deactivate themselves"));
+pub async fn deactivate(work: &mut Work, v: &Viewer, id: Uuid) -> Result<Member> {
+    let ws = v.workspace_id;
+    super::lock_workspace(work.tx(), ws).await?;
+    let member = super::load_tx(work.tx(), ws, id).await?;
+    may::may_deactivate(v, id, member.role()).map_err(|d| denied(d, "members can't deactivate themselves"))?;
+    if member.status == MemberStatus::Deactivated {
+        return Ok(member);
     }
-    if member.status == DEACTIVATED {
-        return Ok(Json(member.to_json()));
-    }
-    super::ensure_not_last_admin(&mut tx, &member).await?;
-    on_tx!(&mut tx, |c| sqlx::query("UPDATE users SET status = 'deactivated', updated_at = $1 WHERE id = $2")
+    super::ensure_not_last_admin(work.tx(), &member).await?;
+    let now = work.now();
+    on_tx!(work.tx(), |t| sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
+        .bind(MemberStatus::Deactivated)
         .bind(now)
         .bind(id)
-        .execute(c)
+        .execute(t)
         .await
         .map(|r| r.rows_affected()))?;
-    on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE invitations SET state = 'cancelled' WHERE user_id = $1 AND state = 'pending'"
-    )
-    .bind(id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    crate::auth::revoke_all(&mut tx, id).await?;
-    let member = super::load_tx(&mut tx, user.workspace_id, id).await?;
-    super::emit_updated(&mut tx, now, &member).await?;
-    st.commit(tx).await?;
-    tracing::info!(member_id = %id, "member deactivated");
-    Ok(Json(member.to_json()))
+    super::invitations::cancel_pending(work.tx(), id).await?;
+    crate::auth::revoke_all(work.tx(), id).await?;
+    let member = super::load_tx(work.tx(), ws, id).await?;
+    super::emit_updated(work, &member);
+    Ok(member)
 }
 
 /// Reactivation restores access (the member logs in again). Someone who never accepted their
 /// invitation goes back to `invite_sent` and needs a resend.
-#[instrument(skip_all)]
-pub async fn reactivate(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<Value>> {
-    let now = st.clock.now();
-    let mut tx = st.db.begin().await?;
-    let member = super::load_tx(&mut tx, user.workspace_id, id).await?;
-    require_manage(&user, member.role())?;
-    if member.status != DEACTIVATED {
-        return Ok(Json(member.to_json()));
+pub async fn reactivate(work: &mut Work, v: &Viewer, id: Uuid) -> Result<Member> {
+    let ws = v.workspace_id;
+    let member = super::load_tx(work.tx(), ws, id).await?;
+    require_manage(v, member.role())?;
+    if member.status != MemberStatus::Deactivated {
+        return Ok(member);
     }
-    let status = if member.has_password { ACTIVE } else { INVITE_SENT };
-    on_tx!(&mut tx, |c| sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
+    let status = if member.has_password { MemberStatus::Active } else { MemberStatus::InviteSent };
+    let now = work.now();
+    on_tx!(work.tx(), |t| sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
         .bind(status)
         .bind(now)
         .bind(id)
-        .execute(c)
+        .execute(t)
         .await
         .map(|r| r.rows_affected()))?;
-    let member = super::load_tx(&mut tx, user.workspace_id, id).await?;
-    super::emit_updated(&mut tx, now, &member).await?;
-    st.commit(tx).await?;
-    tracing::info!(member_id = %id, "member reactivated");
-    Ok(Json(member.to_json()))
+    let member = super::load_tx(work.tx(), ws, id).await?;
+    super::emit_updated(work, &member);
+    Ok(member)
 }

@@ -1,6 +1,8 @@
 //! The team: invitations, members (roles, permission flags, granted labels, deactivation) and
-//! labels. A member's id is their user id.
+//! labels. A member's id is their user id. The handlers are in [`http`]; the functions here
+//! and in the submodules take a transaction (a [`Work`] when they cause events).
 
+pub mod http;
 pub mod invitations;
 pub mod labels;
 pub mod members;
@@ -8,37 +10,16 @@ pub mod members;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::api::Api;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
-use crate::events::{self, NewEvent};
+use crate::events::{Event, NewEvent, Work};
+use crate::policy::team::{self as may, TeamDenied};
 use crate::policy::{Permissions, Role, Viewer};
+pub use crate::views::team::MemberStatus;
+use crate::views::team::MemberView;
 use crate::{on_db, on_tx};
-
-pub fn routes() -> Api {
-    Api::new()
-        .post("/invitations", invitations::create)
-        .post("/invitations/accept", invitations::accept)
-        .post("/invitations/{id}/resend", invitations::resend)
-        .delete("/invitations/{id}", invitations::cancel)
-        .get("/members", members::list)
-        .get("/members/{id}", members::get_one)
-        .patch("/members/{id}", members::patch)
-        .post("/members/{id}/deactivate", members::deactivate)
-        .post("/members/{id}/reactivate", members::reactivate)
-        .get("/labels", labels::list)
-        .post("/labels", labels::create)
-        .patch("/labels/{id}", labels::patch)
-        .delete("/labels/{id}", labels::delete)
-}
-
-/// A member's status.
-pub const INVITE_SENT: &str = "invite_sent";
-pub const ACTIVE: &str = "active";
-pub const DEACTIVATED: &str = "deactivated";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Member {
@@ -47,7 +28,7 @@ pub struct Member {
     pub email: String,
     pub name: String,
     pub role: String,
-    pub status: String,
+    pub status: MemberStatus,
     pub permissions: sqlx::types::Json<Permissions>,
     pub has_password: bool,
     pub created_at: DateTime<Utc>,
@@ -70,34 +51,31 @@ impl Member {
         Role::parse(&self.role).unwrap_or(Role::Member)
     }
 
-    pub fn is_active_admin(&self) -> bool {
-        self.role() == Role::Admin && self.status == ACTIVE
-    }
-
     /// The member as the policy sees them.
     pub fn viewer(&self) -> Viewer {
         Viewer {
             user_id: self.id,
             workspace_id: self.workspace_id,
             role: self.role(),
-            active: self.status == ACTIVE,
+            active: self.status == MemberStatus::Active,
             permissions: self.permissions.0,
             label_ids: self.label_ids.clone(),
         }
     }
 
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "email": self.email,
-            "name": self.name,
-            "role": self.role,
-            "status": self.status,
-            "permissions": self.permissions.0,
-            "label_ids": self.label_ids,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        })
+    /// The member as answered and announced.
+    pub fn view(&self) -> MemberView {
+        MemberView {
+            id: self.id,
+            email: self.email.clone(),
+            name: self.name.clone(),
+            role: self.role(),
+            status: self.status,
+            permissions: self.permissions.0,
+            label_ids: self.label_ids.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
     }
 }
 
@@ -162,11 +140,10 @@ pub async fn set_labels(tx: &mut Tx, user_id: Uuid, label_ids: &[Uuid]) -> Resul
     Ok(())
 }
 
-/// Appends the workspace-wide `member.updated` event (the live code closes the sockets of a
+/// Records the workspace-wide `member.updated` event (the live code closes the sockets of a
 /// member whose status is no longer `active`).
-pub async fn emit_updated(tx: &mut Tx, now: DateTime<Utc>, m: &Member) -> Result<()> {
-    events::append(tx, now, NewEvent::raw(m.workspace_id, "member.updated", m.to_json())).await?;
-    Ok(())
+pub fn emit_updated(work: &mut Work, m: &Member) {
+    work.emit(NewEvent::new(m.workspace_id, Event::MemberUpdated(m.view())));
 }
 
 /// Serialises changes to a workspace's members (the last-admin rule reads then writes): a row
@@ -183,7 +160,7 @@ pub async fn lock_workspace(tx: &mut Tx, workspace_id: Uuid) -> Result<()> {
 /// Refuses to leave the workspace without an active admin (`target` is about to be demoted
 /// or deactivated).
 pub async fn ensure_not_last_admin(tx: &mut Tx, target: &Member) -> Result<()> {
-    if !target.is_active_admin() {
+    if !may::keeps_the_workspace_administered(&target.viewer()) {
         return Ok(());
     }
     let others: i64 = on_tx!(tx, |c| sqlx::query_scalar(
@@ -197,6 +174,22 @@ pub async fn ensure_not_last_admin(tx: &mut Tx, target: &Member) -> Result<()> {
         return Err(Error::conflict("last_admin", "the workspace's last active admin can't be demoted or deactivated"));
     }
     Ok(())
+}
+
+/// The contract's refusal for a member change.
+pub fn denied(d: TeamDenied, on_themselves: &'static str) -> Error {
+    match d {
+        TeamDenied::AdminOnly => Error::forbidden("admin_only", "only an admin may invite or change an admin"),
+        TeamDenied::NeedsManageMembers => {
+            Error::forbidden("forbidden", "managing members needs the manage_members permission")
+        }
+        TeamDenied::OnThemselves => Error::forbidden("forbidden", on_themselves),
+    }
+}
+
+/// Managing a member whose role is `target` (invitations, reactivation).
+pub fn require_manage(v: &Viewer, target: Role) -> Result<()> {
+    may::may_manage_member(v, target).map_err(|d| denied(d, "members can't manage themselves"))
 }
 
 /// Sorted, deduplicated ids.

@@ -2,11 +2,14 @@
 //! no I/O; domain modules build them from their rows. Statuses, directions and states are
 //! enums here, serialised as the contract's strings.
 
+pub mod auth;
 pub mod conversation;
 pub mod lead;
 pub mod message;
+pub mod report;
 pub mod team;
 pub mod timeline;
+pub mod workspace;
 
 use serde::Serialize;
 use uuid::Uuid;

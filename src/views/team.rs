@@ -46,3 +46,31 @@ pub struct LabelView {
     pub color: Option<String>,
     pub created_at: DateTime<Utc>,
 }
+
+string_enum! {
+    /// An invitation's accept token: usable, used, or killed (resent, cancelled, deactivated).
+    pub enum InvitationState { Pending = "pending", Accepted = "accepted", Cancelled = "cancelled" }
+}
+
+/// An invitation as answered: the invited member plus the (new) accept token and its expiry.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvitationView {
+    #[serde(flatten)]
+    pub member: MemberView,
+    pub accept_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `GET /members`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MembersPage {
+    pub members: Vec<MemberView>,
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /labels` (one page: `next_cursor` is always null).
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelsPage {
+    pub labels: Vec<LabelView>,
+    pub next_cursor: Option<String>,
+}

@@ -339,3 +339,63 @@ on_both! {
         assert!(outcomes[0] == StatusCode::OK && (outcomes[1] == StatusCode::UNAUTHORIZED || outcomes[1] == StatusCode::CONFLICT), "{sa} {ba} / {sb} {bb}");
     }
 }
+
+/// The keys of a JSON object, sorted.
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> =
+        v.as_object().unwrap_or_else(|| panic!("an object: {v}")).keys().map(String::as_str).collect();
+    k.sort();
+    k
+}
+
+on_both! {
+    // The typed answers keep the contract's shapes: every key, null where nothing.
+    async fn answers_keep_their_shapes(t: TestDb) {
+        let app = spawn_app(&t).await;
+        let admin = app.admin_token.clone();
+        let member_keys = ["created_at", "email", "id", "label_ids", "name", "permissions", "role", "status", "updated_at"];
+
+        let (_, label) = app.post("/api/v1/labels", &admin, json!({"name": "VIP"})).await;
+        assert_eq!(keys(&label), ["color", "created_at", "id", "name"]);
+        assert_eq!(label["color"], Value::Null);
+        let (_, labels) = app.get("/api/v1/labels", &admin).await;
+        assert_eq!(keys(&labels), ["labels", "next_cursor"]);
+        assert_eq!(labels["next_cursor"], Value::Null);
+
+        let inv = invite(&app, &admin, json!({"email": "shape@example.com"})).await;
+        let mut inv_keys = member_keys.to_vec();
+        inv_keys.extend(["accept_token", "expires_at"]);
+        inv_keys.sort();
+        assert_eq!(keys(&inv), inv_keys);
+        assert_eq!(inv["name"], "shape");
+        assert_eq!(keys(&inv["permissions"]).len(), 9);
+
+        let (_, members) = app.get("/api/v1/members?limit=1", &admin).await;
+        assert_eq!(keys(&members), ["members", "next_cursor"]);
+        assert_eq!(keys(&members["members"][0]), member_keys);
+        assert!(members["next_cursor"].is_string());
+
+        let (_, me) = app.get("/api/v1/auth/me", &admin).await;
+        assert_eq!(keys(&me), ["label_ids", "permissions", "user"]);
+        assert_eq!(keys(&me["user"]), ["email", "id", "name", "role", "workspace_id"]);
+        let session = app.login(ADMIN_EMAIL, PASSWORD).await;
+        assert_eq!(keys(&session), ["token", "user"]);
+
+        let (_, ws) = app.get("/api/v1/workspace", &admin).await;
+        assert_eq!(keys(&ws), ["id", "name", "session_gap_secs"]);
+
+        let (_, report) = app.get("/api/v1/reports/team", &admin).await;
+        assert_eq!(keys(&report), ["from", "group_id", "members", "to", "totals"]);
+        let counts = ["activities", "assigned", "avg_first_response_secs", "contacted", "first_responses", "open_conversations", "replies"];
+        assert_eq!(keys(&report["totals"]), counts);
+        assert_eq!(report["totals"]["avg_first_response_secs"], Value::Null);
+        let mut row = counts.to_vec();
+        row.extend(["member_id", "name"]);
+        row.sort();
+        assert_eq!(keys(&report["members"][0]), row);
+
+        let (status, health) = app.get("/healthz", &admin).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(health, json!({"status": "ok"}));
+    }
+}

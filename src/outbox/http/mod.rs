@@ -67,7 +67,7 @@ pub async fn send(
         None => None,
         Some(r) => Some(crate::outbox::quoted_wamid(&st.db, conv.id, r).await?),
     };
-    let gap = crate::workspace::session_gap(&st, conv.workspace_id).await?;
+    let gap = crate::workspace::session_gap(&st.db, st.config.session_gap_secs, conv.workspace_id).await?;
     let kind = out.kind;
     let mut work = Work::begin(&st.db, now).await?;
     let message = crate::outbox::queue_reply(&mut work, &conv, user.id, out, context_wamid, gap, &st.presence).await?;

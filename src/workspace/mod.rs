@@ -1,17 +1,16 @@
-//! Workspaces: creation by `bootstrap`, and the per-workspace settings admins change.
+//! Workspaces: creation by `bootstrap`, and the per-workspace settings admins change (the
+//! handlers are in [`http`]).
 
-use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
-use tracing::instrument;
+pub mod http;
+
 use uuid::Uuid;
 
-use crate::auth::{CurrentUser, password};
+use crate::auth::password;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::error::{DbResultExt, Error, Result};
-use crate::extract::Json;
-use crate::state::AppState;
+use crate::policy::Permissions;
+use crate::views::workspace::WorkspaceView;
 use crate::{on_db, on_tx};
 
 /// What `bootstrap` did.
@@ -106,7 +105,7 @@ pub async fn bootstrap(
             .bind(&email)
             .bind(&name)
             .bind(&hash)
-            .bind(sqlx::types::Json(crate::policy::Permissions::default()))
+            .bind(sqlx::types::Json(Permissions::default()))
             .bind(now)
             .execute(c)
             .await.map(|r| r.rows_affected())
@@ -136,71 +135,52 @@ pub async fn bootstrap_cli(
     outcome
 }
 
-#[derive(sqlx::FromRow)]
-struct WorkspaceRow {
-    id: Uuid,
-    name: String,
-    session_gap_secs: i64,
-}
-
-fn workspace_json(w: &WorkspaceRow) -> Value {
-    json!({"id": w.id, "name": w.name, "session_gap_secs": w.session_gap_secs})
-}
-
 const GET: &str = "SELECT id, name, session_gap_secs FROM workspaces WHERE id = $1";
 
-#[instrument(skip_all)]
-pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<Value>> {
-    let w: WorkspaceRow = on_db!(&st.db, |p| sqlx::query_as(GET).bind(user.workspace_id).fetch_one(p).await)?;
-    Ok(Json(workspace_json(&w)))
+/// A workspace's settings.
+pub async fn get(db: &Db, workspace_id: Uuid) -> Result<WorkspaceView> {
+    Ok(on_db!(db, |p| sqlx::query_as(GET).bind(workspace_id).fetch_one(p).await)?)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PatchWorkspace {
-    session_gap_secs: Option<i64>,
-    name: Option<String>,
+/// A change to a workspace's settings (each part optional).
+#[derive(Debug, Default)]
+pub struct Settings {
+    pub session_gap_secs: Option<i64>,
+    pub name: Option<String>,
 }
 
-#[instrument(skip_all)]
-pub async fn patch(
-    State(st): State<AppState>,
-    user: CurrentUser,
-    Json(body): Json<PatchWorkspace>,
-) -> Result<Json<Value>> {
-    if !user.is_admin() {
-        return Err(Error::forbidden("forbidden", "only admins change workspace settings"));
-    }
-    if let Some(gap) = body.session_gap_secs {
+/// Validates and applies `s` (the caller checked that the viewer may change settings).
+pub async fn update(db: &Db, workspace_id: Uuid, s: Settings) -> Result<WorkspaceView> {
+    if let Some(gap) = s.session_gap_secs {
         if !(60..=7 * 86_400).contains(&gap) {
             return Err(Error::unprocessable("invalid_session_gap", "session_gap_secs must be between 60 and 604800"));
         }
-        on_db!(&st.db, |p| sqlx::query("UPDATE workspaces SET session_gap_secs = $1 WHERE id = $2")
+        on_db!(db, |p| sqlx::query("UPDATE workspaces SET session_gap_secs = $1 WHERE id = $2")
             .bind(gap)
-            .bind(user.workspace_id)
+            .bind(workspace_id)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?;
     }
-    if let Some(name) = body.name {
+    if let Some(name) = s.name {
         let name = validate_name(&name, "workspace name")?;
-        on_db!(&st.db, |p| sqlx::query("UPDATE workspaces SET name = $1 WHERE id = $2")
+        on_db!(db, |p| sqlx::query("UPDATE workspaces SET name = $1 WHERE id = $2")
             .bind(&name)
-            .bind(user.workspace_id)
+            .bind(workspace_id)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))
         .on_unique("name_taken", "another workspace has that name")?;
     }
-    get(State(st), user).await
+    get(db, workspace_id).await
 }
 
-/// The session gap in force for a workspace (the operator's override wins).
-pub async fn session_gap(st: &AppState, workspace_id: Uuid) -> Result<i64> {
-    if let Some(gap) = st.config.session_gap_secs {
+/// The session gap in force for a workspace: the operator's override (`configured`) wins.
+pub async fn session_gap(db: &Db, configured: Option<i64>, workspace_id: Uuid) -> Result<i64> {
+    if let Some(gap) = configured {
         return Ok(gap);
     }
-    let gap: i64 = on_db!(&st.db, |p| sqlx::query_scalar("SELECT session_gap_secs FROM workspaces WHERE id = $1")
+    let gap: i64 = on_db!(db, |p| sqlx::query_scalar("SELECT session_gap_secs FROM workspaces WHERE id = $1")
         .bind(workspace_id)
         .fetch_one(p)
         .await)?;

@@ -1,0 +1,285 @@
+//! The team's routes: invitations, members, labels.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::invitations::{self, Invite};
+use super::members::{self, Change};
+use super::{MemberStatus, labels};
+use crate::api::Api;
+use crate::auth::http::issue_session;
+use crate::auth::{CurrentUser, password};
+use crate::db::{cursor, page_limit};
+use crate::error::{Error, Result};
+use crate::events::Work;
+use crate::extract::{Json, Path, Query};
+use crate::policy::{Permissions, Role};
+use crate::state::AppState;
+use crate::views::auth::UserOut;
+use crate::views::team::{InvitationView, LabelView, LabelsPage, MemberView, MembersPage};
+use crate::workspace::{validate_email, validate_name};
+
+pub fn routes() -> Api {
+    Api::new()
+        .post("/invitations", invite)
+        .post("/invitations/accept", accept)
+        .post("/invitations/{id}/resend", resend)
+        .delete("/invitations/{id}", cancel)
+        .get("/members", list_members)
+        .get("/members/{id}", get_member)
+        .patch("/members/{id}", patch_member)
+        .post("/members/{id}/deactivate", deactivate)
+        .post("/members/{id}/reactivate", reactivate)
+        .get("/labels", list_labels)
+        .post("/labels", create_label)
+        .patch("/labels/{id}", patch_label)
+        .delete("/labels/{id}", delete_label)
+}
+
+fn parse_role(raw: Option<&str>) -> Result<Option<Role>> {
+    raw.map(|r| Role::parse(r).ok_or_else(|| Error::unprocessable("invalid_role", "role must be admin or member")))
+        .transpose()
+}
+
+// ---- Invitations ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteBody {
+    email: String,
+    name: Option<String>,
+    role: Option<String>,
+    #[serde(default)]
+    permissions: Permissions,
+    #[serde(default)]
+    label_ids: Vec<Uuid>,
+}
+
+#[instrument(skip_all)]
+pub async fn invite(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Json(body): Json<InviteBody>,
+) -> Result<(StatusCode, Json<InvitationView>)> {
+    let v = user.viewer();
+    let role = parse_role(body.role.as_deref())?.unwrap_or(Role::Member);
+    super::require_manage(&v, role)?;
+    let email = validate_email(&body.email)?;
+    let name = match body.name.as_deref() {
+        Some(n) => validate_name(n, "name")?,
+        None => email.split('@').next().unwrap_or("member").to_owned(),
+    };
+    let i = Invite { email, name, role, permissions: body.permissions, label_ids: body.label_ids };
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    let answer = invitations::invite(&mut work, &v, i).await?;
+    work.commit(&st.hub).await?;
+    tracing::info!(member_id = %answer.member.id, "member invited");
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptBody {
+    accept_token: String,
+    password: String,
+    name: Option<String>,
+}
+
+/// Accepting answers exactly as login does (201): the invited member is signed in.
+#[instrument(skip_all)]
+pub async fn accept(State(st): State<AppState>, Json(body): Json<AcceptBody>) -> Result<Response> {
+    password::validate(&body.password)?;
+    let name = body.name.as_deref().map(|n| validate_name(n, "name")).transpose()?;
+    let now = st.clock.now();
+    let inv = invitations::usable(&st.db, &body.accept_token, now).await?;
+    let password_hash = password::hash(body.password).await?;
+    let mut work = Work::begin(&st.db, now).await?;
+    let member = invitations::accept(&mut work, inv, &password_hash, name.as_deref()).await?;
+    work.commit(&st.hub).await?;
+    tracing::info!(member_id = %member.id, "invitation accepted");
+    let user = UserOut {
+        id: member.id,
+        email: member.email.clone(),
+        name: member.name.clone(),
+        role: member.role(),
+        workspace_id: member.workspace_id,
+    };
+    issue_session(&st, user, StatusCode::CREATED).await
+}
+
+#[instrument(skip_all)]
+pub async fn resend(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<InvitationView>> {
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    let answer = invitations::resend(&mut work, &user.viewer(), id).await?;
+    work.commit(&st.hub).await?;
+    tracing::info!(member_id = %id, "invitation resent");
+    Ok(Json(answer))
+}
+
+#[instrument(skip_all)]
+pub async fn cancel(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    invitations::cancel(&mut work, &user.viewer(), id).await?;
+    work.commit(&st.hub).await?;
+    tracing::info!(member_id = %id, "invitation cancelled");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- Members ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListMembers {
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+#[instrument(skip_all)]
+pub async fn list_members(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Query(q): Query<ListMembers>,
+) -> Result<Json<MembersPage>> {
+    let limit = page_limit(q.limit)?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            MemberStatus::parse(s).ok_or_else(|| {
+                Error::bad_request("invalid_filter", "status must be invite_sent, active or deactivated")
+            })
+        })
+        .transpose()?;
+    let after = q.cursor.as_deref().map(cursor::decode).transpose()?;
+    Ok(Json(members::list(&st.db, user.workspace_id, status, after, limit).await?))
+}
+
+#[instrument(skip_all)]
+pub async fn get_member(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<MemberView>> {
+    Ok(Json(super::load(&st.db, user.workspace_id, id).await?.view()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchMember {
+    permissions: Option<Permissions>,
+    role: Option<String>,
+    label_ids: Option<Vec<Uuid>>,
+    name: Option<String>,
+}
+
+#[instrument(skip_all)]
+pub async fn patch_member(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<PatchMember>,
+) -> Result<Json<MemberView>> {
+    let role = parse_role(body.role.as_deref())?;
+    let name = body.name.as_deref().map(|n| validate_name(n, "name")).transpose()?;
+    let change = Change { permissions: body.permissions, role, label_ids: body.label_ids, name };
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    let member = members::change(&mut work, &user.viewer(), id, change).await?;
+    work.commit(&st.hub).await?;
+    tracing::info!(member_id = %id, "member updated");
+    Ok(Json(member.view()))
+}
+
+#[instrument(skip_all)]
+pub async fn deactivate(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<MemberView>> {
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    let member = members::deactivate(&mut work, &user.viewer(), id).await?;
+    work.commit(&st.hub).await?;
+    tracing::info!(member_id = %id, "member deactivated");
+    Ok(Json(member.view()))
+}
+
+#[instrument(skip_all)]
+pub async fn reactivate(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<MemberView>> {
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    let member = members::reactivate(&mut work, &user.viewer(), id).await?;
+    work.commit(&st.hub).await?;
+    tracing::info!(member_id = %id, "member reactivated");
+    Ok(Json(member.view()))
+}
+
+// ---- Labels ----
+
+#[instrument(skip_all)]
+pub async fn list_labels(State(st): State<AppState>, user: CurrentUser) -> Result<Json<LabelsPage>> {
+    Ok(Json(labels::list(&st.db, user.workspace_id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLabel {
+    name: String,
+    color: Option<String>,
+}
+
+#[instrument(skip_all)]
+pub async fn create_label(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Json(body): Json<CreateLabel>,
+) -> Result<(StatusCode, Json<LabelView>)> {
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    let label = labels::create(&mut work, &user.viewer(), &body.name, body.color).await?;
+    work.commit(&st.hub).await?;
+    tracing::info!(label_id = %label.id, "label created");
+    Ok((StatusCode::CREATED, Json(label.view())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchLabel {
+    name: Option<String>,
+    color: Option<String>,
+}
+
+#[instrument(skip_all)]
+pub async fn patch_label(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<PatchLabel>,
+) -> Result<Json<LabelView>> {
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    let label = labels::change(&mut work, &user.viewer(), id, body.name, body.color).await?;
+    work.commit(&st.hub).await?;
+    Ok(Json(label.view()))
+}
+
+/// Deleting a label takes it off every conversation and member (the visibility it granted ends).
+#[instrument(skip_all)]
+pub async fn delete_label(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    let (label, convs) = labels::delete(&mut work, &user.viewer(), id).await?;
+    let now = work.now();
+    crate::inbox::ownership::label_removed(work.tx(), now, &convs, (id, &label.name), user.id).await?;
+    labels::deleted(&mut work, &label);
+    work.commit(&st.hub).await?;
+    tracing::info!(label_id = %id, "label deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

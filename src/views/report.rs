@@ -1,0 +1,37 @@
+//! The team report.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// One member's counters (or their sum).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct CountsView {
+    pub assigned: i64,
+    pub contacted: i64,
+    /// `null` when no lead got a first response.
+    pub avg_first_response_secs: Option<f64>,
+    pub first_responses: i64,
+    pub activities: i64,
+    pub replies: i64,
+    pub open_conversations: i64,
+}
+
+/// A member's row.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReportRow {
+    pub member_id: Uuid,
+    pub name: String,
+    #[serde(flatten)]
+    pub counts: CountsView,
+}
+
+/// `GET /reports/team`.
+#[derive(Clone, Debug, Serialize)]
+pub struct TeamReport {
+    pub members: Vec<ReportRow>,
+    pub totals: CountsView,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub group_id: Option<Uuid>,
+}

@@ -1,0 +1,42 @@
+//! `GET` and `PATCH /workspace`.
+
+use axum::extract::State;
+use serde::Deserialize;
+use tracing::instrument;
+
+use super::Settings;
+use crate::api::Api;
+use crate::auth::CurrentUser;
+use crate::error::{Error, Result};
+use crate::extract::Json;
+use crate::policy::team::may_change_workspace;
+use crate::state::AppState;
+use crate::views::workspace::WorkspaceView;
+
+pub fn routes() -> Api {
+    Api::new().get("/workspace", get).patch("/workspace", patch)
+}
+
+#[instrument(skip_all)]
+pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<WorkspaceView>> {
+    Ok(Json(super::get(&st.db, user.workspace_id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchWorkspace {
+    session_gap_secs: Option<i64>,
+    name: Option<String>,
+}
+
+#[instrument(skip_all)]
+pub async fn patch(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Json(body): Json<PatchWorkspace>,
+) -> Result<Json<WorkspaceView>> {
+    may_change_workspace(&user.viewer())
+        .map_err(|_| Error::forbidden("forbidden", "only admins change workspace settings"))?;
+    let settings = Settings { session_gap_secs: body.session_gap_secs, name: body.name };
+    Ok(Json(super::update(&st.db, user.workspace_id, settings).await?))
+}
