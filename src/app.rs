@@ -23,7 +23,8 @@ use crate::live::presence::Presence;
 use crate::live::tail;
 pub use crate::state::{AppState, Shared};
 use crate::views::workspace::{Health, HealthStatus};
-use crate::webhook::journal::{self, Journal};
+use crate::webhook::journal::processor;
+use crate::webhook::journal::writer::Journal;
 
 /// Every `/api/v1` route.
 pub fn api() -> Api {
@@ -31,15 +32,9 @@ pub fn api() -> Api {
         .merge(crate::auth::http::routes())
         .merge(crate::live::ws::routes())
         .merge(crate::workspace::http::routes())
-        .get("/admin/webhook-events", journal::list)
-        .get("/admin/webhook-events/{id}", journal::get_one)
-        .post("/admin/webhook-events/{id}/replay", journal::replay)
+        .merge(crate::webhook::http::routes())
         .merge(crate::inbox::http::routes())
-        // The outbox's routes, until it mounts them itself (`outbox::http::routes()`).
-        .post("/conversations/{id}/messages", crate::outbox::send)
-        .post("/conversations/{id}/read", crate::outbox::mark_read)
-        .post("/conversations/{id}/media", crate::outbox::media::upload)
-        .get("/media/{id}", crate::outbox::media::get)
+        .merge(crate::outbox::http::routes())
         .merge(crate::timeline::http::routes())
         .merge(crate::team::http::routes())
         .merge(crate::assignment::http::routes())
@@ -55,7 +50,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .nest(API_PREFIX, api().into_router())
-        .merge(crate::webhook::routes())
+        .merge(crate::webhook::http::receiver())
         .merge(crate::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -151,7 +146,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
     let jobs = vec![
         writer,
         spawn_processor(&state, wake),
-        tokio::spawn(journal::run_retention(state.clone())),
+        tokio::spawn(processor::run_retention(state.clone())),
         tokio::spawn(crate::outbox::worker::run(state.clone(), state.outbox_wake.clone())),
         tokio::spawn(state.db.clone().checkpoints(state.shutdown.clone())),
         tokio::spawn(state.db.clone().statistics(state.shutdown.clone())),
@@ -180,7 +175,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
 /// its own on its thread.
 fn spawn_processor(st: &AppState, wake: Arc<tokio::sync::Notify>) -> JoinHandle<()> {
     match st.db {
-        Db::Sqlite(_) => spawn_dedicated("sb-processor", journal::run_processor(st.clone(), wake)),
+        Db::Sqlite(_) => spawn_dedicated("sb-processor", processor::run_processor(st.clone(), wake)),
         Db::Postgres(_) => {
             let st = st.clone();
             spawn_dedicated("sb-processor", async move {
@@ -190,14 +185,14 @@ fn spawn_processor(st: &AppState, wake: Arc<tokio::sync::Notify>) -> JoinHandle<
                         let st = st.with_db(db.clone());
                         let mut processors = tokio::task::JoinSet::new();
                         for _ in 0..PG_PROCESSORS {
-                            processors.spawn(journal::run_processor(st.clone(), wake.clone()));
+                            processors.spawn(processor::run_processor(st.clone(), wake.clone()));
                         }
                         processors.join_all().await;
                         db.close().await;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "the webhook processor could not open its own connections; it uses the shared pool");
-                        journal::run_processor(st, wake).await;
+                        processor::run_processor(st, wake).await;
                     }
                 }
             })

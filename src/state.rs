@@ -8,12 +8,11 @@ use tokio::sync::watch;
 use crate::auth::throttle::Throttle;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::db::{Db, Tx};
-use crate::error::Result;
+use crate::db::Db;
 use crate::events::Hub;
 use crate::live::presence::Presence;
 use crate::live::tail::TailRx;
-use crate::webhook::journal::Journal;
+use crate::webhook::journal::writer::Journal;
 
 /// Everything a handler or job needs; cheap to clone (one reference count: axum clones the
 /// state for every request).
@@ -46,7 +45,7 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     pub journal: Journal,
     pub graph: crate::outbox::graph::Graph,
-    pub throughput: Arc<crate::outbox::worker::Throughput>,
+    pub throughput: Arc<crate::outbox::throughput::Throughput>,
     /// Wakes the outbox sender when a row was queued.
     pub outbox_wake: Arc<tokio::sync::Notify>,
 }
@@ -55,12 +54,5 @@ impl AppState {
     /// The same state over another pool (a background job's own connections).
     pub fn with_db(&self, db: Db) -> AppState {
         AppState(Arc::new(Shared { db, ..(*self.0).clone() }))
-    }
-
-    /// Commits a transaction that appended events, then wakes the live readers.
-    pub async fn commit(&self, tx: Tx) -> Result<()> {
-        tx.commit().await?;
-        self.hub.bump();
-        Ok(())
     }
 }

@@ -17,7 +17,7 @@ use super::engine::{self, Candidate, Choice, LeadFields, MemberState, Position};
 use super::{RouteKind, Settings};
 use crate::db::{Backend, Db, Tx};
 use crate::error::{Error, Result};
-use crate::events::{self, Event, NewEvent, Unit};
+use crate::events::{self, Event, NewEvent, Work};
 use crate::inbox::conversations;
 use crate::inbox::leads::{self, Lead};
 use crate::inbox::ownership;
@@ -184,7 +184,7 @@ async fn record(
 
 /// Alerts the chosen member (an addressed event), or the pool (everyone who can see the
 /// unassigned lead) when nobody was chosen.
-fn alert(w: &mut impl Unit, lead: &Lead, conversation_id: Option<Uuid>, cause: &str, d: &Decision) {
+fn alert(w: &mut Work, lead: &Lead, conversation_id: Option<Uuid>, cause: &str, d: &Decision) {
     let notice = AssignmentNotice {
         lead_id: lead.id,
         conversation_id,
@@ -212,7 +212,7 @@ fn decided(d: &Decision, from: Option<Uuid>, to: Uuid, decision_id: Uuid) -> Ass
 
 /// A new lead without an assignee: decide, record, and assign it (before any conversation is
 /// created for it, so the conversation starts assigned). Updates `lead` in place.
-pub async fn new_lead(w: &mut impl Unit, presence: Presence<'_>, lead: &mut Lead) -> Result<()> {
+pub async fn new_lead(w: &mut Work, presence: Presence<'_>, lead: &mut Lead) -> Result<()> {
     if lead.assignee_id.is_some() {
         return Ok(());
     }
@@ -239,7 +239,7 @@ pub async fn new_lead(w: &mut impl Unit, presence: Presence<'_>, lead: &mut Lead
 /// they are an active, enabled member (and available, under `only_available`); otherwise the
 /// rules decide. An assigned conversation never goes back to unassigned: when nobody is chosen
 /// it stays where it was, and the pool is alerted.
-pub async fn reopened(w: &mut impl Unit, presence: Presence<'_>, conversation_id: Uuid) -> Result<()> {
+pub async fn reopened(w: &mut Work, presence: Presence<'_>, conversation_id: Uuid) -> Result<()> {
     let now = w.now();
     let tx = w.tx();
     let mut c = ownership::load_tx(tx, conversation_id).await?;
@@ -314,7 +314,7 @@ pub async fn decisions(db: &Db, lead_id: Uuid) -> Result<Vec<DecisionView>> {
 /// Moves `from`'s leads (all, or those of `only` still assigned to them) and their
 /// conversations assigned to `from` to `to`, on `by`'s behalf. Returns how many leads moved.
 pub async fn bulk_reassign(
-    w: &mut impl Unit,
+    w: &mut Work,
     workspace_id: Uuid,
     from: Uuid,
     to: Uuid,

@@ -57,38 +57,6 @@ pub(super) async fn append_all(tx: &mut Tx, now: DateTime<Utc>, list: &[NewEvent
     Ok(())
 }
 
-/// Appends one event now (transitional; use [`super::Work`]).
-pub async fn append(tx: &mut Tx, now: DateTime<Utc>, e: NewEvent) -> Result<()> {
-    append_all(tx, now, std::slice::from_ref(&e)).await
-}
-
-/// Events collected and appended together (transitional; [`super::Work`] does this).
-#[derive(Debug, Default)]
-pub struct Buffer {
-    events: Vec<NewEvent>,
-    now: Option<DateTime<Utc>>,
-}
-
-impl Buffer {
-    pub fn push(&mut self, now: DateTime<Utc>, e: NewEvent) {
-        self.now.get_or_insert(now);
-        self.events.push(e);
-    }
-    pub fn len(&self) -> usize {
-        self.events.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
-    }
-    pub async fn flush(&mut self, tx: &mut Tx) -> Result<()> {
-        if let Some(now) = self.now.take() {
-            append_all(tx, now, &self.events).await?;
-        }
-        self.events.clear();
-        Ok(())
-    }
-}
-
 /// A stored event as live sockets deliver it, with its frame serialised once.
 #[derive(Debug, Clone)]
 pub struct Logged {

@@ -13,7 +13,7 @@ pub mod log;
 pub mod work;
 
 pub use hub::Hub;
-pub use work::{Buffered, Unit, Work};
+pub use work::Work;
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -111,13 +111,9 @@ impl NewEvent {
     }
 }
 
-// ---- Transitional: untyped events, while call sites move to `Work` and `Event`. ----
-
-pub use log::{Buffer, append, serialise};
-
 impl NewEvent {
-    /// An event of any kind with any data: for tests that exercise the live filter, and
-    /// (transitional) for call sites not yet emitting an [`Event`].
+    /// An event of any kind with any data, for tests that exercise the live filter (the
+    /// server itself emits only [`Event`]s).
     pub fn raw(workspace_id: Uuid, kind: &'static str, data: serde_json::Value) -> Self {
         NewEvent { workspace_id, conversation_id: None, lead_id: None, user_id: None, kind, data: data.to_string() }
     }

@@ -74,52 +74,15 @@ impl Work {
         Ok(!self.events.is_empty())
     }
 
+    /// Rolls the transaction back; its events are dropped.
+    pub async fn rollback(self) -> Result<()> {
+        Ok(self.tx.rollback().await?)
+    }
+
     /// Hands back the transaction (with the events still to append) for a caller that commits
     /// it with other writes of its own.
     pub async fn into_tx(mut self) -> Result<Tx> {
         log::append_all(&mut self.tx, self.now, &self.events).await?;
         Ok(self.tx)
-    }
-}
-
-/// What a domain function writes through: a transaction, the time of the change, and where
-/// its events go. [`Work`] is the unit to use; [`Buffered`] (transitional) lets a caller that
-/// still holds a bare transaction and an events [`Buffer`](super::Buffer) (webhook ingest, the
-/// outbox) call the same domain functions, its events kept in order in that buffer.
-pub trait Unit: Send {
-    fn tx(&mut self) -> &mut Tx;
-    fn now(&self) -> DateTime<Utc>;
-    fn emit(&mut self, e: NewEvent);
-}
-
-impl Unit for Work {
-    fn tx(&mut self) -> &mut Tx {
-        &mut self.tx
-    }
-    fn now(&self) -> DateTime<Utc> {
-        self.now
-    }
-    fn emit(&mut self, e: NewEvent) {
-        self.events.push(e);
-    }
-}
-
-/// Transitional: a bare transaction and an events buffer as a [`Unit`] (the buffer is flushed
-/// by its owner before commit). Goes when ingest and the outbox hold a [`Work`].
-pub struct Buffered<'a> {
-    pub tx: &'a mut Tx,
-    pub events: &'a mut super::Buffer,
-    pub now: DateTime<Utc>,
-}
-
-impl Unit for Buffered<'_> {
-    fn tx(&mut self) -> &mut Tx {
-        self.tx
-    }
-    fn now(&self) -> DateTime<Utc> {
-        self.now
-    }
-    fn emit(&mut self, e: NewEvent) {
-        self.events.push(self.now, e);
     }
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::db::{Db, Links, Tx, cursor};
 use crate::error::{Error, Result};
-use crate::events::{Event, NewEvent, Unit};
+use crate::events::{Event, NewEvent, Work};
 use crate::inbox::messages::{self, MessageRow};
 use crate::policy::inbox::{ListStrategy, list_strategy};
 use crate::policy::{self, CONV_VISIBLE, ConvFacts, Viewer};
@@ -84,11 +84,6 @@ impl Conversation {
         ConversationView { can: Some(can), ..self.view() }
     }
 
-    /// Transitional: [`Conversation::view`] as JSON, for callers still building untyped events.
-    pub fn to_json(&self) -> Value {
-        serde_json::to_value(self.view()).expect("views serialise")
-    }
-
     /// `conversation.created|updated|assigned` of this conversation as it is now.
     pub fn event(&self, e: fn(ConversationView) -> Event) -> NewEvent {
         NewEvent::new(self.workspace_id, e(self.view())).conversation(self.id).lead(self.lead_id)
@@ -137,11 +132,6 @@ pub async fn get_internal(db: &Db, id: Uuid) -> Result<Option<Conversation>> {
     };
     c.label_ids = label_ids(db, &[id]).await?.remove(&id).unwrap_or_default();
     Ok(Some(c))
-}
-
-/// A conversation's JSON read inside a transaction (transitional, for untyped events).
-pub async fn json_in(tx: &mut crate::db::Tx, id: Uuid) -> Result<Value> {
-    Ok(load_in(tx, id).await?.ok_or(sqlx::Error::RowNotFound)?.to_json())
 }
 
 /// A conversation with its labels, as `tx` sees it (its own writes included).
@@ -208,7 +198,7 @@ pub async fn answers(db: &Db, v: &Viewer, mut rows: Vec<Conversation>) -> Result
 }
 
 /// Emits `conversation.*` of `c` as it is now.
-pub fn emit(w: &mut impl Unit, e: fn(ConversationView) -> Event, c: &Conversation) {
+pub fn emit(w: &mut Work, e: fn(ConversationView) -> Event, c: &Conversation) {
     w.emit(c.event(e));
 }
 
@@ -349,7 +339,7 @@ pub async fn message_page(
     conv: &Visible<Conversation>,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<(Vec<Value>, Option<String>)> {
+) -> Result<(Vec<crate::views::message::MessageView>, Option<String>)> {
     let anchor: Option<(DateTime<Utc>, i64)> = match before {
         None => None,
         Some(b) => Some(

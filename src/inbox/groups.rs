@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::error::{DbResultExt, Error, Result};
-use crate::events::Unit;
+use crate::events::Work;
 use crate::inbox::leads;
 use crate::views::number::GroupView;
 use crate::{on_db, on_tx};
@@ -60,7 +60,7 @@ pub async fn rename(db: &Db, group: &GroupView, name: String) -> Result<GroupVie
 }
 
 /// Deletes a group, taking it off its leads (each gets a `lead.updated` event).
-pub async fn delete(w: &mut impl Unit, group: &GroupView) -> Result<()> {
+pub async fn delete(w: &mut Work, group: &GroupView) -> Result<()> {
     let members: Vec<Uuid> =
         on_tx!(w.tx(), |c| sqlx::query_scalar("SELECT lead_id FROM lead_groups WHERE group_id = $1")
             .bind(group.id)

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::db::{Db, Links, Tx, cursor};
 use crate::error::{DbResultExt, Error, Result};
-use crate::events::{Event, NewEvent, Unit};
+use crate::events::{Event, NewEvent, Work};
 use crate::policy::{self, LEAD_VISIBLE, Viewer};
 use crate::timeline::{self, AssignedData, NewActivity};
 use crate::views::Deleted;
@@ -226,7 +226,7 @@ struct CreatedData<'a> {
 
 /// Inserts a lead (and its phone identity), with its `lead.updated` event and its
 /// `lead_created` activity.
-pub async fn insert(w: &mut impl Unit, new: NewLead) -> Result<Lead> {
+pub async fn insert(w: &mut Work, new: NewLead) -> Result<Lead> {
     let id = Uuid::now_v7();
     let now = w.now();
     let tx = w.tx();
@@ -270,7 +270,7 @@ pub fn created_activity(lead: &Lead) -> NewActivity {
 }
 
 /// Emits `lead.updated` of `lead` as it is now.
-pub fn emit_updated(w: &mut impl Unit, lead: &Lead) {
+pub fn emit_updated(w: &mut Work, lead: &Lead) {
     w.emit(updated_event(lead));
 }
 
@@ -281,7 +281,7 @@ pub fn updated_event(lead: &Lead) -> NewEvent {
 
 /// Gives an unassigned lead to `assignee` (with its `lead.updated`); a lead that has one keeps
 /// it. Returns whether it was unassigned.
-pub async fn adopt(w: &mut impl Unit, lead_id: Uuid, assignee: Uuid) -> Result<bool> {
+pub async fn adopt(w: &mut Work, lead_id: Uuid, assignee: Uuid) -> Result<bool> {
     let now = w.now();
     let n = on_tx!(w.tx(), |x| sqlx::query(
         "UPDATE leads SET assignee_id = $1, updated_at = $2 WHERE id = $3 AND assignee_id IS NULL"
@@ -388,7 +388,7 @@ pub struct LeadChanges {
 
 /// Applies `changes` to `lead` on `by`'s behalf: 422 for unknown groups or an assignee who is
 /// not an active member, 409 for a phone another lead has. Emits `lead.updated`.
-pub async fn update(w: &mut impl Unit, lead: &mut Lead, changes: LeadChanges, by: Uuid) -> Result<()> {
+pub async fn update(w: &mut Work, lead: &mut Lead, changes: LeadChanges, by: Uuid) -> Result<()> {
     let now = w.now();
     if let Some(name) = changes.name {
         lead.name = name;
@@ -436,7 +436,7 @@ pub async fn update(w: &mut impl Unit, lead: &mut Lead, changes: LeadChanges, by
 }
 
 /// Deletes a lead (its conversations and activities go with it), with `lead.deleted`.
-pub async fn delete(w: &mut impl Unit, lead: &Lead) -> Result<()> {
+pub async fn delete(w: &mut Work, lead: &Lead) -> Result<()> {
     let id = lead.id;
     on_tx!(w.tx(), |c| sqlx::query("DELETE FROM leads WHERE id = $1")
         .bind(id)

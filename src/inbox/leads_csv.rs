@@ -63,7 +63,7 @@ use crate::assignment::run;
 use crate::clock::Clock;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
-use crate::events::{Hub, Unit, Work};
+use crate::events::{Hub, Work};
 use crate::inbox::leads::{self, COLS, Lead};
 use crate::policy::{LEAD_VISIBLE, Viewer};
 use crate::timeline::{self, AssignedData, NewActivity};
@@ -759,7 +759,7 @@ fn update(
 /// Writes queued changes: one multi-row `UPDATE … FROM (VALUES …)` per chunk (`columnN` are
 /// the VALUES columns' names on both backends), group memberships replaced, then the
 /// `assigned` activities, with their events and the `lead.updated` events.
-async fn apply_updates(w: &mut impl Unit, changes: Changes) -> Result<()> {
+async fn apply_updates(w: &mut Work, changes: Changes) -> Result<()> {
     if changes.leads.is_empty() {
         return Ok(());
     }
@@ -822,7 +822,7 @@ async fn insert_memberships(tx: &mut Tx, memberships: &[(Uuid, Uuid)]) -> Result
 /// Inserts new leads with multi-row INSERTs: leads, phone identities, groups, `lead_created`
 /// activities, with their `lead.updated` and `timeline.created` events. A phone taken
 /// meanwhile (by a concurrent creation) is reported on its row. Returns the stored leads.
-async fn insert_all(w: &mut impl Unit, creates: Vec<(u64, Lead)>, out: &mut Outcome) -> Result<Vec<Lead>> {
+async fn insert_all(w: &mut Work, creates: Vec<(u64, Lead)>, out: &mut Outcome) -> Result<Vec<Lead>> {
     if creates.is_empty() {
         return Ok(Vec::new());
     }

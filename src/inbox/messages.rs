@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::db::{Db, Tx};
 use crate::error::Result;
+use crate::views::message::{Context, Direction, MessageError, MessageStatus, MessageView, ReactionView, SentBy};
 use crate::{on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -16,7 +17,7 @@ pub struct MessageRow {
     pub id: Uuid,
     pub conversation_id: Uuid,
     pub wamid: Option<String>,
-    pub direction: String,
+    pub direction: Direction,
     #[sqlx(rename = "type")]
     pub kind: String,
     pub text: Option<String>,
@@ -24,7 +25,7 @@ pub struct MessageRow {
     pub content: Option<sqlx::types::Json<Value>>,
     pub context_wamid: Option<String>,
     pub forwarded: bool,
-    pub status: String,
+    pub status: MessageStatus,
     pub error_code: Option<i64>,
     pub error_title: Option<String>,
     pub sent_by_user_id: Option<Uuid>,
@@ -53,49 +54,44 @@ pub struct Reaction {
 }
 
 impl MessageRow {
-    pub fn to_json(&self, reactions: &[Reaction]) -> Value {
+    /// The message as clients see it, with its reactions.
+    pub fn view(&self, reactions: &[Reaction]) -> MessageView {
         let sent_by = if self.sent_by_app {
-            json!("whatsapp_app")
-        } else if let Some(id) = self.sent_by_user_id {
-            json!({"id": id, "email": self.sent_by_email, "name": self.sent_by_name})
+            Some(SentBy::APP)
         } else {
-            Value::Null
+            self.sent_by_user_id.map(|id| SentBy::Member {
+                id,
+                email: self.sent_by_email.clone(),
+                name: self.sent_by_name.clone(),
+            })
         };
-        let mut v = json!({
-            "id": self.id,
-            "conversation_id": self.conversation_id,
-            "wamid": self.wamid,
-            "direction": self.direction,
-            "type": self.kind,
-            "status": self.status,
-            "created_at": self.created_at,
-            "forwarded": self.forwarded,
-            "sent_at": self.sent_at,
-            "delivered_at": self.delivered_at,
-            "read_at": self.read_at,
-            "failed_at": self.failed_at,
-            "reactions": reactions.iter().map(|r| json!({"emoji": r.emoji, "from": r.reactor, "at": r.at})).collect::<Vec<_>>(),
-        });
-        let o = v.as_object_mut().expect("object");
-        if let Some(t) = &self.text {
-            o.insert("text".into(), json!(t));
+        MessageView {
+            id: self.id,
+            conversation_id: self.conversation_id,
+            wamid: self.wamid.clone(),
+            direction: self.direction,
+            kind: self.kind.clone(),
+            status: self.status,
+            created_at: self.created_at,
+            forwarded: self.forwarded,
+            sent_at: self.sent_at,
+            delivered_at: self.delivered_at,
+            read_at: self.read_at,
+            failed_at: self.failed_at,
+            reactions: reactions.iter().map(Reaction::view).collect(),
+            text: self.text.clone(),
+            media: self.media.as_ref().map(|m| m.0.clone()),
+            content: self.content.as_ref().map(|c| c.0.clone()),
+            context: self.context_wamid.clone().map(|wamid| Context { wamid }),
+            sent_by,
+            error: self.error_code.map(|code| MessageError { code, title: self.error_title.clone() }),
         }
-        if let Some(m) = &self.media {
-            o.insert("media".into(), m.0.clone());
-        }
-        if let Some(c) = &self.content {
-            o.insert("content".into(), c.0.clone());
-        }
-        if let Some(c) = &self.context_wamid {
-            o.insert("context".into(), json!({"wamid": c}));
-        }
-        if !sent_by.is_null() {
-            o.insert("sent_by".into(), sent_by);
-        }
-        if let Some(code) = self.error_code {
-            o.insert("error".into(), json!({"code": code, "title": self.error_title}));
-        }
-        v
+    }
+}
+
+impl Reaction {
+    pub fn view(&self) -> ReactionView {
+        ReactionView { emoji: self.emoji.clone(), from: self.reactor.clone(), at: self.at }
     }
 }
 
@@ -123,12 +119,12 @@ pub async fn reactions(db: &Db, wamids: &[&str]) -> Result<HashMap<String, Vec<R
 }
 
 /// Renders rows with their reactions.
-pub async fn render(db: &Db, rows: &[MessageRow]) -> Result<Vec<Value>> {
+pub async fn render(db: &Db, rows: &[MessageRow]) -> Result<Vec<MessageView>> {
     let wamids: Vec<&str> = rows.iter().filter_map(|m| m.wamid.as_deref()).collect();
     let reactions = reactions(db, &wamids).await?;
     Ok(rows
         .iter()
-        .map(|m| m.to_json(m.wamid.as_ref().and_then(|w| reactions.get(w)).map(Vec::as_slice).unwrap_or(&[])))
+        .map(|m| m.view(m.wamid.as_ref().and_then(|w| reactions.get(w)).map(Vec::as_slice).unwrap_or(&[])))
         .collect())
 }
 
@@ -138,14 +134,14 @@ pub async fn load_in(tx: &mut Tx, id: Uuid) -> Result<MessageRow> {
     Ok(on_tx!(tx, |c| sqlx::query_as(&sql).bind(id).fetch_one(c).await)?)
 }
 
-/// Renders one message in a transaction, with its reactions, for an event.
-pub async fn json_in(tx: &mut Tx, id: Uuid) -> Result<Value> {
+/// One message in a transaction, with its reactions, for an event.
+pub async fn view_in(tx: &mut Tx, id: Uuid) -> Result<MessageView> {
     let m = load_in(tx, id).await?;
     let reactions = match &m.wamid {
         Some(w) => reactions_in(tx, w).await?,
         None => Vec::new(),
     };
-    Ok(m.to_json(&reactions))
+    Ok(m.view(&reactions))
 }
 
 /// The reactions on one message, read inside a transaction.
@@ -158,16 +154,4 @@ pub async fn reactions_in(tx: &mut Tx, wamid: &str) -> Result<Vec<Reaction>> {
         .fetch_all(c)
         .await
     })?)
-}
-
-/// A short summary of a message for conversation lists.
-pub fn preview(m: &Value) -> Value {
-    json!({
-        "id": m["id"],
-        "direction": m["direction"],
-        "type": m["type"],
-        "text": m.get("text").cloned().or_else(|| m.pointer("/media/caption").cloned()),
-        "status": m["status"],
-        "created_at": m["created_at"],
-    })
 }

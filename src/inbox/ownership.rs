@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::db::Tx;
 use crate::error::{Error, Result};
-use crate::events::{Event, Unit};
+use crate::events::{Event, Work};
 use crate::inbox::conversations::{self, Conversation, Visible};
 use crate::inbox::leads;
 use crate::policy::{self, Denied, Viewer};
@@ -54,12 +54,7 @@ struct LabelData<'a> {
 }
 
 /// A label left these conversations (deleted by `member_id`): timeline and live event for each.
-pub async fn label_removed(
-    w: &mut impl Unit,
-    conversations: &[Uuid],
-    label: (Uuid, &str),
-    member_id: Uuid,
-) -> Result<()> {
+pub async fn label_removed(w: &mut Work, conversations: &[Uuid], label: (Uuid, &str), member_id: Uuid) -> Result<()> {
     for id in conversations {
         let c = load_tx(w.tx(), *id).await?;
         let data = LabelData { label_id: label.0, name: Some(label.1), label_deleted: true };
@@ -72,7 +67,7 @@ pub async fn label_removed(
 
 /// Sets the assignee (an assigned conversation never goes back to unassigned) and gives the
 /// lead the same assignee when it has none. No event of the conversation (the caller emits).
-pub async fn set_assignee(w: &mut impl Unit, c: &mut Conversation, assignee: Uuid) -> Result<()> {
+pub async fn set_assignee(w: &mut Work, c: &mut Conversation, assignee: Uuid) -> Result<()> {
     let now = w.now();
     on_tx!(w.tx(), |x| sqlx::query("UPDATE conversations SET assignee_id = $1, updated_at = $2 WHERE id = $3")
         .bind(assignee)
@@ -89,7 +84,7 @@ pub async fn set_assignee(w: &mut impl Unit, c: &mut Conversation, assignee: Uui
 
 /// Assigns a conversation to `assignee` (an active member) on `by`'s behalf: activity and
 /// `conversation.assigned`. Nothing happens when it already is theirs.
-pub async fn assign(w: &mut impl Unit, c: &mut Conversation, assignee: Uuid, by: Uuid) -> Result<()> {
+pub async fn assign(w: &mut Work, c: &mut Conversation, assignee: Uuid, by: Uuid) -> Result<()> {
     if c.assignee_id == Some(assignee) {
         return Ok(());
     }
@@ -106,7 +101,7 @@ pub async fn assign(w: &mut impl Unit, c: &mut Conversation, assignee: Uuid, by:
 /// Claims an unassigned conversation for `by`. Race-safe: a conditional UPDATE takes only an
 /// unassigned conversation, so of concurrent claims exactly one wins and the others get
 /// [`Denied::AlreadyAssigned`].
-pub async fn claim(w: &mut impl Unit, c: &mut Conversation, by: Uuid) -> Result<()> {
+pub async fn claim(w: &mut Work, c: &mut Conversation, by: Uuid) -> Result<()> {
     let now = w.now();
     let won = on_tx!(w.tx(), |x| sqlx::query(
         "UPDATE conversations SET assignee_id = $1, updated_at = $2 WHERE id = $3 AND assignee_id IS NULL"
@@ -136,7 +131,7 @@ struct StatusData {
 }
 
 /// Opens or closes a conversation on `by`'s behalf. Nothing happens when it already is.
-pub async fn set_status(w: &mut impl Unit, c: &mut Conversation, status: ConversationStatus, by: Uuid) -> Result<()> {
+pub async fn set_status(w: &mut Work, c: &mut Conversation, status: ConversationStatus, by: Uuid) -> Result<()> {
     if c.status == status {
         return Ok(());
     }
@@ -160,7 +155,7 @@ pub async fn set_status(w: &mut impl Unit, c: &mut Conversation, status: Convers
 /// Sets a conversation's labels to `wanted` (checked to exist in the workspace; `name` gives
 /// a label's name for the timeline). Nothing happens when they already are.
 pub async fn set_labels(
-    w: &mut impl Unit,
+    w: &mut Work,
     c: &mut Conversation,
     wanted: Vec<Uuid>,
     names: &std::collections::HashMap<Uuid, String>,
@@ -214,13 +209,7 @@ struct AccessData<'a> {
 
 /// Grants (or revokes) explicit access to the members `ids` (422 when one is not a member of
 /// the workspace). Returns whether anything changed.
-pub async fn change_access(
-    w: &mut impl Unit,
-    c: &mut Conversation,
-    ids: &[Uuid],
-    grant: bool,
-    by: Uuid,
-) -> Result<bool> {
+pub async fn change_access(w: &mut Work, c: &mut Conversation, ids: &[Uuid], grant: bool, by: Uuid) -> Result<bool> {
     let now = w.now();
     let id = c.id;
     let mut changed = Vec::new();
@@ -274,7 +263,7 @@ pub async fn change_access(
 /// Bulk reassignment of a lead: its conversations assigned to `from` go to `to` (activity and
 /// `conversation.assigned` each, `data` the lead's activity data).
 pub async fn reassign_of_lead(
-    w: &mut impl Unit,
+    w: &mut Work,
     lead_id: Uuid,
     from: Uuid,
     to: Uuid,

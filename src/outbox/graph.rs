@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::views::message::MessageStatus;
+
 /// What to do after a Graph API error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -87,7 +89,12 @@ impl Graph {
     }
 
     /// `POST /{version}/{phone_number_id}/messages`.
-    pub async fn post_message(&self, phone_number_id: &str, token: &str, body: &Value) -> Result<Value, CallError> {
+    pub async fn post_message(
+        &self,
+        phone_number_id: &str,
+        token: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<Value, CallError> {
         let resp = self
             .client
             .post(self.url(&format!("{phone_number_id}/messages")))
@@ -202,4 +209,72 @@ mod tests {
         assert_eq!(classify(503, None), Verdict::Retry);
         assert_eq!(classify(404, None), Verdict::Fail);
     }
+}
+
+/// The body of a `POST /{phone_number_id}/messages`: a message, or a read receipt.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum Outgoing<'a> {
+    Message(Box<SendMessage<'a>>),
+    Read { messaging_product: &'static str, status: MessageStatus, message_id: Option<&'a str> },
+}
+
+impl<'a> Outgoing<'a> {
+    /// Marks the inbound message `wamid` read (blue ticks).
+    pub fn read(wamid: Option<&'a str>) -> Outgoing<'a> {
+        Outgoing::Read { messaging_product: "whatsapp", status: MessageStatus::Read, message_id: wamid }
+    }
+}
+
+/// A message to send.
+#[derive(Debug, serde::Serialize)]
+pub struct SendMessage<'a> {
+    pub messaging_product: &'static str,
+    pub recipient_type: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    /// Our message id, echoed in its status webhooks.
+    pub biz_opaque_callback_data: String,
+    /// The contact's phone, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<&'a str>,
+    /// Else their WhatsApp user id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateBody<'a>>,
+    /// `{<kind>: <media object>}` for media messages.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub media: Option<std::collections::BTreeMap<&'a str, &'a Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<Quoted<'a>>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct TextBody<'a> {
+    pub body: &'a str,
+    pub preview_url: bool,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct TemplateBody<'a> {
+    pub name: &'a Value,
+    pub language: Language<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub components: Option<&'a Value>,
+}
+
+/// A template's language: a bare code becomes `{"code": …}`; an object is passed as given.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum Language<'a> {
+    Code { code: &'a str },
+    Given(&'a Value),
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Quoted<'a> {
+    pub message_id: &'a str,
 }

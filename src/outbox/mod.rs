@@ -8,28 +8,26 @@
 //! recognised in status webhooks).
 
 pub mod graph;
+pub mod http;
 pub mod media;
+pub mod throughput;
 pub mod worker;
 
-use std::sync::LazyLock;
-
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use tracing::instrument;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::CurrentUser;
-use crate::db::Tx;
+use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
-use crate::events::{self, NewEvent};
-use crate::extract::{Json, Path};
-use crate::inbox::conversations::{self, Conversation};
-use crate::inbox::messages;
-use crate::state::AppState;
-use crate::{on_db, on_tx};
+use crate::events::Work;
+use crate::inbox::chat::{self, Chat, NewMessage, Recording};
+use crate::inbox::conversations::Conversation;
+use crate::timeline::NewActivity;
+use crate::views::conversation::ConversationView;
+use crate::views::message::{Direction, MessageStatus, MessageView};
+use crate::views::timeline::ActivityKind;
+use crate::{on_db, on_tx, string_enum};
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -63,15 +61,28 @@ pub struct MediaRef {
 }
 
 /// A validated outgoing message, ready to store.
-struct Outgoing {
-    kind: &'static str,
-    text: Option<String>,
-    media: Option<Value>,
-    content: Option<Value>,
-    reply_to: Option<Uuid>,
+pub struct Outgoing {
+    pub kind: &'static str,
+    pub text: Option<String>,
+    pub media: Option<Value>,
+    pub content: Option<Value>,
+    pub reply_to: Option<Uuid>,
 }
 
-fn validate(body: SendBody) -> Result<Outgoing> {
+impl Outgoing {
+    /// Only templates may be sent once the customer service window is closed.
+    pub fn is_template(&self) -> bool {
+        self.kind == "template"
+    }
+}
+
+/// A template message's stored `content`.
+#[derive(serde::Serialize)]
+struct TemplateContent {
+    template: Template,
+}
+
+pub fn validate(body: SendBody) -> Result<Outgoing> {
     let media = |kind: &'static str, m: MediaRef, reply_to| -> Result<Outgoing> {
         match (&m.link, &m.id) {
             (Some(l), None) if (l.starts_with("https://") || l.starts_with("http://")) && l.len() <= 2048 => {}
@@ -106,13 +117,8 @@ fn validate(body: SendBody) -> Result<Outgoing> {
             if template.components.as_ref().is_some_and(|c| !c.is_array()) {
                 return Err(Error::unprocessable("invalid_template", "components must be an array"));
             }
-            Ok(Outgoing {
-                kind: "template",
-                text: None,
-                media: None,
-                content: Some(json!({"template": template})),
-                reply_to,
-            })
+            let content = serde_json::to_value(TemplateContent { template })?;
+            Ok(Outgoing { kind: "template", text: None, media: None, content: Some(content), reply_to })
         }
         SendBody::Image { media: m, reply_to } => media("image", m, reply_to),
         SendBody::Video { media: m, reply_to } => media("video", m, reply_to),
@@ -121,168 +127,142 @@ fn validate(body: SendBody) -> Result<Outgoing> {
     }
 }
 
-const INSERT_MESSAGE: &str = "INSERT INTO messages (id, workspace_id, conversation_id, direction, type, text, media, content, \
-    context_wamid, status, sent_by_user_id, created_at, received_at) \
-    VALUES ($1, $2, $3, 'out', $4, $5, $6, $7, $8, 'queued', $9, $10, $10)";
+string_enum! {
+    /// What an outbox row asks of the Graph API.
+    pub enum JobKind {
+        /// Send the stored message `message_id`.
+        Message = "message",
+        /// Mark the inbound message `payload.wamid` read (blue ticks).
+        Read = "read",
+    }
+}
+
+/// An outbox row's `payload`: `{}` for a message, `{"wamid": …}` for a read receipt.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct JobPayload {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wamid: Option<String>,
+}
 
 const INSERT_OUTBOX: &str = "INSERT INTO outbox (id, workspace_id, number_id, message_id, kind, payload, state, due_at, created_at) \
     VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)";
 
-static TOUCH: LazyLock<String> = LazyLock::new(|| {
-    "UPDATE conversations SET last_message = $2, last_message_at = $3, updated_at = $3 WHERE id = $1".to_owned()
-});
-
-fn window_open(conv: &Conversation, now: DateTime<Utc>) -> bool {
+/// Whether the customer service window lets a free-form message through now.
+pub fn window_open(conv: &Conversation, now: DateTime<Utc>) -> bool {
     !conv.template_required && conv.window_expires_at().is_some_and(|end| end > now)
 }
 
-#[instrument(skip_all)]
-pub async fn send(
-    State(st): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<Uuid>,
-    headers: HeaderMap,
-    Json(body): Json<SendBody>,
-) -> Result<(StatusCode, Json<Value>)> {
-    let key = headers.get("idempotency-key").map(|k| k.to_str().map(str::to_owned));
-    let key = match key {
-        None => None,
-        Some(Ok(k)) if !k.is_empty() && k.len() <= 200 => Some(k),
-        Some(_) => {
-            return Err(Error::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 characters"));
-        }
-    };
-    let conv = conversations::get_visible(&st.db, &user.viewer(), id).await?;
-    crate::inbox::ownership::ensure_can_reply(&conv, &user.viewer())?;
-    if let Some(k) = &key
-        && let Some(existing) = idempotent_message(&st, user.id, k).await?
-    {
-        return Ok((StatusCode::ACCEPTED, Json(existing)));
-    }
-    let out = validate(body)?;
-    let now = st.clock.now();
-    if out.kind != "template" && !window_open(&conv, now) {
-        return Err(Error::unprocessable(
-            "window_closed",
-            "the 24-hour customer service window is closed: only templates can be sent",
-        ));
-    }
-    let connected: Option<String> = on_db!(&st.db, |p| sqlx::query_scalar(
+/// The `phone_number_id` of a number, if it is connected.
+pub async fn connected_number(db: &Db, number_id: Uuid) -> Result<Option<String>> {
+    Ok(on_db!(db, |p| sqlx::query_scalar(
         "SELECT phone_number_id FROM numbers WHERE id = $1 AND disconnected_at IS NULL"
     )
-    .bind(conv.number_id)
+    .bind(number_id)
     .fetch_optional(p)
-    .await)?;
-    if connected.is_none() {
-        return Err(Error::unprocessable("number_disconnected", "this conversation's number is disconnected"));
-    }
-    let context_wamid = match out.reply_to {
-        None => None,
-        Some(r) => Some(
-            on_db!(&st.db, |p| sqlx::query_scalar::<_, Option<String>>(
-                "SELECT wamid FROM messages WHERE id = $1 AND conversation_id = $2"
-            )
-            .bind(r)
-            .bind(conv.id)
-            .fetch_optional(p)
-            .await)?
-            .flatten()
-            .ok_or_else(|| {
-                Error::unprocessable("invalid_reply_to", "reply_to is not a delivered message of this conversation")
-            })?,
-        ),
+    .await)?)
+}
+
+/// The wamid of the message `reply_to` of conversation `conv` (a reply quotes it); 422 when
+/// it is not a delivered message of this conversation.
+pub async fn quoted_wamid(db: &Db, conv: Uuid, reply_to: Uuid) -> Result<String> {
+    on_db!(db, |p| sqlx::query_scalar::<_, Option<String>>(
+        "SELECT wamid FROM messages WHERE id = $1 AND conversation_id = $2"
+    )
+    .bind(reply_to)
+    .bind(conv)
+    .fetch_optional(p)
+    .await)?
+    .flatten()
+    .ok_or_else(|| Error::unprocessable("invalid_reply_to", "reply_to is not a delivered message of this conversation"))
+}
+
+/// A member's reply, queued: the message stored as `queued` (through the chat write path,
+/// with its events and timeline session), its outbox row, and its `message_sent` activity.
+pub async fn queue_reply(
+    work: &mut Work,
+    conv: &Conversation,
+    member: Uuid,
+    out: Outgoing,
+    context_wamid: Option<String>,
+    session_gap: i64,
+) -> Result<MessageView> {
+    let now = work.now();
+    let mut chat = Chat::from(conv);
+    let new = NewMessage {
+        id: Uuid::now_v7(),
+        wamid: None,
+        direction: Direction::Out,
+        kind: out.kind.to_owned(),
+        text: out.text,
+        media: out.media,
+        content: out.content,
+        context_wamid,
+        forwarded: false,
+        status: MessageStatus::Queued,
+        sent_by_user_id: Some(member),
+        sent_by_app: false,
+        created_at: now,
+        sent_at: None,
     };
-    let message_id = Uuid::now_v7();
-    let mut tx = st.db.begin().await?;
-    on_tx!(&mut tx, |c| sqlx::query(INSERT_MESSAGE)
-        .bind(message_id)
-        .bind(conv.workspace_id)
-        .bind(conv.id)
-        .bind(out.kind)
-        .bind(&out.text)
-        .bind(out.media.as_ref().map(sqlx::types::Json))
-        .bind(out.content.as_ref().map(sqlx::types::Json))
-        .bind(&context_wamid)
-        .bind(user.id)
-        .bind(now)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    if let Some(k) = &key {
-        let claimed = on_tx!(&mut tx, |c| {
-            sqlx::query(
-            "INSERT INTO idempotency_keys (user_id, key, message_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+    let how = Recording { session_gap, newest: true, answer: true };
+    let stored = chat::record(work, &mut chat, new, &how).await?;
+    let message = stored.and_then(|s| s.view).ok_or_else(|| Error::internal("reply not stored"))?;
+    enqueue(
+        work.tx(),
+        now,
+        conv.workspace_id,
+        conv.number_id,
+        Some(message.id),
+        JobKind::Message,
+        &JobPayload::default(),
+    )
+    .await?;
+    let activity = ReplyActivity { message_id: message.id, kind: out.kind };
+    let data = serde_json::to_value(&activity)?;
+    let sent = NewActivity::new(conv.workspace_id, conv.lead_id, ActivityKind::MessageSent, data).conversation(conv.id);
+    crate::timeline::record(work, sent.by(member)).await?;
+    Ok(message)
+}
+
+/// The data of a `message_sent` activity.
+#[derive(Serialize)]
+struct ReplyActivity {
+    message_id: Uuid,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// Ties an `Idempotency-Key` to the message it created; false when the key was taken (by the
+/// same request, a moment ago).
+pub async fn claim_key(tx: &mut Tx, user: Uuid, key: &str, message_id: Uuid, now: DateTime<Utc>) -> Result<bool> {
+    let claimed = on_tx!(tx, |c| {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (user_id, key, message_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
-        .bind(user.id)
-        .bind(k)
+        .bind(user)
+        .bind(key)
         .bind(message_id)
         .bind(now)
         .execute(c)
         .await
         .map(|r| r.rows_affected())
-        })?;
-        if claimed == 0 {
-            // The same request won a moment ago: roll back ours and answer with theirs.
-            tx.rollback().await?;
-            return match idempotent_message(&st, user.id, k).await? {
-                Some(existing) => Ok((StatusCode::ACCEPTED, Json(existing))),
-                None => {
-                    Err(Error::conflict("idempotency_conflict", "a request with this Idempotency-Key is in progress"))
-                }
-            };
-        }
-    }
-    enqueue(&mut tx, now, conv.workspace_id, conv.number_id, Some(message_id), "message", json!({})).await?;
-    let message = messages::json_in(&mut tx, message_id).await?;
-    on_tx!(&mut tx, |c| sqlx::query(TOUCH.as_str())
-        .bind(conv.id)
-        .bind(sqlx::types::Json(messages::preview(&message)))
-        .bind(now)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    let ws = conv.workspace_id;
-    events::append(
-        &mut tx,
-        now,
-        NewEvent::raw(ws, "message.created", message.clone()).conversation(conv.id).lead(conv.lead_id),
-    )
-    .await?;
-    let conv_json = conversations::json_in(&mut tx, conv.id).await?;
-    events::append(
-        &mut tx,
-        now,
-        NewEvent::raw(ws, "conversation.updated", conv_json).conversation(conv.id).lead(conv.lead_id),
-    )
-    .await?;
-    let gap = crate::workspace::session_gap(&st.db, st.config.session_gap_secs, ws).await?;
-    let msg = crate::timeline::sessions::Msg { at: now, inbound: false, member: Some(user.id) };
-    let data = json!({"message_id": message_id, "type": out.kind});
-    let mut buffer = events::Buffer::default();
-    let mut unit = events::Buffered { tx: &mut tx, events: &mut buffer, now };
-    crate::timeline::sessions::on_message(&mut unit, conv.id, &msg, gap).await?;
-    let sent = crate::views::timeline::ActivityKind::MessageSent;
-    let a = crate::timeline::NewActivity::new(ws, conv.lead_id, sent, data).conversation(conv.id).by(user.id);
-    crate::timeline::record(&mut unit, a).await?;
-    buffer.flush(&mut tx).await?;
-    st.commit(tx).await?;
-    st.outbox_wake.notify_one();
-    tracing::info!(message_id = %message_id, conversation_id = %conv.id, kind = out.kind, "reply queued");
-    Ok((StatusCode::ACCEPTED, Json(message)))
+    })?;
+    Ok(claimed > 0)
 }
 
-async fn idempotent_message(st: &AppState, user: Uuid, key: &str) -> Result<Option<Value>> {
-    let existing: Option<Uuid> = on_db!(&st.db, |p| sqlx::query_scalar(
-        "SELECT message_id FROM idempotency_keys WHERE user_id = $1 AND key = $2"
-    )
-    .bind(user)
-    .bind(key)
-    .fetch_optional(p)
-    .await)?;
+/// The message an `Idempotency-Key` of `user` created, if any.
+pub async fn idempotent_message(db: &Db, user: Uuid, key: &str) -> Result<Option<MessageView>> {
+    let existing: Option<Uuid> =
+        on_db!(db, |p| sqlx::query_scalar("SELECT message_id FROM idempotency_keys WHERE user_id = $1 AND key = $2")
+            .bind(user)
+            .bind(key)
+            .fetch_optional(p)
+            .await)?;
     let Some(id) = existing else { return Ok(None) };
-    let sql = format!("{} WHERE m.id = $1", messages::SELECT);
-    let rows: Vec<messages::MessageRow> = on_db!(&st.db, |p| sqlx::query_as(&sql).bind(id).fetch_all(p).await)?;
-    Ok(messages::render(&st.db, &rows).await?.into_iter().next())
+    let sql = format!("{} WHERE m.id = $1", crate::inbox::messages::SELECT);
+    let rows: Vec<crate::inbox::messages::MessageRow> =
+        on_db!(db, |p| sqlx::query_as(&sql).bind(id).fetch_all(p).await)?;
+    Ok(crate::inbox::messages::render(db, &rows).await?.into_iter().next())
 }
 
 /// Adds a Graph API call to the outbox (in the caller's transaction).
@@ -292,16 +272,16 @@ pub async fn enqueue(
     workspace_id: Uuid,
     number_id: Uuid,
     message_id: Option<Uuid>,
-    kind: &str,
-    payload: Value,
+    kind: JobKind,
+    payload: &JobPayload,
 ) -> Result<()> {
     on_tx!(tx, |c| sqlx::query(INSERT_OUTBOX)
         .bind(Uuid::now_v7())
         .bind(workspace_id)
         .bind(number_id)
         .bind(message_id)
-        .bind(kind)
-        .bind(sqlx::types::Json(&payload))
+        .bind(kind.as_str())
+        .bind(sqlx::types::Json(payload))
         .bind(now)
         .execute(c)
         .await
@@ -309,53 +289,31 @@ pub async fn enqueue(
     Ok(())
 }
 
-/// `POST /conversations/{id}/read`: marks inbound messages read here and tells Meta (blue
-/// ticks) for the newest one.
-#[instrument(skip_all)]
-pub async fn mark_read(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<Value>> {
-    let conv = conversations::get_visible(&st.db, &user.viewer(), id).await?;
-    let now = st.clock.now();
-    let latest: Option<Option<String>> = on_db!(&st.db, |p| sqlx::query_scalar(
-        "SELECT wamid FROM messages WHERE conversation_id = $1 AND direction = 'in' AND status <> 'read' \
-         ORDER BY created_at DESC, seq DESC LIMIT 1"
-    )
-    .bind(conv.id)
-    .fetch_optional(p)
-    .await)?;
-    let mut tx = st.db.begin().await?;
-    on_tx!(&mut tx, |c| {
-        sqlx::query(
-        "UPDATE messages SET status = 'read', read_at = $1 WHERE conversation_id = $2 AND direction = 'in' AND status <> 'read'"
-    )
-    .bind(now)
-    .bind(conv.id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    on_tx!(&mut tx, |c| sqlx::query("UPDATE conversations SET unread_count = 0 WHERE id = $1")
-        .bind(conv.id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+/// Marks a conversation read here, and queues the read receipt for its newest unread inbound
+/// message (`latest`) when its number is connected.
+pub async fn mark_read(work: &mut Work, conv: &Conversation, latest: Option<String>) -> Result<ConversationView> {
+    let view = chat::mark_read(work, conv.workspace_id, conv.id).await?;
     let connected: Option<Uuid> =
-        on_tx!(&mut tx, |c| sqlx::query_scalar("SELECT id FROM numbers WHERE id = $1 AND disconnected_at IS NULL")
+        on_tx!(work.tx(), |c| sqlx::query_scalar("SELECT id FROM numbers WHERE id = $1 AND disconnected_at IS NULL")
             .bind(conv.number_id)
             .fetch_optional(c)
             .await)?;
-    if let (Some(Some(wamid)), Some(_)) = (latest, connected) {
-        enqueue(&mut tx, now, conv.workspace_id, conv.number_id, None, "read", json!({"wamid": wamid})).await?;
+    if let (Some(wamid), Some(_)) = (latest, connected) {
+        let now = work.now();
+        let payload = JobPayload { wamid: Some(wamid) };
+        enqueue(work.tx(), now, conv.workspace_id, conv.number_id, None, JobKind::Read, &payload).await?;
     }
-    let conv_json = conversations::json_in(&mut tx, conv.id).await?;
-    events::append(
-        &mut tx,
-        now,
-        NewEvent::raw(conv.workspace_id, "conversation.updated", conv_json.clone())
-            .conversation(conv.id)
-            .lead(conv.lead_id),
+    Ok(view)
+}
+
+/// The newest inbound message of a conversation not read yet, if it has a wamid.
+pub async fn latest_unread(db: &Db, conv: Uuid) -> Result<Option<String>> {
+    let latest: Option<Option<String>> = on_db!(db, |p| sqlx::query_scalar(
+        "SELECT wamid FROM messages WHERE conversation_id = $1 AND direction = 'in' AND status <> 'read' \
+         ORDER BY created_at DESC, seq DESC LIMIT 1"
     )
-    .await?;
-    st.commit(tx).await?;
-    st.outbox_wake.notify_one();
-    Ok(Json(conv_json))
+    .bind(conv)
+    .fetch_optional(p)
+    .await)?;
+    Ok(latest.flatten())
 }

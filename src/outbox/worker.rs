@@ -1,61 +1,30 @@
 //! The outbox sender: claims due rows (safely across nodes), calls the Graph API, and records
 //! the outcome with its events.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Notify;
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::graph::{CallError, GraphError, Verdict};
+use super::graph::{CallError, GraphError, Language, Outgoing, Quoted, SendMessage, TemplateBody, TextBody, Verdict};
+use super::{JobKind, JobPayload};
 use crate::db::Backend;
 use crate::error::Result;
-use crate::events::{self, NewEvent};
-use crate::inbox::{conversations, messages};
+use crate::events::{Event, NewEvent, Work};
+use crate::inbox::chat::{self, Plans};
 use crate::state::AppState;
-use crate::webhook::ingest::{Plans, apply_pending_statuses, chat_key, lock_chats};
+use crate::views::message::{MessageStatus, NumberChange};
 use crate::{on_db, on_tx};
 
 /// Give up after this many attempts of one row.
 pub const MAX_ATTEMPTS: i64 = 8;
 /// A claim not finished within this time is taken over (the sender died).
 const CLAIM_SECS: i64 = 120;
-/// Default throughput per number (messages per second).
-pub const PER_NUMBER_MPS: f64 = 80.0;
-
-/// A token bucket per number, so bursts stay under Meta's throughput limit.
-#[derive(Default)]
-pub struct Throughput {
-    buckets: Mutex<HashMap<Uuid, (f64, Instant)>>,
-}
-
-impl Throughput {
-    pub async fn acquire(&self, number: Uuid) {
-        loop {
-            let wait = {
-                let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-                let (tokens, last) = map.entry(number).or_insert((PER_NUMBER_MPS, Instant::now()));
-                *tokens = (*tokens + last.elapsed().as_secs_f64() * PER_NUMBER_MPS).min(PER_NUMBER_MPS);
-                *last = Instant::now();
-                if *tokens >= 1.0 {
-                    *tokens -= 1.0;
-                    None
-                } else {
-                    Some(Duration::from_secs_f64((1.0 - *tokens) / PER_NUMBER_MPS))
-                }
-            };
-            match wait {
-                None => return,
-                Some(d) => tokio::time::sleep(d).await,
-            }
-        }
-    }
-}
 
 #[derive(Debug, sqlx::FromRow)]
 struct Job {
@@ -63,8 +32,8 @@ struct Job {
     workspace_id: Uuid,
     number_id: Uuid,
     message_id: Option<Uuid>,
-    kind: String,
-    payload: sqlx::types::Json<Value>,
+    kind: JobKind,
+    payload: sqlx::types::Json<JobPayload>,
     attempts: i64,
 }
 
@@ -146,7 +115,7 @@ struct NumberRow {
 #[derive(sqlx::FromRow)]
 struct Target {
     wamid: Option<String>,
-    status: String,
+    status: MessageStatus,
     #[sqlx(rename = "type")]
     kind: String,
     text: Option<String>,
@@ -158,39 +127,40 @@ struct Target {
 }
 
 /// The Graph API body for a stored outbound message.
-fn message_body(message_id: Uuid, t: &Target) -> Value {
-    let mut body = json!({"messaging_product": "whatsapp", "recipient_type": "individual",
-                          "type": t.kind, "biz_opaque_callback_data": message_id.to_string()});
-    match (&t.contact_phone, &t.contact_bsuid) {
-        (Some(phone), _) => body["to"] = json!(phone),
-        (None, Some(bsuid)) => body["recipient"] = json!(bsuid),
-        (None, None) => {}
-    }
+fn message_body(message_id: Uuid, t: &Target) -> Outgoing<'_> {
+    const NULL: &Value = &Value::Null;
+    let mut body = SendMessage {
+        messaging_product: "whatsapp",
+        recipient_type: "individual",
+        kind: &t.kind,
+        biz_opaque_callback_data: message_id.to_string(),
+        to: t.contact_phone.as_deref(),
+        recipient: if t.contact_phone.is_none() { t.contact_bsuid.as_deref() } else { None },
+        text: None,
+        template: None,
+        media: None,
+        context: t.context_wamid.as_deref().map(|message_id| Quoted { message_id }),
+    };
     match t.kind.as_str() {
         "text" => {
-            let text = t.text.clone().unwrap_or_default();
-            body["text"] = json!({"body": text, "preview_url": text.contains("https://") || text.contains("http://")});
+            let text = t.text.as_deref().unwrap_or_default();
+            body.text =
+                Some(TextBody { body: text, preview_url: text.contains("https://") || text.contains("http://") });
         }
         "template" => {
-            let tpl = t.content.as_ref().map(|c| c.0["template"].clone()).unwrap_or(Value::Null);
+            let tpl = t.content.as_ref().map(|c| &c.0["template"]).unwrap_or(NULL);
             let language = match &tpl["language"] {
-                Value::String(code) => json!({"code": code}),
-                other => other.clone(),
+                Value::String(code) => Language::Code { code },
+                other => Language::Given(other),
             };
-            let mut template = json!({"name": tpl["name"], "language": language});
-            if let Some(c) = tpl.get("components").filter(|c| !c.is_null()) {
-                template["components"] = c.clone();
-            }
-            body["template"] = template;
+            let components = tpl.get("components").filter(|c| !c.is_null());
+            body.template = Some(TemplateBody { name: &tpl["name"], language, components });
         }
         kind => {
-            body[kind] = t.media.as_ref().map(|m| m.0.clone()).unwrap_or(Value::Null);
+            body.media = Some([(kind, t.media.as_ref().map(|m| &m.0).unwrap_or(NULL))].into());
         }
     }
-    if let Some(ctx) = &t.context_wamid {
-        body["context"] = json!({"message_id": ctx});
-    }
-    body
+    Outgoing::Message(Box::new(body))
 }
 
 #[instrument(skip_all, fields(job = %job.id, kind = %job.kind))]
@@ -210,9 +180,10 @@ async fn send(st: &AppState, job: Job) -> Result<()> {
         return retry_later(st, &job, "number needs a new access token", Duration::from_secs(60), false).await;
     }
     let mut chat = None;
-    let body = match job.kind.as_str() {
-        "read" => json!({"messaging_product": "whatsapp", "status": "read", "message_id": job.payload.0["wamid"]}),
-        _ => {
+    let stored: Target;
+    let body = match job.kind {
+        JobKind::Read => Outgoing::read(job.payload.0.wamid.as_deref()),
+        JobKind::Message => {
             let Some(message_id) = job.message_id else { return done(st, &job).await };
             let target: Option<Target> = on_db!(&st.db, |p| {
                 sqlx::query_as(
@@ -224,18 +195,23 @@ async fn send(st: &AppState, job: Job) -> Result<()> {
             .await
             })?;
             let Some(target) = target else { return done(st, &job).await };
-            if target.wamid.is_some() || target.status != "queued" {
+            if target.wamid.is_some() || target.status != MessageStatus::Queued {
                 return done(st, &job).await;
             }
-            chat = chat_key(&number.phone_number_id, target.contact_phone.as_deref(), target.contact_bsuid.as_deref());
-            message_body(message_id, &target)
+            chat = chat::chat_key(
+                &number.phone_number_id,
+                target.contact_phone.as_deref(),
+                target.contact_bsuid.as_deref(),
+            );
+            stored = target;
+            message_body(message_id, &stored)
         }
     };
     st.throughput.acquire(job.number_id).await;
     match st.graph.post_message(&number.phone_number_id, &number.access_token, &body).await {
-        Ok(answer) => match job.kind.as_str() {
-            "read" => done(st, &job).await,
-            _ => sent(st, &job, answer["messages"][0]["id"].as_str(), chat).await,
+        Ok(answer) => match job.kind {
+            JobKind::Read => done(st, &job).await,
+            JobKind::Message => sent(st, &job, answer["messages"][0]["id"].as_str(), chat).await,
         },
         Err(CallError::Transport(e)) => {
             tracing::warn!(error = %e, "Graph API unreachable; retrying");
@@ -260,13 +236,11 @@ fn backoff(attempts: i64) -> Duration {
     Duration::from_secs_f64(base * rand::thread_rng().gen_range(0.8..1.2))
 }
 
+const DONE: &str = "UPDATE outbox SET state = 'done', claimed_until = NULL WHERE id = $1";
+
 async fn done(st: &AppState, job: &Job) -> Result<()> {
     let _write = st.db.lock_writes().await;
-    on_db!(&st.db, |p| sqlx::query("UPDATE outbox SET state = 'done', claimed_until = NULL WHERE id = $1")
-        .bind(job.id)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
+    on_db!(&st.db, |p| sqlx::query(DONE).bind(job.id).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -288,52 +262,21 @@ async fn retry_later(st: &AppState, job: &Job, why: &str, after: Duration, count
 
 /// Records the wamid Meta gave a message. The chat is locked first, as webhook processing
 /// locks it: a status webhook for this wamid processed at the same moment either sees the wamid
-/// or is seen by `apply_pending_statuses` here, never neither (it would be kept unapplied).
+/// or is seen by the pending statuses applied here, never neither (it would be kept unapplied).
 async fn sent(st: &AppState, job: &Job, wamid: Option<&str>, chat: Option<i32>) -> Result<()> {
     let Some(message_id) = job.message_id else { return done(st, job).await };
-    let now = st.clock.now();
-    let mut tx = st.db.begin().await?;
-    lock_chats(&mut tx, chat.as_slice(), Plans::AsUsual).await?;
-    on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE messages SET wamid = $1, status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, \
-         sent_at = COALESCE(sent_at, $2) WHERE id = $3"
-    )
-    .bind(wamid)
-    .bind(now)
-    .bind(message_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    on_tx!(&mut tx, |c| sqlx::query("UPDATE outbox SET state = 'done', claimed_until = NULL WHERE id = $1")
-        .bind(job.id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    if let Some(w) = wamid {
-        apply_pending_statuses(&mut tx, now, w).await?;
-    }
-    message_event(&mut tx, now, job.workspace_id, message_id).await?;
-    st.commit(tx).await?;
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    chat::lock_chats(work.tx(), chat.as_slice(), Plans::AsUsual).await?;
+    chat::message_sent(&mut work, message_id, wamid).await?;
+    on_tx!(work.tx(), |c| sqlx::query(DONE).bind(job.id).execute(c).await.map(|r| r.rows_affected()))?;
+    work.commit(&st.hub).await?;
     tracing::info!(message_id = %message_id, wamid, "message accepted by the Graph API");
     Ok(())
 }
 
-async fn message_event(tx: &mut crate::db::Tx, now: DateTime<Utc>, workspace_id: Uuid, message_id: Uuid) -> Result<()> {
-    let message = messages::json_in(tx, message_id).await?;
-    let conv = message["conversation_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).unwrap_or_default();
-    let lead: Uuid = on_tx!(tx, |c| sqlx::query_scalar("SELECT lead_id FROM conversations WHERE id = $1")
-        .bind(conv)
-        .fetch_one(c)
-        .await)?;
-    events::append(tx, now, NewEvent::raw(workspace_id, "message.updated", message).conversation(conv).lead(lead))
-        .await?;
-    Ok(())
-}
-
 async fn fail(st: &AppState, job: &Job, e: &GraphError, reauth: bool) -> Result<()> {
-    let now = st.clock.now();
-    let mut tx = st.db.begin().await?;
-    on_tx!(&mut tx, |c| sqlx::query(
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    on_tx!(work.tx(), |c| sqlx::query(
         "UPDATE outbox SET state = 'failed', claimed_until = NULL, last_error = $1 WHERE id = $2"
     )
     .bind(&e.title)
@@ -342,56 +285,19 @@ async fn fail(st: &AppState, job: &Job, e: &GraphError, reauth: bool) -> Result<
     .await
     .map(|r| r.rows_affected()))?;
     if let Some(message_id) = job.message_id {
-        on_tx!(&mut tx, |c| sqlx::query(
-            "UPDATE messages SET status = 'failed', failed_at = $1, error_code = $2, error_title = $3 WHERE id = $4"
-        )
-        .bind(now)
-        .bind(e.code)
-        .bind(&e.title)
-        .bind(message_id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-        message_event(&mut tx, now, job.workspace_id, message_id).await?;
-        if e.code == Some(131047) {
-            let conv: Uuid =
-                on_tx!(&mut tx, |c| sqlx::query_scalar("SELECT conversation_id FROM messages WHERE id = $1")
-                    .bind(message_id)
-                    .fetch_one(c)
-                    .await)?;
-            on_tx!(&mut tx, |c| sqlx::query(
-                "UPDATE conversations SET template_required = TRUE, updated_at = $1 WHERE id = $2"
-            )
-            .bind(now)
-            .bind(conv)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-            let data = conversations::json_in(&mut tx, conv).await?;
-            let lead = data["lead_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).unwrap_or_default();
-            events::append(
-                &mut tx,
-                now,
-                NewEvent::raw(job.workspace_id, "conversation.updated", data).conversation(conv).lead(lead),
-            )
-            .await?;
-        }
+        chat::message_failed(&mut work, message_id, e.code, &e.title).await?;
     }
     if reauth {
-        on_tx!(&mut tx, |c| sqlx::query("UPDATE numbers SET needs_reauth = TRUE WHERE id = $1")
+        on_tx!(work.tx(), |c| sqlx::query("UPDATE numbers SET needs_reauth = TRUE WHERE id = $1")
             .bind(job.number_id)
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
-        events::append(
-            &mut tx,
-            now,
-            NewEvent::raw(job.workspace_id, "number.updated", json!({"id": job.number_id, "needs_reauth": true})),
-        )
-        .await?;
+        let change = NumberChange { id: job.number_id, needs_reauth: true };
+        work.emit(NewEvent::new(job.workspace_id, Event::NumberUpdated(change)));
         tracing::error!(number_id = %job.number_id, "the number's access token was rejected (190): an admin must replace it");
     }
-    st.commit(tx).await?;
+    work.commit(&st.hub).await?;
     tracing::warn!(job = %job.id, code = ?e.code, "send failed for good");
     Ok(())
 }

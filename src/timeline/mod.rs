@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::db::Tx;
 use crate::error::Result;
-use crate::events::{Event, NewEvent, Unit};
+use crate::events::{Event, NewEvent, Work};
 use crate::on_tx;
 use crate::views::timeline::{ActivityKind, ActivityView};
 
@@ -92,7 +92,7 @@ fn event(a: &NewActivity, id: Uuid, at: chrono::DateTime<chrono::Utc>) -> NewEve
 
 /// Records an activity on a lead's timeline and emits its `timeline.created` event. Returns
 /// the activity id.
-pub async fn record(w: &mut impl Unit, a: NewActivity) -> Result<Uuid> {
+pub async fn record(w: &mut Work, a: NewActivity) -> Result<Uuid> {
     let id = Uuid::now_v7();
     let now = w.now();
     on_tx!(w.tx(), |c| sqlx::query(INSERT)
@@ -113,7 +113,7 @@ pub async fn record(w: &mut impl Unit, a: NewActivity) -> Result<Uuid> {
 
 /// [`record`] for many activities at once (bulk changes such as a CSV import): multi-row
 /// INSERTs, and a `timeline.created` event each.
-pub async fn record_many(w: &mut impl Unit, list: &[NewActivity]) -> Result<()> {
+pub async fn record_many(w: &mut Work, list: &[NewActivity]) -> Result<()> {
     let now = w.now();
     let ids: Vec<Uuid> = list.iter().map(|_| Uuid::now_v7()).collect();
     insert_many(w.tx(), now, list, &ids).await?;

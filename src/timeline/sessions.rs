@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::db::Tx;
 use crate::error::Result;
-use crate::events::{Event, NewEvent, Unit};
+use crate::events::{Event, NewEvent, Work};
 use crate::on_tx;
 use crate::views::message::Direction;
 use crate::views::timeline::{ActivityDeleted, ActivityKind, ActivityView};
@@ -193,7 +193,7 @@ pub struct ConvRef {
 /// activities it touches, and emits their timeline events. A message after the end of the one
 /// session it touches (the usual case) is added to the stored summary; anything else (late,
 /// out of order, bridging two sessions) recomputes that session from its messages.
-pub async fn on_message(w: &mut impl Unit, conv: Uuid, msg: &Msg, gap_secs: i64) -> Result<()> {
+pub async fn on_message(w: &mut Work, conv: Uuid, msg: &Msg, gap_secs: i64) -> Result<()> {
     let conv: ConvRef = on_tx!(w.tx(), |c| sqlx::query_as(
         "SELECT id, workspace_id, lead_id, number_id, assignee_id FROM conversations WHERE id = $1"
     )
@@ -245,7 +245,7 @@ async fn touched_sessions(
 }
 
 /// [`on_message`] for a caller that already holds the conversation.
-pub async fn place(w: &mut impl Unit, conv: &ConvRef, msg: &Msg, gap_secs: i64) -> Result<()> {
+pub async fn place(w: &mut Work, conv: &ConvRef, msg: &Msg, gap_secs: i64) -> Result<()> {
     let now = w.now();
     let tx = w.tx();
     let at = msg.at;

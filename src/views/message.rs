@@ -25,6 +25,38 @@ string_enum! {
     }
 }
 
+impl MessageStatus {
+    /// An outbound message's progress: queued < sent < delivered < read (`None`: received,
+    /// failed).
+    fn progress(self) -> Option<u8> {
+        match self {
+            MessageStatus::Queued => Some(0),
+            MessageStatus::Sent => Some(1),
+            MessageStatus::Delivered => Some(2),
+            MessageStatus::Read => Some(3),
+            MessageStatus::Received | MessageStatus::Failed => None,
+        }
+    }
+
+    /// Whether Meta's status webhooks report this status (all but `received`).
+    pub fn is_reported(self) -> bool {
+        self != MessageStatus::Received
+    }
+
+    /// The status after `incoming` arrives on a message in `self`: it never moves backwards,
+    /// `failed` is final, and a failure after delivery is ignored.
+    pub fn after(self, incoming: MessageStatus) -> MessageStatus {
+        match (self.progress(), incoming) {
+            _ if self == MessageStatus::Failed => self,
+            (_, MessageStatus::Received) => self,
+            (Some(cur), MessageStatus::Failed) if cur >= 2 => self,
+            (_, MessageStatus::Failed) => MessageStatus::Failed,
+            (Some(cur), new) if new.progress().is_some_and(|n| n <= cur) => self,
+            (_, new) => new,
+        }
+    }
+}
+
 /// A short summary of a message for conversation lists.
 #[derive(Debug, Clone, Serialize)]
 pub struct MessagePreview {
@@ -115,6 +147,25 @@ impl MessageView {
             status: self.status,
             created_at: self.created_at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MessageStatus::{self, *};
+
+    #[test]
+    fn statuses_never_regress() {
+        let after = |a: MessageStatus, b: MessageStatus| a.after(b);
+        assert_eq!(after(Queued, Sent), Sent);
+        assert_eq!(after(Sent, Read), Read);
+        assert_eq!(after(Read, Delivered), Read);
+        assert_eq!(after(Delivered, Sent), Delivered);
+        assert_eq!(after(Sent, Failed), Failed);
+        assert_eq!(after(Failed, Read), Failed);
+        assert_eq!(after(Read, Failed), Read);
+        assert_eq!(after(Sent, Received), Sent);
+        assert_eq!(after(Queued, Queued), Queued);
     }
 }
 

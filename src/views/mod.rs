@@ -44,10 +44,11 @@ macro_rules! string_enum {
             fn type_info() -> sqlx::postgres::PgTypeInfo { <&str as sqlx::Type<sqlx::Postgres>>::type_info() }
             fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool { <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty) }
         }
-        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name where &'static str: sqlx::Encode<'q, DB> {
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name where &'q str: sqlx::Encode<'q, DB> {
             fn encode_by_ref(&self, buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>)
                 -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-                <&'static str as sqlx::Encode<'q, DB>>::encode_by_ref(&self.as_str(), buf)
+                let text: &'q str = self.as_str();
+                <&'q str as sqlx::Encode<'q, DB>>::encode_by_ref(&text, buf)
             }
         }
         impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name where &'r str: sqlx::Decode<'r, DB> {

@@ -1,19 +1,23 @@
-//! Turns a journaled webhook body into inbox state: every entry, change, message, status and
-//! echo, in the caller's transaction, with the events clients need. Idempotent: messages are
-//! keyed by wamid, statuses only move forward, reactions keep the newest per reactor.
+//! Turns a journaled webhook body into calls of the chat write path ([`crate::inbox::chat`]):
+//! every entry, change, message, status and echo, in the caller's unit of work, which gets the
+//! events clients need. Here: reading Meta's payloads and finding (or importing) the lead a
+//! contact is. Idempotent: messages are keyed by wamid, statuses only move forward, reactions
+//! keep the newest per reactor.
 
 use std::collections::{BTreeSet, HashMap};
 
-use chrono::{DateTime, Utc};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::db::Tx;
 use crate::error::{Error, Result};
-use crate::events::{self, NewEvent};
-use crate::inbox::{conversations, leads, messages};
+use crate::events::Work;
+use crate::inbox::chat::{self, Chat, NewMessage, Recording, StatusError};
+use crate::inbox::leads;
+use crate::live::presence::Presence;
 use crate::on_tx;
-use crate::state::AppState;
+use crate::views::conversation::ConversationStatus;
+use crate::views::message::{Direction, MessageStatus};
 use crate::webhook::payload::{self, ChangeValue, Contact, Envelope, ErrorObject, MessageHead};
 
 /// What processing one body did.
@@ -48,31 +52,25 @@ pub struct NumberRow {
     pub auto_import_contacts: bool,
 }
 
-/// State shared by the bodies processed in one transaction: the events they produce (appended
-/// together, in order, by [`Batch::flush`]) and what they looked up that cannot change
-/// meanwhile (numbers, session gaps).
+/// What the bodies processed in one unit of work looked up that cannot change meanwhile
+/// (numbers, session gaps). Their events go to that unit of work, appended once at its commit.
 #[derive(Default)]
 pub struct Batch {
-    pub events: events::Buffer,
     numbers: HashMap<String, Option<NumberRow>>,
     gaps: HashMap<Uuid, i64>,
 }
 
-impl Batch {
-    /// Appends the buffered events; call before committing.
-    pub async fn flush(&mut self, tx: &mut Tx) -> Result<()> {
-        self.events.flush(tx).await
-    }
+/// What processing needs besides the body and the unit of work.
+#[derive(Clone, Copy)]
+pub struct Setting<'a> {
+    /// The operator's session gap (seconds), overriding the workspaces'.
+    pub session_gap: Option<i64>,
+    /// Who is online, for the assignment of new leads and re-opened conversations.
+    pub presence: &'a Presence,
 }
 
-/// Processes a journaled body in `tx`. Its events are left in `batch` (see [`Batch::flush`]).
-pub async fn process(
-    st: &AppState,
-    tx: &mut Tx,
-    batch: &mut Batch,
-    now: DateTime<Utc>,
-    body: &[u8],
-) -> Result<Outcome> {
+/// Processes a journaled body in `work`, which gets its changes and events.
+pub async fn process(work: &mut Work, batch: &mut Batch, setting: Setting<'_>, body: &[u8]) -> Result<Outcome> {
     let mut out = Outcome::default();
     let envelope: Envelope = match serde_json::from_slice(body) {
         Ok(e) => e,
@@ -106,7 +104,7 @@ pub async fn process(
             let number = match batch.numbers.get(pnid) {
                 Some(n) => n.clone(),
                 None => {
-                    let n = connected_number(tx, pnid).await?;
+                    let n = connected_number(work.tx(), pnid).await?;
                     batch.numbers.insert(pnid.to_owned(), n.clone());
                     n
                 }
@@ -116,23 +114,21 @@ pub async fn process(
                 continue;
             };
             out.workspaces.insert(number.workspace_id);
-            let gap = match st.config.session_gap_secs.or_else(|| batch.gaps.get(&number.workspace_id).copied()) {
+            let gap = match setting.session_gap.or_else(|| batch.gaps.get(&number.workspace_id).copied()) {
                 Some(g) => g,
                 None => {
-                    let g = session_gap(tx, number.workspace_id).await?;
+                    let g = session_gap(work.tx(), number.workspace_id).await?;
                     batch.gaps.insert(number.workspace_id, g);
                     g
                 }
             };
             let mut ctx = Ctx {
-                tx: &mut *tx,
-                events: &mut batch.events,
-                now,
+                work: &mut *work,
                 number: &number,
                 contacts: &value.contacts,
                 out: &mut out,
-                gap,
-                presence: &st.presence,
+                recording: Recording { session_gap: gap, newest: false, answer: false },
+                presence: setting.presence,
                 found: None,
             };
             for raw in &value.messages {
@@ -156,7 +152,8 @@ pub async fn process(
 /// phone or WhatsApp user id) of their messages, echoes and statuses, sorted and without
 /// repeats. PostgreSQL processors (several per node, and one per node) lock these before
 /// processing, so that two transactions never work on one chat at once and never wait for each
-/// other's chats in opposite orders (a deadlock). A body that is not a webhook has none.
+/// other's chats in opposite orders (a deadlock; see [`chat::lock_chats`]). A body that is not
+/// a webhook has none.
 pub fn contact_keys<'a>(bodies: impl IntoIterator<Item = &'a [u8]>) -> Vec<i32> {
     let mut keys = Vec::new();
     let envelopes = bodies.into_iter().filter_map(|b| serde_json::from_slice::<Envelope>(b).ok());
@@ -172,61 +169,11 @@ pub fn contact_keys<'a>(bodies: impl IntoIterator<Item = &'a [u8]>) -> Vec<i32> 
         let contacts = items("messages", "from", "from_user_id")
             .chain(items("message_echoes", "to", "to_user_id"))
             .chain(items("statuses", "recipient_id", "recipient_user_id"));
-        keys.extend(contacts.map(|contact| lock_key(number, &contact)));
+        keys.extend(contacts.map(|contact| chat::lock_key(number, &contact)));
     }
     keys.sort_unstable();
     keys.dedup();
     keys
-}
-
-/// PostgreSQL: locks the chats with these keys (from [`contact_keys`] or [`chat_key`], sorted)
-/// for the rest of `tx`, in one statement and in ascending order. Take them first in a
-/// transaction, before anything that waits for other transactions (rows, the event log).
-/// With [`Plans::Generic`] the same statement sets the rest of `tx`'s planning, keys or not.
-/// SQLite has one writer, so nothing to do there.
-pub async fn lock_chats(tx: &mut Tx, keys: &[i32], plans: Plans) -> Result<()> {
-    let Tx::Postgres(t) = tx else { return Ok(()) };
-    let sql = match plans {
-        Plans::AsUsual if keys.is_empty() => return Ok(()),
-        Plans::AsUsual => "SELECT lock_contacts($1)",
-        Plans::Generic => "SELECT lock_contacts($1), set_config('plan_cache_mode', 'force_generic_plan', true)",
-    };
-    sqlx::query(sql).bind(keys).execute(&mut **t).await?;
-    Ok(())
-}
-
-/// How PostgreSQL plans the rest of a transaction that [`lock_chats`] began.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Plans {
-    /// Its default: a prepared statement gets a custom plan for its parameters until a generic
-    /// one looks as cheap.
-    AsUsual,
-    /// Generic plans only (`plan_cache_mode = force_generic_plan`, local to the transaction).
-    /// Webhook processing wants this: the lead lookup ([`FIND_LEAD`]) otherwise got a custom
-    /// plan at every execution (its `IN` list and `OR` of pairs look cheaper with the mostly
-    /// NULL parameters folded in), and planning that three-table join at each bind took 0.24 ms
-    /// per message, a third of processing's statement time (docs/benchmarks.md, round eleven).
-    Generic,
-}
-
-/// The lock key of one stored chat: its number's `phone_number_id` and the contact's phone
-/// (else its WhatsApp user id), as Meta's payloads name them for [`contact_keys`].
-pub fn chat_key(phone_number_id: &str, contact_phone: Option<&str>, contact_bsuid: Option<&str>) -> Option<i32> {
-    let contact = contact_phone.and_then(crate::phone::normalize).or_else(|| contact_bsuid.map(str::to_owned))?;
-    Some(lock_key(phone_number_id, &contact))
-}
-
-/// FNV-1a of `number`, a separator and `contact`, folded to 32 bits: the same on every node.
-fn lock_key(number: &str, contact: &str) -> i32 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in number.bytes().chain([0]).chain(contact.bytes()) {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    (h ^ (h >> 32)) as u32 as i32
-}
-
-async fn find_conversation(tx: &mut Tx, number: Uuid, lead: Uuid) -> Result<Option<ConvRow>> {
-    Ok(on_tx!(tx, |c| sqlx::query_as(FIND_CONVERSATION).bind(number).bind(lead).fetch_optional(c).await)?)
 }
 
 async fn connected_number(tx: &mut Tx, phone_number_id: &str) -> Result<Option<NumberRow>> {
@@ -333,7 +280,7 @@ fn extract(kind: &str, raw: &Value) -> Extracted {
             (k, text, None)
         }
         other => {
-            content.insert("original_type".to_owned(), json!(other));
+            content.insert("original_type".to_owned(), Value::String(other.to_owned()));
             if let Some(o) = obj {
                 content.insert(other.to_owned(), o.clone());
             }
@@ -349,18 +296,16 @@ fn extract(kind: &str, raw: &Value) -> Extracted {
 }
 
 struct Ctx<'a> {
-    tx: &'a mut Tx,
-    /// This transaction's events so far; flushed before anything that appends directly.
-    events: &'a mut events::Buffer,
-    now: DateTime<Utc>,
+    work: &'a mut Work,
     number: &'a NumberRow,
     contacts: &'a [Contact],
     out: &'a mut Outcome,
-    gap: i64,
-    presence: &'a crate::live::presence::Presence,
+    recording: Recording,
+    /// Who is online, for the assignment of new leads and re-opened conversations.
+    presence: &'a Presence,
     /// The conversation with this number that [`Ctx::lead_for`] found along with the lead,
-    /// for [`Ctx::conversation`] right after (one round trip instead of two).
-    found: Option<ConvRow>,
+    /// for [`chat::open`] right after (one round trip instead of two).
+    found: Option<Chat>,
 }
 
 /// The identities of a contact that are already known, with their leads and each lead's
@@ -387,94 +332,13 @@ struct Known {
     value: String,
     conv_id: Option<Uuid>,
     assignee_id: Option<Uuid>,
-    status: Option<String>,
+    status: Option<ConversationStatus>,
     contact_phone: Option<String>,
     contact_bsuid: Option<String>,
     lead_name: String,
 }
-
-/// The conversation of (number, lead) with what ingest needs of it and its lead.
-const FIND_CONVERSATION: &str = "SELECT c.id, c.workspace_id, c.lead_id, c.number_id, c.assignee_id, c.status, \
-    c.contact_phone, c.contact_bsuid, l.name AS lead_name FROM conversations c JOIN leads l ON l.id = c.lead_id \
-    WHERE c.number_id = $1 AND c.lead_id = $2";
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct ConvRow {
-    id: Uuid,
-    workspace_id: Uuid,
-    lead_id: Uuid,
-    number_id: Uuid,
-    assignee_id: Option<Uuid>,
-    status: String,
-    contact_phone: Option<String>,
-    contact_bsuid: Option<String>,
-    lead_name: String,
-}
-
-impl ConvRow {
-    fn as_ref(&self) -> crate::timeline::sessions::ConvRef {
-        crate::timeline::sessions::ConvRef {
-            id: self.id,
-            workspace_id: self.workspace_id,
-            lead_id: self.lead_id,
-            number_id: self.number_id,
-            assignee_id: self.assignee_id,
-        }
-    }
-}
-
-/// The conversation's columns after [`TOUCH_CONVERSATION`] (its lead's name and labels are
-/// known already).
-#[derive(sqlx::FromRow)]
-struct Touched {
-    id: Uuid,
-    workspace_id: Uuid,
-    lead_id: Uuid,
-    number_id: Uuid,
-    contact_phone: Option<String>,
-    contact_bsuid: Option<String>,
-    status: crate::views::conversation::ConversationStatus,
-    assignee_id: Option<Uuid>,
-    last_message: Option<sqlx::types::Json<Value>>,
-    unread_count: i64,
-    last_inbound_at: Option<DateTime<Utc>>,
-    template_required: bool,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    /// Whether it has labels at all (most have none: no second query then).
-    labelled: bool,
-}
-
-const NEW_CONVERSATION: &str = "INSERT INTO conversations (id, workspace_id, number_id, lead_id, contact_phone, \
-    contact_bsuid, status, assignee_id, unread_count, template_required, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, 'open', (SELECT assignee_id FROM leads WHERE id = $4), 0, FALSE, $7, $7) \
-    ON CONFLICT (number_id, lead_id) DO NOTHING RETURNING id";
-
-const INSERT_MESSAGE: &str = "INSERT INTO messages (id, workspace_id, conversation_id, wamid, direction, type, text, \
-    media, content, context_wamid, forwarded, status, sent_by_app, created_at, sent_at, received_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-    ON CONFLICT (wamid) DO NOTHING \
-    RETURNING seq, EXISTS (SELECT 1 FROM reactions WHERE target_wamid = $4 AND emoji <> '') AS reacted";
-
-const TOUCH_CONVERSATION: &str = "UPDATE conversations SET \
-    last_message = CASE WHEN last_message_at IS NULL OR last_message_at <= $2 THEN $3 ELSE last_message END, \
-    last_message_at = CASE WHEN last_message_at IS NULL OR last_message_at <= $2 THEN $2 ELSE last_message_at END, \
-    unread_count = unread_count + $4, \
-    last_inbound_at = CASE WHEN $5 AND (last_inbound_at IS NULL OR last_inbound_at < $2) THEN $2 ELSE last_inbound_at END, \
-    template_required = CASE WHEN $5 THEN FALSE ELSE template_required END, \
-    status = CASE WHEN $5 THEN 'open' ELSE status END, \
-    updated_at = $6 WHERE id = $1 \
-    RETURNING id, workspace_id, lead_id, number_id, contact_phone, contact_bsuid, status, assignee_id, last_message, \
-    unread_count, last_inbound_at, template_required, created_at, updated_at, \
-    EXISTS (SELECT 1 FROM conversation_labels WHERE conversation_id = $1) AS labelled";
 
 impl Ctx<'_> {
-    /// Appends the buffered events now: before a call that appends its own, so cursors keep
-    /// the order in which things happened.
-    async fn flush(&mut self) -> Result<()> {
-        self.events.flush(self.tx).await
-    }
-
     fn profile(&self, ids: &ContactIds) -> (Option<String>, Option<String>) {
         let c = self.contacts.iter().find(|c| {
             (ids.phone.is_some() && c.wa_id.as_deref().and_then(crate::phone::normalize) == ids.phone)
@@ -492,7 +356,7 @@ impl Ctx<'_> {
         }
         let ws = self.number.workspace_id;
         self.found = None;
-        let known: Vec<Known> = on_tx!(self.tx, |c| sqlx::query_as(FIND_LEAD)
+        let known: Vec<Known> = on_tx!(self.work.tx(), |c| sqlx::query_as(FIND_LEAD)
             .bind(ws)
             .bind(&ids.phone)
             .bind(&ids.bsuid)
@@ -507,13 +371,13 @@ impl Ctx<'_> {
         };
         let best = known.iter().min_by_key(|k| rank(&k.kind));
         self.found = best.and_then(|k| {
-            Some(ConvRow {
+            Some(Chat {
                 id: k.conv_id?,
                 workspace_id: ws,
                 lead_id: k.lead_id,
                 number_id: self.number.id,
                 assignee_id: k.assignee_id,
-                status: k.status.clone()?,
+                status: k.status?,
                 contact_phone: k.contact_phone.clone(),
                 contact_bsuid: k.contact_bsuid.clone(),
                 lead_name: k.lead_name.clone(),
@@ -523,12 +387,13 @@ impl Ctx<'_> {
         if lead.is_none()
             && let Some(phone) = &ids.phone
         {
-            lead =
-                on_tx!(self.tx, |c| sqlx::query_scalar("SELECT id FROM leads WHERE workspace_id = $1 AND phone = $2")
-                    .bind(ws)
-                    .bind(phone)
-                    .fetch_optional(c)
-                    .await)?;
+            lead = on_tx!(self.work.tx(), |c| sqlx::query_scalar(
+                "SELECT id FROM leads WHERE workspace_id = $1 AND phone = $2"
+            )
+            .bind(ws)
+            .bind(phone)
+            .fetch_optional(c)
+            .await)?;
         }
         if lead.is_none() && self.number.auto_import_contacts {
             let (name, username) = self.profile(ids);
@@ -545,11 +410,9 @@ impl Ctx<'_> {
                 custom_fields: Map::new(),
                 group_ids: Vec::new(),
             };
-            self.flush().await?;
-            let mut unit = events::Buffered { tx: self.tx, events: self.events, now: self.now };
-            let mut created = leads::insert(&mut unit, new).await?;
-            let presence = |id| crate::assignment::run::availability(self.presence.availability(id).as_str());
-            crate::assignment::run::new_lead(&mut unit, &presence, &mut created).await?;
+            let mut created = leads::insert(self.work, new).await?;
+            let presence = self.presence;
+            crate::assignment::run::new_lead(self.work, &|id| presence.availability(id), &mut created).await?;
             tracing::info!(lead_id = %created.id, "lead imported from WhatsApp");
             lead = Some(created.id);
         }
@@ -558,7 +421,7 @@ impl Ctx<'_> {
             if known.iter().any(|k| k.kind == kind && k.value == value) {
                 continue;
             }
-            on_tx!(self.tx, |c| {
+            on_tx!(self.work.tx(), |c| {
                 sqlx::query(
                 "INSERT INTO lead_identities (workspace_id, kind, value, lead_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
             )
@@ -574,66 +437,6 @@ impl Ctx<'_> {
         Ok(Some(lead))
     }
 
-    /// The conversation of (this number, lead), created on first contact.
-    async fn conversation(&mut self, lead: Uuid, ids: &ContactIds) -> Result<ConvRow> {
-        let found = match self.found.take().filter(|c| c.lead_id == lead) {
-            Some(c) => Some(c),
-            None => find_conversation(self.tx, self.number.id, lead).await?,
-        };
-        if let Some(mut conv) = found {
-            let phone_changes = ids.phone.is_some() && ids.phone != conv.contact_phone;
-            let bsuid_changes = ids.bsuid.is_some() && ids.bsuid != conv.contact_bsuid;
-            if phone_changes || bsuid_changes {
-                on_tx!(self.tx, |c| {
-                    sqlx::query(
-                    "UPDATE conversations SET contact_phone = COALESCE($1, contact_phone), contact_bsuid = COALESCE($2, contact_bsuid) WHERE id = $3"
-                )
-                .bind(&ids.phone)
-                .bind(&ids.bsuid)
-                .bind(conv.id)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-                })?;
-                conv.contact_phone = ids.phone.clone().or(conv.contact_phone);
-                conv.contact_bsuid = ids.bsuid.clone().or(conv.contact_bsuid);
-            }
-            return Ok(conv);
-        }
-        let created: Option<Uuid> = on_tx!(self.tx, |c| sqlx::query_scalar(NEW_CONVERSATION)
-            .bind(Uuid::now_v7())
-            .bind(self.number.workspace_id)
-            .bind(self.number.id)
-            .bind(lead)
-            .bind(&ids.phone)
-            .bind(&ids.bsuid)
-            .bind(self.now)
-            .fetch_optional(c)
-            .await)?;
-        if let Some(id) = created {
-            let c = conversations::find_in(self.tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
-            self.events.push(
-                self.now,
-                NewEvent::raw(self.number.workspace_id, "conversation.created", c.to_json())
-                    .conversation(id)
-                    .lead(lead),
-            );
-            return Ok(ConvRow {
-                id: c.id,
-                workspace_id: c.workspace_id,
-                lead_id: c.lead_id,
-                number_id: c.number_id,
-                assignee_id: c.assignee_id,
-                status: c.status.to_string(),
-                contact_phone: c.contact_phone,
-                contact_bsuid: c.contact_bsuid,
-                lead_name: c.lead_name,
-            });
-        }
-        // Created by a concurrent transaction (another node) a moment ago.
-        find_conversation(self.tx, self.number.id, lead).await?.ok_or_else(|| Error::internal("conversation vanished"))
-    }
-
     /// Stores one message (inbound or echo) unless its wamid is known; updates the conversation.
     async fn store(&mut self, head: &MessageHead, raw: &Value, ids: &ContactIds, inbound: bool) -> Result<()> {
         let (Some(wamid), Some(at)) = (head.id.as_deref(), payload::timestamp(head.timestamp.as_deref())) else {
@@ -644,125 +447,40 @@ impl Ctx<'_> {
             tracing::debug!("message from a contact who is not a lead: not stored");
             return Ok(());
         };
-        let mut conv = self.conversation(lead, ids).await?;
-        let kind = head.kind.as_deref().unwrap_or("unknown");
-        let x = extract(kind, raw);
+        let contact = chat::Contact { phone: ids.phone.as_deref(), bsuid: ids.bsuid.as_deref() };
+        let (ws, number) = (self.number.workspace_id, self.number.id);
+        let mut conv = chat::open(self.work, self.found.take(), ws, number, lead, contact).await?;
+        let x = extract(head.kind.as_deref().unwrap_or("unknown"), raw);
         let ctx = head.context.as_ref();
-        let forwarded = ctx.is_some_and(|c| c.forwarded || c.frequently_forwarded);
-        let context_wamid = ctx.and_then(|c| c.id.clone());
-        let id = Uuid::now_v7();
-        let (direction, status, sent_at) = if inbound { ("in", "received", None) } else { ("out", "sent", Some(at)) };
-        let ws = self.number.workspace_id;
-        let media = x.media.map(sqlx::types::Json);
-        let content = x.content.map(sqlx::types::Json);
-        let inserted: Option<(i64, bool)> = on_tx!(self.tx, |c| sqlx::query_as(INSERT_MESSAGE)
-            .bind(id)
-            .bind(ws)
-            .bind(conv.id)
-            .bind(wamid)
-            .bind(direction)
-            .bind(&x.kind)
-            .bind(&x.text)
-            .bind(&media)
-            .bind(&content)
-            .bind(&context_wamid)
-            .bind(forwarded)
-            .bind(status)
-            .bind(!inbound)
-            .bind(at)
-            .bind(sent_at)
-            .bind(self.now)
-            .fetch_optional(c)
-            .await)?;
-        let Some((seq, reacted)) = inserted else {
-            tracing::debug!(wamid, "redelivered message ignored");
-            return Ok(());
+        let (direction, status, sent_at) = if inbound {
+            (Direction::In, MessageStatus::Received, None)
+        } else {
+            (Direction::Out, MessageStatus::Sent, Some(at))
         };
+        let message = NewMessage {
+            id: Uuid::now_v7(),
+            wamid: Some(wamid),
+            direction,
+            kind: x.kind,
+            text: x.text,
+            media: x.media,
+            content: x.content,
+            context_wamid: ctx.and_then(|c| c.id.clone()),
+            forwarded: ctx.is_some_and(|c| c.forwarded || c.frequently_forwarded),
+            status,
+            sent_by_user_id: None,
+            sent_by_app: !inbound,
+            created_at: at,
+            sent_at,
+        };
+        let Some(stored) = chat::record(self.work, &mut conv, message, &self.recording).await? else { return Ok(()) };
         self.out.stored += 1;
-        let message = if inbound {
-            // Built from what was just inserted (plus reactions that came before it).
-            let row = messages::MessageRow {
-                seq,
-                id,
-                conversation_id: conv.id,
-                wamid: Some(wamid.to_owned()),
-                direction: direction.to_owned(),
-                kind: x.kind,
-                text: x.text,
-                media,
-                content,
-                context_wamid,
-                forwarded,
-                status: status.to_owned(),
-                error_code: None,
-                error_title: None,
-                sent_by_user_id: None,
-                sent_by_email: None,
-                sent_by_name: None,
-                sent_by_app: false,
-                created_at: at,
-                sent_at,
-                delivered_at: None,
-                read_at: None,
-                failed_at: None,
-            };
-            let reactions = if reacted { messages::reactions_in(self.tx, wamid).await? } else { Vec::new() };
-            row.to_json(&reactions)
-        } else {
-            self.flush().await?;
-            apply_pending_statuses(self.tx, self.now, wamid).await?;
-            messages::json_in(self.tx, id).await?
-        };
-        // A customer message re-opens a closed conversation (TOUCH_CONVERSATION sets it open).
-        let reopens = inbound && conv.status == "closed";
-        let touched: Touched = on_tx!(self.tx, |c| sqlx::query_as(TOUCH_CONVERSATION)
-            .bind(conv.id)
-            .bind(at)
-            .bind(sqlx::types::Json(messages::preview(&message)))
-            .bind(i64::from(inbound))
-            .bind(inbound)
-            .bind(self.now)
-            .fetch_one(c)
-            .await)?;
-        let message = NewEvent::raw(ws, "message.created", message).conversation(conv.id).lead(lead);
-        let conv_json = if reopens {
-            self.flush().await?;
-            let mut unit = events::Buffered { tx: self.tx, events: self.events, now: self.now };
-            let presence = |id| crate::assignment::run::availability(self.presence.availability(id).as_str());
-            crate::assignment::run::reopened(&mut unit, &presence, conv.id).await?;
-            self.events.push(self.now, message);
-            let j = conversations::json_in(self.tx, conv.id).await?;
-            conv.assignee_id = j.get("assignee_id").and_then(|a| a.as_str()).and_then(|a| a.parse().ok());
-            j
-        } else {
-            self.events.push(self.now, message);
-            let label_ids =
-                if touched.labelled { conversations::labels_in(self.tx, conv.id).await? } else { Vec::new() };
-            conversations::Conversation {
-                id: touched.id,
-                workspace_id: touched.workspace_id,
-                lead_id: touched.lead_id,
-                number_id: touched.number_id,
-                contact_phone: touched.contact_phone,
-                contact_bsuid: touched.contact_bsuid,
-                status: touched.status,
-                assignee_id: touched.assignee_id,
-                label_ids,
-                last_message: touched.last_message,
-                unread_count: touched.unread_count,
-                last_inbound_at: touched.last_inbound_at,
-                template_required: touched.template_required,
-                lead_name: conv.lead_name.clone(),
-                created_at: touched.created_at,
-                updated_at: touched.updated_at,
-            }
-            .to_json()
-        };
-        self.events
-            .push(self.now, NewEvent::raw(ws, "conversation.updated", conv_json).conversation(conv.id).lead(lead));
-        let msg = crate::timeline::sessions::Msg { at, inbound, member: None };
-        let mut unit = events::Buffered { tx: self.tx, events: self.events, now: self.now };
-        crate::timeline::sessions::place(&mut unit, &conv.as_ref(), &msg, self.gap).await
+        if stored.reopened {
+            let presence = self.presence;
+            crate::assignment::run::reopened(self.work, &|id| presence.availability(id), conv.id).await?;
+            conv.assignee_id = chat::conversation_in(self.work.tx(), conv.id).await?.assignee_id;
+        }
+        Ok(())
     }
 
     async fn inbound(&mut self, raw: &Value) -> Result<()> {
@@ -806,41 +524,9 @@ impl Ctx<'_> {
             return Ok(());
         }
         let emoji = raw.pointer("/reaction/emoji").and_then(Value::as_str).unwrap_or("");
-        let changed = on_tx!(self.tx, |c| {
-            sqlx::query(
-            "INSERT INTO reactions (target_wamid, reactor, emoji, wamid, at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (target_wamid, reactor) DO UPDATE SET emoji = excluded.emoji, wamid = excluded.wamid, at = excluded.at \
-             WHERE reactions.at < excluded.at OR (reactions.at = excluded.at AND reactions.wamid < excluded.wamid)"
-        )
-        .bind(target)
-        .bind(ids.key())
-        .bind(emoji)
-        .bind(wamid)
-        .bind(at)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-        if changed == 0 {
-            return Ok(());
-        }
-        self.out.stored += 1;
-        let target_row: Option<(Uuid, Uuid, Uuid)> = on_tx!(self.tx, |c| {
-            sqlx::query_as(
-            "SELECT m.id, m.conversation_id, v.lead_id FROM messages m JOIN conversations v ON v.id = m.conversation_id \
-             WHERE m.wamid = $1 AND m.workspace_id = $2"
-        )
-        .bind(target)
-        .bind(self.number.workspace_id)
-        .fetch_optional(c)
-        .await
-        })?;
-        if let Some((mid, conv, lead)) = target_row {
-            let message = messages::json_in(self.tx, mid).await?;
-            self.events.push(
-                self.now,
-                NewEvent::raw(self.number.workspace_id, "message.updated", message).conversation(conv).lead(lead),
-            );
+        let ws = self.number.workspace_id;
+        if chat::react(self.work, ws, target, &ids.key(), emoji, wamid, at).await? {
+            self.out.stored += 1;
         }
         Ok(())
     }
@@ -852,11 +538,12 @@ impl Ctx<'_> {
             self.out.problem("system message without id".to_owned());
             return Ok(());
         };
-        let at = payload::timestamp(head.timestamp.as_deref()).unwrap_or(self.now);
+        let now = self.work.now();
+        let at = payload::timestamp(head.timestamp.as_deref()).unwrap_or(now);
         let sys = raw.get("system").cloned().unwrap_or(Value::Null);
         let kind = sys.get("type").and_then(Value::as_str).unwrap_or("unknown").to_owned();
         let Some(lead) = self.lead_for(ids).await? else { return Ok(()) };
-        let inserted = on_tx!(self.tx, |c| {
+        let inserted = on_tx!(self.work.tx(), |c| {
             sqlx::query(
             "INSERT INTO inbound_notices (wamid, workspace_id, lead_id, kind, data, at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (wamid) DO NOTHING"
@@ -882,11 +569,11 @@ impl Ctx<'_> {
                 sys.get("parent_user_id").and_then(Value::as_str),
             );
             for (k, value) in new_ids.pairs() {
-                leads::link_identity(self.tx, self.number.workspace_id, k, value, lead).await?;
+                leads::link_identity(self.work.tx(), self.number.workspace_id, k, value, lead).await?;
             }
             if let Some(phone) = &new_ids.phone {
                 // The lead keeps its old phone when another lead already owns the new one.
-                let taken: Option<Uuid> = on_tx!(self.tx, |c| sqlx::query_scalar(
+                let taken: Option<Uuid> = on_tx!(self.work.tx(), |c| sqlx::query_scalar(
                     "SELECT id FROM leads WHERE workspace_id = $1 AND phone = $2"
                 )
                 .bind(self.number.workspace_id)
@@ -894,30 +581,21 @@ impl Ctx<'_> {
                 .fetch_optional(c)
                 .await)?;
                 if taken.is_none() {
-                    on_tx!(self.tx, |c| sqlx::query("UPDATE leads SET phone = $1, updated_at = $2 WHERE id = $3")
-                        .bind(phone)
-                        .bind(self.now)
-                        .bind(lead)
-                        .execute(c)
-                        .await
-                        .map(|r| r.rows_affected()))?;
+                    on_tx!(self.work.tx(), |c| sqlx::query(
+                        "UPDATE leads SET phone = $1, updated_at = $2 WHERE id = $3"
+                    )
+                    .bind(phone)
+                    .bind(now)
+                    .bind(lead)
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected()))?;
                 }
             }
-            on_tx!(self.tx, |c| {
-                sqlx::query(
-                "UPDATE conversations SET contact_phone = COALESCE($1, contact_phone), contact_bsuid = COALESCE($2, contact_bsuid) \
-                 WHERE lead_id = $3"
-            )
-            .bind(&new_ids.phone)
-            .bind(&new_ids.bsuid)
-            .bind(lead)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-            })?;
-            let lead_row = leads::load_tx(self.tx, lead).await?;
-            self.flush().await?;
-            self.events.push(self.now, leads::updated_event(&lead_row));
+            let contact = chat::Contact { phone: new_ids.phone.as_deref(), bsuid: new_ids.bsuid.as_deref() };
+            chat::contact_changed(self.work.tx(), lead, contact).await?;
+            let lead_row = leads::load_tx(self.work.tx(), lead).await?;
+            self.work.emit(leads::updated_event(&lead_row));
             tracing::info!(lead_id = %lead, kind, "contact changed number: identities linked");
         }
         Ok(())
@@ -930,179 +608,21 @@ impl Ctx<'_> {
             self.out.problem("status without id, status or timestamp".to_owned());
             return Ok(());
         };
-        if Rank::of(status).is_none() {
+        let Some(status) = MessageStatus::parse(status).filter(|s| s.is_reported()) else {
             self.out.problem(format!("unknown status {status:?}"));
             return Ok(());
-        }
-        let error = s.errors.first().cloned();
-        self.flush().await?; // apply_status appends its own events
-        let recorded = record_status(self.tx, self.now, wamid, status, at, error.as_ref()).await?;
-        if recorded && apply_status(self.tx, self.now, wamid, status, at, error.as_ref()).await? {
+        };
+        let error = s.errors.first().map(status_error);
+        if chat::receive_status(self.work, wamid, status, at, error.as_ref()).await? {
             self.out.stored += 1;
         }
         Ok(())
     }
 }
 
-/// Status order: a status never moves backwards; `failed` is final.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Rank {
-    Queued,
-    Sent,
-    Delivered,
-    Read,
-}
-
-impl Rank {
-    fn of(status: &str) -> Option<Option<Rank>> {
-        Some(match status {
-            "queued" => Some(Rank::Queued),
-            "sent" => Some(Rank::Sent),
-            "delivered" => Some(Rank::Delivered),
-            "read" => Some(Rank::Read),
-            "failed" => None,
-            _ => return None,
-        })
-    }
-}
-
-/// The status after `incoming` arrives on a message in `current`.
-pub fn advance(current: &str, incoming: &str) -> String {
-    if current == "failed" {
-        return current.to_owned();
-    }
-    let next = match (Rank::of(current).flatten(), Rank::of(incoming)) {
-        (_, None) => current,
-        (Some(cur), Some(None)) if cur >= Rank::Delivered => current,
-        (_, Some(None)) => "failed",
-        (Some(cur), Some(Some(new))) if new <= cur => current,
-        (_, Some(Some(_))) => incoming,
-    };
-    next.to_owned()
-}
-
-async fn record_status(
-    tx: &mut Tx,
-    now: DateTime<Utc>,
-    wamid: &str,
-    status: &str,
-    at: DateTime<Utc>,
-    error: Option<&ErrorObject>,
-) -> Result<bool> {
-    let n = on_tx!(tx, |c| {
-        sqlx::query(
-        "INSERT INTO message_statuses (wamid, status, error_code, error_title, at, recorded_at) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (wamid, status, error_code) DO NOTHING"
-    )
-    .bind(wamid)
-    .bind(status)
-    .bind(error.and_then(|e| e.code).unwrap_or(0))
-    .bind(error.and_then(|e| e.title.clone().or_else(|| e.message.clone())))
-    .bind(at)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    Ok(n > 0)
-}
-
-#[derive(sqlx::FromRow)]
-struct OutRow {
-    id: Uuid,
-    workspace_id: Uuid,
-    conversation_id: Uuid,
-    status: String,
-}
-
-/// Applies a status to its outbound message, if we know it. Returns true if anything changed.
-pub async fn apply_status(
-    tx: &mut Tx,
-    now: DateTime<Utc>,
-    wamid: &str,
-    status: &str,
-    at: DateTime<Utc>,
-    error: Option<&ErrorObject>,
-) -> Result<bool> {
-    let row: Option<OutRow> = on_tx!(tx, |c| sqlx::query_as(
-        "SELECT id, workspace_id, conversation_id, status FROM messages WHERE wamid = $1 AND direction = 'out'"
-    )
-    .bind(wamid)
-    .fetch_optional(c)
-    .await)?;
-    let Some(m) = row else { return Ok(false) };
-    let next = advance(&m.status, status);
-    let failed_now = next == "failed" && m.status != "failed";
-    let stamp = |s: &str| (status == s).then_some(at);
-    let changed = on_tx!(tx, |c| {
-        sqlx::query(
-        "UPDATE messages SET status = $1, \
-         sent_at = COALESCE(sent_at, $2), delivered_at = COALESCE(delivered_at, $3), read_at = COALESCE(read_at, $4), \
-         failed_at = CASE WHEN $5 THEN $6 ELSE failed_at END, \
-         error_code = CASE WHEN $5 THEN $7 ELSE error_code END, error_title = CASE WHEN $5 THEN $8 ELSE error_title END \
-         WHERE id = $9 AND (status <> $1 OR ($2 IS NOT NULL AND sent_at IS NULL) OR ($3 IS NOT NULL AND delivered_at IS NULL) \
-         OR ($4 IS NOT NULL AND read_at IS NULL))"
-    )
-    .bind(&next)
-    .bind(stamp("sent"))
-    .bind(stamp("delivered"))
-    .bind(stamp("read"))
-    .bind(failed_now)
-    .bind(at)
-    .bind(error.and_then(|e| e.code))
-    .bind(error.and_then(|e| e.title.clone().or_else(|| e.message.clone())))
-    .bind(m.id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    if changed == 0 {
-        return Ok(false);
-    }
-    let lead: Uuid = on_tx!(tx, |c| sqlx::query_scalar("SELECT lead_id FROM conversations WHERE id = $1")
-        .bind(m.conversation_id)
-        .fetch_one(c)
-        .await)?;
-    let message = messages::json_in(tx, m.id).await?;
-    events::append(
-        tx,
-        now,
-        NewEvent::raw(m.workspace_id, "message.updated", message).conversation(m.conversation_id).lead(lead),
-    )
-    .await?;
-    if failed_now && error.and_then(|e| e.code) == Some(131047) {
-        on_tx!(tx, |c| sqlx::query(
-            "UPDATE conversations SET template_required = TRUE, updated_at = $1 WHERE id = $2"
-        )
-        .bind(now)
-        .bind(m.conversation_id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-        let conv = conversations::json_in(tx, m.conversation_id).await?;
-        events::append(
-            tx,
-            now,
-            NewEvent::raw(m.workspace_id, "conversation.updated", conv).conversation(m.conversation_id).lead(lead),
-        )
-        .await?;
-    }
-    Ok(true)
-}
-
-/// Applies statuses that arrived before their message (call after storing an outbound wamid).
-pub async fn apply_pending_statuses(tx: &mut Tx, now: DateTime<Utc>, wamid: &str) -> Result<()> {
-    let rows: Vec<(String, i64, Option<String>, DateTime<Utc>)> = on_tx!(tx, |c| sqlx::query_as(
-        "SELECT status, error_code, error_title, at FROM message_statuses WHERE wamid = $1 ORDER BY at"
-    )
-    .bind(wamid)
-    .fetch_all(c)
-    .await)?;
-    for (status, code, title, at) in rows {
-        let error = (code != 0).then(|| ErrorObject { code: Some(code), title: title.clone(), message: None });
-        apply_status(tx, now, wamid, &status, at, error.as_ref()).await?;
-    }
-    Ok(())
+/// Meta's error object as the chat keeps it (its title, else its message).
+fn status_error(e: &ErrorObject) -> StatusError {
+    StatusError { code: e.code, title: e.title.clone().or_else(|| e.message.clone()) }
 }
 
 impl From<serde_json::Error> for Error {
@@ -1113,7 +633,8 @@ impl From<serde_json::Error> for Error {
 
 #[cfg(test)]
 mod tests {
-    use super::{advance, contact_keys, lock_key};
+    use super::contact_keys;
+    use crate::inbox::chat::lock_key;
 
     #[test]
     fn contact_keys_name_each_chat_once() {
@@ -1135,17 +656,5 @@ mod tests {
         assert_eq!(contact_keys([body.as_slice()]), expected);
         assert_ne!(lock_key("PN1", "15551230001"), lock_key("PN2", "15551230001"));
         assert!(contact_keys([b"not json".as_slice()]).is_empty());
-    }
-
-    #[test]
-    fn statuses_never_regress() {
-        assert_eq!(advance("queued", "sent"), "sent");
-        assert_eq!(advance("sent", "read"), "read");
-        assert_eq!(advance("read", "delivered"), "read");
-        assert_eq!(advance("delivered", "sent"), "delivered");
-        assert_eq!(advance("sent", "failed"), "failed");
-        assert_eq!(advance("failed", "read"), "failed");
-        assert_eq!(advance("read", "failed"), "read");
-        assert_eq!(advance("sent", "bogus"), "sent");
     }
 }

@@ -338,10 +338,10 @@ on_both! {
         switchboard::on_tx!(&mut tx, |c| sqlx::query("UPDATE users SET status = 'deactivated' WHERE id = $1")
             .bind(member).execute(c).await.map(|r| r.rows_affected())).unwrap();
         switchboard::auth::revoke_all(&mut tx, member).await.unwrap();
-        events::append(&mut tx, app.clock.now(), NewEvent::raw(app.workspace_id, "member.updated",
-            json!({"id": member, "status": "deactivated"}))).await.unwrap();
+        let mut work = Work::on(tx, app.clock.now());
+        work.emit(NewEvent::raw(app.workspace_id, "member.updated", json!({"id": member, "status": "deactivated"})));
         let committed = Instant::now();
-        st.commit(tx).await.unwrap();
+        work.commit(&st.hub).await.unwrap();
         assert_eq!(s.closed().await, Some(4401));
         assert!(committed.elapsed() < Duration::from_secs(1), "closed after {:?}", committed.elapsed());
         // The admin sees the deactivation, then the member going offline.
@@ -470,12 +470,11 @@ async fn a_client_that_stops_reading_is_dropped_while_others_keep_receiving() {
         let now = app.clock.now();
         tokio::spawn(async move {
             for chunk in 0..N / 64 {
-                let mut tx = st.db.begin().await.unwrap();
+                let mut work = Work::begin(&st.db, now).await.unwrap();
                 for n in chunk * 64..(chunk + 1) * 64 {
-                    let e = NewEvent::raw(ws, "big", json!({"n": n, "blob": blob}));
-                    events::append(&mut tx, now, e).await.unwrap();
+                    work.emit(NewEvent::raw(ws, "big", json!({"n": n, "blob": blob})));
                 }
-                st.commit(tx).await.unwrap();
+                work.commit(&st.hub).await.unwrap();
             }
         })
     };

@@ -202,6 +202,30 @@ on_both! {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 
+    async fn replies_and_inbound_messages_touch_the_conversation_alike(t: TestDb) {
+        let graph = FakeGraph::start().await;
+        let (app, conv, _) = inbox_with_open_chat(&t, &graph).await;
+        let now = app.clock.now().timestamp();
+        // Meta's clock runs ahead of ours: this message says it is from two minutes on.
+        app.signed_webhook(&text_payload("wamid.in.2", "15550100111", now + 120, "Still there?")).await;
+        app.webhooks_processed().await;
+        let (_, before) = app.get(&format!("/api/v1/conversations/{conv}"), &app.admin_token).await;
+        assert_eq!(before["last_message"]["text"], "Still there?");
+        let (status, reply) = app.post(&format!("/api/v1/conversations/{conv}/messages"), &app.admin_token,
+            json!({"type": "text", "text": "Yes!"})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+        let (_, after) = app.get(&format!("/api/v1/conversations/{conv}"), &app.admin_token).await;
+        assert_eq!(after["last_message"], json!({"id": reply["id"], "direction": "out", "type": "text", "text": "Yes!",
+            "status": "queued", "created_at": reply["created_at"]}), "a reply sent now is the newest message");
+        assert_eq!(after["unread_count"], before["unread_count"], "a reply leaves the unread count alone");
+        // An older customer message arriving late counts as unread but is not the newest.
+        app.signed_webhook(&text_payload("wamid.in.0", "15550100111", now - 30, "Hello?")).await;
+        app.webhooks_processed().await;
+        let (_, late) = app.get(&format!("/api/v1/conversations/{conv}"), &app.admin_token).await;
+        assert_eq!(late["last_message"]["id"], reply["id"]);
+        assert_eq!(late["unread_count"], json!(before["unread_count"].as_i64().unwrap() + 1));
+    }
+
     async fn a_status_that_races_its_send_is_applied(t: TestDb) {
         // Meta can deliver a status webhook before the send's answer has been recorded; the two
         // are processed at the same moment. Each status must end up on its message.

@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -14,6 +13,7 @@ use crate::inbox::conversations::{self, ListFilter, search_patterns};
 use crate::inbox::{parse_bool, parse_id};
 use crate::state::AppState;
 use crate::views::conversation::{ConversationStatus, ConversationView};
+use crate::views::message::MessageView;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,7 +91,7 @@ pub struct MessagePage {
 
 #[derive(Serialize)]
 pub struct MessagesPage {
-    messages: Vec<Value>,
+    messages: Vec<MessageView>,
     next_cursor: Option<String>,
 }
 

@@ -1,0 +1,401 @@
+//! The journal processor: unpacks arrivals into `webhook_events` rows, one per webhook, and
+//! processes those (batched: one unit of work per batch, its events appended once at commit),
+//! retrying transient failures; and the retention that prunes processed entries. It starts with
+//! whatever is waiting, so a crash between the 200 and processing loses nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::EntryState;
+use super::codec::{Arrived, unpack};
+use super::writer::{FLOOD_QUIET, MAX_BATCH};
+use crate::db::{Backend, Db, TRANSIENT_TRIES, Tx, pause_before_retry, push_ids};
+use crate::error::Result;
+use crate::events::Work;
+use crate::inbox::chat::{self, Plans};
+use crate::state::AppState;
+use crate::webhook::ingest::{self, Outcome, Setting};
+use crate::{on_db, on_tx};
+
+/// Attempts of one entry before it is kept as failed.
+const MAX_ATTEMPTS: i64 = 5;
+
+const TAKE_ARRIVALS_SQLITE: &str = "SELECT id, received_at, entries FROM webhook_arrivals ORDER BY id LIMIT $1";
+const TAKE_ARRIVALS_PG: &str =
+    "SELECT id, received_at, entries FROM webhook_arrivals ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
+
+/// Arrivals unpacked in one transaction. A group commit holds ~10–30 webhooks in a flood at 64
+/// connections: one arrival at a time fed processing batches of that size instead of
+/// [`PROCESS_BATCH`], and draining was ~20 % slower per webhook.
+const UNPACK_ARRIVALS: i64 = 16;
+
+/// Unpacks the oldest arrivals into `webhook_events` rows, pending, and deletes them, in one
+/// transaction. An arrival that cannot be decoded (it was not written by [`super::pack`]) becomes
+/// one failed entry holding its bytes, for an admin to see, rather than blocking the ones
+/// after it. Returns how many entries it wrote (0: no arrival waiting).
+#[instrument(skip_all)]
+pub async fn unpack_next(st: &AppState) -> Result<usize> {
+    let mut tx = st.db.begin().await?;
+    let take = match st.db.backend() {
+        Backend::Sqlite => TAKE_ARRIVALS_SQLITE,
+        Backend::Postgres => TAKE_ARRIVALS_PG,
+    };
+    let arrivals: Vec<(Uuid, DateTime<Utc>, Vec<u8>)> =
+        on_tx!(&mut tx, |c| sqlx::query_as(take).bind(UNPACK_ARRIVALS).fetch_all(c).await)?;
+    if arrivals.is_empty() {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    let mut webhooks = Vec::new();
+    let mut undecodable = Vec::new();
+    for (arrival, received_at, entries) in &arrivals {
+        match unpack(entries) {
+            Some(w) => webhooks.extend(w),
+            None => undecodable.push((*arrival, *received_at, entries.as_slice())),
+        }
+    }
+    insert_pending(&mut tx, &webhooks).await?;
+    for (arrival, received_at, entries) in &undecodable {
+        tracing::error!(%arrival, bytes = entries.len(), "journal arrival could not be decoded; kept as a failed entry");
+        on_tx!(&mut tx, |c| sqlx::query(
+            "INSERT INTO webhook_events (id, received_at, signature_valid, body, state, error, processed_at) \
+             VALUES ($1, $2, TRUE, $3, 'failed', 'journal arrival could not be decoded', $4) \
+             ON CONFLICT (id) DO NOTHING"
+        )
+        .bind(*arrival)
+        .bind(*received_at)
+        .bind(*entries)
+        .bind(st.clock.now())
+        .execute(c)
+        .await
+        .map(|_| ()))?;
+    }
+    let ids: Vec<Uuid> = arrivals.iter().map(|a| a.0).collect();
+    on_tx!(&mut tx, |c| {
+        let mut qb = sqlx::QueryBuilder::new("DELETE FROM webhook_arrivals WHERE id IN (");
+        push_ids(&mut qb, &ids);
+        qb.push(")");
+        qb.build().execute(c).await.map(|_| ())
+    })?;
+    tx.commit().await?;
+    let written = webhooks.len() + undecodable.len();
+    tracing::debug!(arrivals = arrivals.len(), webhooks = written, "journal arrivals unpacked");
+    Ok(written)
+}
+
+/// Inserts unpacked webhooks as pending journal entries. `ON CONFLICT`: an arrival committed
+/// twice (see the writer) is unpacked twice. PostgreSQL gets three arrays, so that the
+/// text is one prepared statement whatever the count; SQLite rows of values.
+async fn insert_pending(tx: &mut Tx, webhooks: &[Arrived<'_>]) -> sqlx::Result<()> {
+    match tx {
+        Tx::Sqlite(c, _) => {
+            for chunk in webhooks.chunks(MAX_BATCH) {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO webhook_events (id, received_at, signature_valid, body, state) ",
+                );
+                qb.push_values(chunk, |mut b, (id, received_at, body)| {
+                    b.push_bind(*id)
+                        .push_bind(*received_at)
+                        .push_bind(true)
+                        .push_bind(*body)
+                        .push_bind(EntryState::Pending.as_str());
+                });
+                qb.push(" ON CONFLICT (id) DO NOTHING");
+                qb.build().execute(&mut **c).await?;
+            }
+            Ok(())
+        }
+        Tx::Postgres(c) => {
+            let ids: Vec<Uuid> = webhooks.iter().map(|w| w.0).collect();
+            let received: Vec<DateTime<Utc>> = webhooks.iter().map(|w| w.1).collect();
+            let bodies: Vec<&[u8]> = webhooks.iter().map(|w| w.2).collect();
+            sqlx::query(
+                "INSERT INTO webhook_events (id, received_at, signature_valid, body, state) \
+                 SELECT id, received_at, TRUE, body, 'pending' FROM UNNEST($1::uuid[], $2::timestamptz[], $3::bytea[]) \
+                 WITH ORDINALITY AS w (id, received_at, body, n) ORDER BY n ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(ids)
+            .bind(received)
+            .bind(bodies)
+            .execute(&mut **c)
+            .await
+            .map(|_| ())
+        }
+    }
+}
+
+/// While flooded, the processor still runs a batch at least this often. Each such batch takes
+/// CPU from acknowledging (on PostgreSQL ~1 ms per message); at one batch per second per
+/// processor that was a fifth of the machine during a flood (docs/benchmarks.md, round eleven).
+const MAX_DEFER: Duration = Duration::from_secs(5);
+
+/// Unpacks arrivals and processes pending rows until none is left, then waits for a wake-up
+/// (or a periodic tick).
+///
+/// During a flood (webhooks queueing up for the journal) processing
+/// yields to acknowledging: it runs one batch at least every [`MAX_DEFER`] and catches up once
+/// the flood is over. The journal is durable, so nothing waits but the inbox; at ordinary rates
+/// (e.g. 1,000 messages/s) there is no flood and processing follows at once.
+pub async fn run_processor(st: AppState, wake: Arc<Notify>) {
+    let mut shutdown = st.shutdown.clone();
+    loop {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let deferred = Instant::now();
+            while st.journal.flooded() && deferred.elapsed() < MAX_DEFER {
+                tokio::select! {
+                    _ = tokio::time::sleep(FLOOD_QUIET / 5) => {}
+                    _ = shutdown.wait_for(|s| *s) => return,
+                }
+            }
+            let unpacked = match unpack_next(&st).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "unpacking journal arrivals failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    break;
+                }
+            };
+            match process_batch(&st).await {
+                Ok(0) if unpacked == 0 => break,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "webhook processing failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+const CLAIM_SQLITE: &str = "SELECT id, body, attempts FROM webhook_events WHERE state = 'pending' \
+    AND ($1 IS NULL OR id = $1) ORDER BY seq LIMIT $2";
+const CLAIM_PG: &str = "SELECT id, body, attempts FROM webhook_events WHERE state = 'pending' \
+    AND ($1::uuid IS NULL OR id = $1) ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED";
+
+/// Journal rows processed in one transaction (one fsync) when a backlog builds up.
+const PROCESS_BATCH: i64 = 64;
+
+fn claim_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => CLAIM_SQLITE,
+        Backend::Postgres => CLAIM_PG,
+    }
+}
+
+/// Processes up to [`PROCESS_BATCH`] pending rows in one transaction. If any of them hits an
+/// error, the batch is rolled back and its rows are processed one by one, so one bad row
+/// neither blocks nor fails the others. Returns how many rows were taken.
+pub async fn process_batch(st: &AppState) -> Result<usize> {
+    let now = st.clock.now();
+    let mut work = Work::begin(&st.db, now).await?;
+    let rows: Vec<(Uuid, Vec<u8>, i64)> = on_tx!(work.tx(), |c| sqlx::query_as(claim_sql(st.db.backend()))
+        .bind(None::<Uuid>)
+        .bind(PROCESS_BATCH)
+        .fetch_all(c)
+        .await)?;
+    if rows.len() <= 1 {
+        work.rollback().await?;
+        return Ok(usize::from(process_next(st, rows.first().map(|r| r.0)).await?));
+    }
+    lock_contacts(work.tx(), rows.iter().map(|r| r.1.as_slice())).await?;
+    let mut batch = ingest::Batch::default();
+    let mut outcomes = Vec::with_capacity(rows.len());
+    let started = Instant::now();
+    // SQLite has one writer: after a slice of work, let a waiting journal commit in. (On
+    // PostgreSQL the two do not block each other.)
+    let yields = st.db.backend() == Backend::Sqlite;
+    for (id, body, _) in &rows {
+        if yields && !outcomes.is_empty() && st.journal.should_yield(started.elapsed()) {
+            break; // the rest stay pending for the next batch
+        }
+        match ingest::process(&mut work, &mut batch, setting(st), body).await {
+            Ok(outcome) => outcomes.push((*id, outcome)),
+            Err(e) => {
+                tracing::warn!(error = %e, "batch rolled back; processing its rows one by one");
+                work.rollback().await?;
+                return one_by_one(st, &rows).await;
+            }
+        }
+    }
+    if let Err(e) = finish(work.tx(), now, &outcomes).await {
+        tracing::warn!(error = %e, "batch rolled back; processing its rows one by one");
+        work.rollback().await?;
+        return one_by_one(st, &rows).await;
+    }
+    commit(st, work).await?;
+    Ok(outcomes.len())
+}
+
+/// What processing needs of the server's settings.
+fn setting(st: &AppState) -> Setting<'_> {
+    Setting { session_gap: st.config.session_gap_secs, presence: &st.presence }
+}
+
+/// Commits a processing unit of work (its events appended once) and wakes the live readers.
+async fn commit(st: &AppState, work: Work) -> Result<()> {
+    work.commit_quietly().await?;
+    st.hub.bump();
+    Ok(())
+}
+
+async fn one_by_one(st: &AppState, rows: &[(Uuid, Vec<u8>, i64)]) -> Result<usize> {
+    for (id, _, _) in rows {
+        if let Err(e) = process_next(st, Some(*id)).await {
+            tracing::error!(event_id = %id, error = %e, "webhook processing failed");
+        }
+    }
+    Ok(rows.len())
+}
+
+/// Processes the oldest pending row (or row `only`), in one transaction with everything it
+/// stores. Returns false when there was nothing to do.
+///
+/// A failure counts as one of the row's [`MAX_ATTEMPTS`] unless it is transient
+/// ([`crate::error::Error::is_transient`]: a lost deadlock, a serialization failure, SQLite busy). That says
+/// nothing about the row, so the row is processed again after a pause, up to
+/// [`TRANSIENT_TRIES`] times in all, and then left pending, its attempts unchanged.
+pub async fn process_next(st: &AppState, mut only: Option<Uuid>) -> Result<bool> {
+    let mut tries = 1;
+    loop {
+        let now = st.clock.now();
+        let mut work = Work::begin(&st.db, now).await?;
+        let row: Option<(Uuid, Vec<u8>, i64)> = on_tx!(work.tx(), |c| sqlx::query_as(claim_sql(st.db.backend()))
+            .bind(only)
+            .bind(1i64)
+            .fetch_optional(c)
+            .await)?;
+        // (On a retry the row may have been processed meanwhile by another processor.)
+        let Some((id, body, attempts)) = row else { return Ok(tries > 1) };
+        let mut batch = ingest::Batch::default();
+        let processed = async {
+            lock_contacts(work.tx(), std::iter::once(body.as_slice())).await?;
+            let outcome = ingest::process(&mut work, &mut batch, setting(st), &body).await?;
+            finish(work.tx(), now, std::slice::from_ref(&(id, outcome))).await
+        };
+        let e = match processed.await {
+            Ok(()) => {
+                commit(st, work).await?;
+                tracing::debug!(event_id = %id, "webhook processed");
+                return Ok(true);
+            }
+            Err(e) => e,
+        };
+        work.rollback().await?;
+        if e.is_transient() {
+            if tries >= TRANSIENT_TRIES {
+                return Err(e);
+            }
+            tracing::warn!(event_id = %id, error = %e, tries, "webhook processing rolled back; processing it again");
+            pause_before_retry(tries).await;
+            (only, tries) = (Some(id), tries + 1);
+            continue;
+        }
+        let attempts = attempts + 1;
+        let failed = attempts >= MAX_ATTEMPTS;
+        let state = if failed { EntryState::Failed } else { EntryState::Pending };
+        on_db!(&st.db, |p| sqlx::query(
+            "UPDATE webhook_events SET attempts = $1, state = $2, error = $3 WHERE id = $4"
+        )
+        .bind(attempts)
+        .bind(state.as_str())
+        .bind(format!("processing error: {e}"))
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if failed {
+            tracing::error!(event_id = %id, error = %e, "webhook failed after {attempts} attempts");
+            return Ok(true);
+        }
+        return Err(e);
+    }
+}
+
+/// PostgreSQL: locks the chats that `bodies` are about (see [`ingest::contact_keys`]) for the
+/// rest of `tx`, and makes the rest of it plan generically ([`Plans::Generic`]: every
+/// statement of processing looks up keys). SQLite has one writer.
+async fn lock_contacts<'a>(tx: &mut Tx, bodies: impl Iterator<Item = &'a [u8]>) -> Result<()> {
+    let keys = if tx.backend() == Backend::Postgres { ingest::contact_keys(bodies) } else { Vec::new() };
+    chat::lock_chats(tx, &keys, Plans::Generic).await
+}
+
+/// Marks processed rows done (one statement for all of them) or failed, and records which
+/// workspaces they addressed (one statement).
+async fn finish(tx: &mut Tx, now: DateTime<Utc>, outcomes: &[(Uuid, Outcome)]) -> Result<()> {
+    let done: Vec<Uuid> = outcomes.iter().filter(|(_, o)| o.problem.is_none()).map(|(id, _)| *id).collect();
+    if !done.is_empty() {
+        on_tx!(tx, |c| {
+            let mut qb =
+                sqlx::QueryBuilder::new("UPDATE webhook_events SET state = 'done', error = NULL, processed_at = ");
+            qb.push_bind(now).push(" WHERE id IN (");
+            push_ids(&mut qb, &done);
+            qb.push(")");
+            qb.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    for (id, outcome) in outcomes {
+        let Some(problem) = &outcome.problem else { continue };
+        tracing::warn!(event_id = %id, problem = %problem, "webhook kept as failed");
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE webhook_events SET state = 'failed', error = $1, processed_at = $2 WHERE id = $3"
+        )
+        .bind(problem)
+        .bind(now)
+        .bind(*id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    let routed: Vec<(Uuid, Uuid)> =
+        outcomes.iter().flat_map(|(id, o)| o.workspaces.iter().map(move |ws| (*id, *ws))).collect();
+    if !routed.is_empty() {
+        on_tx!(tx, |c| {
+            let mut qb = sqlx::QueryBuilder::new("INSERT INTO webhook_event_workspaces (event_id, workspace_id) ");
+            qb.push_values(&routed, |mut b, (id, ws)| {
+                b.push_bind(*id).push_bind(*ws);
+            });
+            qb.push(" ON CONFLICT DO NOTHING");
+            qb.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}
+
+/// Deletes processed (`done`) entries received before `before`, `chunk` per statement (see
+/// [`Db::delete_in_chunks`]); pending and failed ones stay.
+pub async fn prune(db: &Db, before: DateTime<Utc>, chunk: i64) -> Result<u64> {
+    const SQL: &str = "DELETE FROM webhook_events WHERE seq IN (SELECT seq FROM webhook_events \
+                       WHERE state = 'done' AND received_at < $1 ORDER BY seq LIMIT $2)";
+    Ok(db.delete_in_chunks(SQL, before, chunk).await?)
+}
+
+/// Deletes processed entries older than the retention, hourly.
+pub async fn run_retention(st: AppState) {
+    let mut shutdown = st.shutdown.clone();
+    loop {
+        let cutoff = st.clock.now() - chrono::Duration::days(st.config.journal_retention_days.max(0));
+        match prune(&st.db, cutoff, crate::db::DELETE_CHUNK).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "pruned processed webhook journal entries"),
+            Err(e) => tracing::warn!(error = %e, "journal retention failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
