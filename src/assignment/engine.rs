@@ -88,8 +88,7 @@ pub fn skip_reason(s: &Settings, m: &MemberState) -> Option<&'static str> {
     }
     if s.only_available {
         match m.availability {
-            Availability::Away => return Some("away"),
-            Availability::Offline => return Some("offline"),
+            a @ (Availability::Away | Availability::Offline) => return Some(a.as_str()),
             Availability::Available => {}
         }
     }

@@ -251,8 +251,7 @@ pub async fn reopened(w: &mut Work, presence: Presence<'_>, conversation_id: Uui
         let skipped = match states.get(&p) {
             None => Some("disabled"),
             Some(m) if !m.enabled => Some("disabled"),
-            Some(m) if s.only_available && m.availability == Availability::Away => Some("away"),
-            Some(m) if s.only_available && m.availability == Availability::Offline => Some("offline"),
+            Some(m) if s.only_available && m.availability != Availability::Available => Some(m.availability.as_str()),
             Some(_) => None,
         };
         Candidate { member_id: p, skipped }

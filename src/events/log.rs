@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::{on_db, on_tx};
 
 use super::NewEvent;
+use crate::views::team::MemberStatus;
 
 /// Takes the append lock of `tx` now (PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds the
 /// write lock) and queues the NOTIFY sent at COMMIT. Appends after it, in this transaction and
@@ -88,7 +89,8 @@ impl MemberChange {
     fn of(data: &Value) -> MemberChange {
         MemberChange {
             id: data.get("id").and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok()),
-            deactivated: data.get("status").and_then(|s| s.as_str()) == Some("deactivated"),
+            deactivated: data.get("status").and_then(|s| s.as_str()).and_then(MemberStatus::parse)
+                == Some(MemberStatus::Deactivated),
             beyond_presence: data.as_object().is_some_and(|o| o.keys().any(|k| k != "id" && k != "presence")),
         }
     }

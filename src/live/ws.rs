@@ -29,6 +29,7 @@ use crate::live::filter::{self, Facts};
 use crate::live::tail::{PAGE, Tail};
 use crate::policy::Viewer;
 use crate::state::AppState;
+use crate::views::team::MemberStatus;
 
 /// A send (event, pong, ping) that does not complete within this drops the client.
 pub const SEND_LIMIT: Duration = Duration::from_secs(5);
@@ -255,7 +256,7 @@ async fn follow(
                     cursor = e.id;
                     if let Some(change) = about(e, user.id) {
                         if change.deactivated {
-                            return Some((close::UNAUTHORIZED, "deactivated"));
+                            return Some((close::UNAUTHORIZED, MemberStatus::Deactivated.as_str()));
                         }
                         if !refresh(st, token, &mut user, &mut viewer).await {
                             return Some((close::UNAUTHORIZED, "signed out"));
