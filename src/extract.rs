@@ -50,6 +50,15 @@ impl From<PathRejection> for Error {
     }
 }
 
+/// For `#[serde(default, deserialize_with = "crate::extract::present")]` on an
+/// `Option<Option<T>>` field that can be cleared: `"field": null` is `Some(None)`, an absent
+/// field `None`.
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// Reads a request body of at most `max` bytes. A declared `Content-Length` over the limit is
 /// refused before any of the body is read; a longer body without one is cut off at the limit.
 /// 413 `payload_too_large` with `limit_message` either way.

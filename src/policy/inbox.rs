@@ -112,18 +112,8 @@ pub fn can_change_assignment(v: &Viewer) -> Result<(), Denied> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::sample_viewer as viewer;
     use crate::policy::{Permissions, RULES};
-
-    fn viewer(role: Role, p: Permissions) -> Viewer {
-        Viewer {
-            user_id: Uuid::new_v4(),
-            workspace_id: Uuid::nil(),
-            role,
-            active: true,
-            permissions: p,
-            label_ids: vec![],
-        }
-    }
 
     #[test]
     fn conversation_can_is_the_actions_checks() {

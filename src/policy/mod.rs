@@ -263,20 +263,16 @@ macro_rules! bind_viewer {
     };
 }
 
+/// An active viewer with a fresh id in the nil workspace, for the policy's unit tests.
+#[cfg(test)]
+pub(crate) fn sample_viewer(role: Role, permissions: Permissions) -> Viewer {
+    Viewer { user_id: Uuid::new_v4(), workspace_id: Uuid::nil(), role, active: true, permissions, label_ids: vec![] }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::sample_viewer as viewer;
     use super::*;
-
-    fn viewer(role: Role, p: Permissions) -> Viewer {
-        Viewer {
-            user_id: Uuid::new_v4(),
-            workspace_id: Uuid::nil(),
-            role,
-            active: true,
-            permissions: p,
-            label_ids: vec![],
-        }
-    }
 
     #[test]
     fn plain_member_sees_only_own() {

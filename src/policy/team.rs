@@ -140,17 +140,7 @@ pub fn sees_every_event(v: &Viewer) -> bool {
 mod tests {
     use super::*;
     use crate::policy::Permissions;
-
-    fn viewer(role: Role, p: Permissions) -> Viewer {
-        Viewer {
-            user_id: Uuid::new_v4(),
-            workspace_id: Uuid::nil(),
-            role,
-            active: true,
-            permissions: p,
-            label_ids: vec![],
-        }
-    }
+    use crate::policy::sample_viewer as viewer;
 
     #[test]
     fn managing_members_follows_the_contract() {

@@ -126,15 +126,8 @@ pub struct PatchLead {
     source: Option<String>,
     group_ids: Option<Vec<Uuid>>,
     custom_fields: Option<Map<String, Value>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     assignee_id: Option<Option<Uuid>>,
-}
-
-/// Distinguishes `"field": null` (Some(None)) from an absent field (None).
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> std::result::Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[instrument(skip_all)]

@@ -90,15 +90,8 @@ pub async fn get_one(State(st): State<AppState>, user: CurrentUser, Path(id): Pa
 pub struct PatchNumber {
     access_token: Option<String>,
     auto_import_contacts: Option<bool>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     owner_member_id: Option<Option<Uuid>>,
-}
-
-/// `null` vs absent for optional fields that can be cleared.
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> std::result::Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[instrument(skip_all)]
