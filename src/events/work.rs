@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::db::{Db, Tx};
 use crate::error::Result;
 
-use super::{Event, Hub, NewEvent, log};
+use super::{Hub, NewEvent, log};
 
 pub struct Work {
     tx: Tx,
@@ -40,16 +40,6 @@ impl Work {
         self.events.push(e);
     }
 
-    /// Shorthand for an event routed to its workspace only.
-    pub fn emit_to_workspace(&mut self, workspace_id: uuid::Uuid, e: Event) {
-        self.emit(NewEvent::new(workspace_id, e));
-    }
-
-    /// The events recorded so far.
-    pub fn events(&self) -> &[NewEvent] {
-        &self.events
-    }
-
     /// Takes the event log's append lock now (PostgreSQL), for work that must read state
     /// under it so that its events tell the newest state (presence).
     pub async fn serialise(&mut self) -> Result<()> {
@@ -77,12 +67,5 @@ impl Work {
     /// Rolls the transaction back; its events are dropped.
     pub async fn rollback(self) -> Result<()> {
         Ok(self.tx.rollback().await?)
-    }
-
-    /// Hands back the transaction (with the events still to append) for a caller that commits
-    /// it with other writes of its own.
-    pub async fn into_tx(mut self) -> Result<Tx> {
-        log::append_all(&mut self.tx, self.now, &self.events).await?;
-        Ok(self.tx)
     }
 }
