@@ -73,15 +73,10 @@ impl From<&Conversation> for Chat {
     }
 }
 
-/// A conversation as clients see it, in events (no `can`: events go to many viewers).
-pub fn conversation_view(c: &Conversation) -> ConversationView {
-    c.view()
-}
-
 /// A conversation's view read inside `tx` (its own writes and its labels included).
 pub async fn conversation_in(tx: &mut Tx, id: Uuid) -> Result<ConversationView> {
     let c = conversations::load_in(tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
-    Ok(conversation_view(&c))
+    Ok(c.view())
 }
 
 fn conversation_event(kind: fn(ConversationView) -> Event, view: ConversationView, ws: Uuid) -> NewEvent {
@@ -172,7 +167,7 @@ pub async fn open(
     if let Some(id) = created {
         // Nothing can have labelled it yet: no label query.
         let c = conversations::find_in(work.tx(), id).await?.ok_or(sqlx::Error::RowNotFound)?;
-        work.emit(conversation_event(Event::ConversationCreated, conversation_view(&c), workspace_id));
+        work.emit(c.event(Event::ConversationCreated));
         return Ok(Chat::from(&c));
     }
     // Created by a concurrent transaction (another node) a moment ago.
