@@ -104,9 +104,9 @@ pub fn can_manage_numbers(v: &Viewer) -> Result<(), Denied> {
     if super::can_manage_integrations(v) { Ok(()) } else { Err(Denied::Forbidden) }
 }
 
-/// Changing the workspace's assignment settings: admins only.
+/// Changing the workspace's assignment settings: admins and members with `manage_members`.
 pub fn can_change_assignment(v: &Viewer) -> Result<(), Denied> {
-    if v.is_admin() { Ok(()) } else { Err(Denied::Forbidden) }
+    if v.is_admin() || (v.active && v.permissions.manage_members) { Ok(()) } else { Err(Denied::Forbidden) }
 }
 
 #[cfg(test)]

@@ -209,9 +209,13 @@ fn matrix() -> Vec<Row> {
         row("POST", "/api/v1/conversations/{id}/media", Conv, Option::None, with(ASSIGNEE_ONLY, 200, 400)),
         row("GET", "/api/v1/media/{id}", Media, Option::None, SEES),
         row("GET", "/api/v1/leads/{id}/timeline", Lead, Option::None, SEES),
+        // Everyone: the list holds the activities of the leads they can see.
+        row("GET", "/api/v1/activities", None, Option::None, ALL_OK),
+        row("GET", "/api/v1/audit", None, Option::None, ADMIN_ONLY),
         row("POST", "/api/v1/leads/{id}/notes", Lead, Some(|_, _, _| json!({"text": "a note"})), with(SEES, 200, 201)),
         row("GET", "/api/v1/assignment", None, Option::None, ALL_OK),
-        row("PUT", "/api/v1/assignment", None, Some(|_, _, _| json!({"mode": "unassigned"})), ADMIN_ONLY),
+        // Admins and manage_members.
+        row("PUT", "/api/v1/assignment", None, Some(|_, _, _| json!({"mode": "unassigned"})), MANAGERS),
         row("GET", "/api/v1/leads/{id}/assignment-log", Lead, Option::None, SEES),
         // Admins and view_others_leads; the lead is the Assignee's, moved to the admin.
         row(
