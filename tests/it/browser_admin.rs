@@ -170,7 +170,11 @@ async fn invitations_are_resent_and_cancelled_from_the_team_page() {
 
     click(&b, &format!("{} .confirm button", row("omar@example.com"))).await;
     click(&b, &format!("{} .confirm button[data-confirm]", row("omar@example.com"))).await;
-    b.wait_text(&row("omar@example.com"), "Deactivated").await;
+    b.until(
+        "the cancelled invitation left the list",
+        &format!("return !document.querySelector('{}')", row("omar@example.com")),
+    )
+    .await;
     let cancelled = app
         .call(
             Method::POST,
