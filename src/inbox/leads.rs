@@ -470,7 +470,8 @@ pub async fn update(w: &mut Work, lead: &mut Lead, changes: LeadChanges, by: Uui
     .bind(now)
     .bind(lead.id)
     .execute(c)
-    .await.map(|r| r.rows_affected()))
+    .await
+    .map(|r| r.rows_affected()))
     .on_unique("duplicate_phone", "a lead with that phone already exists")?;
     if let Some(phone) = &lead.phone {
         link_identity(w.tx(), lead.workspace_id, "phone", phone, lead.id).await?;

@@ -9,6 +9,7 @@ mod browser;
 mod browser_admin;
 mod cli;
 mod csv;
+mod fields;
 mod inbox;
 mod listing;
 mod live;
