@@ -11,6 +11,7 @@ mod browser_desk;
 mod cli;
 mod csv;
 mod desk;
+mod fields;
 mod inbox;
 mod listing;
 mod live;
