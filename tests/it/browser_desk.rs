@@ -156,7 +156,9 @@ async fn an_admin_reassigns_leads_in_bulk_and_imports_a_csv_with_an_error_line()
     lead_for(&app, "Carla Costa", "+15550100201", Some(&ann)).await;
     lead_for(&app, "Dev Desai", "+15550100202", Some(&ann)).await;
     lead_for(&app, "Eve Evans", "+15550100203", None).await;
-    lead_for(&app, "Finn Fox", "+15550100204", Some(&ann)).await;
+    let finn = lead_for(&app, "Finn Fox", "+15550100204", Some(&ann)).await;
+    let note = format!("/api/v1/leads/{}/notes", finn["id"].as_str().unwrap());
+    assert_eq!(app.post(&note, &app.admin_token, json!({"text": "Met at the fair"})).await.0, StatusCode::CREATED);
 
     let Some(b) = browser(&app).await else { return };
     b.log_in(ADMIN_EMAIL).await;
@@ -190,6 +192,16 @@ async fn an_admin_reassigns_leads_in_bulk_and_imports_a_csv_with_an_error_line()
     .await;
     click(&b, "#leads-table a[href*='#/leads/']").await;
     b.wait_text("#lead-details", "Assignee").await;
+
+    // Uncontacted leads: everyone's but Finn's (he has a note).
+    choose(&b, "Member", "Any member").await;
+    click(&b, "#leads-tab-uncontacted").await;
+    b.until(
+        "the uncontacted leads",
+        "const r = [...document.querySelectorAll('[aria-label=Leads] tbody tr')].map(e => e.textContent); \
+         return r.length === 3 && !r.some(t => t.includes('Finn Fox'));",
+    )
+    .await;
 
     // A CSV file with a bad phone on line 3 (CRLF line ends, as Excel writes them).
     let dir = std::env::temp_dir().join(format!("sb-desk-{}", uuid::Uuid::new_v4()));

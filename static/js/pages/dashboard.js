@@ -186,7 +186,7 @@ export async function render(root, ctx) {
           { dataset: { member: m.member_id } },
           h('th', { scope: 'row' }, m.name),
           h('td', { class: 'num' }, link(`#/leads?assignee_id=${m.member_id}${groupQ}`, m.assigned, `${m.assigned} leads assigned to ${m.name}`)),
-          h('td', { class: 'num' }, link(`#/leads?assignee_id=${m.member_id}${groupQ}`, m.contacted, `${m.contacted} leads of ${m.name} contacted`)),
+          h('td', { class: 'num' }, link(`#/leads?assignee_id=${m.member_id}&contacted=true${groupQ}`, m.contacted, `${m.contacted} leads of ${m.name} contacted`)),
           h('td', { class: 'num' }, duration(m.avg_first_response_secs)),
           h('td', { class: 'num' }, m.replies),
           h('td', { class: 'num' }, link(`#/activity?member_id=${m.member_id}&${dates}`, m.activities, `${m.activities} activities of ${m.name}`)),

@@ -1,4 +1,4 @@
-// Leads: the CRM list. Mine / Unassigned / All, a member's or a group's leads, search, keyset
+// Leads: the CRM list. All / Mine / Unassigned / Uncontacted, a member's or a group's leads, search, keyset
 // paging ("Load more", never everything at once) and the lead's details on the side. Leads are
 // selected (or "all of this member's") and reassigned in bulk, or added to / removed from a
 // group. CSV import shows what was created and updated and every error with its line; export
@@ -8,11 +8,13 @@ import { api, all, ApiError } from '../api.js';
 import { h, replace } from '../dom.js';
 import { full, phone as showPhone } from '../format.js';
 import { field, errorLine, statusLine } from '../settings.js';
+import { duration } from './activity.js';
 
 const TABS = [
   ['all', 'All'],
   ['mine', 'Mine'],
   ['unassigned', 'Unassigned'],
+  ['uncontacted', 'Uncontacted'],
 ];
 
 /** One CSV cell: quoted when needed, formulas defused as the server's export does. */
@@ -24,9 +26,10 @@ function cell(v) {
 
 export async function render(root, ctx, route) {
   const state = {
-    tab: 'all',
+    tab: route.query.get('contacted') === 'false' ? 'uncontacted' : 'all',
     assignee: route.query.get('assignee_id') || '',
     group: route.query.get('group_id') || '',
+    contacted: route.query.get('contacted') === 'true' ? 'true' : '',
     q: '',
     leads: [],
     next: null,
@@ -47,6 +50,7 @@ export async function render(root, ctx, route) {
     const b = h('button', { type: 'button', role: 'tab', class: 'tab', id: `leads-tab-${key}`, 'aria-selected': String(key === state.tab) }, title);
     b.addEventListener('click', () => {
       state.tab = key;
+      state.contacted = '';
       for (const [i, t] of tabs.entries()) t.setAttribute('aria-selected', String(TABS[i][0] === key));
       reload();
     });
@@ -83,7 +87,7 @@ export async function render(root, ctx, route) {
   const table = h(
     'table',
     { class: 'data-table', id: 'leads-table', 'aria-label': 'Leads' },
-    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, selectAll), ['Name', 'Phone', 'Assignee', 'Groups', 'Created'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, selectAll), ['Name', 'Phone', 'Assignee', 'Groups', 'Contacted', 'Last activity'].map((t) => h('th', { scope: 'col' }, t)))),
     tbody,
   );
   const more = h('button', { type: 'button', class: 'btn wide load-more', id: 'leads-more', hidden: true }, 'Load more');
@@ -150,6 +154,7 @@ export async function render(root, ctx, route) {
     return {
       assignee_id: state.tab === 'mine' ? ctx.me.id : state.tab === 'unassigned' ? '' : state.assignee,
       unassigned: state.tab === 'unassigned' ? 'true' : '',
+      contacted: state.tab === 'uncontacted' ? 'false' : state.contacted,
       group_id: state.group,
       q: state.q,
     };
@@ -206,7 +211,8 @@ export async function render(root, ctx, route) {
           h('td', {}, showPhone(l.phone)),
           h('td', {}, memberName(l.assignee_id)),
           h('td', {}, l.group_ids.map(groupName).join(', ')),
-          h('td', {}, h('time', { datetime: l.created_at }, full(l.created_at))),
+          h('td', {}, l.contacted ? 'Yes' : 'Not yet'),
+          h('td', {}, h('time', { datetime: l.last_activity_at || l.created_at }, full(l.last_activity_at || l.created_at))),
         );
       }),
     );
@@ -253,6 +259,12 @@ export async function render(root, ctx, route) {
         h('dd', {}, memberName(lead.assignee_id)),
         h('dt', {}, 'Groups'),
         h('dd', {}, lead.group_ids.map(groupName).join(', ') || '—'),
+        h('dt', {}, 'Contacted'),
+        h('dd', {}, lead.contacted ? 'Yes' : 'Not yet'),
+        h('dt', {}, 'First response'),
+        h('dd', {}, duration(lead.first_response_secs)),
+        h('dt', {}, 'Last activity'),
+        h('dd', {}, full(lead.last_activity_at)),
         h('dt', {}, 'Created'),
         h('dd', {}, full(lead.created_at)),
         custom.map(([k, v]) => [h('dt', {}, k), h('dd', {}, typeof v === 'string' ? v : JSON.stringify(v))]),
@@ -379,7 +391,7 @@ export async function render(root, ctx, route) {
   exportButton.addEventListener('click', async () => {
     exportError.textContent = '';
     const p = params();
-    const filtered = state.tab !== 'all' || p.assignee_id || p.group_id || p.q;
+    const filtered = state.tab !== 'all' || p.assignee_id || p.group_id || p.q || p.contacted;
     if (!filtered) {
       location.href = '/api/v1/leads/export';
       return;
