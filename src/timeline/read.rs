@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::policy::inbox::{ListStrategy, list_strategy};
 use crate::policy::{CONV_VISIBLE, LEAD_VISIBLE, Viewer};
 use crate::views::timeline::{ActivitiesPage, ActivityKind, ActivityRow as ActivityOut, TimelineEntry, TimelinePage};
 use crate::{bind_viewer, on_db};
@@ -145,11 +146,28 @@ struct AcrossRow {
 /// Activities of the viewer's workspace newest first, kept in SQL to those on leads the
 /// viewer sees (the policy's lead predicate) and, for an activity of a conversation, to
 /// conversations they see (its conversation predicate): the same rules as single reads.
-static ACROSS: LazyLock<String> = LazyLock::new(|| {
+static ACROSS: LazyLock<String> = LazyLock::new(|| across_sql(""));
+
+/// [`ACROSS`] for a viewer who sees only what names them (the policy's narrow list strategy):
+/// the same predicates, over the activities of the leads they are named in (assignee of the
+/// lead or one of its chats, a granted label or explicit access on one of its chats), so a
+/// member with a few leads never walks the workspace's whole timeline.
+static ACROSS_NARROW: LazyLock<String> = LazyLock::new(|| {
+    across_sql(
+        "AND a.lead_id IN (SELECT own.id FROM leads own WHERE own.workspace_id = $1 AND own.assignee_id = $2 \
+         UNION SELECT c.lead_id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
+         UNION SELECT c.lead_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
+             JOIN conversations c ON c.id = cl.conversation_id WHERE ml.user_id = $2 \
+         UNION SELECT c.lead_id FROM conversation_access ca JOIN conversations c ON c.id = ca.conversation_id \
+             WHERE ca.user_id = $2)",
+    )
+});
+
+fn across_sql(candidates: &str) -> String {
     format!(
         "SELECT a.seq, a.id, a.lead_id, l.name AS lead_name, a.conversation_id, a.type, a.member_id, a.data, \
          a.created_at, a.updated_at FROM activities a JOIN leads l ON l.id = a.lead_id \
-         WHERE a.workspace_id = $1 AND {} \
+         WHERE a.workspace_id = $1 {candidates} AND {} \
          AND (a.conversation_id IS NULL OR EXISTS (SELECT 1 FROM conversations c WHERE c.id = a.conversation_id AND {})) \
          AND ($6 IS NULL OR a.type = $6) AND ($7 IS NULL OR a.member_id = $7) AND ($8 IS NULL OR a.lead_id = $8) \
          AND ($9 IS NULL OR EXISTS (SELECT 1 FROM conversations n WHERE n.id = a.conversation_id AND n.number_id = $9)) \
@@ -158,11 +176,15 @@ static ACROSS: LazyLock<String> = LazyLock::new(|| {
          ORDER BY a.created_at DESC, a.seq DESC LIMIT $14",
         *LEAD_VISIBLE, *CONV_VISIBLE
     )
-});
+}
 
 /// A page of the activity timeline across the leads `v` may see.
 pub async fn across(db: &Db, v: &Viewer, f: &AcrossFilter, now: DateTime<Utc>) -> Result<ActivitiesPage> {
-    let mut rows: Vec<AcrossRow> = on_db!(db, |p| bind_viewer!(sqlx::query_as(ACROSS.as_str()), v)
+    let sql = match list_strategy(v) {
+        ListStrategy::Narrow => ACROSS_NARROW.as_str(),
+        ListStrategy::Wide => ACROSS.as_str(),
+    };
+    let mut rows: Vec<AcrossRow> = on_db!(db, |p| bind_viewer!(sqlx::query_as(sql), v)
         .bind(f.kind)
         .bind(f.member)
         .bind(f.lead)

@@ -94,13 +94,24 @@ on_both! {
         let chat_lead = conv["lead_id"].as_str().unwrap().to_owned();
         let (status, body) = app.post(&format!("/api/v1/conversations/{conv_id}/assign"), &admin, json!({"assignee_id": bob})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        // Lia sees the chat through a granted label; Max was given access to it explicitly.
+        let (_, label) = app.post("/api/v1/labels", &admin, json!({"name": "VIP"})).await;
+        let (status, body) = app.json(Method::PUT, &format!("/api/v1/conversations/{conv_id}/labels"), &admin, Some(json!({"label_ids": [label["id"]]}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (lia, _) = app.member("lia@example.com", json!({})).await;
+        let (status, body) = app.json(Method::PATCH, &format!("/api/v1/members/{lia}"), &admin, Some(json!({"label_ids": [label["id"]]}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let lia_token = app.login("lia@example.com", PASSWORD).await["token"].as_str().unwrap().to_owned();
+        let (max, max_token) = app.member("max@example.com", json!({})).await;
+        let (status, body) = app.post(&format!("/api/v1/conversations/{conv_id}/access"), &admin, json!({"member_ids": [max]})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
         for lead in [mine["id"].as_str().unwrap(), open["id"].as_str().unwrap(), &chat_lead] {
             let (status, _) = app.post(&format!("/api/v1/leads/{lead}/notes"), &admin, json!({"text": "checked"})).await;
             assert_eq!(status, StatusCode::CREATED);
         }
 
         // Each caller gets exactly what they would read lead by lead, newest first, in pages.
-        for (who, token) in [("admin", &admin), ("ann", &ann_token), ("bob", &bob_token), ("pool", &pool_token)] {
+        for (who, token) in [("admin", &admin), ("ann", &ann_token), ("bob", &bob_token), ("pool", &pool_token), ("lia", &lia_token), ("max", &max_token)] {
             let all = all_activities(&app, token, "", 2).await;
             assert_eq!(ids(&all), lead_by_lead(&app, token).await, "{who}");
             assert_eq!(ids(&all).len(), all.len(), "{who}: no activity twice across pages");
@@ -116,6 +127,10 @@ on_both! {
         assert!(!ann_sees.is_empty() && ann_sees.iter().all(|a| a["lead_id"] == mine["id"]), "{ann_sees:?}");
         assert!(of(&bob_token).await.iter().all(|a| a["lead_id"].as_str() == Some(chat_lead.as_str())));
         assert!(of(&pool_token).await.iter().any(|a| a["lead_id"] == open["id"]));
+        for token in [&lia_token, &max_token] {
+            let seen = of(token).await;
+            assert!(!seen.is_empty() && seen.iter().all(|a| a["lead_id"].as_str() == Some(chat_lead.as_str())), "{seen:?}");
+        }
         assert!(everything.iter().any(|a| a["lead_name"] == "Ann's"), "rows name their lead");
 
         // Filters.
