@@ -89,6 +89,16 @@ async fn an_activity_row_opens_its_chat() {
     assert!(all.iter().any(|r| r.contains("Called back")), "{all:?}");
     assert!(all.iter().any(|r| r.contains("WhatsApp session") && r.contains("1 from the lead")), "{all:?}");
 
+    // New activity is offered live, without moving the list.
+    let (status, _) = app
+        .post(&format!("/api/v1/leads/{lead_id}/notes"), &app.admin_token, json!({"text": "Sent the brochure"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    b.until("the new-activity button", "const n = document.getElementById('activity-newer'); return n && !n.hidden;")
+        .await;
+    click(&b, "#activity-newer").await;
+    b.wait_text("[aria-label=Activities] li:first-child", "Sent the brochure").await;
+
     // Only WhatsApp sessions: Priya's one.
     choose(&b, "Type", "WhatsApp sessions").await;
     let sessions = wait_rows(&b, "Activities", 1, "WhatsApp session").await;

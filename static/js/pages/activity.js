@@ -116,6 +116,7 @@ export async function render(root, ctx, route) {
   const from = h('input', { type: 'date', id: 'activity-from', value: state.from });
   const to = h('input', { type: 'date', id: 'activity-to', value: state.to });
   const refresh = h('button', { type: 'button', class: 'btn', id: 'activity-refresh' }, 'Refresh');
+  const newer = h('button', { type: 'button', class: 'btn wide', id: 'activity-newer', hidden: true }, 'New activity: show it');
   const list = h('ol', { class: 'journal activity-list', id: 'activity-list', 'aria-label': 'Activities' });
   const more = h('button', { type: 'button', class: 'btn wide load-more', id: 'activity-more', hidden: true }, 'Load older');
   const empty = h('p', { class: 'muted empty', id: 'activity-empty', hidden: true }, 'No activity matches these filters.');
@@ -135,6 +136,7 @@ export async function render(root, ctx, route) {
         h('div', { class: 'tool-row settings-tools', role: 'search', 'aria-label': 'Filter activities' }, field('Type', type), field('Member', member), field('Number', number), field('From', from), field('To', to), refresh),
         leadNote,
         error,
+        newer,
         list,
         empty,
         more,
@@ -162,6 +164,7 @@ export async function render(root, ctx, route) {
     });
   }
   refresh.addEventListener('click', () => reload());
+  newer.addEventListener('click', () => reload());
   more.addEventListener('click', () => loadPage());
 
   function params() {
@@ -197,6 +200,7 @@ export async function render(root, ctx, route) {
   }
 
   function reload() {
+    newer.hidden = true;
     state.items = [];
     state.next = null;
     replace(list);
@@ -231,10 +235,16 @@ export async function render(root, ctx, route) {
     );
   }
 
+  // Something new happened on a lead the caller sees: offer it without moving the list.
+  const off = ctx.live.on((e) => {
+    if (e.type === 'timeline.created' && !state.loading) newer.hidden = false;
+  });
+
   reload();
   return {
     destroy() {
       state.destroyed = true;
+      off();
     },
   };
 }
