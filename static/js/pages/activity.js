@@ -104,6 +104,7 @@ export async function render(root, ctx, route) {
     items: [],
     next: null,
     loading: false,
+    gen: 0,
     destroyed: false,
   };
 
@@ -180,11 +181,14 @@ export async function render(root, ctx, route) {
 
   async function loadPage() {
     if (state.loading) return;
+    // A reload while this page loads makes its answer stale: it is dropped.
+    const gen = state.gen;
     state.loading = true;
     more.disabled = true;
     list.setAttribute('aria-busy', 'true');
     try {
       const page = await api.get('/activities', { ...params(), cursor: state.next, limit: 50 });
+      if (gen !== state.gen) return;
       if (state.destroyed) return;
       state.items.push(...page.activities);
       state.next = page.next_cursor;
@@ -192,14 +196,18 @@ export async function render(root, ctx, route) {
     } catch (e) {
       error.textContent = e.message;
     } finally {
-      state.loading = false;
-      more.disabled = false;
-      list.setAttribute('aria-busy', 'false');
+      if (gen === state.gen) {
+        state.loading = false;
+        more.disabled = false;
+        list.setAttribute('aria-busy', 'false');
+      }
     }
     renderList();
   }
 
   function reload() {
+    state.gen += 1;
+    state.loading = false;
     newer.hidden = true;
     state.items = [];
     state.next = null;

@@ -78,7 +78,7 @@ export function render(root, ctx, route) {
   if (!ctx.isAdmin) return notAllowed(root, 'Audit trail', 'admins');
   const body = settingsFrame(root, 'Audit trail', 'Every change of who may see or do what: invitations, roles and permissions, chat access, numbers, settings, labels and groups. Entries are never changed or deleted.');
   const q = route.query;
-  const state = { actor_id: q.get('actor_id') || '', action: q.get('action') || '', from: q.get('from') || '', to: q.get('to') || '', items: [], next: null, loading: false, destroyed: false };
+  const state = { actor_id: q.get('actor_id') || '', action: q.get('action') || '', from: q.get('from') || '', to: q.get('to') || '', items: [], next: null, loading: false, gen: 0, destroyed: false };
 
   const actor = h('select', { id: 'audit-actor' }, h('option', { value: '' }, 'Anyone'));
   for (const m of [...ctx.members.values()].sort((a, b) => (a.name || a.email).localeCompare(b.name || b.email))) {
@@ -108,11 +108,14 @@ export function render(root, ctx, route) {
 
   async function loadPage() {
     if (state.loading) return;
+    // A reload while this page loads makes its answer stale: it is dropped.
+    const gen = state.gen;
     state.loading = true;
     more.disabled = true;
     list.setAttribute('aria-busy', 'true');
     try {
       const page = await api.get('/audit', { actor_id: state.actor_id, action: state.action, from: dayStart(state.from), to: dayAfter(state.to), cursor: state.next, limit: 50 });
+      if (gen !== state.gen) return;
       if (state.destroyed) return;
       state.items.push(...page.entries);
       state.next = page.next_cursor;
@@ -120,9 +123,11 @@ export function render(root, ctx, route) {
     } catch (e) {
       error.textContent = e.message;
     } finally {
-      state.loading = false;
-      more.disabled = false;
-      list.setAttribute('aria-busy', 'false');
+      if (gen === state.gen) {
+        state.loading = false;
+        more.disabled = false;
+        list.setAttribute('aria-busy', 'false');
+      }
     }
     replace(list, state.items.map(entry));
     empty.hidden = state.items.length > 0;
@@ -130,6 +135,8 @@ export function render(root, ctx, route) {
   }
 
   function reload() {
+    state.gen += 1;
+    state.loading = false;
     state.items = [];
     state.next = null;
     replace(list);

@@ -36,6 +36,7 @@ export async function render(root, ctx, route) {
     selected: new Set(),
     openId: route.id || null,
     loading: false,
+    gen: 0,
     destroyed: false,
     groups: [],
   };
@@ -162,11 +163,14 @@ export async function render(root, ctx, route) {
 
   async function loadPage() {
     if (state.loading) return;
+    // A reload while this page loads makes its answer stale: it is dropped.
+    const gen = state.gen;
     state.loading = true;
     more.disabled = true;
     table.setAttribute('aria-busy', 'true');
     try {
       const page = await api.get('/leads', { ...params(), cursor: state.next, limit: 50 });
+      if (gen !== state.gen) return;
       if (state.destroyed) return;
       state.leads.push(...page.leads);
       state.next = page.next_cursor;
@@ -174,14 +178,18 @@ export async function render(root, ctx, route) {
     } catch (e) {
       listError.textContent = e.message;
     } finally {
-      state.loading = false;
-      more.disabled = false;
-      table.setAttribute('aria-busy', 'false');
+      if (gen === state.gen) {
+        state.loading = false;
+        more.disabled = false;
+        table.setAttribute('aria-busy', 'false');
+      }
     }
     renderList();
   }
 
   function reload() {
+    state.gen += 1;
+    state.loading = false;
     state.leads = [];
     state.next = null;
     state.selected.clear();
