@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod conversation;
 pub mod lead;
+pub mod mention;
 pub mod message;
 pub mod number;
 pub mod report;
