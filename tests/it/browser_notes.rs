@@ -59,3 +59,43 @@ async fn an_agent_writes_a_note_mentioning_a_colleague() {
     assert_eq!(mentions["mentions"][0]["by"]["id"], sam.to_string());
     b.close().await;
 }
+
+#[tokio::test]
+async fn search_finds_a_message_and_jumps_to_it() {
+    let t = TestDb::sqlite().await;
+    let app = spawn_app(&t).await;
+    app.connect_number(NUMBER_ID, "15550100100", false).await;
+    let lead = lead_for(&app, "Otto Order", "+15550100199", None).await;
+    say(&app, "wamid.oo.1", "15550100199", 300, "Do you ship the walnut table to Lyon?").await;
+    say(&app, "wamid.oo.2", "15550100199", 200, "Thanks, that was all").await;
+    app.webhooks_processed().await;
+    let conv = conversation_of(&app, lead["id"].as_str().unwrap()).await;
+    let (_, page) = app.get(&format!("/api/v1/conversations/{conv}/messages"), &app.admin_token).await;
+    let walnut = page["messages"][0]["id"].as_str().unwrap().to_owned();
+    let Some(b) = browser(&app).await else { return };
+    b.log_in(ADMIN_EMAIL).await;
+
+    b.element("input[aria-label='Search by name or phone']").await.send_keys("WALN tab").await.unwrap();
+    let hits = "[aria-label='Found in messages']";
+    b.wait_text(hits, "Do you ship the walnut table to Lyon?").await;
+    assert_eq!(
+        b.js(
+            "return [...document.querySelectorAll(\"[aria-label='Found in messages'] mark\")].map(m => m.textContent)"
+        )
+        .await,
+        json!(["walnut", "table"]),
+        "the words of the query are highlighted"
+    );
+    b.c.find(Locator::XPath("//*[@aria-label='Found in messages']//a[contains(., 'walnut')]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.until(
+        "the chat opened at the message",
+        &format!("return location.hash.endsWith('{conv}') && !!document.querySelector('#m-{walnut}.flash')"),
+    )
+    .await;
+    b.close().await;
+}
