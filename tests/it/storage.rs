@@ -596,6 +596,14 @@ mod legacy {
             switchboard::on_db!(&db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(p).await)
                 .unwrap();
         assert_eq!(messages, 2);
+        // The messages stored before are in the search index (0103's backfill).
+        let indexed: i64 = switchboard::on_db!(&db, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM search_docs WHERE terms = 'hi' AND message_id IS NOT NULL"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        assert_eq!(indexed, 2);
         assert_eq!(member_row(&db, w.lead, w.member).await, Some(expected));
         assert_eq!(daily(&db).await, before);
 
