@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod conversation;
 pub mod lead;
+pub mod mention;
 pub mod message;
 pub mod number;
 pub mod preferences;
