@@ -11,6 +11,7 @@ pub mod leads;
 pub mod leads_csv;
 pub mod messages;
 pub mod numbers;
+pub mod templates;
 pub mod ownership;
 
 use uuid::Uuid;

@@ -203,8 +203,9 @@ pub async fn queue_reply(
         sent_by_app: false,
         created_at: now,
         sent_at: None,
+        error: None,
     };
-    let how = Recording { session_gap, newest: true, answer: true };
+    let how = Recording { session_gap, newest: true, answer: true, quiet: false };
     let stored = chat::record(work, &mut chat, new, &how).await?;
     let message = stored.and_then(|s| s.view).ok_or_else(|| Error::internal("reply not stored"))?;
     enqueue(

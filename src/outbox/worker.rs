@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::events::{Event, NewEvent, Work};
 use crate::inbox::chat::{self, Plans};
 use crate::state::AppState;
-use crate::views::message::{MessageStatus, NumberChange};
+use crate::views::message::MessageStatus;
 use crate::{on_db, on_tx};
 
 /// Give up after this many attempts of one row.
@@ -293,8 +293,8 @@ async fn fail(st: &AppState, job: &Job, e: &GraphError, reauth: bool) -> Result<
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
-        let change = NumberChange { id: job.number_id, needs_reauth: true };
-        work.emit(NewEvent::new(job.workspace_id, Event::NumberUpdated(change)));
+        let number = crate::inbox::numbers::load_in(work.tx(), job.number_id).await?;
+        work.emit(NewEvent::new(job.workspace_id, Event::NumberUpdated(number.view())));
         tracing::error!(number_id = %job.number_id, "the number's access token was rejected (190): an admin must replace it");
     }
     work.commit(&st.hub).await?;

@@ -25,6 +25,8 @@ pub struct LeadView {
     pub custom_fields: Map<String, Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The contact stopped marketing messages: marketing templates are refused.
+    pub marketing_opt_out: bool,
     /// Only in answers to a caller (events go to many viewers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub can: Option<LeadCan>,

@@ -9,6 +9,7 @@ pub mod message;
 pub mod number;
 pub mod report;
 pub mod team;
+pub mod template;
 pub mod timeline;
 pub mod workspace;
 
