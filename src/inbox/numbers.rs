@@ -225,3 +225,11 @@ pub async fn set_health(w: &mut Work, n: &Number, h: &Health) -> Result<bool> {
     w.emit(NewEvent::new(n.workspace_id, Event::NumberUpdated(now.view())));
     Ok(true)
 }
+
+/// A number's access token, for a Graph API call made on its behalf (never answered to anyone).
+pub async fn access_token(db: &Db, id: Uuid) -> Result<String> {
+    Ok(on_db!(db, |p| sqlx::query_scalar("SELECT access_token FROM numbers WHERE id = $1")
+        .bind(id)
+        .fetch_one(p)
+        .await)?)
+}

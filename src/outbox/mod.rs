@@ -74,6 +74,13 @@ impl Outgoing {
     pub fn is_template(&self) -> bool {
         self.kind == "template"
     }
+
+    /// A template's name and language code, as the send names them.
+    pub fn template_name(&self) -> Option<(&str, &str)> {
+        let t = self.content.as_ref()?.get("template")?;
+        let lang = t["language"].as_str().or_else(|| t["language"]["code"].as_str())?;
+        Some((t.get("name")?.as_str()?, lang))
+    }
 }
 
 /// A template message's stored `content`.

@@ -170,6 +170,9 @@ fn matrix() -> Vec<Row> {
             Some(|_, _, _| json!({"auto_import_contacts": true})),
             INTEGRATIONS,
         ),
+        row("GET", "/api/v1/numbers/{id}/templates", Number, Option::None, ALL_OK),
+        // The matrix's number has no WABA: those who may sync are told there is nothing to sync.
+        row("POST", "/api/v1/numbers/{id}/templates/sync", Number, Option::None, with(INTEGRATIONS, 200, 422)),
         row("DELETE", "/api/v1/numbers/{id}", Number, Option::None, with(INTEGRATIONS, 200, 204)),
         row("GET", "/api/v1/leads", None, Option::None, ALL_OK),
         row(

@@ -63,6 +63,9 @@ pub async fn send(
     if crate::outbox::connected_number(&st.db, conv.number_id).await?.is_none() {
         return Err(Error::unprocessable("number_disconnected", "this conversation's number is disconnected"));
     }
+    if let Some((name, language)) = out.template_name() {
+        crate::inbox::templates::check_send(&st.db, conv.number_id, conv.lead_id, name, language).await?;
+    }
     let context_wamid = match out.reply_to {
         None => None,
         Some(r) => Some(crate::outbox::quoted_wamid(&st.db, conv.id, r).await?),
