@@ -477,3 +477,22 @@ pub async fn set_marketing_opt_out(w: &mut Work, lead_id: Uuid, opt_out: bool, a
     tracing::info!(lead_id = %lead_id, opt_out, "marketing preference changed");
     Ok(true)
 }
+
+/// Renames a lead (the business's own name for the contact); `lead.updated` when it changed.
+pub async fn rename(w: &mut Work, lead_id: Uuid, name: &str) -> Result<bool> {
+    let now = w.now();
+    let n = on_tx!(w.tx(), |x| sqlx::query("UPDATE leads SET name = $1, updated_at = $2 WHERE id = $3 AND name <> $1")
+        .bind(name)
+        .bind(now)
+        .bind(lead_id)
+        .execute(x)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if n == 0 {
+        return Ok(false);
+    }
+    let lead = load_tx(w.tx(), lead_id).await?;
+    emit_updated(w, &lead);
+    tracing::info!(lead_id = %lead_id, "lead renamed from the business's address book");
+    Ok(true)
+}

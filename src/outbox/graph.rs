@@ -244,13 +244,28 @@ mod tests {
 #[serde(untagged)]
 pub enum Outgoing<'a> {
     Message(Box<SendMessage<'a>>),
-    Read { messaging_product: &'static str, status: MessageStatus, message_id: Option<&'a str> },
+    Read {
+        messaging_product: &'static str,
+        status: MessageStatus,
+        message_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        typing_indicator: Option<Typing>,
+    },
+}
+
+/// Meta's typing indicator (`{"type": "text"}`).
+#[derive(Debug, serde::Serialize)]
+pub struct Typing {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
 }
 
 impl<'a> Outgoing<'a> {
-    /// Marks the inbound message `wamid` read (blue ticks).
-    pub fn read(wamid: Option<&'a str>) -> Outgoing<'a> {
-        Outgoing::Read { messaging_product: "whatsapp", status: MessageStatus::Read, message_id: wamid }
+    /// Marks the inbound message `wamid` read (blue ticks), and with `typing` shows the
+    /// contact "typing…".
+    pub fn read(wamid: Option<&'a str>, typing: bool) -> Outgoing<'a> {
+        let typing_indicator = typing.then_some(Typing { kind: "text" });
+        Outgoing::Read { messaging_product: "whatsapp", status: MessageStatus::Read, message_id: wamid, typing_indicator }
     }
 }
 

@@ -149,6 +149,9 @@ string_enum! {
 pub struct JobPayload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wamid: Option<String>,
+    /// With the read receipt, show the contact "typing…" (until we send or 25 s pass).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub typing: bool,
 }
 
 const INSERT_OUTBOX: &str = "INSERT INTO outbox (id, workspace_id, number_id, message_id, kind, payload, state, due_at, created_at) \
@@ -308,7 +311,7 @@ pub async fn mark_read(work: &mut Work, conv: &Conversation, latest: Option<Stri
             .await)?;
     if let (Some(wamid), Some(_)) = (latest, connected) {
         let now = work.now();
-        let payload = JobPayload { wamid: Some(wamid) };
+        let payload = JobPayload { wamid: Some(wamid), typing: false };
         enqueue(work.tx(), now, conv.workspace_id, conv.number_id, None, JobKind::Read, &payload).await?;
     }
     Ok(view)
@@ -324,4 +327,22 @@ pub async fn latest_unread(db: &Db, conv: Uuid) -> Result<Option<String>> {
     .fetch_optional(p)
     .await)?;
     Ok(latest.flatten())
+}
+
+/// The member is typing a reply: queues Meta's typing indicator, with the read receipt of the
+/// newest inbound message (Meta shows "typing…" only for a message it can mark read). Nothing
+/// to queue when the contact never wrote.
+pub async fn typing(work: &mut Work, conv: &Conversation) -> Result<bool> {
+    let newest: Option<Option<String>> = on_tx!(work.tx(), |c| sqlx::query_scalar(
+        "SELECT wamid FROM messages WHERE conversation_id = $1 AND direction = 'in' AND type <> 'system' \
+         ORDER BY created_at DESC, seq DESC LIMIT 1"
+    )
+    .bind(conv.id)
+    .fetch_optional(c)
+    .await)?;
+    let Some(wamid) = newest.flatten() else { return Ok(false) };
+    let now = work.now();
+    let payload = JobPayload { wamid: Some(wamid), typing: true };
+    enqueue(work.tx(), now, conv.workspace_id, conv.number_id, None, JobKind::Read, &payload).await?;
+    Ok(true)
 }

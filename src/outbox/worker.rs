@@ -182,7 +182,7 @@ async fn send(st: &AppState, job: Job) -> Result<()> {
     let mut chat = None;
     let stored: Target;
     let body = match job.kind {
-        JobKind::Read => Outgoing::read(job.payload.0.wamid.as_deref()),
+        JobKind::Read => Outgoing::read(job.payload.0.wamid.as_deref(), job.payload.0.typing),
         JobKind::Message => {
             let Some(message_id) = job.message_id else { return done(st, &job).await };
             let target: Option<Target> = on_db!(&st.db, |p| {

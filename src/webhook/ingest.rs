@@ -54,6 +54,7 @@ pub struct NumberRow {
     pub id: Uuid,
     pub workspace_id: Uuid,
     pub auto_import_contacts: bool,
+    pub display_phone_number: String,
 }
 
 /// What the bodies processed in one unit of work looked up that cannot change meanwhile
@@ -91,7 +92,7 @@ pub async fn process(work: &mut Work, batch: &mut Batch, setting: Setting<'_>, b
         for change in entry.changes {
             let field = change.field.as_deref().unwrap_or("");
             match field {
-                "messages" | "smb_message_echoes" | "user_preferences" | "calls" => {}
+                "messages" | "smb_message_echoes" | "user_preferences" | "calls" | HISTORY | STATE_SYNC => {}
                 HEALTH_QUALITY | HEALTH_ACCOUNT | HEALTH_CAPABILITY | TEMPLATE_STATUS | TEMPLATE_QUALITY
                 | TEMPLATE_CATEGORY => {
                     let Some(waba) = entry.id.as_deref() else {
@@ -150,6 +151,7 @@ pub async fn process(work: &mut Work, batch: &mut Batch, setting: Setting<'_>, b
                 recording: Recording::ingest(gap),
                 presence: setting.presence,
                 found: None,
+                history: field == HISTORY,
             };
             for raw in &value.messages {
                 ctx.inbound(raw).await?;
@@ -167,6 +169,12 @@ pub async fn process(work: &mut Work, batch: &mut Batch, setting: Setting<'_>, b
             for c in &value.calls {
                 ctx.call(c).await?;
             }
+            for h in &value.history {
+                ctx.history(h).await?;
+            }
+            for c in &value.state_sync {
+                ctx.contact_sync(c).await?;
+            }
             for e in &value.errors {
                 tracing::warn!(phone_number_id = pnid, error = %e, "WhatsApp reported an error without a message");
             }
@@ -175,6 +183,8 @@ pub async fn process(work: &mut Work, batch: &mut Batch, setting: Setting<'_>, b
     Ok(out)
 }
 
+const HISTORY: &str = "history";
+const STATE_SYNC: &str = "smb_app_state_sync";
 const HEALTH_QUALITY: &str = "phone_number_quality_update";
 const HEALTH_ACCOUNT: &str = "account_update";
 const HEALTH_CAPABILITY: &str = "business_capability_update";
@@ -302,6 +312,16 @@ async fn template_update(work: &mut Work, out: &mut Outcome, waba: &str, field: 
     Ok(())
 }
 
+/// An imported outbound message's status, as the phone knew it.
+fn history_status(raw: &Value) -> Option<MessageStatus> {
+    Some(match raw.pointer("/history_context/status").and_then(Value::as_str)? {
+        "DELIVERED" => MessageStatus::Delivered,
+        "READ" | "PLAYED" => MessageStatus::Read,
+        "ERROR" => MessageStatus::Failed,
+        _ => MessageStatus::Sent,
+    })
+}
+
 /// Meta's integer (or string) Unix-seconds timestamp.
 fn any_timestamp(v: Option<&Value>) -> Option<chrono::DateTime<chrono::Utc>> {
     match v? {
@@ -334,6 +354,21 @@ pub fn contact_keys<'a>(bodies: impl IntoIterator<Item = &'a [u8]>) -> Vec<i32> 
             .chain(items("user_preferences", "wa_id", "user_id"))
             .chain(items("calls", "from", "from_user_id"))
             .chain(items("statuses", "recipient_id", "recipient_user_id"));
+        // Address-book entries and history threads name their contact one level down.
+        let nested = |list: &str, key: &'static str, phone: &'static str, user: &'static str| {
+            let inner = v.get(list).and_then(Value::as_array).into_iter().flatten();
+            let inner = inner.flat_map(move |i| match i.get(key) {
+                Some(Value::Array(a)) => a.iter().collect::<Vec<_>>(),
+                _ => vec![i],
+            });
+            inner.filter_map(move |item| {
+                let id = item.pointer(phone).and_then(Value::as_str).and_then(crate::phone::normalize);
+                id.or_else(|| item.pointer(user).and_then(Value::as_str).map(str::to_owned))
+            })
+        };
+        let contacts = contacts
+            .chain(nested("state_sync", "", "/contact/phone_number", "/contact/user_id"))
+            .chain(nested("history", "threads", "/context/wa_id", "/context/user_id"));
         keys.extend(contacts.map(|contact| chat::lock_key(number, &contact)));
     }
     keys.sort_unstable();
@@ -344,7 +379,8 @@ pub fn contact_keys<'a>(bodies: impl IntoIterator<Item = &'a [u8]>) -> Vec<i32> 
 async fn connected_number(tx: &mut Tx, phone_number_id: &str) -> Result<Option<NumberRow>> {
     Ok(on_tx!(tx, |c| {
         sqlx::query_as(
-        "SELECT id, workspace_id, auto_import_contacts FROM numbers WHERE phone_number_id = $1 AND disconnected_at IS NULL"
+        "SELECT id, workspace_id, auto_import_contacts, display_phone_number FROM numbers \
+         WHERE phone_number_id = $1 AND disconnected_at IS NULL"
     )
     .bind(phone_number_id)
     .fetch_optional(c)
@@ -485,6 +521,9 @@ struct Ctx<'a> {
     /// The conversation with this number that [`Ctx::lead_for`] found along with the lead,
     /// for [`chat::open`] right after (one round trip instead of two).
     found: Option<Chat>,
+    /// A coexistence history import: past messages, stored quietly (no unread, no window, no
+    /// assignment of the leads it creates).
+    history: bool,
 }
 
 /// The identities of a contact that are already known, with their leads and each lead's
@@ -529,7 +568,7 @@ impl Ctx<'_> {
 
     /// Finds the lead for a contact (linking any identifiers it lacked) or, when the number
     /// imports contacts, creates one. `None`: the contact is not a lead; nothing is stored.
-    async fn lead_for(&mut self, ids: &ContactIds) -> Result<Option<Uuid>> {
+    async fn lead_for(&mut self, ids: &ContactIds, referral: Option<&Value>) -> Result<Option<Uuid>> {
         if ids.is_empty() {
             return Ok(None);
         }
@@ -580,18 +619,28 @@ impl Ctx<'_> {
                 .or(username)
                 .or_else(|| ids.phone.as_ref().map(|p| format!("+{p}")))
                 .unwrap_or_else(|| "WhatsApp contact".to_owned());
+            // A click-to-WhatsApp ad brought them: the lead says which ad (rules can route on it).
+            let ad = referral.filter(|r| r.get("source_type").and_then(Value::as_str) != Some("post"));
+            let mut custom_fields = Map::new();
+            for (field, key) in [("ad_source_id", "source_id"), ("ad_source_url", "source_url"), ("ad_headline", "headline")] {
+                if let Some(v) = ad.and_then(|r| r.get(key)).and_then(Value::as_str) {
+                    custom_fields.insert(field.to_owned(), Value::String(v.chars().take(1000).collect()));
+                }
+            }
             let new = leads::NewLead {
                 workspace_id: ws,
                 name: name.chars().take(200).collect(),
                 phone: ids.phone.clone(),
-                source: Some("whatsapp".to_owned()),
+                source: Some(if ad.is_some() { "ctwa_ad" } else { "whatsapp" }.to_owned()),
                 assignee_id: None,
-                custom_fields: Map::new(),
+                custom_fields,
                 group_ids: Vec::new(),
             };
             let mut created = leads::insert(self.work, new).await?;
-            let presence = self.presence;
-            crate::assignment::run::new_lead(self.work, &|id| presence.availability(id), &mut created).await?;
+            if !self.history {
+                let presence = self.presence;
+                crate::assignment::run::new_lead(self.work, &|id| presence.availability(id), &mut created).await?;
+            }
             tracing::info!(lead_id = %created.id, "lead imported from WhatsApp");
             lead = Some(created.id);
         }
@@ -622,7 +671,7 @@ impl Ctx<'_> {
             self.out.problem("message without id or timestamp".to_owned());
             return Ok(());
         };
-        let Some(lead) = self.lead_for(ids).await? else {
+        let Some(lead) = self.lead_for(ids, raw.get("referral")).await? else {
             tracing::debug!("message from a contact who is not a lead: not stored");
             return Ok(());
         };
@@ -631,10 +680,11 @@ impl Ctx<'_> {
         let mut conv = chat::open(self.work, self.found.take(), ws, number, lead, contact).await?;
         let x = extract(head.kind.as_deref().unwrap_or("unknown"), raw);
         let ctx = head.context.as_ref();
-        let (direction, status, sent_at) = if inbound {
-            (Direction::In, MessageStatus::Received, None)
-        } else {
-            (Direction::Out, MessageStatus::Sent, Some(at))
+        let (direction, status, sent_at) = match (inbound, self.history) {
+            (true, false) => (Direction::In, MessageStatus::Received, None),
+            // Imported past messages were read on the phone.
+            (true, true) => (Direction::In, MessageStatus::Read, None),
+            (false, _) => (Direction::Out, history_status(raw).unwrap_or(MessageStatus::Sent), Some(at)),
         };
         let message = NewMessage {
             id: Uuid::now_v7(),
@@ -653,7 +703,9 @@ impl Ctx<'_> {
             sent_at,
             error: first_error(raw).filter(|e| e.code.is_some()),
         };
-        let Some(stored) = chat::record(self.work, &mut conv, message, &self.recording).await? else { return Ok(()) };
+        let quiet = Recording { quiet: true, ..Recording::ingest(self.recording.session_gap) };
+        let how = if self.history { &quiet } else { &self.recording };
+        let Some(stored) = chat::record(self.work, &mut conv, message, how).await? else { return Ok(()) };
         self.out.stored += 1;
         if stored.reopened {
             let presence = self.presence;
@@ -748,7 +800,7 @@ impl Ctx<'_> {
             self.out.problem("reaction without id, target or timestamp".to_owned());
             return Ok(());
         };
-        if self.lead_for(ids).await?.is_none() {
+        if self.lead_for(ids, None).await?.is_none() {
             return Ok(());
         }
         let emoji = raw.pointer("/reaction/emoji").and_then(Value::as_str).unwrap_or("");
@@ -770,7 +822,7 @@ impl Ctx<'_> {
         let at = payload::timestamp(head.timestamp.as_deref()).unwrap_or(now);
         let sys = raw.get("system").cloned().unwrap_or(Value::Null);
         let kind = sys.get("type").and_then(Value::as_str).unwrap_or("unknown").to_owned();
-        let Some(lead) = self.lead_for(ids).await? else { return Ok(()) };
+        let Some(lead) = self.lead_for(ids, None).await? else { return Ok(()) };
         let inserted = on_tx!(self.work.tx(), |c| {
             sqlx::query(
             "INSERT INTO inbound_notices (wamid, workspace_id, lead_id, kind, data, at) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -871,7 +923,15 @@ impl Ctx<'_> {
             .bind(self.number.id)
             .fetch_all(c)
             .await)?;
-        Ok(known.first().map(|k| k.lead_id))
+        if let Some(k) = known.first() {
+            return Ok(Some(k.lead_id));
+        }
+        let Some(phone) = &ids.phone else { return Ok(None) };
+        Ok(on_tx!(self.work.tx(), |c| sqlx::query_scalar("SELECT id FROM leads WHERE workspace_id = $1 AND phone = $2")
+            .bind(ws)
+            .bind(phone)
+            .fetch_optional(c)
+            .await)?)
     }
 
     /// A `user_preferences` entry: the contact stopped (or resumed) marketing messages.
@@ -922,7 +982,7 @@ impl Ctx<'_> {
             ContactIds::new(s("to"), s("to_user_id"), s("to_parent_user_id"))
         };
         let ids = self.completed(ids);
-        let Some(lead) = self.lead_for(&ids).await? else { return Ok(()) };
+        let Some(lead) = self.lead_for(&ids, None).await? else { return Ok(()) };
         let ws = self.number.workspace_id;
         let inserted = on_tx!(self.work.tx(), |c| {
             sqlx::query(
@@ -961,6 +1021,94 @@ impl Ctx<'_> {
             self.work.emit(NewEvent::new(ws, Event::CallMissed(notice)).conversation(conv.id).lead(lead).to_user(assignee));
         }
         tracing::info!(lead_id = %lead, call_id, missed, "call recorded");
+        Ok(())
+    }
+
+    /// A `history` entry (coexistence onboarding): each thread's past messages, stored like
+    /// others (idempotent by wamid) but quietly; a declined share is logged.
+    async fn history(&mut self, h: &Value) -> Result<()> {
+        for e in h.get("errors").and_then(Value::as_array).into_iter().flatten() {
+            tracing::warn!(number_id = %self.number.id, error = %e, "history not shared by the business");
+        }
+        let display = Some(self.number.display_phone_number.clone());
+        for thread in h.get("threads").and_then(Value::as_array).into_iter().flatten() {
+            let s = |k: &str| thread.pointer(k).and_then(Value::as_str);
+            let contact =
+                ContactIds::new(s("/context/wa_id").or(s("/id")), s("/context/user_id"), s("/context/parent_user_id"));
+            for raw in thread.get("messages").and_then(Value::as_array).into_iter().flatten() {
+                let head: MessageHead = match serde_json::from_value(raw.clone()) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        self.out.problem(format!("history message with unexpected shape: {e}"));
+                        continue;
+                    }
+                };
+                let ours = head.from.as_deref().and_then(crate::phone::normalize) == display;
+                let own = if ours {
+                    ContactIds::new(head.to.as_deref(), head.to_user_id.as_deref(), head.to_parent_user_id.as_deref())
+                } else {
+                    ContactIds::new(head.from.as_deref(), head.from_user_id.as_deref(), head.from_parent_user_id.as_deref())
+                };
+                let ids = ContactIds {
+                    phone: own.phone.or(contact.phone.clone()),
+                    bsuid: own.bsuid.or(contact.bsuid.clone()),
+                    parent_bsuid: own.parent_bsuid.or(contact.parent_bsuid.clone()),
+                };
+                match head.kind.as_deref() {
+                    Some("reaction" | "system" | "edit" | "revoke") => {}
+                    _ => self.store(&head, raw, &ids, !ours).await?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An `smb_app_state_sync` entry: the business's address book. On numbers that import
+    /// contacts, `add` creates the lead (not assigned: an address book is not news) or renames
+    /// it to the business's own name for them; `remove` never deletes a lead.
+    async fn contact_sync(&mut self, raw: &Value) -> Result<()> {
+        let s = |k: &str| raw.pointer(k).and_then(Value::as_str);
+        if s("/type") != Some("contact") {
+            return Ok(());
+        }
+        let ids = ContactIds::new(s("/contact/phone_number"), s("/contact/user_id"), None);
+        let action = s("/action").unwrap_or("");
+        if action != "add" || ids.is_empty() || !self.number.auto_import_contacts {
+            tracing::info!(action, "address-book entry kept in the journal only");
+            return Ok(());
+        }
+        let Some(name) = s("/contact/full_name").or(s("/contact/first_name")).map(str::trim).filter(|n| !n.is_empty())
+        else {
+            return Ok(());
+        };
+        let name: String = name.chars().take(200).collect();
+        let ws = self.number.workspace_id;
+        let lead = match self.existing_lead(&ids).await? {
+            Some(lead) => {
+                if leads::rename(self.work, lead, &name).await? {
+                    self.out.stored += 1;
+                }
+                lead
+            }
+            None => {
+                let new = leads::NewLead {
+                    workspace_id: ws,
+                    name,
+                    phone: ids.phone.clone(),
+                    source: Some("whatsapp".to_owned()),
+                    assignee_id: None,
+                    custom_fields: Map::new(),
+                    group_ids: Vec::new(),
+                };
+                let created = leads::insert(self.work, new).await?;
+                self.out.stored += 1;
+                tracing::info!(lead_id = %created.id, "lead imported from the business's address book");
+                created.id
+            }
+        };
+        for (kind, value) in ids.pairs() {
+            leads::link_identity(self.work.tx(), ws, kind, value, lead).await?;
+        }
         Ok(())
     }
 

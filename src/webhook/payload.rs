@@ -41,6 +41,10 @@ pub struct ChangeValue {
     pub user_preferences: Vec<Value>,
     #[serde(default)]
     pub calls: Vec<Value>,
+    #[serde(default)]
+    pub history: Vec<Value>,
+    #[serde(default)]
+    pub state_sync: Vec<Value>,
 }
 
 #[derive(Debug, Deserialize)]

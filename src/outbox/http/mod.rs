@@ -22,6 +22,7 @@ pub fn routes() -> Api {
     Api::new()
         .post("/conversations/{id}/messages", send)
         .post("/conversations/{id}/read", mark_read)
+        .post("/conversations/{id}/typing", typing)
         .post("/conversations/{id}/media", media::upload)
         .get("/media/{id}", media::get)
 }
@@ -105,4 +106,23 @@ pub async fn mark_read(
     work.commit(&st.hub).await?;
     st.outbox_wake.notify_one();
     Ok(Json(view))
+}
+
+/// `POST /conversations/{id}/typing` (the assignee): Meta shows the contact "typing…", with the
+/// read receipt of their newest message. 202: it is queued.
+#[instrument(skip_all)]
+pub async fn typing(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
+    let conv = conversations::get_visible(&st.db, &user.viewer(), id).await?;
+    crate::inbox::ownership::ensure_can_reply(&conv, &user.viewer())?;
+    if crate::outbox::connected_number(&st.db, conv.number_id).await?.is_none() {
+        return Err(Error::unprocessable("number_disconnected", "this conversation's number is disconnected"));
+    }
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    if crate::outbox::typing(&mut work, &conv).await? {
+        work.commit(&st.hub).await?;
+        st.outbox_wake.notify_one();
+    } else {
+        work.rollback().await?;
+    }
+    Ok(StatusCode::ACCEPTED)
 }
