@@ -208,6 +208,7 @@ fn matrix() -> Vec<Row> {
             with(ASSIGNEE_ONLY, 200, 202),
         ),
         row("POST", "/api/v1/conversations/{id}/read", Conv, Option::None, SEES),
+        row("POST", "/api/v1/conversations/{id}/typing", Conv, Option::None, with(ASSIGNEE_ONLY, 200, 202)),
         // Uploads are for the assignee (who then gets 400 here: the body is not multipart).
         row("POST", "/api/v1/conversations/{id}/media", Conv, Option::None, with(ASSIGNEE_ONLY, 200, 400)),
         row("GET", "/api/v1/media/{id}", Media, Option::None, SEES),

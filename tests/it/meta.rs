@@ -353,4 +353,126 @@ on_both! {
         assert_ne!(agent, watcher);
         assert_eq!(app.failed_webhooks().await, 0);
     }
+
+    async fn typing_shows_meta_the_indicator_with_the_read_receipt(t: TestDb) {
+        let graph = FakeGraph::start().await;
+        let mut config = test_config(&t.url);
+        config.graph_url = graph.url.clone();
+        let app = spawn_app_with(&t, config).await;
+        app.connect_number(NUMBER_A, "15550100100", false).await;
+        let priya = app.create_lead("Priya Raman", "+15550100111").await;
+        let now = app.clock.now().timestamp();
+        app.replay_body(&serde_json::from_slice(&text_payload("wamid.priya.1", "15550100111", now - 90, "First")).unwrap()).await;
+        app.replay_body(&serde_json::from_slice(&text_payload("wamid.priya.2", "15550100111", now - 60, "Second")).unwrap()).await;
+        let conv = app.conversation_of(&priya).await;
+        let (_, watcher) = app.member("watcher@example.com", json!({"view_others_leads": true, "view_unassigned": true})).await;
+        let me = app.login(ADMIN_EMAIL, PASSWORD).await["user"]["id"].clone();
+        app.post(&format!("/api/v1/conversations/{conv}/assign"), &app.admin_token, json!({"assignee_id": me})).await;
+
+        let (status, body) = app.post(&format!("/api/v1/conversations/{conv}/typing"), &watcher, json!({})).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "not_assignee"));
+        let (status, _) = app.post(&format!("/api/v1/conversations/{conv}/typing"), &app.admin_token, json!({})).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let sent = eventually("the typing indicator reaches the Graph API", || async {
+            graph.requests().into_iter().find(|r| r.body.get("typing_indicator").is_some())
+        })
+        .await;
+        assert!(sent.path.ends_with(&format!("/{NUMBER_A}/messages")), "{}", sent.path);
+        assert_eq!(sent.body["status"], "read");
+        assert_eq!(sent.body["message_id"], "wamid.priya.2", "the newest inbound message");
+        assert_eq!(sent.body["typing_indicator"], json!({"type": "text"}));
+    }
+
+    async fn an_ad_click_makes_a_ctwa_lead_that_rules_route(t: TestDb) {
+        let app = spawn_app(&t).await;
+        app.connect_number(NUMBER_A, "15550100100", true).await;
+        let (ads, _) = app.member("ads@example.com", json!({})).await;
+        let (status, body) = app.json(reqwest::Method::PUT, "/api/v1/assignment", &app.admin_token, Some(json!({
+            "mode": "unassigned", "rules": [{"name": "Ad leads", "criteria": [{"field": "source", "op": "equals", "value": "ctwa_ad"}],
+            "route": {"type": "member", "member_id": ads}}]}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        app.replay("referral-ctwa-status-video.json").await;
+        let (_, found) = app.get("/api/v1/leads?q=rafael", &app.admin_token).await;
+        let rafael = &found["leads"][0];
+        assert_eq!(rafael["source"], "ctwa_ad", "{found}");
+        assert_eq!(rafael["custom_fields"], json!({"ad_source_id": "120211000000007373",
+            "ad_source_url": "https://fb.me/8pQx2exampleAd", "ad_headline": "Fitted kitchens, fast"}));
+        assert_eq!(rafael["assignee_id"], json!(ads), "the rule routed the ad lead");
+        let m = &app.messages_of(rafael).await[0];
+        assert_eq!(m["content"]["referral"]["source_id"], "120211000000007373", "the whole referral stays on the message");
+
+        // A known lead's later ad message does not change its source.
+        let priya = app.create_lead("Priya Raman", "+15550100111").await;
+        app.replay("referral-ctwa-ad.json").await;
+        let priya_now = app.lead(&priya).await;
+        assert!(priya_now["source"].is_null() || priya_now["source"] != "ctwa_ad", "{priya_now}");
+    }
+
+    async fn a_history_import_is_stored_once_quietly(t: TestDb) {
+        let app = spawn_app(&t).await;
+        app.connect_number(NUMBER_A, "15550100100", true).await;
+        // Were these leads news, the admin would get them.
+        let me = app.login(ADMIN_EMAIL, PASSWORD).await["user"]["id"].clone();
+        let (status, body) = app.json(reqwest::Method::PUT, "/api/v1/assignment", &app.admin_token,
+            Some(json!({"mode": "round_robin", "members": [{"member_id": me, "enabled": true}]}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        // Five customers, a hundred past messages each, half of them ours.
+        let threads: Vec<Value> = (0..5).map(|c| {
+            let phone = format!("155502003{c:02}");
+            let messages: Vec<Value> = (0..100).map(|i| {
+                let ts = (1_789_000_000 + c * 1000 + i).to_string();
+                if i % 2 == 0 {
+                    json!({"from": phone, "id": format!("wamid.history.{c}.{i}"), "timestamp": ts, "type": "text",
+                           "text": {"body": format!("question {i}")}, "history_context": {"status": "READ"}})
+                } else {
+                    json!({"from": "15550100100", "to": phone, "id": format!("wamid.history.{c}.{i}"), "timestamp": ts,
+                           "type": "text", "text": {"body": format!("answer {i}")}, "history_context": {"status": "DELIVERED"}})
+                }
+            }).collect();
+            json!({"id": phone, "context": {"wa_id": phone}, "messages": messages})
+        }).collect();
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": WABA_A, "changes": [{"field": "history",
+            "value": {"messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550100100", "phone_number_id": NUMBER_A},
+            "history": [{"metadata": {"phase": 1, "chunk_order": 1, "progress": 100}, "threads": threads}]}}]}]});
+        app.replay_body(&body).await;
+        app.replay_body(&body).await;
+        assert_eq!(app.count("SELECT COUNT(*) FROM messages WHERE wamid LIKE 'wamid.history.%'").await, 500);
+        assert_eq!(app.count("SELECT COUNT(*) FROM messages WHERE direction = 'out' AND status = 'delivered'").await, 250);
+        assert_eq!(app.count("SELECT COUNT(*) FROM leads").await, 5);
+        assert_eq!(app.count("SELECT COUNT(*) FROM leads WHERE assignee_id IS NOT NULL").await, 0, "no assignment");
+        assert_eq!(app.events_of("assignment.alert").await, 0, "no alert");
+        let (_, convs) = app.get("/api/v1/conversations", &app.admin_token).await;
+        let convs = convs["conversations"].as_array().unwrap();
+        assert_eq!(convs.len(), 5);
+        assert!(convs.iter().all(|c| c["unread_count"] == 0 && c["window_expires_at"].is_null()), "{convs:?}");
+
+        // Meta's own chunk: Grace's thread (her text, our reply, her photo) and ours to Mateo.
+        app.replay("history-chunk.json").await;
+        app.replay("history-media.json").await;
+        app.replay("history-declined.json").await;
+        let (_, found) = app.get("/api/v1/leads?q=15550100210", &app.admin_token).await;
+        assert_eq!(found["leads"].as_array().unwrap().len(), 1, "{found}");
+        assert_eq!(app.messages_of(&found["leads"][0]).await.len(), 3);
+        assert_eq!(app.count("SELECT COUNT(*) FROM leads WHERE assignee_id IS NOT NULL").await, 0);
+        assert_eq!(app.failed_webhooks().await, 0);
+    }
+
+    async fn the_business_address_book_creates_and_renames_leads(t: TestDb) {
+        let app = spawn_app(&t).await;
+        app.connect_number(NUMBER_A, "15550100100", true).await;
+        let lena = app.create_lead("Lena Vogel", "+15550100144").await;
+        let mateo = app.create_lead("Mateo Rossi", "+15550100232").await;
+        app.replay("smb-app-state-sync.json").await;
+        assert_eq!(app.lead(&lena).await["name"], "Lena Vogel (Berlin flat)");
+        assert_eq!(app.lead(&mateo).await["name"], "Mateo Rossi", "a removal never deletes a lead");
+        let (_, found) = app.get("/api/v1/leads?q=grace", &app.admin_token).await;
+        assert_eq!(found["leads"][0]["name"], "Grace Okafor", "{found}");
+        assert_eq!(found["leads"][0]["phone"], "15550100210");
+        assert_eq!(app.count("SELECT COUNT(*) FROM leads").await, 3);
+        app.replay("smb-app-state-sync.json").await;
+        assert_eq!(app.count("SELECT COUNT(*) FROM leads").await, 3, "a redelivery changes nothing");
+        assert_eq!(app.failed_webhooks().await, 0);
+    }
 }
