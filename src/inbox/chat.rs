@@ -22,10 +22,10 @@ use crate::error::{Error, Result};
 use crate::events::{Event, NewEvent, Work};
 use crate::inbox::conversations::{self, Conversation};
 use crate::inbox::messages;
-use crate::{on_tx, string_enum};
 use crate::timeline::sessions::{self, ConvRef, Msg};
 use crate::views::conversation::{ConversationStatus, ConversationView};
 use crate::views::message::{Context, Direction, Edit, MessageError, MessageStatus, MessageView, Pricing};
+use crate::{on_tx, string_enum};
 
 /// Meta's code for "more than 24 hours since the customer's last message": from then on only
 /// templates can be sent in the conversation.

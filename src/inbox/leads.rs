@@ -59,8 +59,7 @@ impl Lead {
     }
 }
 
-pub(crate) const COLS: &str =
-    "l.id, l.workspace_id, l.name, l.phone, l.source, l.assignee_id, l.custom_fields, l.created_at, l.updated_at, \
+pub(crate) const COLS: &str = "l.id, l.workspace_id, l.name, l.phone, l.source, l.assignee_id, l.custom_fields, l.created_at, l.updated_at, \
     l.marketing_opt_out";
 
 /// A lead the viewer may see (only built by the queries below).
@@ -481,13 +480,14 @@ pub async fn set_marketing_opt_out(w: &mut Work, lead_id: Uuid, opt_out: bool, a
 /// Renames a lead (the business's own name for the contact); `lead.updated` when it changed.
 pub async fn rename(w: &mut Work, lead_id: Uuid, name: &str) -> Result<bool> {
     let now = w.now();
-    let n = on_tx!(w.tx(), |x| sqlx::query("UPDATE leads SET name = $1, updated_at = $2 WHERE id = $3 AND name <> $1")
-        .bind(name)
-        .bind(now)
-        .bind(lead_id)
-        .execute(x)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let n =
+        on_tx!(w.tx(), |x| sqlx::query("UPDATE leads SET name = $1, updated_at = $2 WHERE id = $3 AND name <> $1")
+            .bind(name)
+            .bind(now)
+            .bind(lead_id)
+            .execute(x)
+            .await
+            .map(|r| r.rows_affected()))?;
     if n == 0 {
         return Ok(false);
     }

@@ -11,8 +11,8 @@ pub mod leads;
 pub mod leads_csv;
 pub mod messages;
 pub mod numbers;
-pub mod templates;
 pub mod ownership;
+pub mod templates;
 
 use uuid::Uuid;
 

@@ -6,8 +6,8 @@ use uuid::Uuid;
 use crate::db::{Db, Tx};
 use crate::error::{DbResultExt, Error, Result};
 use crate::events::{Event, NewEvent, Work};
-use crate::{on_db, on_tx};
 use crate::views::number::NumberView;
+use crate::{on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Number {
@@ -216,7 +216,10 @@ pub async fn set_health(w: &mut Work, n: &Number, h: &Health) -> Result<bool> {
     .map(|r| r.rows_affected()))?;
     let now = load_in(w.tx(), n.id).await?;
     let flagged = matches!(now.quality_rating.as_deref(), Some("FLAGGED" | "RED" | "YELLOW"))
-        || matches!(now.account_status.as_deref(), Some("restricted" | "disabled" | "scheduled_for_disable" | "disconnected"));
+        || matches!(
+            now.account_status.as_deref(),
+            Some("restricted" | "disabled" | "scheduled_for_disable" | "disconnected")
+        );
     if flagged {
         tracing::warn!(number_id = %n.id, quality = ?now.quality_rating, status = ?now.account_status, "number flagged by Meta");
     } else {

@@ -76,7 +76,13 @@ const UPSERT: &str = "INSERT INTO message_templates (workspace_id, waba_id, name
 
 /// Replaces the templates of a WABA in a workspace with the Graph API's list, and marks its
 /// numbers synced. Returns how many templates it has.
-pub async fn replace(tx: &mut Tx, workspace_id: Uuid, waba_id: &str, list: &[Listed], now: DateTime<Utc>) -> Result<usize> {
+pub async fn replace(
+    tx: &mut Tx,
+    workspace_id: Uuid,
+    waba_id: &str,
+    list: &[Listed],
+    now: DateTime<Utc>,
+) -> Result<usize> {
     on_tx!(tx, |c| sqlx::query("DELETE FROM message_templates WHERE workspace_id = $1 AND waba_id = $2")
         .bind(workspace_id)
         .bind(waba_id)

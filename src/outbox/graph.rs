@@ -265,7 +265,12 @@ impl<'a> Outgoing<'a> {
     /// contact "typing…".
     pub fn read(wamid: Option<&'a str>, typing: bool) -> Outgoing<'a> {
         let typing_indicator = typing.then_some(Typing { kind: "text" });
-        Outgoing::Read { messaging_product: "whatsapp", status: MessageStatus::Read, message_id: wamid, typing_indicator }
+        Outgoing::Read {
+            messaging_product: "whatsapp",
+            status: MessageStatus::Read,
+            message_id: wamid,
+            typing_indicator,
+        }
     }
 }
 

@@ -194,4 +194,3 @@ mod tests {
         assert_eq!(after(Queued, Queued), Queued);
     }
 }
-

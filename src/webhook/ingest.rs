@@ -12,16 +12,16 @@ use uuid::Uuid;
 use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::events::Work;
-use crate::inbox::chat::{self, ChangeKind, Chat, MessageChange, NewMessage, Recording, StatusError};
 use crate::events::{Event, NewEvent};
+use crate::inbox::chat::{self, ChangeKind, Chat, MessageChange, NewMessage, Recording, StatusError};
 use crate::inbox::{leads, numbers, templates};
-use crate::views::timeline::CallNotice;
 use crate::live::presence::Presence;
-use crate::timeline::NewActivity;
-use crate::views::timeline::ActivityKind;
 use crate::on_tx;
+use crate::timeline::NewActivity;
 use crate::views::conversation::ConversationStatus;
 use crate::views::message::{Direction, MessageStatus};
+use crate::views::timeline::ActivityKind;
+use crate::views::timeline::CallNotice;
 use crate::webhook::payload::{self, ChangeValue, Contact, Envelope, ErrorObject, MessageHead};
 
 /// What processing one body did.
@@ -266,7 +266,8 @@ async fn health(work: &mut Work, out: &mut Outcome, waba: &str, field: &str, v: 
 /// A template webhook (status, quality, category) for the templates of a WABA.
 async fn template_update(work: &mut Work, out: &mut Outcome, waba: &str, field: &str, v: &Value) -> Result<()> {
     let s = |k: &str| v.get(k).and_then(Value::as_str);
-    let id = v.get("message_template_id").and_then(|i| i.as_i64().map(|n| n.to_string()).or(i.as_str().map(str::to_owned)));
+    let id =
+        v.get("message_template_id").and_then(|i| i.as_i64().map(|n| n.to_string()).or(i.as_str().map(str::to_owned)));
     let mut u = templates::Update {
         template_id: id,
         name: s("message_template_name"),
@@ -379,12 +380,12 @@ pub fn contact_keys<'a>(bodies: impl IntoIterator<Item = &'a [u8]>) -> Vec<i32> 
 async fn connected_number(tx: &mut Tx, phone_number_id: &str) -> Result<Option<NumberRow>> {
     Ok(on_tx!(tx, |c| {
         sqlx::query_as(
-        "SELECT id, workspace_id, auto_import_contacts, display_phone_number FROM numbers \
-         WHERE phone_number_id = $1 AND disconnected_at IS NULL"
-    )
-    .bind(phone_number_id)
-    .fetch_optional(c)
-    .await
+            "SELECT id, workspace_id, auto_import_contacts, display_phone_number FROM numbers \
+         WHERE phone_number_id = $1 AND disconnected_at IS NULL",
+        )
+        .bind(phone_number_id)
+        .fetch_optional(c)
+        .await
     })?)
 }
 
@@ -622,7 +623,9 @@ impl Ctx<'_> {
             // A click-to-WhatsApp ad brought them: the lead says which ad (rules can route on it).
             let ad = referral.filter(|r| r.get("source_type").and_then(Value::as_str) != Some("post"));
             let mut custom_fields = Map::new();
-            for (field, key) in [("ad_source_id", "source_id"), ("ad_source_url", "source_url"), ("ad_headline", "headline")] {
+            for (field, key) in
+                [("ad_source_id", "source_id"), ("ad_source_url", "source_url"), ("ad_headline", "headline")]
+            {
                 if let Some(v) = ad.and_then(|r| r.get(key)).and_then(Value::as_str) {
                     custom_fields.insert(field.to_owned(), Value::String(v.chars().take(1000).collect()));
                 }
@@ -927,11 +930,13 @@ impl Ctx<'_> {
             return Ok(Some(k.lead_id));
         }
         let Some(phone) = &ids.phone else { return Ok(None) };
-        Ok(on_tx!(self.work.tx(), |c| sqlx::query_scalar("SELECT id FROM leads WHERE workspace_id = $1 AND phone = $2")
-            .bind(ws)
-            .bind(phone)
-            .fetch_optional(c)
-            .await)?)
+        Ok(on_tx!(self.work.tx(), |c| sqlx::query_scalar(
+            "SELECT id FROM leads WHERE workspace_id = $1 AND phone = $2"
+        )
+        .bind(ws)
+        .bind(phone)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// A `user_preferences` entry: the contact stopped (or resumed) marketing messages.
@@ -1018,7 +1023,8 @@ impl Ctx<'_> {
         crate::timeline::record(self.work, activity).await?;
         if missed && let Some(assignee) = conv.assignee_id {
             let notice = CallNotice { call_id: call_id.to_owned(), conversation_id: conv.id, lead_id: lead, at };
-            self.work.emit(NewEvent::new(ws, Event::CallMissed(notice)).conversation(conv.id).lead(lead).to_user(assignee));
+            self.work
+                .emit(NewEvent::new(ws, Event::CallMissed(notice)).conversation(conv.id).lead(lead).to_user(assignee));
         }
         tracing::info!(lead_id = %lead, call_id, missed, "call recorded");
         Ok(())
@@ -1047,7 +1053,11 @@ impl Ctx<'_> {
                 let own = if ours {
                     ContactIds::new(head.to.as_deref(), head.to_user_id.as_deref(), head.to_parent_user_id.as_deref())
                 } else {
-                    ContactIds::new(head.from.as_deref(), head.from_user_id.as_deref(), head.from_parent_user_id.as_deref())
+                    ContactIds::new(
+                        head.from.as_deref(),
+                        head.from_user_id.as_deref(),
+                        head.from_parent_user_id.as_deref(),
+                    )
                 };
                 let ids = ContactIds {
                     phone: own.phone.or(contact.phone.clone()),

@@ -33,8 +33,9 @@ impl TestApp {
     }
 
     async fn conversation_of(&self, lead: &Value) -> String {
-        let (_, convs) =
-            self.get(&format!("/api/v1/conversations?lead_id={}", lead["id"].as_str().unwrap()), &self.admin_token).await;
+        let (_, convs) = self
+            .get(&format!("/api/v1/conversations?lead_id={}", lead["id"].as_str().unwrap()), &self.admin_token)
+            .await;
         convs["conversations"][0]["id"].as_str().expect("the lead has a conversation").to_owned()
     }
 
@@ -45,8 +46,11 @@ impl TestApp {
     }
 
     async fn events_of(&self, kind: &str) -> i64 {
-        on_db!(&self.db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE type = $1").bind(kind).fetch_one(p).await)
-            .unwrap()
+        on_db!(&self.db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE type = $1")
+            .bind(kind)
+            .fetch_one(p)
+            .await)
+        .unwrap()
     }
 
     async fn failed_webhooks(&self) -> i64 {
