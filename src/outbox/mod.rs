@@ -32,12 +32,41 @@ use crate::{on_db, on_tx, string_enum};
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum SendBody {
-    Text { text: String, reply_to: Option<Uuid> },
-    Template { template: Template, reply_to: Option<Uuid> },
-    Image { media: MediaRef, reply_to: Option<Uuid> },
-    Video { media: MediaRef, reply_to: Option<Uuid> },
-    Audio { media: MediaRef, reply_to: Option<Uuid> },
-    Document { media: MediaRef, reply_to: Option<Uuid> },
+    Text {
+        text: String,
+        reply_to: Option<Uuid>,
+    },
+    Template {
+        template: Template,
+        reply_to: Option<Uuid>,
+    },
+    Image {
+        media: MediaRef,
+        reply_to: Option<Uuid>,
+    },
+    Video {
+        media: MediaRef,
+        reply_to: Option<Uuid>,
+    },
+    Audio {
+        media: MediaRef,
+        reply_to: Option<Uuid>,
+    },
+    Document {
+        media: MediaRef,
+        reply_to: Option<Uuid>,
+    },
+    /// An emoji on a message of the conversation (an empty one removes ours).
+    Reaction {
+        reaction: ReactionRef,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReactionRef {
+    message_id: Uuid,
+    emoji: String,
 }
 
 #[derive(Debug, Deserialize, serde::Serialize)]
@@ -75,12 +104,31 @@ impl Outgoing {
         self.kind == "template"
     }
 
+    /// The message it answers is `wamid` (a reaction names it as its target).
+    pub fn target(&mut self, wamid: &str) {
+        if let Some(r) = self.content.as_mut().and_then(|c| c.get_mut("reaction")) {
+            r["message_id"] = Value::String(wamid.to_owned());
+        }
+    }
+
     /// A template's name and language code, as the send names them.
     pub fn template_name(&self) -> Option<(&str, &str)> {
         let t = self.content.as_ref()?.get("template")?;
         let lang = t["language"].as_str().or_else(|| t["language"]["code"].as_str())?;
         Some((t.get("name")?.as_str()?, lang))
     }
+}
+
+/// A reaction's stored `content`: the Graph API's `reaction` object.
+#[derive(serde::Serialize)]
+struct ReactionContent {
+    reaction: ReactionPayload,
+}
+
+#[derive(serde::Serialize)]
+struct ReactionPayload {
+    message_id: String,
+    emoji: String,
 }
 
 /// A template message's stored `content`.
@@ -131,6 +179,23 @@ pub fn validate(body: SendBody) -> Result<Outgoing> {
         SendBody::Video { media: m, reply_to } => media("video", m, reply_to),
         SendBody::Audio { media: m, reply_to } => media("audio", m, reply_to),
         SendBody::Document { media: m, reply_to } => media("document", m, reply_to),
+        SendBody::Reaction { reaction } => {
+            if reaction.emoji.chars().count() > 16 {
+                return Err(Error::unprocessable("invalid_reaction", "a reaction is one emoji (empty removes it)"));
+            }
+            // The target's wamid is filled in by [`Outgoing::target`] once it is known.
+            let content = serde_json::to_value(ReactionContent {
+                reaction: ReactionPayload { message_id: String::new(), emoji: reaction.emoji.clone() },
+            })?;
+            let text = Some(reaction.emoji).filter(|e| !e.is_empty());
+            Ok(Outgoing {
+                kind: "reaction",
+                text,
+                media: None,
+                content: Some(content),
+                reply_to: Some(reaction.message_id),
+            })
+        }
     }
 }
 

@@ -156,6 +156,10 @@ fn message_body(message_id: Uuid, t: &Target) -> Outgoing<'_> {
             let components = tpl.get("components").filter(|c| !c.is_null());
             body.template = Some(TemplateBody { name: &tpl["name"], language, components });
         }
+        "reaction" => {
+            body.media = Some([("reaction", t.content.as_ref().map(|c| &c.0["reaction"]).unwrap_or(NULL))].into());
+            body.context = None;
+        }
         kind => {
             body.media = Some([(kind, t.media.as_ref().map(|m| &m.0).unwrap_or(NULL))].into());
         }

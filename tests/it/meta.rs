@@ -385,6 +385,20 @@ on_both! {
         assert_eq!(sent.body["status"], "read");
         assert_eq!(sent.body["message_id"], "wamid.priya.2", "the newest inbound message");
         assert_eq!(sent.body["typing_indicator"], json!({"type": "text"}));
+
+        // A reaction on her first message goes as Meta's reaction object, not as a quote.
+        let (_, page) = app.get(&format!("/api/v1/conversations/{conv}/messages"), &app.admin_token).await;
+        let first = page["messages"].as_array().unwrap().iter().find(|m| m["wamid"] == "wamid.priya.1").unwrap()["id"].clone();
+        let (status, body) = app.post(&format!("/api/v1/conversations/{conv}/messages"), &app.admin_token,
+            json!({"type": "reaction", "reaction": {"message_id": first, "emoji": "👍"}})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["type"], "reaction");
+        let reacted = eventually("the reaction reaches the Graph API", || async {
+            graph.requests().into_iter().find(|r| r.body["type"] == "reaction")
+        })
+        .await;
+        assert_eq!(reacted.body["reaction"], json!({"message_id": "wamid.priya.1", "emoji": "👍"}));
+        assert!(reacted.body.get("context").is_none(), "{}", reacted.body);
     }
 
     async fn an_ad_click_makes_a_ctwa_lead_that_rules_route(t: TestDb) {

@@ -53,7 +53,7 @@ pub async fn send(
     {
         return Ok((StatusCode::ACCEPTED, Json(existing)));
     }
-    let out = crate::outbox::validate(body)?;
+    let mut out = crate::outbox::validate(body)?;
     let now = st.clock.now();
     if !out.is_template() && !crate::outbox::window_open(&conv, now) {
         return Err(Error::unprocessable(
@@ -71,6 +71,9 @@ pub async fn send(
         None => None,
         Some(r) => Some(crate::outbox::quoted_wamid(&st.db, conv.id, r).await?),
     };
+    if let Some(w) = &context_wamid {
+        out.target(w);
+    }
     let gap = crate::workspace::session_gap(&st.db, st.config.session_gap_secs, conv.workspace_id).await?;
     let kind = out.kind;
     let mut work = Work::begin(&st.db, now).await?;
