@@ -213,3 +213,36 @@ pub async fn apply_update(tx: &mut Tx, waba_id: &str, u: &Update<'_>, now: DateT
     .await
     .map(|r| r.rows_affected()))?)
 }
+
+/// The text a template send shows in the chat: its synced body with the send's body
+/// parameters in place of `{{1}}`, `{{2}}`… (or `{{name}}` for named ones). `None` when the
+/// template is not synced.
+pub async fn render(
+    db: &Db,
+    number_id: Uuid,
+    name: &str,
+    lang: &str,
+    components: Option<&Value>,
+) -> Result<Option<String>> {
+    let stored: Option<Json<Value>> = on_db!(db, |p| sqlx::query_scalar(
+        "SELECT t.components FROM message_templates t JOIN numbers n ON n.workspace_id = t.workspace_id \
+         AND n.waba_id = t.waba_id WHERE n.id = $1 AND t.name = $2 AND t.language = $3"
+    )
+    .bind(number_id)
+    .bind(name)
+    .bind(language(lang))
+    .fetch_optional(p)
+    .await)?;
+    let Some(stored) = stored else { return Ok(None) };
+    let kind = |c: &Value, k: &str| c.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case(k));
+    let Some(body) = stored.0.as_array().into_iter().flatten().find(|c| kind(c, "BODY")) else { return Ok(None) };
+    let Some(mut text) = body.get("text").and_then(Value::as_str).map(str::to_owned) else { return Ok(None) };
+    let params = components.and_then(Value::as_array).into_iter().flatten().filter(|c| kind(c, "body"));
+    for (i, p) in params.flat_map(|c| c.get("parameters").and_then(Value::as_array).into_iter().flatten()).enumerate() {
+        let Some(value) = p.get("text").and_then(Value::as_str) else { continue };
+        let key =
+            p.get("parameter_name").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| (i + 1).to_string());
+        text = text.replace(&format!("{{{{{key}}}}}"), value);
+    }
+    Ok(Some(text))
+}

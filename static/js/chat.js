@@ -6,6 +6,7 @@ import { api } from './api.js';
 import { h, replace, linkify, avatar } from './dom.js';
 import { time, full, dayKey, dayLabel, relative, phone } from './format.js';
 import { changeMarks, changeSig } from './msgmarks.js';
+import { templatePicker } from './templatepicker.js';
 
 const TICKS = {
   pending: ['🕓', 'Sending'],
@@ -407,7 +408,11 @@ export class ChatView {
         send.disabled = false;
       }
     });
-    return form;
+    return templatePicker(c, form, (m) => {
+      this.put(m);
+      this.renderMessages();
+      this.scrollToBottom();
+    });
   }
 
   // ---- messages ----

@@ -66,6 +66,10 @@ pub async fn send(
     }
     if let Some((name, language)) = out.template_name() {
         crate::inbox::templates::check_send(&st.db, conv.number_id, conv.lead_id, name, language).await?;
+        // The chat shows what the contact reads.
+        let components = out.content.as_ref().and_then(|c| c.pointer("/template/components"));
+        let rendered = crate::inbox::templates::render(&st.db, conv.number_id, name, language, components).await?;
+        out.text = rendered;
     }
     let context_wamid = match out.reply_to {
         None => None,
