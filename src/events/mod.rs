@@ -22,9 +22,10 @@ use crate::views::Deleted;
 use crate::views::conversation::ConversationView;
 use crate::views::lead::LeadView;
 use crate::views::mention::MentionNotice;
-use crate::views::message::{MessageView, NoteView, NumberChange};
+use crate::views::message::{MessageView, NoteView};
+use crate::views::number::NumberView;
 use crate::views::team::{LabelView, MemberView, PresenceView};
-use crate::views::timeline::{ActivityDeleted, ActivityView, AssignmentNotice};
+use crate::views::timeline::{ActivityDeleted, ActivityView, AssignmentNotice, CallNotice};
 
 macro_rules! events {
     ($($(#[$meta:meta])* $variant:ident($data:ty) = $kind:literal,)+) => {
@@ -69,7 +70,7 @@ events! {
     MemberUpdated(MemberView) = "member.updated",
     /// `member.updated` with only `id` and `presence`.
     MemberPresence(PresenceView) = "member.updated",
-    NumberUpdated(NumberChange) = "number.updated",
+    NumberUpdated(NumberView) = "number.updated",
     /// To the chosen member only.
     AssignmentAlert(AssignmentNotice) = "assignment.alert",
     /// To everyone who may claim the unassigned lead.
@@ -77,6 +78,8 @@ events! {
     TimelineCreated(ActivityView) = "timeline.created",
     TimelineUpdated(ActivityView) = "timeline.updated",
     TimelineDeleted(ActivityDeleted) = "timeline.deleted",
+    /// To the conversation's assignee only.
+    CallMissed(CallNotice) = "call.missed",
 }
 
 /// An event about to be appended, with what routes it to sockets.

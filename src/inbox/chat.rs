@@ -22,10 +22,10 @@ use crate::error::{Error, Result};
 use crate::events::{Event, NewEvent, Work};
 use crate::inbox::conversations::{self, Conversation};
 use crate::inbox::{messages, search};
-use crate::on_tx;
 use crate::timeline::sessions::{self, ConvRef, Msg};
 use crate::views::conversation::{ConversationStatus, ConversationView};
-use crate::views::message::{Context, Direction, MessageStatus, MessageView};
+use crate::views::message::{Context, Direction, Edit, MessageError, MessageStatus, MessageView, Pricing};
+use crate::{on_tx, string_enum};
 
 /// Meta's code for "more than 24 hours since the customer's last message": from then on only
 /// templates can be sent in the conversation.
@@ -257,6 +257,8 @@ pub struct NewMessage<'a> {
     /// When it was written (WhatsApp's time, or now for a reply).
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// What Meta said was wrong with it (an inbound message it could not deliver whole).
+    pub error: Option<StatusError>,
 }
 
 /// How a message is recorded, beyond the message itself.
@@ -267,7 +269,21 @@ pub struct Recording {
     pub newest: bool,
     /// The caller answers with the message (the API): [`record`] returns its view too.
     pub answer: bool,
+    /// Not news (an imported past message, a system row): no unread count, no change to the
+    /// customer service window, never re-opens the conversation.
+    pub quiet: bool,
 }
+
+impl Recording {
+    /// As webhooks record messages: the WhatsApp time decides which is newest.
+    pub fn ingest(session_gap: i64) -> Recording {
+        Recording { session_gap, newest: false, answer: false, quiet: false }
+    }
+}
+
+/// The type of a system row (the contact changed number, ...): shown in the chat, not part of
+/// a WhatsApp session.
+pub const SYSTEM: &str = "system";
 
 /// A message [`record`] stored.
 #[derive(Debug)]
@@ -281,10 +297,12 @@ pub struct Stored {
 }
 
 const INSERT_MESSAGE: &str = "INSERT INTO messages (id, workspace_id, conversation_id, wamid, direction, type, text, \
-    media, content, context_wamid, forwarded, status, sent_by_user_id, sent_by_app, created_at, sent_at, received_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+    media, content, context_wamid, forwarded, status, sent_by_user_id, sent_by_app, created_at, sent_at, received_at, \
+    error_code, error_title) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
     ON CONFLICT (wamid) DO NOTHING \
-    RETURNING seq, EXISTS (SELECT 1 FROM reactions WHERE target_wamid = $4 AND emoji <> '') AS reacted";
+    RETURNING seq, EXISTS (SELECT 1 FROM reactions WHERE target_wamid = $4 AND emoji <> '') AS reacted, \
+    EXISTS (SELECT 1 FROM message_changes WHERE target_wamid = $4) AS changed";
 
 /// The one way a conversation learns of a new message: its preview and `last_message_at` (the
 /// WhatsApp time lists are ordered by; unless a newer message is there), unread count,
@@ -355,7 +373,7 @@ pub async fn record(work: &mut Work, chat: &mut Chat, m: NewMessage<'_>, how: &R
     let inbound = m.direction == Direction::In;
     let media = m.media.map(Json);
     let content = m.content.map(Json);
-    let inserted: Option<(i64, bool)> = on_tx!(work.tx(), |c| sqlx::query_as(INSERT_MESSAGE)
+    let inserted: Option<(i64, bool, bool)> = on_tx!(work.tx(), |c| sqlx::query_as(INSERT_MESSAGE)
         .bind(m.id)
         .bind(chat.workspace_id)
         .bind(chat.id)
@@ -373,15 +391,21 @@ pub async fn record(work: &mut Work, chat: &mut Chat, m: NewMessage<'_>, how: &R
         .bind(m.created_at)
         .bind(m.sent_at)
         .bind(now)
+        .bind(m.error.as_ref().and_then(|e| e.code))
+        .bind(m.error.as_ref().and_then(|e| e.title.as_deref()))
         .fetch_optional(c)
         .await)?;
-    let Some((_seq, reacted)) = inserted else {
+    let Some((_seq, reacted, changed)) = inserted else {
         tracing::debug!(wamid = m.wamid, "redelivered message ignored");
         return Ok(None);
     };
     let searchable = m.text.as_deref().or_else(|| media.as_ref().and_then(|j| j.0.get("caption")?.as_str()));
     search::index_message(work.tx(), m.id, searchable).await?;
-    let message = if inbound {
+    let changed = match m.wamid {
+        Some(w) if changed => apply_pending_changes(work, m.id, w, chat.number_id).await?,
+        _ => false,
+    };
+    let message = if inbound && !changed {
         // Built from what was just inserted (plus reactions that came before it).
         let reactions = match m.wamid {
             Some(w) if reacted => messages::reactions_in(work.tx(), w).await?,
@@ -406,34 +430,42 @@ pub async fn record(work: &mut Work, chat: &mut Chat, m: NewMessage<'_>, how: &R
             content: content.map(|j| j.0),
             context: m.context_wamid.map(|wamid| Context { wamid }),
             sent_by: None,
-            error: None,
+            error: m.error.and_then(|e| Some(MessageError { code: e.code?, title: e.title })),
+            edited_at: None,
+            edits: Vec::new(),
+            revoked_at: None,
+            pricing: None,
         }
     } else {
-        if let Some(w) = m.wamid {
+        if let (Some(w), false) = (m.wamid, inbound) {
             apply_pending_statuses(work, w).await?;
         }
         messages::view_in(work.tx(), m.id).await?
     };
-    let reopens = inbound && chat.status == ConversationStatus::Closed;
+    let news = inbound && !how.quiet;
+    let reopens = news && chat.status == ConversationStatus::Closed;
     let touched: Touched = on_tx!(work.tx(), |c| sqlx::query_as(TOUCH_CONVERSATION)
         .bind(chat.id)
         .bind(m.created_at)
         .bind(Json(message.preview()))
-        .bind(i64::from(inbound))
-        .bind(inbound)
+        .bind(i64::from(news))
+        .bind(news)
         .bind(now)
         .bind(how.newest)
         .fetch_one(c)
         .await)?;
     let ws = chat.workspace_id;
+    let system = message.kind == SYSTEM;
     let stored = Stored { id: m.id, view: how.answer.then(|| message.clone()), reopened: reopens };
     work.emit(message_event(Event::MessageCreated, message, ws, chat.lead_id));
     let label_ids = if touched.labelled { conversations::labels_in(work.tx(), chat.id).await? } else { Vec::new() };
     let conversation = touched.view(label_ids, chat.lead_name.clone());
     chat.status = conversation.status;
     work.emit(conversation_event(Event::ConversationUpdated, conversation, ws));
-    let msg = Msg { at: m.created_at, inbound, member: m.sent_by_user_id };
-    sessions::place(work, &chat.session_ref(), &msg, how.session_gap).await?;
+    if !system {
+        let msg = Msg { at: m.created_at, inbound, member: m.sent_by_user_id };
+        sessions::place(work, &chat.session_ref(), &msg, how.session_gap).await?;
+    }
     Ok(Some(stored))
 }
 
@@ -484,6 +516,150 @@ pub async fn react(
     Ok(true)
 }
 
+// ---- Edits and revokes ----
+
+string_enum! {
+    /// What its sender did to a message after sending it.
+    pub enum ChangeKind { Edit = "edit", Revoke = "revoke" }
+}
+
+/// An edit (new text or caption) or a revoke of the message `target` on a number, by the
+/// webhook event `wamid` at WhatsApp time `at`.
+#[derive(Debug, Clone)]
+pub struct MessageChange<'a> {
+    pub wamid: &'a str,
+    pub target: &'a str,
+    pub kind: ChangeKind,
+    pub text: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// An edit or revoke: kept once per event wamid, and applied to its original when that is
+/// stored on this number (`message.updated`); otherwise it waits for the original
+/// ([`record`] applies it). Never creates a message. Returns whether a message changed.
+pub async fn change_message(
+    work: &mut Work,
+    workspace_id: Uuid,
+    number_id: Uuid,
+    change: &MessageChange<'_>,
+) -> Result<bool> {
+    let now = work.now();
+    let kept = on_tx!(work.tx(), |c| {
+        sqlx::query(
+            "INSERT INTO message_changes (wamid, workspace_id, number_id, target_wamid, kind, text, at, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (wamid) DO NOTHING",
+        )
+        .bind(change.wamid)
+        .bind(workspace_id)
+        .bind(number_id)
+        .bind(change.target)
+        .bind(change.kind.as_str())
+        .bind(&change.text)
+        .bind(change.at)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    if kept == 0 {
+        return Ok(false);
+    }
+    let target: Option<Uuid> = on_tx!(work.tx(), |c| sqlx::query_scalar(
+        "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+         WHERE m.wamid = $1 AND c.number_id = $2"
+    )
+    .bind(change.target)
+    .bind(number_id)
+    .fetch_optional(c)
+    .await)?;
+    let Some(id) = target else {
+        tracing::info!(target = change.target, kind = %change.kind, "change of a message not stored yet: kept for it");
+        return Ok(false);
+    };
+    if !apply_change(work.tx(), id, change.kind, change.text.as_deref(), change.at).await? {
+        return Ok(false);
+    }
+    message_updated(work, id).await?;
+    Ok(true)
+}
+
+/// Applies the edits and revokes that arrived before the message `id` (`wamid`, just stored
+/// on `number_id`), oldest first. Returns whether it changed.
+async fn apply_pending_changes(work: &mut Work, id: Uuid, wamid: &str, number_id: Uuid) -> Result<bool> {
+    let rows: Vec<(ChangeKind, Option<String>, DateTime<Utc>)> = on_tx!(work.tx(), |c| sqlx::query_as(
+        "SELECT kind, text, at FROM message_changes WHERE target_wamid = $1 AND number_id = $2 ORDER BY at, wamid"
+    )
+    .bind(wamid)
+    .bind(number_id)
+    .fetch_all(c)
+    .await)?;
+    let mut changed = false;
+    for (kind, text, at) in rows {
+        changed |= apply_change(work.tx(), id, kind, text.as_deref(), at).await?;
+    }
+    Ok(changed)
+}
+
+#[derive(sqlx::FromRow)]
+struct Editable {
+    text: Option<String>,
+    created_at: DateTime<Utc>,
+    edited_at: Option<DateTime<Utc>>,
+    edits: Option<Json<Vec<Edit>>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Applies one edit or revoke to the message `id`. An edit newer than the current text moves
+/// that text into `edits` (with the time it was written) and takes its place; an older one (a
+/// late delivery) only joins `edits`. A revoke sets `revoked_at` once and keeps the text.
+async fn apply_change(tx: &mut Tx, id: Uuid, kind: ChangeKind, text: Option<&str>, at: DateTime<Utc>) -> Result<bool> {
+    let m: Editable = on_tx!(tx, |c| sqlx::query_as(
+        "SELECT text, created_at, edited_at, edits, revoked_at FROM messages WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_one(c)
+    .await)?;
+    match kind {
+        ChangeKind::Revoke => {
+            if m.revoked_at.is_some() {
+                return Ok(false);
+            }
+            on_tx!(tx, |c| sqlx::query("UPDATE messages SET revoked_at = $1 WHERE id = $2")
+                .bind(at)
+                .bind(id)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        ChangeKind::Edit => {
+            let mut edits = m.edits.map(|e| e.0).unwrap_or_default();
+            let current_at = m.edited_at.unwrap_or(m.created_at);
+            let new_text = if at > current_at {
+                edits.push(Edit { text: m.text, at: current_at });
+                text.map(str::to_owned)
+            } else {
+                edits.push(Edit { text: text.map(str::to_owned), at });
+                edits.sort_by_key(|e| e.at);
+                m.text
+            };
+            let text_changed = at > current_at;
+            on_tx!(tx, |c| sqlx::query("UPDATE messages SET text = $1, edited_at = $2, edits = $3 WHERE id = $4")
+                .bind(&new_text)
+                .bind(m.edited_at.max(Some(at)))
+                .bind(Json(&edits))
+                .bind(id)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+            if text_changed && new_text.is_some() {
+                // Search finds the message by its new text (and no longer by the old one).
+                search::index_message(tx, id, new_text.as_deref()).await?;
+            }
+        }
+    }
+    Ok(true)
+}
+
 // ---- Statuses ----
 
 /// What Meta said went wrong with a message.
@@ -502,12 +678,13 @@ pub async fn receive_status(
     status: MessageStatus,
     at: DateTime<Utc>,
     error: Option<&StatusError>,
+    pricing: Option<&Pricing>,
 ) -> Result<bool> {
     let now = work.now();
     let kept = on_tx!(work.tx(), |c| {
         sqlx::query(
-            "INSERT INTO message_statuses (wamid, status, error_code, error_title, at, recorded_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (wamid, status, error_code) DO NOTHING",
+            "INSERT INTO message_statuses (wamid, status, error_code, error_title, at, recorded_at, pricing) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (wamid, status, error_code) DO NOTHING",
         )
         .bind(wamid)
         .bind(status.as_str())
@@ -515,11 +692,12 @@ pub async fn receive_status(
         .bind(error.and_then(|e| e.title.as_deref()))
         .bind(at)
         .bind(now)
+        .bind(pricing.map(Json))
         .execute(c)
         .await
         .map(|r| r.rows_affected())
     })?;
-    Ok(kept > 0 && apply_status(work, wamid, status, at, error).await?)
+    Ok(kept > 0 && apply_status(work, wamid, status, at, error, pricing).await?)
 }
 
 #[derive(sqlx::FromRow)]
@@ -531,15 +709,16 @@ struct Outbound {
     status: MessageStatus,
 }
 
-/// Applies a status to its outbound message, if we know it: never backwards, `failed` final.
-/// A failure because the window closed makes the conversation require a template. Returns
-/// whether anything changed (then `message.updated`).
+/// Applies a status to its outbound message, if we know it: never backwards, `failed` final;
+/// the first pricing a status carries is kept. A failure because the window closed makes the
+/// conversation require a template. Returns whether anything changed (then `message.updated`).
 pub async fn apply_status(
     work: &mut Work,
     wamid: &str,
     status: MessageStatus,
     at: DateTime<Utc>,
     error: Option<&StatusError>,
+    pricing: Option<&Pricing>,
 ) -> Result<bool> {
     let row: Option<Outbound> = on_tx!(work.tx(), |c| sqlx::query_as(
         "SELECT m.id, m.workspace_id, m.conversation_id, c.lead_id, m.status FROM messages m \
@@ -557,9 +736,10 @@ pub async fn apply_status(
         "UPDATE messages SET status = $1, \
          sent_at = COALESCE(sent_at, $2), delivered_at = COALESCE(delivered_at, $3), read_at = COALESCE(read_at, $4), \
          failed_at = CASE WHEN $5 THEN $6 ELSE failed_at END, \
-         error_code = CASE WHEN $5 THEN $7 ELSE error_code END, error_title = CASE WHEN $5 THEN $8 ELSE error_title END \
+         error_code = CASE WHEN $5 THEN $7 ELSE error_code END, error_title = CASE WHEN $5 THEN $8 ELSE error_title END, \
+         pricing = COALESCE(pricing, $10) \
          WHERE id = $9 AND (status <> $1 OR ($2 IS NOT NULL AND sent_at IS NULL) OR ($3 IS NOT NULL AND delivered_at IS NULL) \
-         OR ($4 IS NOT NULL AND read_at IS NULL))"
+         OR ($4 IS NOT NULL AND read_at IS NULL) OR ($10 IS NOT NULL AND pricing IS NULL))"
     )
     .bind(next.as_str())
     .bind(stamp(MessageStatus::Sent))
@@ -570,6 +750,7 @@ pub async fn apply_status(
     .bind(error.and_then(|e| e.code))
     .bind(error.and_then(|e| e.title.as_deref()))
     .bind(m.id)
+    .bind(pricing.map(Json))
     .execute(c)
     .await
     .map(|r| r.rows_affected())
@@ -588,15 +769,16 @@ pub async fn apply_status(
 /// Applies the statuses that arrived before their message (call once an outbound message has
 /// its wamid), oldest first.
 pub async fn apply_pending_statuses(work: &mut Work, wamid: &str) -> Result<()> {
-    let rows: Vec<(MessageStatus, i64, Option<String>, DateTime<Utc>)> = on_tx!(work.tx(), |c| sqlx::query_as(
-        "SELECT status, error_code, error_title, at FROM message_statuses WHERE wamid = $1 ORDER BY at"
+    type Row = (MessageStatus, i64, Option<String>, DateTime<Utc>, Option<Json<Pricing>>);
+    let rows: Vec<Row> = on_tx!(work.tx(), |c| sqlx::query_as(
+        "SELECT status, error_code, error_title, at, pricing FROM message_statuses WHERE wamid = $1 ORDER BY at"
     )
     .bind(wamid)
     .fetch_all(c)
     .await)?;
-    for (status, code, title, at) in rows {
+    for (status, code, title, at, pricing) in rows {
         let error = (code != 0).then_some(StatusError { code: Some(code), title });
-        apply_status(work, wamid, status, at, error.as_ref()).await?;
+        apply_status(work, wamid, status, at, error.as_ref(), pricing.as_ref().map(|p| &p.0)).await?;
     }
     Ok(())
 }

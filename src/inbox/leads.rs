@@ -36,6 +36,8 @@ pub struct Lead {
     /// Contacted, first response, last activity: loaded with the lead by [`PROGRESS`] queries.
     #[sqlx(skip)]
     pub progress: Option<LeadProgress>,
+    /// The contact stopped marketing messages (WhatsApp's `user_preferences`).
+    pub marketing_opt_out: bool,
 }
 
 /// A lead row read with [`PROGRESS`]'s columns.
@@ -85,6 +87,7 @@ impl Lead {
             created_at: self.created_at,
             updated_at: self.updated_at,
             progress: self.progress,
+            marketing_opt_out: self.marketing_opt_out,
             can: None,
         }
     }
@@ -102,8 +105,8 @@ impl Lead {
     }
 }
 
-pub(crate) const COLS: &str =
-    "l.id, l.workspace_id, l.name, l.phone, l.source, l.assignee_id, l.custom_fields, l.created_at, l.updated_at";
+pub(crate) const COLS: &str = "l.id, l.workspace_id, l.name, l.phone, l.source, l.assignee_id, l.custom_fields, l.created_at, l.updated_at, \
+    l.marketing_opt_out";
 
 /// A lead the viewer may see (only built by the queries below).
 pub struct VisibleLead(Lead);
@@ -307,6 +310,7 @@ pub async fn insert(w: &mut Work, new: NewLead) -> Result<Lead> {
         created_at: now,
         updated_at: now,
         progress: Some(LeadProgress { contacted: false, first_response_secs: None, last_activity_at: now }),
+        marketing_opt_out: false,
     };
     emit_updated(w, &lead);
     timeline::record(w, created_activity(&lead)).await?;
@@ -490,4 +494,50 @@ pub async fn delete(w: &mut Work, lead: &Lead) -> Result<()> {
         .map(|r| r.rows_affected()))?;
     w.emit(NewEvent::new(lead.workspace_id, Event::LeadDeleted(Deleted { id })).lead(id));
     Ok(())
+}
+
+/// The contact's marketing preference as of WhatsApp time `at` (`stop`: opted out, `resume`:
+/// not), unless a newer one was applied already; `lead.updated` when it changed. Returns
+/// whether it changed.
+pub async fn set_marketing_opt_out(w: &mut Work, lead_id: Uuid, opt_out: bool, at: DateTime<Utc>) -> Result<bool> {
+    let now = w.now();
+    let before = load_tx(w.tx(), lead_id).await?;
+    let n = on_tx!(w.tx(), |x| sqlx::query(
+        "UPDATE leads SET marketing_opt_out = $1, marketing_pref_at = $2, updated_at = $3 \
+         WHERE id = $4 AND (marketing_pref_at IS NULL OR marketing_pref_at < $2)"
+    )
+    .bind(opt_out)
+    .bind(at)
+    .bind(if before.marketing_opt_out == opt_out { before.updated_at } else { now })
+    .bind(lead_id)
+    .execute(x)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if n == 0 || before.marketing_opt_out == opt_out {
+        return Ok(false);
+    }
+    let lead = load_tx(w.tx(), lead_id).await?;
+    emit_updated(w, &lead);
+    tracing::info!(lead_id = %lead_id, opt_out, "marketing preference changed");
+    Ok(true)
+}
+
+/// Renames a lead (the business's own name for the contact); `lead.updated` when it changed.
+pub async fn rename(w: &mut Work, lead_id: Uuid, name: &str) -> Result<bool> {
+    let now = w.now();
+    let n =
+        on_tx!(w.tx(), |x| sqlx::query("UPDATE leads SET name = $1, updated_at = $2 WHERE id = $3 AND name <> $1")
+            .bind(name)
+            .bind(now)
+            .bind(lead_id)
+            .execute(x)
+            .await
+            .map(|r| r.rows_affected()))?;
+    if n == 0 {
+        return Ok(false);
+    }
+    let lead = load_tx(w.tx(), lead_id).await?;
+    emit_updated(w, &lead);
+    tracing::info!(lead_id = %lead_id, "lead renamed from the business's address book");
+    Ok(true)
 }

@@ -729,6 +729,7 @@ fn new_lead(ws: Uuid, now: DateTime<Utc>, h: &Header, row: Row) -> std::result::
         created_at: now,
         updated_at: now,
         progress: None,
+        marketing_opt_out: false,
     };
     Ok((row.line, lead))
 }

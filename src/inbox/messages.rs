@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::db::{Db, Tx};
 use crate::error::Result;
 use crate::views::message::{
-    Context, Direction, MessageError, MessageStatus, MessageView, NOTE, NoteView, ReactionView, SentBy,
+    Context, Direction, Edit, MessageError, MessageStatus, MessageView, NOTE, NoteView, Pricing, ReactionView, SentBy,
 };
 use crate::{on_db, on_tx};
 
@@ -40,12 +40,17 @@ pub struct MessageRow {
     pub delivered_at: Option<DateTime<Utc>>,
     pub read_at: Option<DateTime<Utc>>,
     pub failed_at: Option<DateTime<Utc>>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub edits: Option<sqlx::types::Json<Vec<Edit>>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub pricing: Option<sqlx::types::Json<Pricing>>,
 }
 
 pub const SELECT: &str = "SELECT m.seq, m.id, m.conversation_id, m.wamid, m.direction, m.type, m.text, m.media, m.content, \
     m.context_wamid, m.forwarded, m.status, m.error_code, m.error_title, m.sent_by_user_id, \
     u.email AS sent_by_email, u.name AS sent_by_name, m.sent_by_app, m.created_at, m.sent_at, \
-    m.delivered_at, m.read_at, m.failed_at FROM messages m LEFT JOIN users u ON u.id = m.sent_by_user_id";
+    m.delivered_at, m.read_at, m.failed_at, m.edited_at, m.edits, m.revoked_at, m.pricing \
+    FROM messages m LEFT JOIN users u ON u.id = m.sent_by_user_id";
 
 /// A reaction shown on its target message.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -88,6 +93,10 @@ impl MessageRow {
             context: self.context_wamid.clone().map(|wamid| Context { wamid }),
             sent_by,
             error: self.error_code.map(|code| MessageError { code, title: self.error_title.clone() }),
+            edited_at: self.edited_at,
+            edits: self.edits.as_ref().map(|e| e.0.clone()).unwrap_or_default(),
+            revoked_at: self.revoked_at,
+            pricing: self.pricing.as_ref().map(|p| p.0.clone()),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod notes;
 pub mod numbers;
 pub mod ownership;
 pub mod search;
+pub mod templates;
 
 use uuid::Uuid;
 

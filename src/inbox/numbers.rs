@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use crate::db::{Db, Tx};
 use crate::error::{DbResultExt, Error, Result};
+use crate::events::{Event, NewEvent, Work};
 use crate::views::number::NumberView;
 use crate::{on_db, on_tx};
 
@@ -20,6 +21,10 @@ pub struct Number {
     pub needs_reauth: bool,
     pub created_at: DateTime<Utc>,
     pub disconnected_at: Option<DateTime<Utc>>,
+    pub quality_rating: Option<String>,
+    pub messaging_limit_tier: Option<String>,
+    pub account_status: Option<String>,
+    pub templates_synced_at: Option<DateTime<Utc>>,
 }
 
 impl Number {
@@ -36,12 +41,17 @@ impl Number {
             disconnected_at: self.disconnected_at,
             access_token_set: true,
             connected: self.disconnected_at.is_none(),
+            quality_rating: self.quality_rating.clone(),
+            messaging_limit_tier: self.messaging_limit_tier.clone(),
+            account_status: self.account_status.clone(),
+            templates_synced_at: self.templates_synced_at,
         }
     }
 }
 
 const COLS: &str = "id, workspace_id, phone_number_id, display_phone_number, waba_id, owner_member_id, \
-    auto_import_contacts, needs_reauth, created_at, disconnected_at";
+    auto_import_contacts, needs_reauth, created_at, disconnected_at, quality_rating, messaging_limit_tier, \
+    account_status, templates_synced_at";
 
 /// A number to connect (validated).
 pub struct NewNumber {
@@ -168,4 +178,69 @@ pub async fn disconnect(tx: &mut Tx, n: &Number, now: DateTime<Utc>) -> Result<b
         return Ok(true);
     }
     Ok(false)
+}
+
+/// A number read inside a transaction (for the event written with a change).
+pub async fn load_in(tx: &mut Tx, id: Uuid) -> Result<Number> {
+    let sql = format!("SELECT {COLS} FROM numbers WHERE id = $1");
+    Ok(on_tx!(tx, |c| sqlx::query_as(&sql).bind(id).fetch_one(c).await)?)
+}
+
+/// A number's health as a webhook reports it; fields not given stay as they are.
+#[derive(Debug, Default, Clone)]
+pub struct Health {
+    pub quality_rating: Option<String>,
+    pub messaging_limit_tier: Option<String>,
+    pub account_status: Option<String>,
+}
+
+/// The connected numbers of a WABA.
+pub async fn of_waba(tx: &mut Tx, waba_id: &str) -> Result<Vec<Number>> {
+    let sql = format!("SELECT {COLS} FROM numbers WHERE waba_id = $1 AND disconnected_at IS NULL ORDER BY id");
+    Ok(on_tx!(tx, |c| sqlx::query_as(&sql).bind(waba_id).fetch_all(c).await)?)
+}
+
+/// Sets what `h` gives of a number's health; `number.updated` when something changed. Returns
+/// whether it did.
+pub async fn set_health(w: &mut Work, n: &Number, h: &Health) -> Result<bool> {
+    let changes = |new: &Option<String>, old: &Option<String>| new.is_some() && new != old;
+    if !changes(&h.quality_rating, &n.quality_rating)
+        && !changes(&h.messaging_limit_tier, &n.messaging_limit_tier)
+        && !changes(&h.account_status, &n.account_status)
+    {
+        return Ok(false);
+    }
+    on_tx!(w.tx(), |c| sqlx::query(
+        "UPDATE numbers SET quality_rating = COALESCE($1, quality_rating), \
+         messaging_limit_tier = COALESCE($2, messaging_limit_tier), account_status = COALESCE($3, account_status) \
+         WHERE id = $4"
+    )
+    .bind(&h.quality_rating)
+    .bind(&h.messaging_limit_tier)
+    .bind(&h.account_status)
+    .bind(n.id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let now = load_in(w.tx(), n.id).await?;
+    let flagged = matches!(now.quality_rating.as_deref(), Some("FLAGGED" | "RED" | "YELLOW"))
+        || matches!(
+            now.account_status.as_deref(),
+            Some("restricted" | "disabled" | "scheduled_for_disable" | "disconnected")
+        );
+    if flagged {
+        tracing::warn!(number_id = %n.id, quality = ?now.quality_rating, status = ?now.account_status, "number flagged by Meta");
+    } else {
+        tracing::info!(number_id = %n.id, quality = ?now.quality_rating, tier = ?now.messaging_limit_tier, status = ?now.account_status, "number health changed");
+    }
+    w.emit(NewEvent::new(n.workspace_id, Event::NumberUpdated(now.view())));
+    Ok(true)
+}
+
+/// A number's access token, for a Graph API call made on its behalf (never answered to anyone).
+pub async fn access_token(db: &Db, id: Uuid) -> Result<String> {
+    Ok(on_db!(db, |p| sqlx::query_scalar("SELECT access_token FROM numbers WHERE id = $1")
+        .bind(id)
+        .fetch_one(p)
+        .await)?)
 }

@@ -112,6 +112,34 @@ impl Graph {
         }
     }
 
+    /// `GET /{version}/{waba_id}/message_templates`, every page (`paging.next` until there is
+    /// none; at most 50 pages of 100).
+    pub async fn list_templates(&self, waba_id: &str, token: &str) -> Result<Vec<Value>, CallError> {
+        const FIELDS: &str = "id,name,language,status,category,components,rejected_reason,quality_score";
+        let mut url = format!("{}?fields={FIELDS}&limit=100", self.url(&format!("{waba_id}/message_templates")));
+        let mut all = Vec::new();
+        for _ in 0..50 {
+            let resp = self
+                .client
+                .get(&url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|e| CallError::Transport(e.without_url().to_string()))?;
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            if !(200..300).contains(&status) {
+                return Err(CallError::Graph(GraphError::from_body(status, &body)));
+            }
+            all.extend(body["data"].as_array().into_iter().flatten().cloned());
+            match body.pointer("/paging/next").and_then(Value::as_str) {
+                Some(next) if !next.is_empty() => url = next.to_owned(),
+                _ => return Ok(all),
+            }
+        }
+        Ok(all)
+    }
+
     /// `POST /{version}/{phone_number_id}/media` (multipart) → the media id.
     pub async fn upload_media(
         &self,
@@ -216,13 +244,33 @@ mod tests {
 #[serde(untagged)]
 pub enum Outgoing<'a> {
     Message(Box<SendMessage<'a>>),
-    Read { messaging_product: &'static str, status: MessageStatus, message_id: Option<&'a str> },
+    Read {
+        messaging_product: &'static str,
+        status: MessageStatus,
+        message_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        typing_indicator: Option<Typing>,
+    },
+}
+
+/// Meta's typing indicator (`{"type": "text"}`).
+#[derive(Debug, serde::Serialize)]
+pub struct Typing {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
 }
 
 impl<'a> Outgoing<'a> {
-    /// Marks the inbound message `wamid` read (blue ticks).
-    pub fn read(wamid: Option<&'a str>) -> Outgoing<'a> {
-        Outgoing::Read { messaging_product: "whatsapp", status: MessageStatus::Read, message_id: wamid }
+    /// Marks the inbound message `wamid` read (blue ticks), and with `typing` shows the
+    /// contact "typing…".
+    pub fn read(wamid: Option<&'a str>, typing: bool) -> Outgoing<'a> {
+        let typing_indicator = typing.then_some(Typing { kind: "text" });
+        Outgoing::Read {
+            messaging_product: "whatsapp",
+            status: MessageStatus::Read,
+            message_id: wamid,
+            typing_indicator,
+        }
     }
 }
 

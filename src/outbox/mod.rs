@@ -32,12 +32,41 @@ use crate::{on_db, on_tx, string_enum};
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum SendBody {
-    Text { text: String, reply_to: Option<Uuid> },
-    Template { template: Template, reply_to: Option<Uuid> },
-    Image { media: MediaRef, reply_to: Option<Uuid> },
-    Video { media: MediaRef, reply_to: Option<Uuid> },
-    Audio { media: MediaRef, reply_to: Option<Uuid> },
-    Document { media: MediaRef, reply_to: Option<Uuid> },
+    Text {
+        text: String,
+        reply_to: Option<Uuid>,
+    },
+    Template {
+        template: Template,
+        reply_to: Option<Uuid>,
+    },
+    Image {
+        media: MediaRef,
+        reply_to: Option<Uuid>,
+    },
+    Video {
+        media: MediaRef,
+        reply_to: Option<Uuid>,
+    },
+    Audio {
+        media: MediaRef,
+        reply_to: Option<Uuid>,
+    },
+    Document {
+        media: MediaRef,
+        reply_to: Option<Uuid>,
+    },
+    /// An emoji on a message of the conversation (an empty one removes ours).
+    Reaction {
+        reaction: ReactionRef,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReactionRef {
+    message_id: Uuid,
+    emoji: String,
 }
 
 #[derive(Debug, Deserialize, serde::Serialize)]
@@ -74,6 +103,32 @@ impl Outgoing {
     pub fn is_template(&self) -> bool {
         self.kind == "template"
     }
+
+    /// The message it answers is `wamid` (a reaction names it as its target).
+    pub fn target(&mut self, wamid: &str) {
+        if let Some(r) = self.content.as_mut().and_then(|c| c.get_mut("reaction")) {
+            r["message_id"] = Value::String(wamid.to_owned());
+        }
+    }
+
+    /// A template's name and language code, as the send names them.
+    pub fn template_name(&self) -> Option<(&str, &str)> {
+        let t = self.content.as_ref()?.get("template")?;
+        let lang = t["language"].as_str().or_else(|| t["language"]["code"].as_str())?;
+        Some((t.get("name")?.as_str()?, lang))
+    }
+}
+
+/// A reaction's stored `content`: the Graph API's `reaction` object.
+#[derive(serde::Serialize)]
+struct ReactionContent {
+    reaction: ReactionPayload,
+}
+
+#[derive(serde::Serialize)]
+struct ReactionPayload {
+    message_id: String,
+    emoji: String,
 }
 
 /// A template message's stored `content`.
@@ -124,6 +179,23 @@ pub fn validate(body: SendBody) -> Result<Outgoing> {
         SendBody::Video { media: m, reply_to } => media("video", m, reply_to),
         SendBody::Audio { media: m, reply_to } => media("audio", m, reply_to),
         SendBody::Document { media: m, reply_to } => media("document", m, reply_to),
+        SendBody::Reaction { reaction } => {
+            if reaction.emoji.chars().count() > 16 {
+                return Err(Error::unprocessable("invalid_reaction", "a reaction is one emoji (empty removes it)"));
+            }
+            // The target's wamid is filled in by [`Outgoing::target`] once it is known.
+            let content = serde_json::to_value(ReactionContent {
+                reaction: ReactionPayload { message_id: String::new(), emoji: reaction.emoji.clone() },
+            })?;
+            let text = Some(reaction.emoji).filter(|e| !e.is_empty());
+            Ok(Outgoing {
+                kind: "reaction",
+                text,
+                media: None,
+                content: Some(content),
+                reply_to: Some(reaction.message_id),
+            })
+        }
     }
 }
 
@@ -142,6 +214,9 @@ string_enum! {
 pub struct JobPayload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wamid: Option<String>,
+    /// With the read receipt, show the contact "typing…" (until we send or 25 s pass).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub typing: bool,
 }
 
 const INSERT_OUTBOX: &str = "INSERT INTO outbox (id, workspace_id, number_id, message_id, kind, payload, state, due_at, created_at) \
@@ -203,8 +278,9 @@ pub async fn queue_reply(
         sent_by_app: false,
         created_at: now,
         sent_at: None,
+        error: None,
     };
-    let how = Recording { session_gap, newest: true, answer: true };
+    let how = Recording { session_gap, newest: true, answer: true, quiet: false };
     let stored = chat::record(work, &mut chat, new, &how).await?;
     let message = stored.and_then(|s| s.view).ok_or_else(|| Error::internal("reply not stored"))?;
     enqueue(
@@ -300,7 +376,7 @@ pub async fn mark_read(work: &mut Work, conv: &Conversation, latest: Option<Stri
             .await)?;
     if let (Some(wamid), Some(_)) = (latest, connected) {
         let now = work.now();
-        let payload = JobPayload { wamid: Some(wamid) };
+        let payload = JobPayload { wamid: Some(wamid), typing: false };
         enqueue(work.tx(), now, conv.workspace_id, conv.number_id, None, JobKind::Read, &payload).await?;
     }
     Ok(view)
@@ -316,4 +392,22 @@ pub async fn latest_unread(db: &Db, conv: Uuid) -> Result<Option<String>> {
     .fetch_optional(p)
     .await)?;
     Ok(latest.flatten())
+}
+
+/// The member is typing a reply: queues Meta's typing indicator, with the read receipt of the
+/// newest inbound message (Meta shows "typing…" only for a message it can mark read). Nothing
+/// to queue when the contact never wrote.
+pub async fn typing(work: &mut Work, conv: &Conversation) -> Result<bool> {
+    let newest: Option<Option<String>> = on_tx!(work.tx(), |c| sqlx::query_scalar(
+        "SELECT wamid FROM messages WHERE conversation_id = $1 AND direction = 'in' AND type <> 'system' \
+         ORDER BY created_at DESC, seq DESC LIMIT 1"
+    )
+    .bind(conv.id)
+    .fetch_optional(c)
+    .await)?;
+    let Some(wamid) = newest.flatten() else { return Ok(false) };
+    let now = work.now();
+    let payload = JobPayload { wamid: Some(wamid), typing: true };
+    enqueue(work.tx(), now, conv.workspace_id, conv.number_id, None, JobKind::Read, &payload).await?;
+    Ok(true)
 }

@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::events::{Event, NewEvent, Work};
 use crate::inbox::chat::{self, Plans};
 use crate::state::AppState;
-use crate::views::message::{MessageStatus, NumberChange};
+use crate::views::message::MessageStatus;
 use crate::{on_db, on_tx};
 
 /// Give up after this many attempts of one row.
@@ -156,6 +156,10 @@ fn message_body(message_id: Uuid, t: &Target) -> Outgoing<'_> {
             let components = tpl.get("components").filter(|c| !c.is_null());
             body.template = Some(TemplateBody { name: &tpl["name"], language, components });
         }
+        "reaction" => {
+            body.media = Some([("reaction", t.content.as_ref().map(|c| &c.0["reaction"]).unwrap_or(NULL))].into());
+            body.context = None;
+        }
         kind => {
             body.media = Some([(kind, t.media.as_ref().map(|m| &m.0).unwrap_or(NULL))].into());
         }
@@ -182,7 +186,7 @@ async fn send(st: &AppState, job: Job) -> Result<()> {
     let mut chat = None;
     let stored: Target;
     let body = match job.kind {
-        JobKind::Read => Outgoing::read(job.payload.0.wamid.as_deref()),
+        JobKind::Read => Outgoing::read(job.payload.0.wamid.as_deref(), job.payload.0.typing),
         JobKind::Message => {
             let Some(message_id) = job.message_id else { return done(st, &job).await };
             let target: Option<Target> = on_db!(&st.db, |p| {
@@ -293,8 +297,8 @@ async fn fail(st: &AppState, job: &Job, e: &GraphError, reauth: bool) -> Result<
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
-        let change = NumberChange { id: job.number_id, needs_reauth: true };
-        work.emit(NewEvent::new(job.workspace_id, Event::NumberUpdated(change)));
+        let number = crate::inbox::numbers::load_in(work.tx(), job.number_id).await?;
+        work.emit(NewEvent::new(job.workspace_id, Event::NumberUpdated(number.view())));
         tracing::error!(number_id = %job.number_id, "the number's access token was rejected (190): an admin must replace it");
     }
     work.commit(&st.hub).await?;

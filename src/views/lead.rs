@@ -39,6 +39,8 @@ pub struct LeadView {
     /// Always in answers; in events when the writer loaded it.
     #[serde(flatten)]
     pub progress: Option<LeadProgress>,
+    /// The contact stopped marketing messages: marketing templates are refused.
+    pub marketing_opt_out: bool,
     /// Only in answers to a caller (events go to many viewers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub can: Option<LeadCan>,

@@ -133,6 +133,32 @@ pub struct MessageView {
     pub sent_by: Option<SentBy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<MessageError>,
+    /// When its sender last edited it (the current text is `text`).
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Its older texts, oldest first.
+    pub edits: Vec<Edit>,
+    /// When its sender deleted it for everyone (the text stays for those who see the chat).
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// What Meta charges for it (outbound, from its statuses).
+    pub pricing: Option<Pricing>,
+}
+
+/// An older text of an edited message, and when it was written.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Edit {
+    pub text: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// A message's pricing as its status webhooks report it.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct Pricing {
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub billable: Option<bool>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// The `type` of a note among a conversation's messages.
@@ -194,11 +220,4 @@ mod tests {
         assert_eq!(after(Sent, Received), Sent);
         assert_eq!(after(Queued, Queued), Queued);
     }
-}
-
-/// `number.updated`: a number's state changed (e.g. its token needs renewing).
-#[derive(Debug, Clone, Serialize)]
-pub struct NumberChange {
-    pub id: Uuid,
-    pub needs_reauth: bool,
 }

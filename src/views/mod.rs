@@ -12,6 +12,7 @@ pub mod number;
 pub mod preferences;
 pub mod report;
 pub mod team;
+pub mod template;
 pub mod timeline;
 pub mod workspace;
 

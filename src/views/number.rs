@@ -18,6 +18,15 @@ pub struct NumberView {
     pub disconnected_at: Option<DateTime<Utc>>,
     pub access_token_set: bool,
     pub connected: bool,
+    /// As Meta reports it: `GREEN`, `YELLOW`, `RED`, `FLAGGED`, `UNKNOWN` (`null`: not yet).
+    pub quality_rating: Option<String>,
+    /// `TIER_250` … `TIER_UNLIMITED`.
+    pub messaging_limit_tier: Option<String>,
+    /// `active`, `warning`, `restricted`, `scheduled_for_disable`, `disabled`, `deleted`,
+    /// `disconnected`.
+    pub account_status: Option<String>,
+    /// When its WABA's templates were last synced (`null`: never).
+    pub templates_synced_at: Option<DateTime<Utc>>,
 }
 
 /// `GET /numbers`.

@@ -21,6 +21,10 @@ string_enum! {
         MessageSent = "message_sent",
         AccessGranted = "access_granted",
         AccessRevoked = "access_revoked",
+        /// WhatsApp said something happened to the contact (changed number, ...).
+        System = "system",
+        /// A WhatsApp call (`data`: conversation_id, direction, status, duration_secs).
+        Call = "call",
     }
 }
 
@@ -98,4 +102,13 @@ pub struct AssignmentNotice {
     pub member_id: Option<Uuid>,
     /// The member who made the change (`null`: the assignment engine).
     pub by_member_id: Option<Uuid>,
+}
+
+/// `call.missed`, to the conversation's assignee only: the contact called and nobody answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallNotice {
+    pub call_id: String,
+    pub conversation_id: Uuid,
+    pub lead_id: Uuid,
+    pub at: DateTime<Utc>,
 }

@@ -12,12 +12,16 @@ use uuid::Uuid;
 use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::events::Work;
-use crate::inbox::chat::{self, Chat, NewMessage, Recording, StatusError};
-use crate::inbox::leads;
+use crate::events::{Event, NewEvent};
+use crate::inbox::chat::{self, ChangeKind, Chat, MessageChange, NewMessage, Recording, StatusError};
+use crate::inbox::{leads, numbers, templates};
 use crate::live::presence::Presence;
 use crate::on_tx;
+use crate::timeline::NewActivity;
 use crate::views::conversation::ConversationStatus;
 use crate::views::message::{Direction, MessageStatus};
+use crate::views::timeline::ActivityKind;
+use crate::views::timeline::CallNotice;
 use crate::webhook::payload::{self, ChangeValue, Contact, Envelope, ErrorObject, MessageHead};
 
 /// What processing one body did.
@@ -50,6 +54,7 @@ pub struct NumberRow {
     pub id: Uuid,
     pub workspace_id: Uuid,
     pub auto_import_contacts: bool,
+    pub display_phone_number: String,
 }
 
 /// What the bodies processed in one unit of work looked up that cannot change meanwhile
@@ -86,9 +91,25 @@ pub async fn process(work: &mut Work, batch: &mut Batch, setting: Setting<'_>, b
     for entry in envelope.entry {
         for change in entry.changes {
             let field = change.field.as_deref().unwrap_or("");
-            if !matches!(field, "messages" | "smb_message_echoes") {
-                tracing::info!(field, waba = ?entry.id, "webhook field kept in the journal only");
-                continue;
+            match field {
+                "messages" | "smb_message_echoes" | "user_preferences" | "calls" | HISTORY | STATE_SYNC => {}
+                HEALTH_QUALITY | HEALTH_ACCOUNT | HEALTH_CAPABILITY | TEMPLATE_STATUS | TEMPLATE_QUALITY
+                | TEMPLATE_CATEGORY => {
+                    let Some(waba) = entry.id.as_deref() else {
+                        out.problem(format!("change {field}: no entry id (WABA)"));
+                        continue;
+                    };
+                    if field.starts_with("message_template") || field == TEMPLATE_CATEGORY {
+                        template_update(work, &mut out, waba, field, &change.value).await?;
+                    } else {
+                        health(work, &mut out, waba, field, &change.value).await?;
+                    }
+                    continue;
+                }
+                _ => {
+                    tracing::info!(field, waba = ?entry.id, "webhook field kept in the journal only");
+                    continue;
+                }
             }
             let value: ChangeValue = match serde_json::from_value(change.value) {
                 Ok(v) => v,
@@ -127,9 +148,10 @@ pub async fn process(work: &mut Work, batch: &mut Batch, setting: Setting<'_>, b
                 number: &number,
                 contacts: &value.contacts,
                 out: &mut out,
-                recording: Recording { session_gap: gap, newest: false, answer: false },
+                recording: Recording::ingest(gap),
                 presence: setting.presence,
                 found: None,
+                history: field == HISTORY,
             };
             for raw in &value.messages {
                 ctx.inbound(raw).await?;
@@ -137,8 +159,21 @@ pub async fn process(work: &mut Work, batch: &mut Batch, setting: Setting<'_>, b
             for raw in &value.message_echoes {
                 ctx.echo(raw).await?;
             }
-            for s in &value.statuses {
+            // Calls' statuses (business-initiated calls ringing, accepted...) are not receipts.
+            for s in value.statuses.iter().filter(|_| field != "calls") {
                 ctx.status(s).await?;
+            }
+            for p in &value.user_preferences {
+                ctx.preference(p).await?;
+            }
+            for c in &value.calls {
+                ctx.call(c).await?;
+            }
+            for h in &value.history {
+                ctx.history(h).await?;
+            }
+            for c in &value.state_sync {
+                ctx.contact_sync(c).await?;
             }
             for e in &value.errors {
                 tracing::warn!(phone_number_id = pnid, error = %e, "WhatsApp reported an error without a message");
@@ -146,6 +181,155 @@ pub async fn process(work: &mut Work, batch: &mut Batch, setting: Setting<'_>, b
         }
     }
     Ok(out)
+}
+
+const HISTORY: &str = "history";
+const STATE_SYNC: &str = "smb_app_state_sync";
+const HEALTH_QUALITY: &str = "phone_number_quality_update";
+const HEALTH_ACCOUNT: &str = "account_update";
+const HEALTH_CAPABILITY: &str = "business_capability_update";
+const TEMPLATE_STATUS: &str = "message_template_status_update";
+const TEMPLATE_QUALITY: &str = "message_template_quality_update";
+const TEMPLATE_CATEGORY: &str = "template_category_update";
+
+/// A messaging limit as Meta writes it: a tier name, or a number of conversations (-1:
+/// unlimited).
+fn tier(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => {
+            let s = s.trim().to_uppercase();
+            Some(if s.starts_with("TIER_") { s } else { format!("TIER_{s}") })
+        }
+        Value::Number(n) => Some(match n.as_i64()? {
+            -1 => "TIER_UNLIMITED".to_owned(),
+            n if n >= 1000 && n % 1000 == 0 => format!("TIER_{}K", n / 1000),
+            n => format!("TIER_{n}"),
+        }),
+        _ => None,
+    }
+}
+
+/// The account status an `account_update` event means (`None`: no change).
+fn account_status(event: &str, v: &Value) -> Option<&'static str> {
+    Some(match event {
+        "ACCOUNT_RESTRICTION" => "restricted",
+        "ACCOUNT_VIOLATION" => "warning",
+        "DISABLED_UPDATE" => match v.pointer("/ban_info/waba_ban_state").and_then(Value::as_str)? {
+            "SCHEDULE_FOR_DISABLE" => "scheduled_for_disable",
+            "DISABLE" => "disabled",
+            "REINSTATE" => "active",
+            _ => return None,
+        },
+        "ACCOUNT_DELETED" => "deleted",
+        "PARTNER_REMOVED" | "ACCOUNT_OFFBOARDED" => "disconnected",
+        "ACCOUNT_RECONNECTED" => "active",
+        _ => return None,
+    })
+}
+
+/// A number health webhook (quality, account, portfolio limit) for the numbers of a WABA: the
+/// quality one names its number by display number, the others apply to every number.
+async fn health(work: &mut Work, out: &mut Outcome, waba: &str, field: &str, v: &Value) -> Result<()> {
+    let s = |k: &str| v.get(k).and_then(Value::as_str);
+    let event = s("event").unwrap_or("").to_uppercase();
+    let mut h = numbers::Health::default();
+    let mut only = None;
+    match field {
+        HEALTH_QUALITY => {
+            only = s("display_phone_number").and_then(crate::phone::normalize);
+            h.quality_rating = match event.as_str() {
+                "FLAGGED" => Some("FLAGGED".to_owned()),
+                "UNFLAGGED" => Some("UNKNOWN".to_owned()),
+                _ => s("quality_rating").or(s("new_quality_score")).map(str::to_uppercase),
+            };
+            h.messaging_limit_tier =
+                tier(v.get("max_daily_conversations_per_business")).or_else(|| tier(v.get("current_limit")));
+        }
+        HEALTH_CAPABILITY => h.messaging_limit_tier = tier(v.get("max_daily_conversations_per_business")),
+        _ => h.account_status = account_status(&event, v).map(str::to_owned),
+    }
+    let list = numbers::of_waba(work.tx(), waba).await?;
+    let mut matched = false;
+    for n in list.iter().filter(|n| only.as_ref().is_none_or(|d| *d == n.display_phone_number)) {
+        matched = true;
+        out.workspaces.insert(n.workspace_id);
+        if numbers::set_health(work, n, &h).await? {
+            out.stored += 1;
+        }
+    }
+    if !matched {
+        tracing::info!(field, waba, "health webhook for no connected number: journaled only");
+    }
+    Ok(())
+}
+
+/// A template webhook (status, quality, category) for the templates of a WABA.
+async fn template_update(work: &mut Work, out: &mut Outcome, waba: &str, field: &str, v: &Value) -> Result<()> {
+    let s = |k: &str| v.get(k).and_then(Value::as_str);
+    let id =
+        v.get("message_template_id").and_then(|i| i.as_i64().map(|n| n.to_string()).or(i.as_str().map(str::to_owned)));
+    let mut u = templates::Update {
+        template_id: id,
+        name: s("message_template_name"),
+        language: s("message_template_language").map(templates::language),
+        ..Default::default()
+    };
+    match field {
+        TEMPLATE_STATUS => {
+            let event = s("event").unwrap_or("").to_uppercase();
+            let unpaused = v.pointer("/other_info/title").and_then(Value::as_str) == Some("UNPAUSE");
+            u.status = match event.as_str() {
+                "APPROVED" | "PENDING" | "REJECTED" | "PAUSED" | "DISABLED" | "IN_APPEAL" | "ARCHIVED"
+                | "PENDING_DELETION" | "DELETED" => Some(event.clone()),
+                "REINSTATED" => Some(templates::APPROVED.to_owned()),
+                _ if unpaused => Some(templates::APPROVED.to_owned()),
+                // FLAGGED keeps its status; LIMIT_EXCEEDED and LOCKED are notices.
+                _ => None,
+            };
+            if event == "REJECTED" {
+                u.rejected_reason = s("reason").map(str::to_owned);
+            }
+        }
+        TEMPLATE_QUALITY => u.quality = s("new_quality_score").map(str::to_uppercase),
+        // The announced variant (24 h ahead) has no previous_category: nothing changed yet.
+        _ if v.get("previous_category").is_some() => u.category = s("new_category").map(str::to_uppercase),
+        _ => {}
+    }
+    if u.status.is_none() && u.quality.is_none() && u.category.is_none() {
+        tracing::info!(field, waba, "template webhook with nothing to apply");
+        return Ok(());
+    }
+    let now = work.now();
+    let changed = templates::apply_update(work.tx(), waba, &u, now).await?;
+    for n in numbers::of_waba(work.tx(), waba).await? {
+        out.workspaces.insert(n.workspace_id);
+    }
+    if changed > 0 {
+        out.stored += 1;
+        tracing::info!(waba, name = ?u.name, status = ?u.status, quality = ?u.quality, category = ?u.category, "template changed");
+    } else {
+        tracing::info!(waba, name = ?u.name, "template webhook for a template not synced: journaled only");
+    }
+    Ok(())
+}
+
+/// An imported outbound message's status, as the phone knew it.
+fn history_status(raw: &Value) -> Option<MessageStatus> {
+    Some(match raw.pointer("/history_context/status").and_then(Value::as_str)? {
+        "DELIVERED" => MessageStatus::Delivered,
+        "READ" | "PLAYED" => MessageStatus::Read,
+        "ERROR" => MessageStatus::Failed,
+        _ => MessageStatus::Sent,
+    })
+}
+
+/// Meta's integer (or string) Unix-seconds timestamp.
+fn any_timestamp(v: Option<&Value>) -> Option<chrono::DateTime<chrono::Utc>> {
+    match v? {
+        Value::Number(n) => chrono::DateTime::from_timestamp(n.as_i64()?, 0),
+        Value::String(s) => payload::timestamp(Some(s)),
+        _ => None,
+    }
 }
 
 /// The contacts journaled bodies are about, as lock keys: one per (receiving number, contact
@@ -168,7 +352,24 @@ pub fn contact_keys<'a>(bodies: impl IntoIterator<Item = &'a [u8]>) -> Vec<i32> 
         };
         let contacts = items("messages", "from", "from_user_id")
             .chain(items("message_echoes", "to", "to_user_id"))
+            .chain(items("user_preferences", "wa_id", "user_id"))
+            .chain(items("calls", "from", "from_user_id"))
             .chain(items("statuses", "recipient_id", "recipient_user_id"));
+        // Address-book entries and history threads name their contact one level down.
+        let nested = |list: &str, key: &'static str, phone: &'static str, user: &'static str| {
+            let inner = v.get(list).and_then(Value::as_array).into_iter().flatten();
+            let inner = inner.flat_map(move |i| match i.get(key) {
+                Some(Value::Array(a)) => a.iter().collect::<Vec<_>>(),
+                _ => vec![i],
+            });
+            inner.filter_map(move |item| {
+                let id = item.pointer(phone).and_then(Value::as_str).and_then(crate::phone::normalize);
+                id.or_else(|| item.pointer(user).and_then(Value::as_str).map(str::to_owned))
+            })
+        };
+        let contacts = contacts
+            .chain(nested("state_sync", "", "/contact/phone_number", "/contact/user_id"))
+            .chain(nested("history", "threads", "/context/wa_id", "/context/user_id"));
         keys.extend(contacts.map(|contact| chat::lock_key(number, &contact)));
     }
     keys.sort_unstable();
@@ -179,11 +380,12 @@ pub fn contact_keys<'a>(bodies: impl IntoIterator<Item = &'a [u8]>) -> Vec<i32> 
 async fn connected_number(tx: &mut Tx, phone_number_id: &str) -> Result<Option<NumberRow>> {
     Ok(on_tx!(tx, |c| {
         sqlx::query_as(
-        "SELECT id, workspace_id, auto_import_contacts FROM numbers WHERE phone_number_id = $1 AND disconnected_at IS NULL"
-    )
-    .bind(phone_number_id)
-    .fetch_optional(c)
-    .await
+            "SELECT id, workspace_id, auto_import_contacts, display_phone_number FROM numbers \
+         WHERE phone_number_id = $1 AND disconnected_at IS NULL",
+        )
+        .bind(phone_number_id)
+        .fetch_optional(c)
+        .await
     })?)
 }
 
@@ -287,12 +489,26 @@ fn extract(kind: &str, raw: &Value) -> Extracted {
             ("unsupported", None, None)
         }
     };
+    // An interactive message Meta could not deliver whole (error 131000: no body) is not an
+    // empty bubble: it is unsupported, with the error shown.
+    let kind = if kind == "interactive" && text.is_none() && first_error(raw).is_some_and(|e| e.code == Some(131000)) {
+        content.insert("original_type".to_owned(), Value::String(kind.to_owned()));
+        "unsupported"
+    } else {
+        kind
+    };
     for extra in ["referral", "errors"] {
         if let Some(v) = raw.get(extra) {
             content.insert(extra.to_owned(), v.clone());
         }
     }
     Extracted { kind: kind.to_owned(), text, media, content: (!content.is_empty()).then_some(Value::Object(content)) }
+}
+
+/// The first of a message's `errors`, as the chat keeps it.
+fn first_error(raw: &Value) -> Option<StatusError> {
+    let e: ErrorObject = serde_json::from_value(raw.get("errors")?.get(0)?.clone()).ok()?;
+    Some(status_error(&e))
 }
 
 struct Ctx<'a> {
@@ -306,6 +522,9 @@ struct Ctx<'a> {
     /// The conversation with this number that [`Ctx::lead_for`] found along with the lead,
     /// for [`chat::open`] right after (one round trip instead of two).
     found: Option<Chat>,
+    /// A coexistence history import: past messages, stored quietly (no unread, no window, no
+    /// assignment of the leads it creates).
+    history: bool,
 }
 
 /// The identities of a contact that are already known, with their leads and each lead's
@@ -350,7 +569,7 @@ impl Ctx<'_> {
 
     /// Finds the lead for a contact (linking any identifiers it lacked) or, when the number
     /// imports contacts, creates one. `None`: the contact is not a lead; nothing is stored.
-    async fn lead_for(&mut self, ids: &ContactIds) -> Result<Option<Uuid>> {
+    async fn lead_for(&mut self, ids: &ContactIds, referral: Option<&Value>) -> Result<Option<Uuid>> {
         if ids.is_empty() {
             return Ok(None);
         }
@@ -401,18 +620,30 @@ impl Ctx<'_> {
                 .or(username)
                 .or_else(|| ids.phone.as_ref().map(|p| format!("+{p}")))
                 .unwrap_or_else(|| "WhatsApp contact".to_owned());
+            // A click-to-WhatsApp ad brought them: the lead says which ad (rules can route on it).
+            let ad = referral.filter(|r| r.get("source_type").and_then(Value::as_str) != Some("post"));
+            let mut custom_fields = Map::new();
+            for (field, key) in
+                [("ad_source_id", "source_id"), ("ad_source_url", "source_url"), ("ad_headline", "headline")]
+            {
+                if let Some(v) = ad.and_then(|r| r.get(key)).and_then(Value::as_str) {
+                    custom_fields.insert(field.to_owned(), Value::String(v.chars().take(1000).collect()));
+                }
+            }
             let new = leads::NewLead {
                 workspace_id: ws,
                 name: name.chars().take(200).collect(),
                 phone: ids.phone.clone(),
-                source: Some("whatsapp".to_owned()),
+                source: Some(if ad.is_some() { "ctwa_ad" } else { "whatsapp" }.to_owned()),
                 assignee_id: None,
-                custom_fields: Map::new(),
+                custom_fields,
                 group_ids: Vec::new(),
             };
             let mut created = leads::insert(self.work, new).await?;
-            let presence = self.presence;
-            crate::assignment::run::new_lead(self.work, &|id| presence.availability(id), &mut created).await?;
+            if !self.history {
+                let presence = self.presence;
+                crate::assignment::run::new_lead(self.work, &|id| presence.availability(id), &mut created).await?;
+            }
             tracing::info!(lead_id = %created.id, "lead imported from WhatsApp");
             lead = Some(created.id);
         }
@@ -443,7 +674,7 @@ impl Ctx<'_> {
             self.out.problem("message without id or timestamp".to_owned());
             return Ok(());
         };
-        let Some(lead) = self.lead_for(ids).await? else {
+        let Some(lead) = self.lead_for(ids, raw.get("referral")).await? else {
             tracing::debug!("message from a contact who is not a lead: not stored");
             return Ok(());
         };
@@ -452,10 +683,11 @@ impl Ctx<'_> {
         let mut conv = chat::open(self.work, self.found.take(), ws, number, lead, contact).await?;
         let x = extract(head.kind.as_deref().unwrap_or("unknown"), raw);
         let ctx = head.context.as_ref();
-        let (direction, status, sent_at) = if inbound {
-            (Direction::In, MessageStatus::Received, None)
-        } else {
-            (Direction::Out, MessageStatus::Sent, Some(at))
+        let (direction, status, sent_at) = match (inbound, self.history) {
+            (true, false) => (Direction::In, MessageStatus::Received, None),
+            // Imported past messages were read on the phone.
+            (true, true) => (Direction::In, MessageStatus::Read, None),
+            (false, _) => (Direction::Out, history_status(raw).unwrap_or(MessageStatus::Sent), Some(at)),
         };
         let message = NewMessage {
             id: Uuid::now_v7(),
@@ -472,8 +704,11 @@ impl Ctx<'_> {
             sent_by_app: !inbound,
             created_at: at,
             sent_at,
+            error: first_error(raw).filter(|e| e.code.is_some()),
         };
-        let Some(stored) = chat::record(self.work, &mut conv, message, &self.recording).await? else { return Ok(()) };
+        let quiet = Recording { quiet: true, ..Recording::ingest(self.recording.session_gap) };
+        let how = if self.history { &quiet } else { &self.recording };
+        let Some(stored) = chat::record(self.work, &mut conv, message, how).await? else { return Ok(()) };
         self.out.stored += 1;
         if stored.reopened {
             let presence = self.presence;
@@ -493,9 +728,11 @@ impl Ctx<'_> {
         };
         let ids =
             ContactIds::new(head.from.as_deref(), head.from_user_id.as_deref(), head.from_parent_user_id.as_deref());
+        let ids = self.completed(ids);
         match head.kind.as_deref() {
             Some("reaction") => self.reaction(&head, raw, &ids).await,
             Some("system") => self.system(&head, raw, &ids).await,
+            Some("edit" | "revoke") => self.change(&head, raw).await,
             _ => self.store(&head, raw, &ids, true).await,
         }
     }
@@ -509,7 +746,53 @@ impl Ctx<'_> {
             }
         };
         let ids = ContactIds::new(head.to.as_deref(), head.to_user_id.as_deref(), head.to_parent_user_id.as_deref());
-        self.store(&head, raw, &ids, false).await
+        let ids = self.completed(ids);
+        match head.kind.as_deref() {
+            Some("edit" | "revoke") => self.change(&head, raw).await,
+            _ => self.store(&head, raw, &ids, false).await,
+        }
+    }
+
+    /// A contact's identifiers completed from `value.contacts[]`: a BSUID that arrives only
+    /// there (the message names the phone) is linked to the lead too, and the other way round.
+    fn completed(&self, mut ids: ContactIds) -> ContactIds {
+        let same = |c: &&Contact| {
+            (ids.phone.is_some() && c.wa_id.as_deref().and_then(crate::phone::normalize) == ids.phone)
+                || (ids.bsuid.is_some() && c.user_id.as_deref().map(str::trim) == ids.bsuid.as_deref())
+        };
+        let Some(c) = self.contacts.iter().find(same) else { return ids };
+        let more = ContactIds::new(c.wa_id.as_deref(), c.user_id.as_deref(), c.parent_user_id.as_deref());
+        ids.phone = ids.phone.or(more.phone);
+        ids.bsuid = ids.bsuid.or(more.bsuid);
+        ids.parent_bsuid = ids.parent_bsuid.or(more.parent_bsuid);
+        ids
+    }
+
+    /// An edit or revoke (inbound or echo) of an earlier message: changes the original, or
+    /// waits for it; never a message of its own.
+    async fn change(&mut self, head: &MessageHead, raw: &Value) -> Result<()> {
+        let Some(kind) = head.kind.as_deref().and_then(ChangeKind::parse) else { return Ok(()) };
+        let obj = raw.get(kind.as_str());
+        let target = obj.and_then(|o| o.get("original_message_id")).and_then(Value::as_str);
+        let (Some(wamid), Some(target), Some(at)) =
+            (head.id.as_deref(), target, payload::timestamp(head.timestamp.as_deref()))
+        else {
+            self.out.problem(format!("{kind} without id, original_message_id or timestamp"));
+            return Ok(());
+        };
+        let text = match kind {
+            ChangeKind::Revoke => None,
+            ChangeKind::Edit => obj.and_then(|o| o.get("message")).and_then(|m| {
+                let t = m.get("type").and_then(Value::as_str).unwrap_or("text");
+                let body = if t == "text" { m.pointer("/text/body") } else { m.get(t).and_then(|o| o.get("caption")) };
+                body.and_then(Value::as_str).map(str::to_owned)
+            }),
+        };
+        let change = MessageChange { wamid, target, kind, text, at };
+        if chat::change_message(self.work, self.number.workspace_id, self.number.id, &change).await? {
+            self.out.stored += 1;
+        }
+        Ok(())
     }
 
     async fn reaction(&mut self, head: &MessageHead, raw: &Value, ids: &ContactIds) -> Result<()> {
@@ -520,7 +803,7 @@ impl Ctx<'_> {
             self.out.problem("reaction without id, target or timestamp".to_owned());
             return Ok(());
         };
-        if self.lead_for(ids).await?.is_none() {
+        if self.lead_for(ids, None).await?.is_none() {
             return Ok(());
         }
         let emoji = raw.pointer("/reaction/emoji").and_then(Value::as_str).unwrap_or("");
@@ -542,7 +825,7 @@ impl Ctx<'_> {
         let at = payload::timestamp(head.timestamp.as_deref()).unwrap_or(now);
         let sys = raw.get("system").cloned().unwrap_or(Value::Null);
         let kind = sys.get("type").and_then(Value::as_str).unwrap_or("unknown").to_owned();
-        let Some(lead) = self.lead_for(ids).await? else { return Ok(()) };
+        let Some(lead) = self.lead_for(ids, None).await? else { return Ok(()) };
         let inserted = on_tx!(self.work.tx(), |c| {
             sqlx::query(
             "INSERT INTO inbound_notices (wamid, workspace_id, lead_id, kind, data, at) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -562,6 +845,34 @@ impl Ctx<'_> {
             return Ok(());
         }
         self.out.stored += 1;
+        // Shown in the chat as a system row (quiet: no unread, no window, no session) and on
+        // the lead's timeline.
+        let contact = chat::Contact { phone: ids.phone.as_deref(), bsuid: ids.bsuid.as_deref() };
+        let (ws, number) = (self.number.workspace_id, self.number.id);
+        let mut conv = chat::open(self.work, self.found.take(), ws, number, lead, contact).await?;
+        let body = sys.get("body").and_then(Value::as_str).map(str::to_owned);
+        let row = NewMessage {
+            id: Uuid::now_v7(),
+            wamid: Some(wamid),
+            direction: Direction::In,
+            kind: chat::SYSTEM.to_owned(),
+            text: body.clone(),
+            media: None,
+            content: Some(Value::Object(Map::from_iter([("system".to_owned(), sys.clone())]))),
+            context_wamid: None,
+            forwarded: false,
+            status: MessageStatus::Read,
+            sent_by_user_id: None,
+            sent_by_app: false,
+            created_at: at,
+            sent_at: None,
+            error: None,
+        };
+        let quiet = Recording { quiet: true, ..Recording::ingest(self.recording.session_gap) };
+        chat::record(self.work, &mut conv, row, &quiet).await?;
+        let data = SystemActivity { conversation_id: conv.id, kind: &kind, body };
+        let activity = NewActivity::new(ws, lead, ActivityKind::System, data).conversation(conv.id);
+        crate::timeline::record(self.work, activity).await?;
         if matches!(kind.as_str(), "user_changed_number" | "customer_changed_number" | "user_changed_user_id") {
             let new_ids = ContactIds::new(
                 sys.get("wa_id").or_else(|| sys.get("new_wa_id")).and_then(Value::as_str),
@@ -601,6 +912,216 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// The lead a contact already is (never imports one).
+    async fn existing_lead(&mut self, ids: &ContactIds) -> Result<Option<Uuid>> {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let ws = self.number.workspace_id;
+        let known: Vec<Known> = on_tx!(self.work.tx(), |c| sqlx::query_as(FIND_LEAD)
+            .bind(ws)
+            .bind(&ids.phone)
+            .bind(&ids.bsuid)
+            .bind(&ids.parent_bsuid)
+            .bind(self.number.id)
+            .fetch_all(c)
+            .await)?;
+        if let Some(k) = known.first() {
+            return Ok(Some(k.lead_id));
+        }
+        let Some(phone) = &ids.phone else { return Ok(None) };
+        Ok(on_tx!(self.work.tx(), |c| sqlx::query_scalar(
+            "SELECT id FROM leads WHERE workspace_id = $1 AND phone = $2"
+        )
+        .bind(ws)
+        .bind(phone)
+        .fetch_optional(c)
+        .await)?)
+    }
+
+    /// A `user_preferences` entry: the contact stopped (or resumed) marketing messages.
+    async fn preference(&mut self, raw: &Value) -> Result<()> {
+        let s = |k: &str| raw.get(k).and_then(Value::as_str);
+        let opt_out = match s("value") {
+            Some("stop") => true,
+            Some("resume") => false,
+            other => {
+                tracing::info!(value = ?other, "user preference kept in the journal only");
+                return Ok(());
+            }
+        };
+        if s("category").is_some_and(|c| c != "marketing_messages") {
+            return Ok(());
+        }
+        let Some(at) = any_timestamp(raw.get("timestamp")) else {
+            self.out.problem("user preference without timestamp".to_owned());
+            return Ok(());
+        };
+        let ids = self.completed(ContactIds::new(s("wa_id"), s("user_id"), s("parent_user_id")));
+        let Some(lead) = self.existing_lead(&ids).await? else {
+            tracing::info!("marketing preference of a contact who is not a lead: journaled only");
+            return Ok(());
+        };
+        tracing::info!(lead_id = %lead, number_id = %self.number.id, opt_out, "marketing preference received");
+        if leads::set_marketing_opt_out(self.work, lead, opt_out, at).await? {
+            self.out.stored += 1;
+        }
+        Ok(())
+    }
+
+    /// A `calls` entry: a finished call becomes a `call` activity on the lead's timeline (once
+    /// per call id); a missed inbound call alerts the conversation's assignee.
+    async fn call(&mut self, raw: &Value) -> Result<()> {
+        let s = |k: &str| raw.get(k).and_then(Value::as_str);
+        if s("event") != Some("terminate") {
+            return Ok(());
+        }
+        let (Some(call_id), Some(at)) = (s("id"), payload::timestamp(s("timestamp"))) else {
+            self.out.problem("call without id or timestamp".to_owned());
+            return Ok(());
+        };
+        let inbound = s("direction") != Some("BUSINESS_INITIATED");
+        let ids = if inbound {
+            ContactIds::new(s("from"), s("from_user_id"), s("from_parent_user_id"))
+        } else {
+            ContactIds::new(s("to"), s("to_user_id"), s("to_parent_user_id"))
+        };
+        let ids = self.completed(ids);
+        let Some(lead) = self.lead_for(&ids, None).await? else { return Ok(()) };
+        let ws = self.number.workspace_id;
+        let inserted = on_tx!(self.work.tx(), |c| {
+            sqlx::query(
+                "INSERT INTO inbound_notices (wamid, workspace_id, lead_id, kind, data, at) VALUES ($1, $2, $3, 'call', $4, $5) \
+                 ON CONFLICT (wamid) DO NOTHING",
+            )
+            .bind(call_id)
+            .bind(ws)
+            .bind(lead)
+            .bind(sqlx::types::Json(raw))
+            .bind(at)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if inserted == 0 {
+            return Ok(());
+        }
+        self.out.stored += 1;
+        let contact = chat::Contact { phone: ids.phone.as_deref(), bsuid: ids.bsuid.as_deref() };
+        let conv = chat::open(self.work, self.found.take(), ws, self.number.id, lead, contact).await?;
+        let duration = raw.get("duration").and_then(Value::as_i64);
+        let missed = inbound && duration.is_none() && raw.get("start_time").is_none();
+        let data = CallActivity {
+            conversation_id: conv.id,
+            call_id,
+            direction: if inbound { Direction::In } else { Direction::Out },
+            status: s("status").unwrap_or("").to_owned(),
+            duration_secs: duration,
+            missed,
+        };
+        let activity = NewActivity::new(ws, lead, ActivityKind::Call, data).conversation(conv.id);
+        crate::timeline::record(self.work, activity).await?;
+        if missed && let Some(assignee) = conv.assignee_id {
+            let notice = CallNotice { call_id: call_id.to_owned(), conversation_id: conv.id, lead_id: lead, at };
+            self.work
+                .emit(NewEvent::new(ws, Event::CallMissed(notice)).conversation(conv.id).lead(lead).to_user(assignee));
+        }
+        tracing::info!(lead_id = %lead, call_id, missed, "call recorded");
+        Ok(())
+    }
+
+    /// A `history` entry (coexistence onboarding): each thread's past messages, stored like
+    /// others (idempotent by wamid) but quietly; a declined share is logged.
+    async fn history(&mut self, h: &Value) -> Result<()> {
+        for e in h.get("errors").and_then(Value::as_array).into_iter().flatten() {
+            tracing::warn!(number_id = %self.number.id, error = %e, "history not shared by the business");
+        }
+        let display = Some(self.number.display_phone_number.clone());
+        for thread in h.get("threads").and_then(Value::as_array).into_iter().flatten() {
+            let s = |k: &str| thread.pointer(k).and_then(Value::as_str);
+            let contact =
+                ContactIds::new(s("/context/wa_id").or(s("/id")), s("/context/user_id"), s("/context/parent_user_id"));
+            for raw in thread.get("messages").and_then(Value::as_array).into_iter().flatten() {
+                let head: MessageHead = match serde_json::from_value(raw.clone()) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        self.out.problem(format!("history message with unexpected shape: {e}"));
+                        continue;
+                    }
+                };
+                let ours = head.from.as_deref().and_then(crate::phone::normalize) == display;
+                let own = if ours {
+                    ContactIds::new(head.to.as_deref(), head.to_user_id.as_deref(), head.to_parent_user_id.as_deref())
+                } else {
+                    ContactIds::new(
+                        head.from.as_deref(),
+                        head.from_user_id.as_deref(),
+                        head.from_parent_user_id.as_deref(),
+                    )
+                };
+                let ids = ContactIds {
+                    phone: own.phone.or(contact.phone.clone()),
+                    bsuid: own.bsuid.or(contact.bsuid.clone()),
+                    parent_bsuid: own.parent_bsuid.or(contact.parent_bsuid.clone()),
+                };
+                match head.kind.as_deref() {
+                    Some("reaction" | "system" | "edit" | "revoke") => {}
+                    _ => self.store(&head, raw, &ids, !ours).await?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An `smb_app_state_sync` entry: the business's address book. On numbers that import
+    /// contacts, `add` creates the lead (not assigned: an address book is not news) or renames
+    /// it to the business's own name for them; `remove` never deletes a lead.
+    async fn contact_sync(&mut self, raw: &Value) -> Result<()> {
+        let s = |k: &str| raw.pointer(k).and_then(Value::as_str);
+        if s("/type") != Some("contact") {
+            return Ok(());
+        }
+        let ids = ContactIds::new(s("/contact/phone_number"), s("/contact/user_id"), None);
+        let action = s("/action").unwrap_or("");
+        if action != "add" || ids.is_empty() || !self.number.auto_import_contacts {
+            tracing::info!(action, "address-book entry kept in the journal only");
+            return Ok(());
+        }
+        let Some(name) = s("/contact/full_name").or(s("/contact/first_name")).map(str::trim).filter(|n| !n.is_empty())
+        else {
+            return Ok(());
+        };
+        let name: String = name.chars().take(200).collect();
+        let ws = self.number.workspace_id;
+        let lead = match self.existing_lead(&ids).await? {
+            Some(lead) => {
+                if leads::rename(self.work, lead, &name).await? {
+                    self.out.stored += 1;
+                }
+                lead
+            }
+            None => {
+                let new = leads::NewLead {
+                    workspace_id: ws,
+                    name,
+                    phone: ids.phone.clone(),
+                    source: Some("whatsapp".to_owned()),
+                    assignee_id: None,
+                    custom_fields: Map::new(),
+                    group_ids: Vec::new(),
+                };
+                let created = leads::insert(self.work, new).await?;
+                self.out.stored += 1;
+                tracing::info!(lead_id = %created.id, "lead imported from the business's address book");
+                created.id
+            }
+        };
+        for (kind, value) in ids.pairs() {
+            leads::link_identity(self.work.tx(), ws, kind, value, lead).await?;
+        }
+        Ok(())
+    }
+
     async fn status(&mut self, s: &payload::Status) -> Result<()> {
         let (Some(wamid), Some(status), Some(at)) =
             (s.id.as_deref(), s.status.as_deref(), payload::timestamp(s.timestamp.as_deref()))
@@ -608,16 +1129,40 @@ impl Ctx<'_> {
             self.out.problem("status without id, status or timestamp".to_owned());
             return Ok(());
         };
-        let Some(status) = MessageStatus::parse(status).filter(|s| s.is_reported()) else {
-            self.out.problem(format!("unknown status {status:?}"));
+        // `played` (a voice message played) counts as read.
+        let known = if status == "played" { Some(MessageStatus::Read) } else { MessageStatus::parse(status) };
+        let Some(status) = known.filter(|s| s.is_reported()) else {
+            tracing::warn!(status, wamid, "unknown status: kept in the journal only");
             return Ok(());
         };
         let error = s.errors.first().map(status_error);
-        if chat::receive_status(self.work, wamid, status, at, error.as_ref()).await? {
+        if chat::receive_status(self.work, wamid, status, at, error.as_ref(), s.pricing.as_ref()).await? {
             self.out.stored += 1;
         }
         Ok(())
     }
+}
+
+/// The data of a `call` activity.
+#[derive(serde::Serialize)]
+struct CallActivity<'a> {
+    conversation_id: Uuid,
+    call_id: &'a str,
+    /// `in`: the contact called; `out`: the business did.
+    direction: Direction,
+    /// As Meta sent it (`COMPLETED`, `FAILED`).
+    status: String,
+    duration_secs: Option<i64>,
+    missed: bool,
+}
+
+/// The data of a `system` activity: what WhatsApp said happened to the contact.
+#[derive(serde::Serialize)]
+struct SystemActivity<'a> {
+    conversation_id: Uuid,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    body: Option<String>,
 }
 
 /// Meta's error object as the chat keeps it (its title, else its message).

@@ -37,6 +37,14 @@ pub struct ChangeValue {
     pub errors: Vec<Value>,
     #[serde(default)]
     pub message_echoes: Vec<Value>,
+    #[serde(default)]
+    pub user_preferences: Vec<Value>,
+    #[serde(default)]
+    pub calls: Vec<Value>,
+    #[serde(default)]
+    pub history: Vec<Value>,
+    #[serde(default)]
+    pub state_sync: Vec<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +75,8 @@ pub struct Status {
     pub recipient_id: Option<String>,
     #[serde(default)]
     pub errors: Vec<ErrorObject>,
+    /// What Meta charges (on `sent` and one of `delivered`/`read`).
+    pub pricing: Option<crate::views::message::Pricing>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,6 +6,8 @@ import { api } from './api.js';
 import { h, replace, linkify, avatar } from './dom.js';
 import { time, full, dayKey, dayLabel, relative, phone } from './format.js';
 import { noteRow, noteBox } from './notes.js';
+import { changeMarks, changeSig } from './msgmarks.js';
+import { templatePicker } from './templatepicker.js';
 
 const TICKS = {
   pending: ['🕓', 'Sending'],
@@ -408,7 +410,11 @@ export class ChatView {
         send.disabled = false;
       }
     });
-    return form;
+    return templatePicker(c, form, (m) => {
+      this.put(m);
+      this.renderMessages();
+      this.scrollToBottom();
+    });
   }
 
   // ---- messages ----
@@ -449,7 +455,7 @@ export class ChatView {
 
   bubble(m, byWamid) {
     const quoted = m.context && m.context.wamid ? byWamid.get(m.context.wamid) : null;
-    const sig = JSON.stringify([m.status, m.reactions, m.text, m.error, m.localError, m.sent_by, quoted && quoted.id, this.ctx.can(this.conv, 'reply')]);
+    const sig = JSON.stringify([m.status, m.reactions, m.text, m.error, m.localError, m.sent_by, quoted && quoted.id, this.ctx.can(this.conv, 'reply'), changeSig(m)]);
     const cached = this.els.get(m.id);
     if (cached && cached.dataset.sig === sig) return cached;
     const el = this.buildBubble(m, quoted);
@@ -468,11 +474,12 @@ export class ChatView {
     const meta = h('span', { class: 'msg-meta' }, h('time', { datetime: m.created_at, title: full(m.created_at) }, time(m.created_at)), out ? tick(m) : null);
     const bubble = h(
       'div',
-      { class: ['msg', out ? 'out' : 'in', echo && 'echo', m.pending && 'pending', m.status === 'failed' && 'failed'], id: `m-${m.id}` },
+      { class: ['msg', out ? 'out' : 'in', echo && 'echo', m.pending && 'pending', m.status === 'failed' && 'failed', m.revoked_at && 'revoked'], id: `m-${m.id}` },
       m.forwarded ? h('div', { class: 'msg-flag' }, '↪ Forwarded') : null,
       echo ? h('div', { class: 'msg-flag' }, 'Sent from the WhatsApp Business app') : null,
       m.context ? this.quote(m.context, quoted) : null,
       content(m),
+      changeMarks(m),
       meta,
     );
     const reactions = (m.reactions || []).length

@@ -174,6 +174,9 @@ fn matrix() -> Vec<Row> {
             Some(|_, _, _| json!({"auto_import_contacts": true})),
             INTEGRATIONS,
         ),
+        row("GET", "/api/v1/numbers/{id}/templates", Number, Option::None, ALL_OK),
+        // The matrix's number has no WABA: those who may sync are told there is nothing to sync.
+        row("POST", "/api/v1/numbers/{id}/templates/sync", Number, Option::None, with(INTEGRATIONS, 200, 422)),
         row("DELETE", "/api/v1/numbers/{id}", Number, Option::None, with(INTEGRATIONS, 200, 204)),
         row("GET", "/api/v1/leads", None, Option::None, ALL_OK),
         row(
@@ -210,6 +213,7 @@ fn matrix() -> Vec<Row> {
             with(ASSIGNEE_ONLY, 200, 202),
         ),
         row("POST", "/api/v1/conversations/{id}/read", Conv, Option::None, SEES),
+        row("POST", "/api/v1/conversations/{id}/typing", Conv, Option::None, with(ASSIGNEE_ONLY, 200, 202)),
         // Uploads are for the assignee (who then gets 400 here: the body is not multipart).
         row("POST", "/api/v1/conversations/{id}/media", Conv, Option::None, with(ASSIGNEE_ONLY, 200, 400)),
         row("GET", "/api/v1/media/{id}", Media, Option::None, SEES),

@@ -29,6 +29,8 @@ pub struct FakeGraph {
     pub url: String,
     /// When set, each send's wamid is handed here and its answer waits for the go-ahead.
     pub hold: Arc<Mutex<Option<Held>>>,
+    /// What `GET /{waba_id}/message_templates` lists, two per page.
+    pub templates: Arc<Mutex<Vec<Value>>>,
 }
 
 /// A send held by the fake Graph API: its wamid, and the go-ahead to answer with it.
@@ -83,6 +85,28 @@ async fn graph_upload(State(g): State<FakeGraph>, headers: HeaderMap, body: axum
     axum::Json(json!({"id": "media-up-1"}))
 }
 
+/// `GET /{v}/{waba_id}/message_templates`: two templates a page, the next page by `after`.
+async fn graph_templates(
+    State(g): State<FakeGraph>,
+    Path((v, waba)): Path<(String, String)>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> axum::Json<Value> {
+    g.seen.lock().unwrap().push(Seen {
+        path: format!("/{v}/{waba}/message_templates"),
+        auth: headers.get("authorization").and_then(|h| h.to_str().ok()).unwrap_or("").to_owned(),
+        body: json!(q),
+    });
+    let all = g.templates.lock().unwrap().clone();
+    let from: usize = q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let page: Vec<Value> = all.iter().skip(from).take(2).cloned().collect();
+    let mut answer = json!({"data": page, "paging": {"cursors": {"before": "b", "after": "a"}}});
+    if from + 2 < all.len() {
+        answer["paging"]["next"] = json!(format!("{}/{v}/{waba}/message_templates?after={}", g.url, from + 2));
+    }
+    axum::Json(answer)
+}
+
 async fn download(headers: HeaderMap) -> (AxStatus, Vec<u8>) {
     if headers.get("authorization").and_then(|h| h.to_str().ok()) == Some("Bearer EAAG-test-token") {
         (AxStatus::OK, b"\xff\xd8fake-jpeg".to_vec())
@@ -98,6 +122,7 @@ impl FakeGraph {
         let app = axum::Router::new()
             .route("/{v}/{id}/messages", post(graph_post))
             .route("/{v}/{id}/media", post(graph_upload))
+            .route("/{v}/{id}/message_templates", get(graph_templates))
             .route("/{v}/{id}", get(graph_media))
             .route("/download/{id}", get(download))
             .with_state(g.clone());

@@ -89,7 +89,7 @@ fn wamid(key: &str) -> &'static str {
 }
 
 /// Inserts an outbound message we "sent earlier" in the conversation of (number, lead).
-async fn seed_outbound(app: &TestApp, number: &str, lead: &str, wamid: &str) {
+pub async fn seed_outbound(app: &TestApp, number: &str, lead: &str, wamid: &str) {
     let (number, lead) = (Uuid::parse_str(number).unwrap(), Uuid::parse_str(lead).unwrap());
     let now = app.clock.now();
     let conv: Uuid = match on_db!(&app.db, |p| sqlx::query_scalar(
@@ -275,8 +275,9 @@ on_both! {
         app.webhooks_processed().await;
         assert_eq!(app.count("SELECT COUNT(*) FROM webhook_events WHERE state = 'failed'").await, 0);
 
-        // 21 distinct inbound wamids: 18 bubbles, 2 reactions, 1 system notice.
-        assert_eq!(app.count("SELECT COUNT(*) FROM messages WHERE direction = 'in'").await, 18);
+        // 21 distinct inbound wamids: 18 bubbles, 2 reactions, 1 system notice (shown as a system row).
+        assert_eq!(app.count("SELECT COUNT(*) FROM messages WHERE direction = 'in' AND type <> 'system'").await, 18);
+        assert_eq!(app.count("SELECT COUNT(*) FROM messages WHERE type = 'system'").await, 1);
         assert_eq!(app.count("SELECT COUNT(*) FROM reactions").await, 1);
         assert_eq!(app.count("SELECT COUNT(*) FROM inbound_notices").await, 1);
         assert_eq!(app.count("SELECT COUNT(*) FROM messages WHERE direction = 'out' AND sent_by_app").await, 1);

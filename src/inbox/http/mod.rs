@@ -22,6 +22,8 @@ pub fn routes() -> Api {
         .get("/numbers/{id}", numbers::get_one)
         .patch("/numbers/{id}", numbers::patch)
         .delete("/numbers/{id}", numbers::delete)
+        .get("/numbers/{id}/templates", numbers::list_templates)
+        .post("/numbers/{id}/templates/sync", numbers::sync_templates)
         .get("/groups", groups::list)
         .post("/groups", groups::create)
         .patch("/groups/{id}", groups::patch)

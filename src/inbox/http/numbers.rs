@@ -11,11 +11,14 @@ use super::forbidden;
 use crate::audit::{self, AuditAction, AuditEntry, AuditTarget, Changes};
 use crate::auth::CurrentUser;
 use crate::error::{Error, Result};
+use crate::events::Work;
 use crate::extract::{Json, Path};
 use crate::inbox::numbers::{self, NewNumber, NumberChanges};
+use crate::inbox::templates;
 use crate::policy::inbox as may;
 use crate::state::AppState;
 use crate::views::number::{NumberView, NumbersPage};
+use crate::views::template::TemplatesPage;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,12 +76,20 @@ pub async fn create(
     };
     let now = st.clock.now();
     let mut tx = st.db.begin().await?;
-    let n = numbers::connect(&mut tx, new, now).await?;
+    let mut n = numbers::connect(&mut tx, new, now).await?;
     let entry = AuditEntry::new(user.workspace_id, user.id, AuditAction::NumberConnected)
         .target(AuditTarget::Number, n.id)
         .changes(Changes::diff(None, Some(&n.view())).secret("access_token"));
     audit::record_tx(&mut tx, now, entry).await?;
     tx.commit().await?;
+    if n.waba_id.is_some() {
+        // Its templates, so that sends can be checked; a failure leaves it unsynced (it sends
+        // as before) until an admin syncs it.
+        match sync(&st, &n).await {
+            Ok(_) => n = numbers::load(&st.db, n.workspace_id, n.id).await?,
+            Err(e) => tracing::warn!(number_id = %n.id, error = %e, "templates not synced on connect"),
+        }
+    }
     Ok((StatusCode::CREATED, Json(n.view())))
 }
 
@@ -147,4 +158,48 @@ pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Pat
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Reads the number's WABA templates from the Graph API and stores them.
+async fn sync(st: &AppState, n: &numbers::Number) -> Result<usize> {
+    let Some(waba) = &n.waba_id else {
+        return Err(Error::unprocessable("no_waba", "this number has no waba_id: it has no templates to sync"));
+    };
+    let token = numbers::access_token(&st.db, n.id).await?;
+    let listed = st.graph.list_templates(waba, &token).await.map_err(|e| {
+        tracing::warn!(number_id = %n.id, error = ?e, "template list from the Graph API failed");
+        Error::client(StatusCode::BAD_GATEWAY, "graph_unavailable", "the Graph API did not list the templates")
+    })?;
+    let list: Vec<templates::Listed> = listed.into_iter().filter_map(|t| serde_json::from_value(t).ok()).collect();
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    let now = work.now();
+    let count = templates::replace(work.tx(), n.workspace_id, waba, &list, now).await?;
+    work.commit(&st.hub).await?;
+    Ok(count)
+}
+
+/// `GET /numbers/{id}/templates`: the templates the number can send (anyone in the workspace:
+/// the composer offers them).
+#[instrument(skip_all)]
+pub async fn list_templates(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<TemplatesPage>> {
+    let n = numbers::load(&st.db, user.workspace_id, id).await?;
+    Ok(Json(TemplatesPage { templates: templates::list(&st.db, &n).await? }))
+}
+
+/// `POST /numbers/{id}/templates/sync` (admins, `manage_integrations`): reads the templates
+/// again from the Graph API; answers the list.
+#[instrument(skip_all)]
+pub async fn sync_templates(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<TemplatesPage>> {
+    require_integrations(&user)?;
+    let n = numbers::load(&st.db, user.workspace_id, id).await?;
+    sync(&st, &n).await?;
+    Ok(Json(TemplatesPage { templates: templates::list(&st.db, &n).await? }))
 }

@@ -22,6 +22,7 @@ pub fn routes() -> Api {
     Api::new()
         .post("/conversations/{id}/messages", send)
         .post("/conversations/{id}/read", mark_read)
+        .post("/conversations/{id}/typing", typing)
         .post("/conversations/{id}/media", media::upload)
         .get("/media/{id}", media::get)
 }
@@ -52,7 +53,7 @@ pub async fn send(
     {
         return Ok((StatusCode::ACCEPTED, Json(existing)));
     }
-    let out = crate::outbox::validate(body)?;
+    let mut out = crate::outbox::validate(body)?;
     let now = st.clock.now();
     if !out.is_template() && !crate::outbox::window_open(&conv, now) {
         return Err(Error::unprocessable(
@@ -63,10 +64,20 @@ pub async fn send(
     if crate::outbox::connected_number(&st.db, conv.number_id).await?.is_none() {
         return Err(Error::unprocessable("number_disconnected", "this conversation's number is disconnected"));
     }
+    if let Some((name, language)) = out.template_name() {
+        crate::inbox::templates::check_send(&st.db, conv.number_id, conv.lead_id, name, language).await?;
+        // The chat shows what the contact reads.
+        let components = out.content.as_ref().and_then(|c| c.pointer("/template/components"));
+        let rendered = crate::inbox::templates::render(&st.db, conv.number_id, name, language, components).await?;
+        out.text = rendered;
+    }
     let context_wamid = match out.reply_to {
         None => None,
         Some(r) => Some(crate::outbox::quoted_wamid(&st.db, conv.id, r).await?),
     };
+    if let Some(w) = &context_wamid {
+        out.target(w);
+    }
     let gap = crate::workspace::session_gap(&st.db, st.config.session_gap_secs, conv.workspace_id).await?;
     let kind = out.kind;
     let mut work = Work::begin(&st.db, now).await?;
@@ -102,4 +113,23 @@ pub async fn mark_read(
     work.commit(&st.hub).await?;
     st.outbox_wake.notify_one();
     Ok(Json(view))
+}
+
+/// `POST /conversations/{id}/typing` (the assignee): Meta shows the contact "typing…", with the
+/// read receipt of their newest message. 202: it is queued.
+#[instrument(skip_all)]
+pub async fn typing(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
+    let conv = conversations::get_visible(&st.db, &user.viewer(), id).await?;
+    crate::inbox::ownership::ensure_can_reply(&conv, &user.viewer())?;
+    if crate::outbox::connected_number(&st.db, conv.number_id).await?.is_none() {
+        return Err(Error::unprocessable("number_disconnected", "this conversation's number is disconnected"));
+    }
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    if crate::outbox::typing(&mut work, &conv).await? {
+        work.commit(&st.hub).await?;
+        st.outbox_wake.notify_one();
+    } else {
+        work.rollback().await?;
+    }
+    Ok(StatusCode::ACCEPTED)
 }
