@@ -247,8 +247,11 @@ fn spawn_live(st: &AppState, tail_tx: watch::Sender<Arc<tail::Tail>>) {
 
 /// `switchboard serve`: runs until SIGTERM or SIGINT, then drains within 15 seconds.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // Listen for the signals before binding: a SIGTERM sent as soon as the address is logged
+    // must drain the server, not kill it.
+    let signal = wait_for_signal()?;
     let running = start(config).await?;
-    wait_for_signal().await;
+    signal.await;
     tracing::info!("shutting down");
     match tokio::time::timeout(Duration::from_secs(15), running.shutdown()).await {
         Ok(result) => result?,
@@ -258,20 +261,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the SIGINT and SIGTERM handlers now; the future ends at the first of them.
+fn wait_for_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async move {
+            term.recv().await;
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    })
 }
