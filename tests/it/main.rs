@@ -12,6 +12,7 @@ mod csv;
 mod inbox;
 mod listing;
 mod live;
+mod ops;
 mod outbox;
 mod reports;
 mod storage;
