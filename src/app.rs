@@ -287,7 +287,8 @@ fn spawn_dedicated(name: &str, job: impl std::future::Future<Output = ()> + Send
     })
 }
 
-/// The live tasks: the tail reader, pruning, the presence writer, and on PostgreSQL the LISTEN that hears other nodes.
+/// The live tasks: the tail reader, pruning, the presence writer, and on PostgreSQL the LISTEN that hears other
+/// nodes and the presence sync that shares sockets with them.
 fn spawn_live(st: &AppState, tail_tx: watch::Sender<Arc<tail::Tail>>) {
     tokio::spawn(tail::run(st.db.clone(), st.hub.clone(), tail_tx, st.bells.clone(), st.shutdown.clone()));
     tokio::spawn(tail::prune(st.db.clone(), st.clock.clone(), st.shutdown.clone()));
@@ -300,6 +301,12 @@ fn spawn_live(st: &AppState, tail_tx: watch::Sender<Arc<tail::Tail>>) {
     ));
     if let Db::Postgres(pool) = &st.db {
         tokio::spawn(tail::listen(pool.clone(), st.hub.clone(), st.shutdown.clone()));
+        tokio::spawn(crate::live::presence_sync::run(
+            st.db.clone(),
+            st.clock.clone(),
+            st.presence.clone(),
+            st.shutdown.clone(),
+        ));
     }
 }
 

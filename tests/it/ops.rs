@@ -337,3 +337,78 @@ async fn backup_of_postgresql_points_to_pg_dump() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("pg_dump"));
     assert!(!std::path::Path::new("/tmp/never-written.db").exists());
 }
+
+/// Starts the real binary as another node on `url`; returns it and its address.
+fn spawn_node(url: &str) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .env("DATABASE_URL", url)
+        .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start a node");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("the node logs its address");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    (child, addr)
+}
+
+/// Two nodes on one PostgreSQL database: Mia's socket is on node A, assignment runs on node B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_shared_by_nodes_and_a_dead_node_stops_counting() {
+    use switchboard::live::presence::Availability;
+    let t = TestDb::postgres().await;
+    let b = spawn_app(&t).await;
+    let (mia, token) = b.member("mia@example.com", json!({})).await;
+    let admin = b.login(ADMIN_EMAIL, PASSWORD).await["user"]["id"].clone();
+    let (status, body) = b
+        .json(
+            Method::PUT,
+            "/api/v1/assignment",
+            &b.admin_token,
+            Some(json!({"mode": "round_robin", "only_available": true,
+            "members": [{"member_id": mia, "enabled": true}, {"member_id": admin, "enabled": false}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Mia opens the inbox on node A only.
+    let (mut node_a, a_addr) = spawn_node(&t.url);
+    let mut req = format!("ws://{a_addr}/api/v1/live").into_client_request().unwrap();
+    req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+    let (_socket, _) = tokio_tungstenite::connect_async(req).await.expect("Mia connects to node A");
+
+    // Node B counts her as available and gives her a new lead.
+    let presence = b.running.as_ref().unwrap().state.presence.clone();
+    eventually("node B sees Mia available", || async {
+        (presence.availability(mia) == Availability::Available).then_some(())
+    })
+    .await;
+    assert_eq!(presence.local(mia), Availability::Offline, "she has no socket on node B");
+    let lead = b.create_lead("Lee", "+15550100123").await;
+    assert_eq!(lead["assignee_id"], json!(mia), "{lead}");
+
+    // Node A dies without a word. Once its last heartbeat is older than the stale limit (30 s,
+    // moved on node B's clock here), she no longer counts.
+    node_a.kill().expect("kill node A");
+    node_a.wait().expect("node A is gone");
+    b.clock.advance(switchboard::live::presence_sync::STALE_AFTER + chrono::Duration::seconds(5));
+    eventually("node B stops counting Mia", || async {
+        (presence.availability(mia) == Availability::Offline).then_some(())
+    })
+    .await;
+    let lead = b.create_lead("Lou", "+15550100124").await;
+    assert_eq!(lead["assignee_id"], Value::Null, "nobody available: the lead waits in the pool");
+}
