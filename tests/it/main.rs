@@ -9,6 +9,7 @@ mod browser;
 mod browser_admin;
 mod cli;
 mod csv;
+mod fuzz;
 mod inbox;
 mod listing;
 mod live;
