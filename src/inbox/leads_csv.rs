@@ -64,6 +64,7 @@ use crate::clock::Clock;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 use crate::events::{Hub, Work};
+use crate::inbox::assignee::{self, Change, Holder};
 use crate::inbox::leads::{self, COLS, Lead};
 use crate::policy::{LEAD_VISIBLE, Viewer};
 use crate::timeline::{self, AssignedData, NewActivity};
@@ -393,6 +394,44 @@ pub struct Importer {
     pub by: Uuid,
 }
 
+/// The line of the file where a record starts, counted from its byte offset: the csv crate's
+/// own line count under-counts `\r\n` line ends (rust-csv issue 395), so files written by
+/// Excel or Python's `csv` module reported each row one line too low. A line ends at `\n`,
+/// `\r\n` or a lone `\r`, as the reader has it. Offsets must be asked in increasing order.
+struct Lines<'a> {
+    text: &'a [u8],
+    at: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Lines<'a> {
+        Lines { text: text.as_bytes(), at: 0, line: 1 }
+    }
+
+    /// The line of the first character at or after `byte` that ends no line (the reader's
+    /// position may point at the `\n` of the `\r\n` before a record, or at skipped empty lines).
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut end = (byte as usize).min(self.text.len());
+        while self.text.get(end).is_some_and(|&b| b == b'\r' || b == b'\n') {
+            end += 1;
+        }
+        if end > self.at {
+            let span = &self.text[self.at..end];
+            let ends = span
+                .iter()
+                .enumerate()
+                .filter(|&(i, &b)| {
+                    b == b'\n' || (b == b'\r' && self.text.get(self.at + i + 1).is_none_or(|&next| next != b'\n'))
+                })
+                .count();
+            self.line += ends as u64;
+            self.at = end;
+        }
+        self.line
+    }
+}
+
 /// Creates and updates leads from the text of a CSV file (see the module docs).
 pub async fn import(imp: &Importer, text: &str) -> Result<Outcome> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
@@ -408,11 +447,12 @@ pub async fn import(imp: &Importer, text: &str) -> Result<Outcome> {
     let mut batch: Vec<Row> = Vec::with_capacity(BATCH);
     let mut phones: HashSet<String> = HashSet::with_capacity(BATCH);
     let mut record = csv::StringRecord::new();
+    let mut lines = Lines::new(text);
     loop {
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
+                let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
                 match parse_row(&header, &dir, &record, line) {
                     Ok(row) => {
                         // A phone already waiting in this batch: write the batch first, so
@@ -433,7 +473,7 @@ pub async fn import(imp: &Importer, text: &str) -> Result<Outcome> {
             Err(e) => {
                 // The text is UTF-8 and rows may have any length, so this is not expected;
                 // report it and stop rather than risk reading the same bytes forever.
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
                 out.error(line, format!("unreadable row: {e}"));
                 break;
             }
@@ -688,6 +728,7 @@ fn new_lead(ws: Uuid, now: DateTime<Utc>, h: &Header, row: Row) -> std::result::
         custom_fields: sqlx::types::Json(custom),
         created_at: now,
         updated_at: now,
+        progress: None,
     };
     Ok((row.line, lead))
 }
@@ -701,6 +742,9 @@ struct Changes {
     regrouped: Vec<usize>,
     /// `assigned` activities for leads given another assignee.
     activities: Vec<NewActivity>,
+    /// Leads given another assignee: (workspace, lead, new assignee, by), written through
+    /// [`assignee::of_lead`] so the new assignee is alerted.
+    reassigned: Vec<(Uuid, Uuid, Uuid, Uuid)>,
 }
 
 /// Applies a row to an existing lead (queued in `changes` when anything differs).
@@ -714,6 +758,7 @@ fn update(
     counted: &mut Changes,
 ) -> std::result::Result<(), RowError> {
     let mut activities = Vec::new();
+    let mut reassigned = None;
     let mut lead = before.clone();
     lead.name = row.name;
     if let Some(source) = row.source {
@@ -728,6 +773,7 @@ fn update(
     leads::validate_custom(&lead.custom_fields.0).map_err(|e| (row.line, e.to_string()))?;
     if let Some(a) = row.assignee.filter(|a| lead.assignee_id != Some(*a)) {
         lead.assignee_id = Some(a);
+        reassigned = Some((lead.workspace_id, lead.id, a, by));
         let data = AssignedData::by_member(before.assignee_id, a);
         activities.push(NewActivity::new(lead.workspace_id, lead.id, ActivityKind::Assigned, data).by(by));
     }
@@ -752,6 +798,7 @@ fn update(
         lead.updated_at = now;
         changes.leads.push(lead);
         changes.activities.append(&mut activities);
+        changes.reassigned.extend(reassigned);
     }
     Ok(())
 }
@@ -764,19 +811,18 @@ async fn apply_updates(w: &mut Work, changes: Changes) -> Result<()> {
         return Ok(());
     }
     let tx = w.tx();
-    // 6 parameters a row.
+    // 5 parameters a row.
     for chunk in changes.leads.chunks(BATCH) {
         on_tx!(tx, |c| {
             let mut qb = sqlx::QueryBuilder::new(
                 "UPDATE leads SET name = v.column2, source = v.column3, custom_fields = v.column4, \
-                 assignee_id = v.column5, updated_at = v.column6 FROM (",
+                 updated_at = v.column5 FROM (",
             );
             qb.push_values(chunk, |mut b, l| {
                 b.push_bind(l.id)
                     .push_bind(l.name.as_str())
                     .push_bind(l.source.as_deref())
                     .push_bind(&l.custom_fields)
-                    .push_bind(l.assignee_id)
                     .push_bind(l.updated_at);
             });
             qb.push(") AS v WHERE leads.id = v.column1");
@@ -798,6 +844,9 @@ async fn apply_updates(w: &mut Work, changes: Changes) -> Result<()> {
     let memberships: Vec<(Uuid, Uuid)> =
         regrouped.iter().flat_map(|l| l.group_ids.iter().map(move |g| (l.id, *g))).collect();
     insert_memberships(tx, &memberships).await?;
+    for (ws, lead, to, by) in changes.reassigned {
+        assignee::of_lead(w, &mut Change::by_member(ws, by, "import"), lead, to, Holder::Anyone).await?;
+    }
     timeline::record_many(w, &changes.activities).await?;
     for l in &changes.leads {
         leads::emit_updated(w, l);
@@ -1034,6 +1083,30 @@ fn csv_error(e: csv::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The line each data row starts on, as the import reports it.
+    fn row_lines(text: &str) -> Vec<u64> {
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
+        let mut lines = Lines::new(text);
+        let mut record = csv::StringRecord::new();
+        let mut out = Vec::new();
+        while reader.read_record(&mut record).expect("readable") {
+            out.push(lines.line_at(record.position().expect("a position").byte()));
+        }
+        out
+    }
+
+    #[test]
+    fn rows_report_the_line_they_start_on_whatever_the_line_ends() {
+        let rows = ["name,phone", "Ann,+4420", "Bob,+4421", "\"Cy\nLine two\nLine three\",+4422", "Di,+4423"];
+        for end in ["\n", "\r\n", "\r"] {
+            let text = rows.join(end) + end;
+            assert_eq!(row_lines(&text), [2, 3, 4, 7], "line ends {end:?}");
+        }
+        // A quoted cell holding CRLF line ends, in a CRLF file; and no final line end.
+        let text = "name,phone\r\n\"A\r\nB\",1\r\nC,2";
+        assert_eq!(row_lines(text), [2, 4]);
+    }
 
     #[test]
     fn formula_protection_round_trips() {

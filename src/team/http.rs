@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::invitations::{self, Invite};
 use super::members::{self, Change};
-use super::{MemberStatus, labels};
+use super::{MemberStatus, labels, preferences};
 use crate::api::Api;
 use crate::auth::http::issue_session;
 use crate::auth::{CurrentUser, password};
@@ -20,7 +20,10 @@ use crate::extract::{Json, Path, Query};
 use crate::policy::{Permissions, Role};
 use crate::state::AppState;
 use crate::views::auth::UserOut;
-use crate::views::team::{InvitationView, LabelView, LabelsPage, MemberView, MembersPage};
+use crate::views::preferences::Preferences;
+use crate::views::team::{
+    InvitationView, InvitationsView, InviteAnswer, LabelView, LabelsPage, MemberView, MembersPage,
+};
 use crate::workspace::{validate_email, validate_name};
 
 pub fn routes() -> Api {
@@ -38,6 +41,8 @@ pub fn routes() -> Api {
         .post("/labels", create_label)
         .patch("/labels/{id}", patch_label)
         .delete("/labels/{id}", delete_label)
+        .get("/me/preferences", get_preferences)
+        .put("/me/preferences", put_preferences)
 }
 
 fn parse_role(raw: Option<&str>) -> Result<Option<Role>> {
@@ -59,25 +64,63 @@ pub struct InviteBody {
     label_ids: Vec<Uuid>,
 }
 
+/// At most this many comma-separated emails in one `POST /invitations`.
+const MAX_EMAILS: usize = 50;
+
+/// The emails of an invitation: one, or several separated by commas (each validated,
+/// duplicates dropped, order kept).
+fn parse_emails(raw: &str) -> Result<Vec<String>> {
+    let mut emails: Vec<String> = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let email = validate_email(part)
+            .map_err(|_| Error::unprocessable("invalid_email", format!("{part} is not a valid address")))?;
+        if !emails.contains(&email) {
+            emails.push(email);
+        }
+    }
+    if emails.is_empty() {
+        return Err(Error::unprocessable("invalid_email", "email is not a valid address"));
+    }
+    if emails.len() > MAX_EMAILS {
+        return Err(Error::unprocessable("too_many_emails", format!("at most {MAX_EMAILS} emails at once")));
+    }
+    Ok(emails)
+}
+
+/// Invites one member, or several at once (`"email": "a@x.com, b@y.com"`: all or none, each
+/// with the same role, permissions and labels; a `name` is then refused, as it would be
+/// everyone's).
 #[instrument(skip_all)]
 pub async fn invite(
     State(st): State<AppState>,
     user: CurrentUser,
     Json(body): Json<InviteBody>,
-) -> Result<(StatusCode, Json<InvitationView>)> {
+) -> Result<(StatusCode, Json<InviteAnswer>)> {
     let v = user.viewer();
     let role = parse_role(body.role.as_deref())?.unwrap_or(Role::Member);
     super::require_manage(&v, role)?;
-    let email = validate_email(&body.email)?;
-    let name = match body.name.as_deref() {
-        Some(n) => validate_name(n, "name")?,
-        None => email.split('@').next().unwrap_or("member").to_owned(),
-    };
-    let i = Invite { email, name, role, permissions: body.permissions, label_ids: body.label_ids };
+    let emails = parse_emails(&body.email)?;
+    let name = body.name.as_deref().map(|n| validate_name(n, "name")).transpose()?;
+    if name.is_some() && emails.len() > 1 {
+        return Err(Error::unprocessable("name_with_several_emails", "a name goes with one email only"));
+    }
+    let several = emails.len() > 1;
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
-    let answer = invitations::invite(&mut work, &v, i).await?;
+    let mut answers = Vec::with_capacity(emails.len());
+    for email in emails {
+        let name = name.clone().unwrap_or_else(|| email.split('@').next().unwrap_or("member").to_owned());
+        let i = Invite { email, name, role, permissions: body.permissions, label_ids: body.label_ids.clone() };
+        answers.push(invitations::invite(&mut work, &v, i).await?);
+    }
     work.commit(&st.hub).await?;
-    tracing::info!(member_id = %answer.member.id, "member invited");
+    for a in &answers {
+        tracing::info!(member_id = %a.member.id, "member invited");
+    }
+    let answer = if several {
+        InviteAnswer::Many(InvitationsView { invitations: answers })
+    } else {
+        InviteAnswer::One(answers.pop().expect("one email at least"))
+    };
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
@@ -281,4 +324,26 @@ pub async fn delete_label(State(st): State<AppState>, user: CurrentUser, Path(id
     work.commit(&st.hub).await?;
     tracing::info!(label_id = %id, "label deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- The caller's own preferences ----
+
+#[instrument(skip_all)]
+pub async fn get_preferences(State(st): State<AppState>, user: CurrentUser) -> Result<Json<Preferences>> {
+    Ok(Json(preferences::get(&st.db, user.id).await?))
+}
+
+/// The whole object; a missing or mistyped field answers 422 naming it.
+#[instrument(skip_all)]
+pub async fn put_preferences(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Json(body): Json<Preferences>,
+) -> Result<Json<Preferences>> {
+    let mut tx = st.db.begin().await?;
+    preferences::put(&mut tx, user.id, &body, st.clock.now()).await?;
+    tx.commit().await?;
+    tracing::info!(member_id = %user.id, show_others = body.team_view.show_others,
+        show_unassigned = body.team_view.show_unassigned, "preferences changed");
+    Ok(Json(body))
 }

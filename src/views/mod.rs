@@ -2,11 +2,13 @@
 //! no I/O; domain modules build them from their rows. Statuses, directions and states are
 //! enums here, serialised as the contract's strings.
 
+pub mod audit;
 pub mod auth;
 pub mod conversation;
 pub mod lead;
 pub mod message;
 pub mod number;
+pub mod preferences;
 pub mod report;
 pub mod team;
 pub mod timeline;

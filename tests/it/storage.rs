@@ -578,8 +578,8 @@ mod legacy {
             .collect();
         let recorded = versions(&db).await;
         assert_eq!(recorded.iter().map(|(v, d, c, _)| (*v, d.clone(), c.clone())).collect::<Vec<_>>(), embedded);
-        // The baseline (later migrations run after it).
-        assert!(embedded.iter().map(|m| m.0).collect::<Vec<_>>().starts_with(&[100, 101]), "{embedded:?}");
+        // The baseline first; later files run on the adopted database like on any other.
+        assert_eq!(embedded.iter().map(|m| m.0).take(2).collect::<Vec<_>>(), [100, 101]);
         // Data and counters as they were.
         let name: String = switchboard::on_db!(&db, |p| sqlx::query_scalar("SELECT name FROM leads WHERE id = $1")
             .bind(w.lead)
@@ -676,7 +676,8 @@ mod legacy {
         b.unwrap();
         let embedded: Vec<i64> =
             switchboard::db::migrate::migrator(Backend::Postgres).iter().map(|m| m.version).collect();
-        assert_eq!(versions(&db).await.iter().map(|v| v.0).collect::<Vec<_>>(), embedded, "each migration once");
+        assert_eq!(&embedded[..2], [100, 101]);
+        assert_eq!(versions(&db).await.iter().map(|v| v.0).collect::<Vec<_>>(), embedded);
         other.close().await;
     }
 

@@ -21,6 +21,8 @@ const SPELLINGS: &[(&str, &str)] = &[
     // Larger / smaller of two values (SQLite's MAX and MIN with two arguments).
     ("GREATEST", "MAX"),
     ("LEAST", "MIN"),
+    // A trigger that refuses its statement (the append-only audit trail).
+    ("RAISE EXCEPTION …;", "SELECT RAISE(ABORT, …);"),
     // Types: ids, bytes, times, JSON, days.
     ("UUID", "BLOB"),
     ("BYTEA", "BLOB"),
