@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 pub use crate::api::{API_PREFIX, Api};
 use crate::auth::throttle::Throttle;
@@ -21,6 +23,8 @@ use crate::error::Error;
 use crate::events::Hub;
 use crate::live::presence::Presence;
 use crate::live::tail;
+use crate::proxy::TrustedProxies;
+use crate::secrets::Secrets;
 pub use crate::state::{AppState, Shared};
 use crate::views::workspace::{Health, HealthStatus};
 use crate::webhook::journal::processor;
@@ -48,6 +52,9 @@ pub fn api_routes() -> Vec<(&'static str, String)> {
 }
 
 pub fn router(state: AppState) -> Router {
+    // `start_with` refused a bad list before serving.
+    let trusted =
+        Arc::new(TrustedProxies::parse(state.config.trusted_proxies.as_deref().unwrap_or("")).unwrap_or_default());
     Router::new()
         .route("/healthz", get(healthz))
         .nest(API_PREFIX, api().into_router())
@@ -57,6 +64,22 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(axum::middleware::map_response(crate::ui::security_headers))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(axum::middleware::from_fn_with_state(trusted, behind_proxy))
+}
+
+/// Works out the client (see [`crate::proxy`]): forwarded headers from an untrusted peer are
+/// removed before anything reads them; the request's log lines carry the client's address.
+async fn behind_proxy(
+    axum::extract::State(trusted): axum::extract::State<Arc<TrustedProxies>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let client = crate::proxy::resolve(peer, req.headers_mut(), &trusted);
+    let span = tracing::info_span!("request", client = %client.ip);
+    req.extensions_mut().insert(client);
+    next.run(req).instrument(span).await
 }
 
 async fn healthz(axum::extract::State(st): axum::extract::State<AppState>) -> impl IntoResponse {
@@ -81,6 +104,8 @@ async fn method_not_allowed() -> impl IntoResponse {
 /// A server running in this process.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The metrics listener's address, when `SWITCHBOARD_METRICS_LISTEN` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     stop: watch::Sender<bool>,
     handle: JoinHandle<anyhow::Result<()>>,
@@ -119,6 +144,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
 /// Like [`start`] with a given database and clock (tests share them between nodes).
 pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<Running> {
+    TrustedProxies::parse(config.trusted_proxies.as_deref().unwrap_or("")).map_err(anyhow::Error::msg)?;
+    let secrets = Secrets::from_base64(config.secret_key.as_deref())?;
+    crate::secrets::check_and_seal(&db, &secrets).await?;
+    let metrics = match &config.metrics_listen {
+        Some(at) => {
+            let handle = crate::metrics::install().ok_or_else(|| {
+                anyhow::anyhow!("SWITCHBOARD_METRICS_LISTEN: the metrics recorder could not be installed")
+            })?;
+            let listener = TcpListener::bind(at)
+                .await
+                .map_err(|e| anyhow::anyhow!("SWITCHBOARD_METRICS_LISTEN: cannot listen on {at}: {e}"))?;
+            Some((listener, handle))
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(&config.listen).await?;
     let addr = listener.local_addr()?;
     let (stop, shutdown) = watch::channel(false);
@@ -138,13 +178,14 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         graph,
         throughput: Arc::default(),
         outbox_wake: Arc::default(),
+        secrets,
         tail: tail_rx,
         bells: Arc::default(),
         presence: Arc::new(Presence::default()),
         shutdown,
         journal,
     }));
-    let jobs = vec![
+    let mut jobs = vec![
         writer,
         spawn_processor(&state, wake),
         tokio::spawn(processor::run_retention(state.clone())),
@@ -153,10 +194,28 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         tokio::spawn(state.db.clone().statistics(state.shutdown.clone())),
     ];
     spawn_live(&state, tail_tx);
+    let mut metrics_addr = None;
+    if let Some((listener, handle)) = metrics {
+        let at = listener.local_addr()?;
+        metrics_addr = Some(at);
+        let app = crate::metrics::http::router(state.clone(), handle);
+        let mut signal = state.shutdown.clone();
+        jobs.push(tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = signal.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        }));
+        tracing::info!("metrics on http://{at}/metrics");
+    }
     let app = router(state.clone());
     let mut signal = state.shutdown.clone();
     let handle = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = signal.wait_for(|stop| *stop).await;
             })
@@ -164,7 +223,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         Ok(())
     });
     tracing::info!("listening on http://{addr}");
-    Ok(Running { addr, state, stop, handle, jobs })
+    Ok(Running { addr, metrics_addr, state, stop, handle, jobs })
 }
 
 /// The webhook processor. It gets its own thread and single-threaded runtime: it
@@ -229,7 +288,8 @@ fn spawn_dedicated(name: &str, job: impl std::future::Future<Output = ()> + Send
     })
 }
 
-/// The live tasks: the tail reader, pruning, the presence writer, and on PostgreSQL the LISTEN that hears other nodes.
+/// The live tasks: the tail reader, pruning, the presence writer, and on PostgreSQL the LISTEN that hears other
+/// nodes and the presence sync that shares sockets with them.
 fn spawn_live(st: &AppState, tail_tx: watch::Sender<Arc<tail::Tail>>) {
     tokio::spawn(tail::run(st.db.clone(), st.hub.clone(), tail_tx, st.bells.clone(), st.shutdown.clone()));
     tokio::spawn(tail::prune(st.db.clone(), st.clock.clone(), st.shutdown.clone()));
@@ -242,6 +302,12 @@ fn spawn_live(st: &AppState, tail_tx: watch::Sender<Arc<tail::Tail>>) {
     ));
     if let Db::Postgres(pool) = &st.db {
         tokio::spawn(tail::listen(pool.clone(), st.hub.clone(), st.shutdown.clone()));
+        tokio::spawn(crate::live::presence_sync::run(
+            st.db.clone(),
+            st.clock.clone(),
+            st.presence.clone(),
+            st.shutdown.clone(),
+        ));
     }
 }
 

@@ -1,4 +1,4 @@
-//! Command line: `serve` (the default) and `bootstrap`.
+//! Command line: `serve` (the default), `bootstrap`, `backup`, `rotate-key` and `webhook send`.
 
 use std::process::ExitCode;
 
@@ -41,6 +41,25 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Copy a SQLite database while the server runs (the copy is integrity-checked)
+    Backup {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Where to write the copy (must not exist)
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Re-encrypt numbers' access tokens with a new key (stop the servers first)
+    RotateKey {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The key the tokens are encrypted with now (none: they are plaintext)
+        #[arg(long = "secret-key", env = "SWITCHBOARD_SECRET_KEY", hide_env_values = true)]
+        secret_key: Option<String>,
+        /// The new key: 32 bytes in base64 (`openssl rand -base64 32`)
+        #[arg(long = "new-key", env = "SWITCHBOARD_NEW_SECRET_KEY", hide_env_values = true)]
+        new_key: String,
+    },
     /// Webhook tools (try the inbox without Meta)
     Webhook {
         #[command(subcommand)]
@@ -81,6 +100,17 @@ async fn send_webhook(file: &std::path::Path, url: &str, secret: &str) -> anyhow
     Ok(())
 }
 
+async fn rotate_key(db: &DatabaseArgs, old: Option<&str>, new: &str) -> anyhow::Result<()> {
+    let old = crate::secrets::Secrets::from_base64(old)?;
+    let new = crate::secrets::Secrets::from_base64(Some(new)).map_err(|e| anyhow::anyhow!("--new-key: {e}"))?;
+    let database = crate::db::Db::connect(&db.database_url).await?;
+    database.migrate().await?;
+    let n = crate::secrets::rotate(&database, &old, &new).await?;
+    database.close().await;
+    println!("{n} access token(s) re-encrypted: start the servers with the new SWITCHBOARD_SECRET_KEY");
+    Ok(())
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
@@ -107,6 +137,14 @@ pub fn main() -> ExitCode {
                         .await?;
                 println!("{outcome}");
                 Ok(())
+            }
+            Some(Command::Backup { db, out }) => {
+                crate::backup::run(&db.database_url, &out).await?;
+                println!("backup written to {} (integrity check: ok)", out.display());
+                Ok(())
+            }
+            Some(Command::RotateKey { db, secret_key, new_key }) => {
+                rotate_key(&db, secret_key.as_deref(), &new_key).await
             }
             Some(Command::Webhook { command: WebhookCommand::Send { file, url, secret } }) => {
                 send_webhook(&file, &url, &secret).await

@@ -36,6 +36,15 @@ pub struct Config {
     /// Days a processed webhook journal entry is kept
     #[arg(long, env = "SWITCHBOARD_JOURNAL_RETENTION_DAYS", default_value_t = 7)]
     pub journal_retention_days: i64,
+    /// Address of the Prometheus `/metrics` listener (unset: no metrics); never the public one
+    #[arg(long, env = "SWITCHBOARD_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Reverse proxies whose X-Forwarded-For/-Proto/-Host are believed (comma-separated CIDRs)
+    #[arg(long, env = "SWITCHBOARD_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// 32 bytes in base64: encrypts numbers' access tokens at rest
+    #[arg(long, env = "SWITCHBOARD_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
 }
 
 impl Config {
@@ -50,6 +59,9 @@ impl Config {
             graph_version: "v23.0".to_owned(),
             session_gap_secs: None,
             journal_retention_days: 7,
+            metrics_listen: None,
+            trusted_proxies: None,
+            secret_key: None,
         }
     }
 

@@ -48,6 +48,8 @@ pub struct Shared {
     pub throughput: Arc<crate::outbox::throughput::Throughput>,
     /// Wakes the outbox sender when a row was queued.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// Seals and opens numbers' access tokens (`SWITCHBOARD_SECRET_KEY`).
+    pub secrets: crate::secrets::Secrets,
 }
 
 impl AppState {

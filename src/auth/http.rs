@@ -1,5 +1,6 @@
 //! `CurrentUser` as an extractor, and `/auth/login`, `/auth/logout`, `/auth/me`.
 
+use axum::Extension;
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::header::SET_COOKIE;
@@ -12,6 +13,7 @@ use super::{CurrentUser, SESSION_COOKIE, UserOut, credential, password, same_sit
 use crate::api::Api;
 use crate::error::{Error, Result};
 use crate::extract::Json;
+use crate::proxy::Client;
 use crate::state::AppState;
 use crate::views::auth::{MeView, SessionView};
 
@@ -45,21 +47,26 @@ pub struct LoginBody {
 }
 
 #[instrument(skip_all)]
-pub async fn login(State(st): State<AppState>, Json(body): Json<LoginBody>) -> Result<Response> {
+pub async fn login(
+    State(st): State<AppState>,
+    client: Option<Extension<Client>>,
+    Json(body): Json<LoginBody>,
+) -> Result<Response> {
     let email = body.email.trim().to_lowercase();
-    if let Some(wait) = st.throttle.retry_after(&email) {
+    let ip = client.unwrap_or_default().0.ip;
+    if let Some(wait) = st.throttle.retry_after(&email, ip) {
         tracing::warn!(retry_after = wait, "login throttled");
         return Err(Error::too_many(wait));
     }
     let row = super::find_active(&st.db, &email).await?;
     let phc = row.as_ref().and_then(|r| r.password_hash.clone());
     if body.password.len() > password::MAX_LEN || !password::verify(body.password, phc).await {
-        st.throttle.failed(&email);
+        st.throttle.failed(&email, ip);
         tracing::info!("login failed");
         return Err(Error::client(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong email or password"));
     }
     let Some(row) = row else { return Err(Error::unauthorized()) };
-    st.throttle.succeeded(&email);
+    st.throttle.succeeded(&email, ip);
     tracing::info!(user_id = %row.id, "login");
     issue_session(&st, row.public(), StatusCode::OK).await
 }

@@ -71,6 +71,8 @@ pub struct Logged {
     pub member: Option<MemberChange>,
     /// `{"cursor":"<id>","type":"...","data":{...}}`, ready to send.
     pub frame: axum::extract::ws::Utf8Bytes,
+    /// When it was appended (for the delivery lag metric).
+    pub created_at: DateTime<Utc>,
 }
 
 /// What a `member.updated` event says that sockets act on.
@@ -107,6 +109,7 @@ struct EventRow {
     user_id: Option<Uuid>,
     /// The JSON text as appended (a TEXT column on both backends).
     data: String,
+    created_at: DateTime<Utc>,
 }
 
 impl From<EventRow> for Logged {
@@ -126,11 +129,12 @@ impl From<EventRow> for Logged {
             user_id: r.user_id,
             member,
             frame: frame.into(),
+            created_at: r.created_at,
         }
     }
 }
 
-const AFTER: &str = "SELECT id, workspace_id, type, conversation_id, lead_id, user_id, data \
+const AFTER: &str = "SELECT id, workspace_id, type, conversation_id, lead_id, user_id, data, created_at \
     FROM events WHERE id > $1 ORDER BY id LIMIT $2";
 
 /// Up to `limit` committed events after `cursor`, in cursor order.
@@ -176,6 +180,7 @@ mod tests {
             lead_id: None,
             user_id: None,
             data: data.to_string(),
+            created_at: DateTime::UNIX_EPOCH,
         }
     }
 

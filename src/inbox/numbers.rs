@@ -58,6 +58,7 @@ pub struct NewNumber {
     pub workspace_id: Uuid,
     pub phone_number_id: String,
     pub display_phone_number: String,
+    /// As stored: sealed by the caller with `Secrets::seal` (plaintext without a key).
     pub access_token: String,
     pub waba_id: Option<String>,
     pub owner_member_id: Option<Uuid>,
@@ -127,6 +128,7 @@ pub async fn list(db: &Db, workspace_id: Uuid) -> Result<Vec<Number>> {
 /// Changes to a number (validated).
 #[derive(Default)]
 pub struct NumberChanges {
+    /// As stored: sealed by the caller with `Secrets::seal`.
     pub access_token: Option<String>,
     pub auto_import_contacts: Option<bool>,
     /// `Some(None)` clears the owner.

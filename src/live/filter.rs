@@ -234,6 +234,7 @@ mod tests {
             user_id,
             member: None,
             frame: "{}".into(),
+            created_at: Default::default(),
         }
     }
 

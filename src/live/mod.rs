@@ -4,6 +4,7 @@
 pub mod doorbell;
 pub mod filter;
 pub mod presence;
+pub mod presence_sync;
 pub mod presence_writer;
 pub mod tail;
 pub mod ws;

@@ -1,6 +1,8 @@
 //! Presence, in memory on each node: a member with an open live socket is available unless
 //! they said they are away; when their last socket closes they are offline. Every change is
 //! announced as a `member.updated` event through the event log, by the presence writer job.
+//! On PostgreSQL the presence sync (`presence_sync.rs`) shares each node's sockets with the
+//! others, so a member connected to any node counts everywhere.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,16 +27,48 @@ pub struct Presence {
     /// Members whose availability changed since the writer last ran, with their workspace.
     dirty: Mutex<HashMap<Uuid, Uuid>>,
     wake: Notify,
+    /// Members connected to other nodes (PostgreSQL), as the presence sync last read them.
+    remote: Mutex<HashMap<Uuid, Availability>>,
+    /// Wakes the presence sync when a member's availability changed on this node.
+    sync: Notify,
 }
 
 impl Presence {
-    /// What the assignment engine asks: available, away, or offline (no open socket).
+    /// What the assignment engine asks: available, away, or offline (no open socket), on any
+    /// node: a member available on one node is available.
     pub fn availability(&self, user_id: Uuid) -> Availability {
+        let here = self.local(user_id);
+        if here == Availability::Available {
+            return here;
+        }
+        match self.remote.lock().expect("presence lock").get(&user_id) {
+            Some(&there) if there == Availability::Available || here == Availability::Offline => there,
+            _ => here,
+        }
+    }
+
+    /// This node's view only.
+    pub fn local(&self, user_id: Uuid) -> Availability {
         match self.members.lock().expect("presence lock").get(&user_id) {
             None => Availability::Offline,
             Some(e) if e.away => Availability::Away,
             Some(_) => Availability::Available,
         }
+    }
+
+    /// Members connected to this node, with whether they are away (for the presence sync).
+    pub fn connected_here(&self) -> Vec<(Uuid, bool)> {
+        self.members.lock().expect("presence lock").iter().map(|(u, e)| (*u, e.away)).collect()
+    }
+
+    /// Replaces what the other nodes say (the presence sync's last read).
+    pub fn set_remote(&self, remote: HashMap<Uuid, Availability>) {
+        *self.remote.lock().expect("presence lock") = remote;
+    }
+
+    /// Waits until a member's availability changed on this node (for the presence sync).
+    pub async fn changed_here(&self) {
+        self.sync.notified().await
     }
 
     /// A socket of `user_id` opened.
@@ -70,6 +104,7 @@ impl Presence {
         if change.is_some() {
             self.dirty.lock().expect("presence lock").insert(user_id, workspace_id);
             self.wake.notify_one();
+            self.sync.notify_one();
         }
         change
     }
@@ -121,5 +156,23 @@ mod tests {
         // Reconnecting starts available again.
         assert_eq!(p.opened(w, u), Some(Availability::Available));
         assert_eq!(p.sockets(), 1);
+    }
+
+    #[test]
+    fn other_nodes_count() {
+        let p = Presence::default();
+        let (u, v, w) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::nil());
+        p.set_remote(HashMap::from([(u, Availability::Available), (v, Availability::Away)]));
+        assert_eq!(p.availability(u), Availability::Available, "connected to another node");
+        assert_eq!(p.availability(v), Availability::Away);
+        p.opened(w, v);
+        assert_eq!(p.availability(v), Availability::Available, "available here beats away there");
+        p.declare(w, u, true);
+        p.opened(w, u);
+        p.declare(w, u, true);
+        assert_eq!(p.availability(u), Availability::Available, "away here, available there");
+        p.set_remote(HashMap::new());
+        assert_eq!(p.availability(u), Availability::Away);
+        assert_eq!(p.local(v), Availability::Available);
     }
 }

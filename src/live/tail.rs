@@ -204,6 +204,7 @@ mod tests {
             user_id: None,
             member: None,
             frame: "{}".into(),
+            created_at: Default::default(),
         }
     }
 

@@ -270,6 +270,7 @@ async fn follow(
                         tracing::info!(user_id = %user.id, "live: dropping a client that does not keep up");
                         return Some((close::TOO_SLOW, "too slow"));
                     }
+                    crate::metrics::delivered((st.clock.now() - e.created_at).num_microseconds().unwrap_or(0) as f64 / 1e6);
                 }
             }
             c = ctrl.recv() => match c {

@@ -212,7 +212,8 @@ async fn send(st: &AppState, job: Job) -> Result<()> {
         }
     };
     st.throughput.acquire(job.number_id).await;
-    match st.graph.post_message(&number.phone_number_id, &number.access_token, &body).await {
+    let token = st.secrets.open(&number.access_token)?;
+    match st.graph.post_message(&number.phone_number_id, &token, &body).await {
         Ok(answer) => match job.kind {
             JobKind::Read => done(st, &job).await,
             JobKind::Message => sent(st, &job, answer["messages"][0]["id"].as_str(), chat).await,

@@ -82,6 +82,7 @@ pub async fn receive(State(st): State<AppState>, headers: HeaderMap, body: Body)
         return Err(Error::client(StatusCode::UNAUTHORIZED, "invalid_signature", "X-Hub-Signature-256 does not match"));
     }
     let id = st.journal.append(&st.clock, body).await?;
+    crate::metrics::webhook_received();
     tracing::debug!(event_id = %id, "webhook journaled");
     Ok(StatusCode::OK)
 }

@@ -63,7 +63,7 @@ pub async fn create(
     let phone_number_id = validate_graph_id(&body.phone_number_id, "phone_number_id")?;
     let display_phone_number = crate::phone::normalize(&body.display_phone_number)
         .ok_or_else(|| Error::unprocessable("invalid_phone", "display_phone_number is not a phone number"))?;
-    let access_token = validate_token(&body.access_token)?;
+    let access_token = st.secrets.seal(&validate_token(&body.access_token)?);
     let waba_id = body.waba_id.as_deref().map(|w| validate_graph_id(w, "waba_id")).transpose()?;
     let new = NewNumber {
         workspace_id: user.workspace_id,
@@ -122,7 +122,7 @@ pub async fn patch(
 ) -> Result<Json<NumberView>> {
     require_integrations(&user)?;
     let changes = NumberChanges {
-        access_token: body.access_token.as_deref().map(validate_token).transpose()?,
+        access_token: body.access_token.as_deref().map(validate_token).transpose()?.map(|t| st.secrets.seal(&t)),
         auto_import_contacts: body.auto_import_contacts,
         owner_member_id: body.owner_member_id,
     };

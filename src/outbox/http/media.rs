@@ -25,7 +25,7 @@ pub async fn get(State(st): State<AppState>, user: CurrentUser, Path(id): Path<U
     let (mime, bytes) = match media::cached(&st.db, id).await? {
         Some(hit) => hit,
         None => {
-            let token = media::access_token(&st.db, conv.number_id).await?;
+            let token = st.secrets.open(&media::access_token(&st.db, conv.number_id).await?)?;
             let (mime, bytes) = st.graph.fetch_media(&media_id, &token, media::MAX_MEDIA).await.map_err(|e| {
                 let why = match e {
                     CallError::Transport(t) => t,
@@ -76,6 +76,7 @@ pub async fn upload(
     let (pnid, token) = media::sender(&st.db, conv.number_id)
         .await?
         .ok_or_else(|| Error::unprocessable("number_disconnected", "this conversation's number is disconnected"))?;
+    let token = st.secrets.open(&token)?;
     let size = bytes.len();
     let media_id = st.graph.upload_media(&pnid, &token, &mime, &name, bytes.to_vec()).await.map_err(|e| {
         let why = match e {
