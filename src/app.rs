@@ -39,6 +39,9 @@ pub fn api() -> Api {
         .merge(crate::team::http::routes())
         .merge(crate::assignment::http::routes())
         .merge(crate::reports::http::routes())
+        .merge(crate::apikeys::http::routes())
+        .merge(crate::intake::http::routes())
+        .merge(crate::distribution::http::routes())
 }
 
 /// (method, full path) of every `/api/v1` route, e.g. `("POST", "/api/v1/conversations/{id}/claim")`.
@@ -124,6 +127,18 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
     if config.app_secrets().is_empty() {
         tracing::warn!("WHATSAPP_APP_SECRET is not set: every webhook POST will be refused with 503");
     }
+    let smtp = match &config.smtp_url {
+        Some(url) => {
+            let settings = crate::mail::smtp::Settings::parse(url).map_err(anyhow::Error::msg)?;
+            let smtp = crate::mail::smtp::Smtp::new(&settings, &config.mail_from).map_err(anyhow::Error::msg)?;
+            tracing::info!(host = %settings.host, port = settings.port, security = ?settings.security, "mail goes out through SMTP");
+            Some(smtp)
+        }
+        None => {
+            tracing::info!("SWITCHBOARD_SMTP_URL is not set: no mail is sent (invitations are only answered to the inviter)");
+            None
+        }
+    };
     let (journal, writer) = Journal::start(db.clone());
     let graph = crate::outbox::graph::Graph::new(&config.graph_url, &config.graph_version);
     let wake = journal.wake.clone();
@@ -137,13 +152,14 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         graph,
         throughput: Arc::default(),
         outbox_wake: Arc::default(),
+        mail_wake: Arc::default(),
         tail: tail_rx,
         bells: Arc::default(),
         presence: Arc::new(Presence::default()),
         shutdown,
         journal,
     }));
-    let jobs = vec![
+    let mut jobs = vec![
         writer,
         spawn_processor(&state, wake),
         tokio::spawn(processor::run_retention(state.clone())),
@@ -151,6 +167,9 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         tokio::spawn(state.db.clone().checkpoints(state.shutdown.clone())),
         tokio::spawn(state.db.clone().statistics(state.shutdown.clone())),
     ];
+    if let Some(smtp) = smtp {
+        jobs.push(tokio::spawn(crate::mail::worker::run(state.clone(), smtp, state.mail_wake.clone())));
+    }
     spawn_live(&state, tail_tx);
     let app = router(state.clone());
     let mut signal = state.shutdown.clone();

@@ -36,6 +36,16 @@ pub struct Config {
     /// Days a processed webhook journal entry is kept
     #[arg(long, env = "SWITCHBOARD_JOURNAL_RETENTION_DAYS", default_value_t = 7)]
     pub journal_retention_days: i64,
+    /// SMTP server for outgoing mail: `smtp://user:pass@host:port` (add `?tls=starttls` to
+    /// upgrade the connection), or `smtps://…` for implicit TLS; unset: no mail is sent
+    #[arg(long, env = "SWITCHBOARD_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of outgoing mail, e.g. `switchboard@example.com` or `Acme Inbox <inbox@example.com>`
+    #[arg(long, env = "SWITCHBOARD_MAIL_FROM", default_value = "switchboard@localhost")]
+    pub mail_from: String,
+    /// The server's address as people reach it, for links in mails (e.g. `https://inbox.example.com`)
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", default_value = "http://localhost:8080")]
+    pub public_url: String,
 }
 
 impl Config {
@@ -50,6 +60,9 @@ impl Config {
             graph_version: "v23.0".to_owned(),
             session_gap_secs: None,
             journal_retention_days: 7,
+            smtp_url: None,
+            mail_from: "switchboard@localhost".to_owned(),
+            public_url: "http://localhost:8080".to_owned(),
         }
     }
 

@@ -48,6 +48,8 @@ pub struct Shared {
     pub throughput: Arc<crate::outbox::throughput::Throughput>,
     /// Wakes the outbox sender when a row was queued.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// Wakes the mail sender when a mail was queued.
+    pub mail_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {

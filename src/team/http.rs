@@ -17,6 +17,8 @@ use crate::db::{cursor, page_limit};
 use crate::error::{Error, Result};
 use crate::events::Work;
 use crate::extract::{Json, Path, Query};
+use crate::distribution;
+use crate::mail;
 use crate::policy::{Permissions, Role};
 use crate::state::AppState;
 use crate::views::auth::UserOut;
@@ -76,9 +78,39 @@ pub async fn invite(
     let i = Invite { email, name, role, permissions: body.permissions, label_ids: body.label_ids };
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
     let answer = invitations::invite(&mut work, &v, i).await?;
+    let mailed = queue_invitation_mail(&st, &mut work, &user, &answer).await?;
     work.commit(&st.hub).await?;
-    tracing::info!(member_id = %answer.member.id, "member invited");
+    if mailed {
+        st.mail_wake.notify_one();
+    }
+    tracing::info!(member_id = %answer.member.id, mailed, "member invited");
     Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// With SMTP configured, queues the invitation mail with its accept link in `work` (the API
+/// still answers the token to the inviter). Returns whether a mail was queued.
+async fn queue_invitation_mail(
+    st: &AppState,
+    work: &mut Work,
+    inviter: &CurrentUser,
+    answer: &InvitationView,
+) -> Result<bool> {
+    if st.config.smtp_url.is_none() {
+        return Ok(false);
+    }
+    let workspace = mail::workspace_name(work.tx(), inviter.workspace_id).await?;
+    let link = mail::public_link(&st.config.public_url, &format!("#/accept/{}", answer.accept_token));
+    let message = mail::Invitation {
+        to: &answer.member.email,
+        workspace: &workspace,
+        inviter: &inviter.name,
+        accept_url: &link,
+        valid_days: invitations::INVITATION_TTL.num_days(),
+    }
+    .mail();
+    let now = work.now();
+    mail::enqueue(work.tx(), Some(inviter.workspace_id), &message, now).await?;
+    Ok(true)
 }
 
 #[derive(Deserialize)]
@@ -99,8 +131,10 @@ pub async fn accept(State(st): State<AppState>, Json(body): Json<AcceptBody>) ->
     let password_hash = password::hash(body.password).await?;
     let mut work = Work::begin(&st.db, now).await?;
     let member = invitations::accept(&mut work, inv, &password_hash, name.as_deref()).await?;
+    // Leads distributed to this email before it had an account arrive now.
+    let waited = distribution::deliver_waiting(&mut work, member.id, member.workspace_id, &member.email).await?;
     work.commit(&st.hub).await?;
-    tracing::info!(member_id = %member.id, "invitation accepted");
+    tracing::info!(member_id = %member.id, distributed_leads = waited, "invitation accepted");
     let user = UserOut {
         id: member.id,
         email: member.email.clone(),
@@ -119,8 +153,12 @@ pub async fn resend(
 ) -> Result<Json<InvitationView>> {
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
     let answer = invitations::resend(&mut work, &user.viewer(), id).await?;
+    let mailed = queue_invitation_mail(&st, &mut work, &user, &answer).await?;
     work.commit(&st.hub).await?;
-    tracing::info!(member_id = %id, "invitation resent");
+    if mailed {
+        st.mail_wake.notify_one();
+    }
+    tracing::info!(member_id = %id, mailed, "invitation resent");
     Ok(Json(answer))
 }
 

@@ -2,8 +2,10 @@
 //! no I/O; domain modules build them from their rows. Statuses, directions and states are
 //! enums here, serialised as the contract's strings.
 
+pub mod apikey;
 pub mod auth;
 pub mod conversation;
+pub mod distribution;
 pub mod lead;
 pub mod message;
 pub mod number;

@@ -1,5 +1,6 @@
 //! All integration tests, in one binary (builds are slow on two cores).
 
+mod smtp_sink;
 mod support;
 
 mod access;
@@ -10,8 +11,10 @@ mod browser_admin;
 mod cli;
 mod csv;
 mod inbox;
+mod intake;
 mod listing;
 mod live;
+mod mail;
 mod outbox;
 mod reports;
 mod storage;
