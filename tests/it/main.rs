@@ -10,6 +10,7 @@ mod browser;
 mod browser_admin;
 mod cli;
 mod csv;
+mod distribution;
 mod inbox;
 mod intake;
 mod listing;
