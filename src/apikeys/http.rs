@@ -38,12 +38,15 @@ pub fn denied(d: KeyDenied) -> Error {
 impl FromRequestParts<AppState> for KeyCaller {
     type Rejection = Error;
 
-    /// An API key in `Authorization: Bearer`; a session (token or cookie) is refused with 403:
-    /// these routes are for keys.
+    /// An API key in `Authorization: Bearer`; a valid session (token or cookie) is refused
+    /// with 403 (these routes are for keys), anything else with 401.
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self> {
-        let (presented, _) = credential(&parts.headers).ok_or_else(Error::unauthorized)?;
+        let (presented, via_cookie) = credential(&parts.headers).ok_or_else(Error::unauthorized)?;
         if !token::is_api_key(&presented) {
-            return Err(Error::forbidden("api_key_required", "this route takes an API key, not a session"));
+            return match CurrentUser::from_token(&st.db, &presented, via_cookie).await? {
+                Some(_) => Err(Error::forbidden("api_key_required", "this route takes an API key, not a session")),
+                None => Err(Error::unauthorized()),
+            };
         }
         super::authenticate(&st.db, &presented).await?.ok_or_else(Error::unauthorized)
     }
