@@ -135,7 +135,9 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
             Some(smtp)
         }
         None => {
-            tracing::info!("SWITCHBOARD_SMTP_URL is not set: no mail is sent (invitations are only answered to the inviter)");
+            tracing::info!(
+                "SWITCHBOARD_SMTP_URL is not set: no mail is sent (invitations are only answered to the inviter)"
+            );
             None
         }
     };

@@ -134,7 +134,12 @@ pub async fn create(
 }
 
 /// The workspace's keys, newest first (revoked ones too, with `revoked_at`).
-pub async fn list(db: &Db, workspace_id: Uuid, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<ApiKeysPage> {
+pub async fn list(
+    db: &Db,
+    workspace_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<ApiKeysPage> {
     let mut rows: Vec<Row> = on_db!(db, |p| sqlx::query_as(LIST)
         .bind(workspace_id)
         .bind(after.map(|a| a.0))
@@ -153,13 +158,12 @@ pub async fn list(db: &Db, workspace_id: Uuid, after: Option<(DateTime<Utc>, Uui
 
 /// Revokes a key of `workspace_id` (404 for any other); revoking twice is no error.
 pub async fn revoke(tx: &mut Tx, workspace_id: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<()> {
-    let found: Option<Option<DateTime<Utc>>> = on_tx!(tx, |c| sqlx::query_scalar(
-        "SELECT revoked_at FROM api_keys WHERE id = $1 AND workspace_id = $2"
-    )
-    .bind(id)
-    .bind(workspace_id)
-    .fetch_optional(c)
-    .await)?;
+    let found: Option<Option<DateTime<Utc>>> =
+        on_tx!(tx, |c| sqlx::query_scalar("SELECT revoked_at FROM api_keys WHERE id = $1 AND workspace_id = $2")
+            .bind(id)
+            .bind(workspace_id)
+            .fetch_optional(c)
+            .await)?;
     match found {
         None => Err(Error::not_found()),
         Some(Some(_)) => Ok(()),

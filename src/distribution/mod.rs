@@ -336,14 +336,16 @@ async fn next_in_turn<'r>(tx: &mut Tx, ws: Uuid, rule: &'r Rule) -> Result<&'r R
         position = (position + 1) % n;
         given = 0;
     }
-    on_tx!(tx, |c| sqlx::query("UPDATE distribution_rr SET position = $1, given = $2 WHERE workspace_id = $3 AND rule = $4")
-        .bind(position)
-        .bind(given + 1)
-        .bind(ws)
-        .bind(&rule.name)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+    on_tx!(tx, |c| sqlx::query(
+        "UPDATE distribution_rr SET position = $1, given = $2 WHERE workspace_id = $3 AND rule = $4"
+    )
+    .bind(position)
+    .bind(given + 1)
+    .bind(ws)
+    .bind(&rule.name)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(&rule.recipients[position as usize])
 }
 
@@ -438,13 +440,13 @@ async fn deliver(work: &mut Work, rule: &Rule, r: &Recipient, lead: &Snapshot, m
 /// stays with them.
 async fn hand_over(work: &mut Work, recipient: Uuid, their_ws: Uuid, lead: &Snapshot, rule: &str) -> Result<()> {
     let existing: Option<Uuid> = match &lead.phone {
-        Some(phone) => on_tx!(work.tx(), |c| sqlx::query_scalar(
-            "SELECT id FROM leads WHERE workspace_id = $1 AND phone = $2"
-        )
-        .bind(their_ws)
-        .bind(phone)
-        .fetch_optional(c)
-        .await)?,
+        Some(phone) => {
+            on_tx!(work.tx(), |c| sqlx::query_scalar("SELECT id FROM leads WHERE workspace_id = $1 AND phone = $2")
+                .bind(their_ws)
+                .bind(phone)
+                .fetch_optional(c)
+                .await)?
+        }
         None => None,
     };
     let lead_id = match existing {
@@ -492,12 +494,15 @@ struct PendingRow {
 /// Delivers the app leads that waited for `email`, now the active account `user` of
 /// `workspace_id`. Returns how many.
 pub async fn deliver_waiting(work: &mut Work, user: Uuid, workspace_id: Uuid, email: &str) -> Result<usize> {
-    let rows: Vec<PendingRow> = on_tx!(work.tx(), |c| sqlx::query_as(
+    let rows: Vec<PendingRow> =
+        on_tx!(work.tx(), |c| {
+            sqlx::query_as(
         "SELECT id, history_id, rule, lead FROM distribution_pending WHERE recipient_email = $1 ORDER BY created_at, id"
     )
     .bind(email)
     .fetch_all(c)
-    .await)?;
+    .await
+        })?;
     let n = rows.len();
     for row in rows {
         let lead = row.lead.0;
@@ -511,12 +516,11 @@ pub async fn deliver_waiting(work: &mut Work, user: Uuid, workspace_id: Uuid, em
             hand_over(work, user, workspace_id, &lead, &row.rule).await?;
             Stored::new(Channel::App, DeliveryStatus::Sent, None)
         };
-        let deliveries: Option<sqlx::types::Json<Vec<Stored>>> = on_tx!(work.tx(), |c| sqlx::query_scalar(
-            "SELECT deliveries FROM distribution_history WHERE id = $1"
-        )
-        .bind(row.history_id)
-        .fetch_optional(c)
-        .await)?;
+        let deliveries: Option<sqlx::types::Json<Vec<Stored>>> =
+            on_tx!(work.tx(), |c| sqlx::query_scalar("SELECT deliveries FROM distribution_history WHERE id = $1")
+                .bind(row.history_id)
+                .fetch_optional(c)
+                .await)?;
         if let Some(mut d) = deliveries.map(|d| d.0) {
             for x in d.iter_mut().filter(|x| x.channel == Channel::App) {
                 *x = status.clone();
@@ -558,7 +562,12 @@ const HISTORY: &str = "SELECT id, at, rule, lead_name, lead_phone, lead_source, 
     ORDER BY at DESC, id DESC LIMIT $4";
 
 /// One page of the history, newest first; email deliveries read their mail's state now.
-pub async fn history(db: &Db, workspace_id: Uuid, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<HistoryPage> {
+pub async fn history(
+    db: &Db,
+    workspace_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<HistoryPage> {
     let mut rows: Vec<HistoryRow> = on_db!(db, |p| sqlx::query_as(HISTORY)
         .bind(workspace_id)
         .bind(after.map(|a| a.0))
@@ -605,12 +614,11 @@ pub async fn history(db: &Db, workspace_id: Uuid, after: Option<(DateTime<Utc>, 
 
 /// An email delivery's state: its mail's.
 async fn mail_state(db: &Db, mail_id: Uuid) -> Result<(DeliveryStatus, Option<String>)> {
-    let row: Option<(mail::MailState, Option<String>)> = on_db!(db, |p| sqlx::query_as(
-        "SELECT state, last_error FROM mail_queue WHERE id = $1"
-    )
-    .bind(mail_id)
-    .fetch_optional(p)
-    .await)?;
+    let row: Option<(mail::MailState, Option<String>)> =
+        on_db!(db, |p| sqlx::query_as("SELECT state, last_error FROM mail_queue WHERE id = $1")
+            .bind(mail_id)
+            .fetch_optional(p)
+            .await)?;
     Ok(match row {
         Some((mail::MailState::Sent, _)) => (DeliveryStatus::Sent, None),
         Some((mail::MailState::Failed, e)) => (DeliveryStatus::Failed, e),

@@ -36,10 +36,9 @@ pub struct Submission {
 /// naming the field when too long.
 pub fn validate_ref(raw: Option<String>, field: &'static str) -> Result<Option<String>> {
     match raw.map(|s| s.trim().to_owned()) {
-        Some(s) if s.chars().count() > MAX_REF => Err(Error::unprocessable(
-            "invalid_field",
-            format!("{field} must have at most {MAX_REF} characters"),
-        )),
+        Some(s) if s.chars().count() > MAX_REF => {
+            Err(Error::unprocessable("invalid_field", format!("{field} must have at most {MAX_REF} characters")))
+        }
         Some(s) if s.is_empty() => Ok(None),
         other => Ok(other),
     }

@@ -83,9 +83,7 @@ pub fn escape_html(text: &str) -> String {
 /// The HTML around a mail's paragraphs (already escaped).
 fn html_page(paragraphs: &[String]) -> String {
     let body: String = paragraphs.iter().map(|p| format!("<p>{p}</p>\n")).collect();
-    format!(
-        "<!DOCTYPE html>\n<html><body style=\"font-family: sans-serif; line-height: 1.5\">\n{body}</body></html>\n"
-    )
+    format!("<!DOCTYPE html>\n<html><body style=\"font-family: sans-serif; line-height: 1.5\">\n{body}</body></html>\n")
 }
 
 /// Where a link in a mail points: the public URL joined with `fragment_path` (the UI's routes

@@ -127,7 +127,8 @@ impl Smtp {
             .tls(tls)
             .timeout(Some(TIMEOUT));
         if let Some(user) = &settings.user {
-            builder = builder.credentials(Credentials::new(user.clone(), settings.password.clone().unwrap_or_default()));
+            builder =
+                builder.credentials(Credentials::new(user.clone(), settings.password.clone().unwrap_or_default()));
         }
         Ok(Smtp { transport: builder.build(), from })
     }

@@ -359,13 +359,7 @@ fn matrix() -> Vec<Row> {
         ),
         // Distribution: admins and manage_integrations.
         row("GET", "/api/v1/distribution", None, Option::None, INTEGRATIONS),
-        row(
-            "PUT",
-            "/api/v1/distribution",
-            None,
-            Some(|_, _, _| json!({"keep_copy": true, "rules": []})),
-            INTEGRATIONS,
-        ),
+        row("PUT", "/api/v1/distribution", None, Some(|_, _, _| json!({"keep_copy": true, "rules": []})), INTEGRATIONS),
         row("GET", "/api/v1/distribution/history", None, Option::None, INTEGRATIONS),
         // Last: it revokes the caller's token.
         row("POST", "/api/v1/auth/logout", None, Option::None, with(ALL_OK, 200, 204)),
@@ -490,7 +484,11 @@ async fn fresh(app: &TestApp, w: &World, target: Target, n: u32) -> Fresh {
         }
         Target::ApiKey => {
             let (status, key) = app
-                .post("/api/v1/api-keys", &app.admin_token, json!({"name": format!("Fresh {n}"), "scopes": ["leads:write"]}))
+                .post(
+                    "/api/v1/api-keys",
+                    &app.admin_token,
+                    json!({"name": format!("Fresh {n}"), "scopes": ["leads:write"]}),
+                )
                 .await;
             assert_eq!(status, StatusCode::CREATED, "{key}");
             plain(Uuid::parse_str(key["id"].as_str().unwrap()).unwrap())

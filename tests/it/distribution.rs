@@ -17,9 +17,8 @@ async fn put_rules(app: &TestApp, settings: Value) -> Value {
 }
 
 async fn intake_key(app: &TestApp) -> String {
-    let (status, body) = app
-        .post("/api/v1/api-keys", &app.admin_token, json!({"name": "Form", "scopes": ["leads:write"]}))
-        .await;
+    let (status, body) =
+        app.post("/api/v1/api-keys", &app.admin_token, json!({"name": "Form", "scopes": ["leads:write"]})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["key"].as_str().unwrap().to_owned()
 }

@@ -10,8 +10,7 @@ use crate::on_both;
 use crate::support::*;
 
 async fn new_key(app: &TestApp, token: &str, name: &str) -> Value {
-    let (status, body) =
-        app.post("/api/v1/api-keys", token, json!({"name": name, "scopes": ["leads:write"]})).await;
+    let (status, body) = app.post("/api/v1/api-keys", token, json!({"name": name, "scopes": ["leads:write"]})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body
 }

@@ -20,8 +20,7 @@ fn mail_config(t: &TestDb, smtp_url: &str) -> switchboard::config::Config {
 }
 
 async fn invite(app: &TestApp, email: &str) -> Value {
-    let (status, body) =
-        app.post("/api/v1/invitations", &app.admin_token, json!({"email": email, "name": "Bo"})).await;
+    let (status, body) = app.post("/api/v1/invitations", &app.admin_token, json!({"email": email, "name": "Bo"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body
 }
