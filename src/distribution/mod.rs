@@ -494,15 +494,14 @@ struct PendingRow {
 /// Delivers the app leads that waited for `email`, now the active account `user` of
 /// `workspace_id`. Returns how many.
 pub async fn deliver_waiting(work: &mut Work, user: Uuid, workspace_id: Uuid, email: &str) -> Result<usize> {
-    let rows: Vec<PendingRow> =
-        on_tx!(work.tx(), |c| {
-            sqlx::query_as(
+    let rows: Vec<PendingRow> = on_tx!(work.tx(), |c| {
+        sqlx::query_as(
         "SELECT id, history_id, rule, lead FROM distribution_pending WHERE recipient_email = $1 ORDER BY created_at, id"
     )
     .bind(email)
     .fetch_all(c)
     .await
-        })?;
+    })?;
     let n = rows.len();
     for row in rows {
         let lead = row.lead.0;

@@ -130,6 +130,33 @@ on_both! {
         assert!(entries[0]["deliveries"][0]["reason"].as_str().unwrap().contains("SMTP"));
     }
 
+    async fn fifty_leads_at_once_over_two_nodes_split_exactly(t: TestDb) {
+        let node1 = spawn_app(&t).await;
+        let node2 = spawn_app(&t).await; // a second server on the same database
+        let people = ["r1@x.test", "r2@x.test", "r3@x.test"];
+        put_rules(&node1, json!({"rules": [{
+            "name": "Turns", "mode": "round_robin",
+            "recipients": people.iter().map(|e| json!({"email": e, "channels": ["email"], "leads_per_round": 2})).collect::<Vec<_>>()
+        }]})).await;
+        let key = intake_key(&node1).await;
+        let sends = (0..50).map(|i| {
+            let node = if i % 2 == 0 { &node1 } else { &node2 };
+            let key = key.clone();
+            async move {
+                let body = json!({"name": format!("Lead {i}"), "phone": format!("+44207946{i:04}")});
+                node.post("/api/v1/intake/leads", &key, body).await
+            }
+        });
+        for (status, body) in futures_util::future::join_all(sends).await {
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+        let entries = history(&node1).await;
+        assert_eq!(entries.len(), 50);
+        let count = |who: &str| entries.iter().filter(|e| e["recipient_email"] == who).count();
+        // 8 whole rounds of 2 + 2 + 2, then the next two to r1.
+        assert_eq!((count("r1@x.test"), count("r2@x.test"), count("r3@x.test")), (18, 16, 16));
+    }
+
     async fn every_matching_rule_applies(t: TestDb) {
         let app = spawn_app(&t).await;
         put_rules(&app, json!({"rules": [
