@@ -44,6 +44,9 @@ pub fn api() -> Api {
         .merge(crate::assignment::http::routes())
         .merge(crate::reports::http::routes())
         .merge(crate::audit::http::routes())
+        .merge(crate::apikeys::http::routes())
+        .merge(crate::intake::http::routes())
+        .merge(crate::distribution::http::routes())
 }
 
 /// (method, full path) of every `/api/v1` route, e.g. `("POST", "/api/v1/conversations/{id}/claim")`.
@@ -165,6 +168,20 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
     if config.app_secrets().is_empty() {
         tracing::warn!("WHATSAPP_APP_SECRET is not set: every webhook POST will be refused with 503");
     }
+    let smtp = match &config.smtp_url {
+        Some(url) => {
+            let settings = crate::mail::smtp::Settings::parse(url).map_err(anyhow::Error::msg)?;
+            let smtp = crate::mail::smtp::Smtp::new(&settings, &config.mail_from).map_err(anyhow::Error::msg)?;
+            tracing::info!(host = %settings.host, port = settings.port, security = ?settings.security, "mail goes out through SMTP");
+            Some(smtp)
+        }
+        None => {
+            tracing::info!(
+                "SWITCHBOARD_SMTP_URL is not set: no mail is sent (invitations are only answered to the inviter)"
+            );
+            None
+        }
+    };
     let (journal, writer) = Journal::start(db.clone());
     let graph = crate::outbox::graph::Graph::new(&config.graph_url, &config.graph_version);
     let wake = journal.wake.clone();
@@ -179,6 +196,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         throughput: Arc::default(),
         outbox_wake: Arc::default(),
         secrets,
+        mail_wake: Arc::default(),
         tail: tail_rx,
         bells: Arc::default(),
         presence: Arc::new(Presence::default()),
@@ -193,6 +211,9 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         tokio::spawn(state.db.clone().checkpoints(state.shutdown.clone())),
         tokio::spawn(state.db.clone().statistics(state.shutdown.clone())),
     ];
+    if let Some(smtp) = smtp {
+        jobs.push(tokio::spawn(crate::mail::worker::run(state.clone(), smtp, state.mail_wake.clone())));
+    }
     spawn_live(&state, tail_tx);
     let mut metrics_addr = None;
     if let Some((listener, handle)) = metrics {

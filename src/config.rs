@@ -45,6 +45,16 @@ pub struct Config {
     /// 32 bytes in base64: encrypts numbers' access tokens at rest
     #[arg(long, env = "SWITCHBOARD_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// SMTP server for outgoing mail: `smtp://user:pass@host:port` (add `?tls=starttls` to
+    /// upgrade the connection), or `smtps://…` for implicit TLS; unset: no mail is sent
+    #[arg(long, env = "SWITCHBOARD_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of outgoing mail, e.g. `switchboard@example.com` or `Acme Inbox <inbox@example.com>`
+    #[arg(long, env = "SWITCHBOARD_MAIL_FROM", default_value = "switchboard@localhost")]
+    pub mail_from: String,
+    /// The server's address as people reach it, for links in mails (e.g. `https://inbox.example.com`)
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", default_value = "http://localhost:8080")]
+    pub public_url: String,
 }
 
 impl Config {
@@ -62,6 +72,9 @@ impl Config {
             metrics_listen: None,
             trusted_proxies: None,
             secret_key: None,
+            smtp_url: None,
+            mail_from: "switchboard@localhost".to_owned(),
+            public_url: "http://localhost:8080".to_owned(),
         }
     }
 

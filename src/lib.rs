@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod apikeys;
 pub mod app;
 pub mod assignment;
 pub mod audit;
@@ -11,12 +12,15 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod distribution;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod inbox;
+pub mod intake;
 pub mod live;
 pub mod metrics;
+pub mod mail;
 pub mod outbox;
 pub mod phone;
 pub mod policy;

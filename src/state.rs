@@ -50,6 +50,8 @@ pub struct Shared {
     pub outbox_wake: Arc<tokio::sync::Notify>,
     /// Seals and opens numbers' access tokens (`SWITCHBOARD_SECRET_KEY`).
     pub secrets: crate::secrets::Secrets,
+    /// Wakes the mail sender when a mail was queued.
+    pub mail_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {

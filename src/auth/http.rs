@@ -26,6 +26,9 @@ impl FromRequestParts<AppState> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self> {
         let (token, via_cookie) = credential(&parts.headers).ok_or_else(Error::unauthorized)?;
+        if super::token::is_api_key(&token) {
+            return Err(Error::forbidden("api_key_not_allowed", "an API key only calls the routes of its scopes"));
+        }
         if via_cookie && !parts.method.is_safe() && !same_site_request(&parts.headers) {
             return Err(Error::forbidden("cross_origin", "a cookie-authenticated change must come from this origin"));
         }

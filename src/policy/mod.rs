@@ -7,6 +7,7 @@
 
 pub mod chat;
 pub mod inbox;
+pub mod keys;
 pub mod team;
 
 pub use team::{can_manage_groups, can_manage_integrations, can_manage_member, is_admin};

@@ -14,9 +14,11 @@ use crate::api::Api;
 use crate::auth::http::issue_session;
 use crate::auth::{CurrentUser, password};
 use crate::db::{cursor, page_limit};
+use crate::distribution;
 use crate::error::{Error, Result};
 use crate::events::Work;
 use crate::extract::{Json, Path, Query};
+use crate::mail;
 use crate::policy::{Permissions, Role};
 use crate::state::AppState;
 use crate::views::auth::UserOut;
@@ -107,14 +109,20 @@ pub async fn invite(
     let several = emails.len() > 1;
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
     let mut answers = Vec::with_capacity(emails.len());
+    let mut mailed = false;
     for email in emails {
         let name = name.clone().unwrap_or_else(|| email.split('@').next().unwrap_or("member").to_owned());
         let i = Invite { email, name, role, permissions: body.permissions, label_ids: body.label_ids.clone() };
-        answers.push(invitations::invite(&mut work, &v, i).await?);
+        let answer = invitations::invite(&mut work, &v, i).await?;
+        mailed |= queue_invitation_mail(&st, &mut work, &user, &answer).await?;
+        answers.push(answer);
     }
     work.commit(&st.hub).await?;
+    if mailed {
+        st.mail_wake.notify_one();
+    }
     for a in &answers {
-        tracing::info!(member_id = %a.member.id, "member invited");
+        tracing::info!(member_id = %a.member.id, mailed, "member invited");
     }
     let answer = if several {
         InviteAnswer::Many(InvitationsView { invitations: answers })
@@ -122,6 +130,32 @@ pub async fn invite(
         InviteAnswer::One(answers.pop().expect("one email at least"))
     };
     Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// With SMTP configured, queues the invitation mail with its accept link in `work` (the API
+/// still answers the token to the inviter). Returns whether a mail was queued.
+async fn queue_invitation_mail(
+    st: &AppState,
+    work: &mut Work,
+    inviter: &CurrentUser,
+    answer: &InvitationView,
+) -> Result<bool> {
+    if st.config.smtp_url.is_none() {
+        return Ok(false);
+    }
+    let workspace = mail::workspace_name(work.tx(), inviter.workspace_id).await?;
+    let link = mail::public_link(&st.config.public_url, &format!("#/accept/{}", answer.accept_token));
+    let message = mail::Invitation {
+        to: &answer.member.email,
+        workspace: &workspace,
+        inviter: &inviter.name,
+        accept_url: &link,
+        valid_days: invitations::INVITATION_TTL.num_days(),
+    }
+    .mail();
+    let now = work.now();
+    mail::enqueue(work.tx(), Some(inviter.workspace_id), &message, now).await?;
+    Ok(true)
 }
 
 #[derive(Deserialize)]
@@ -142,8 +176,10 @@ pub async fn accept(State(st): State<AppState>, Json(body): Json<AcceptBody>) ->
     let password_hash = password::hash(body.password).await?;
     let mut work = Work::begin(&st.db, now).await?;
     let member = invitations::accept(&mut work, inv, &password_hash, name.as_deref()).await?;
+    // Leads distributed to this email before it had an account arrive now.
+    let waited = distribution::deliver_waiting(&mut work, member.id, member.workspace_id, &member.email).await?;
     work.commit(&st.hub).await?;
-    tracing::info!(member_id = %member.id, "invitation accepted");
+    tracing::info!(member_id = %member.id, distributed_leads = waited, "invitation accepted");
     let user = UserOut {
         id: member.id,
         email: member.email.clone(),
@@ -162,8 +198,12 @@ pub async fn resend(
 ) -> Result<Json<InvitationView>> {
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
     let answer = invitations::resend(&mut work, &user.viewer(), id).await?;
+    let mailed = queue_invitation_mail(&st, &mut work, &user, &answer).await?;
     work.commit(&st.hub).await?;
-    tracing::info!(member_id = %id, "invitation resent");
+    if mailed {
+        st.mail_wake.notify_one();
+    }
+    tracing::info!(member_id = %id, mailed, "invitation resent");
     Ok(Json(answer))
 }
 

@@ -3,8 +3,10 @@
 //! enums here, serialised as the contract's strings.
 
 pub mod audit;
+pub mod apikey;
 pub mod auth;
 pub mod conversation;
+pub mod distribution;
 pub mod lead;
 pub mod mention;
 pub mod message;

@@ -77,6 +77,8 @@ enum Target {
     Group,
     /// A mention of `Assignee` in a note of a `Conv`.
     Mention,
+    /// An API key of the workspace.
+    ApiKey,
 }
 
 struct Fresh {
@@ -369,6 +371,28 @@ fn matrix() -> Vec<Row> {
         ),
         row("PATCH", "/api/v1/labels/{id}", Label, Some(|_, _, n| json!({"name": format!("Renamed {n}")})), ADMIN_ONLY),
         row("DELETE", "/api/v1/labels/{id}", Label, Option::None, with(ADMIN_ONLY, 200, 204)),
+        // API keys: admins and manage_integrations.
+        row(
+            "POST",
+            "/api/v1/api-keys",
+            None,
+            Some(|_, _, n| json!({"name": format!("Key {n}"), "scopes": ["leads:write"]})),
+            with(INTEGRATIONS, 200, 201),
+        ),
+        row("GET", "/api/v1/api-keys", None, Option::None, INTEGRATIONS),
+        row("DELETE", "/api/v1/api-keys/{id}", ApiKey, Option::None, with(INTEGRATIONS, 200, 204)),
+        // Intake takes an API key: a session, whoever's, is refused.
+        row(
+            "POST",
+            "/api/v1/intake/leads",
+            None,
+            Some(|_, _, n| json!({"name": "Intake lead", "phone": format!("+4420{n:08}")})),
+            [403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 401, 401],
+        ),
+        // Distribution: admins and manage_integrations.
+        row("GET", "/api/v1/distribution", None, Option::None, INTEGRATIONS),
+        row("PUT", "/api/v1/distribution", None, Some(|_, _, _| json!({"keep_copy": true, "rules": []})), INTEGRATIONS),
+        row("GET", "/api/v1/distribution/history", None, Option::None, INTEGRATIONS),
         // Last: it revokes the caller's token.
         row("GET", "/api/v1/me/preferences", None, Option::None, ALL_OK),
         row(
@@ -528,6 +552,17 @@ async fn fresh(app: &TestApp, w: &World, target: Target, n: u32) -> Fresh {
                     .await)
                 .unwrap(),
             )
+        }
+        Target::ApiKey => {
+            let (status, key) = app
+                .post(
+                    "/api/v1/api-keys",
+                    &app.admin_token,
+                    json!({"name": format!("Fresh {n}"), "scopes": ["leads:write"]}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{key}");
+            plain(Uuid::parse_str(key["id"].as_str().unwrap()).unwrap())
         }
         Target::WebhookEvent => {
             let id = Uuid::new_v4();

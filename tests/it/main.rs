@@ -1,5 +1,6 @@
 //! All integration tests, in one binary (builds are slow on two cores).
 
+mod smtp_sink;
 mod support;
 
 mod access;
@@ -15,12 +16,15 @@ mod csv;
 mod desk;
 mod fields;
 mod fuzz;
+mod distribution;
 mod inbox;
+mod intake;
 mod listing;
 mod live;
 mod notes;
 mod meta;
 mod ops;
+mod mail;
 mod outbox;
 mod reports;
 mod search;

@@ -1,0 +1,56 @@
+//! `GET/PUT /distribution`, `GET /distribution/history` (admins and `manage_integrations`).
+
+use axum::extract::State;
+use serde::Deserialize;
+use tracing::instrument;
+
+use super::Settings;
+use crate::api::Api;
+use crate::apikeys::http::denied;
+use crate::auth::CurrentUser;
+use crate::db::{cursor, page_limit};
+use crate::error::Result;
+use crate::extract::{Json, Query};
+use crate::policy::keys as may;
+use crate::state::AppState;
+use crate::views::distribution::HistoryPage;
+
+pub fn routes() -> Api {
+    Api::new().get("/distribution", get).put("/distribution", put).get("/distribution/history", history)
+}
+
+#[instrument(skip_all)]
+pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<Settings>> {
+    may::may_manage_distribution(&user.viewer()).map_err(denied)?;
+    Ok(Json(super::load(&st.db, user.workspace_id).await?))
+}
+
+#[instrument(skip_all)]
+pub async fn put(State(st): State<AppState>, user: CurrentUser, Json(body): Json<Settings>) -> Result<Json<Settings>> {
+    may::may_manage_distribution(&user.viewer()).map_err(denied)?;
+    let settings = super::validate(body)?;
+    let mut tx = st.db.begin().await?;
+    super::save(&mut tx, user.workspace_id, user.id, &settings, st.clock.now()).await?;
+    tx.commit().await?;
+    tracing::info!(rules = settings.rules.len(), keep_copy = settings.keep_copy, by = %user.id, "distribution settings changed");
+    Ok(Json(settings))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+#[instrument(skip_all)]
+pub async fn history(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<HistoryPage>> {
+    may::may_manage_distribution(&user.viewer()).map_err(denied)?;
+    let limit = page_limit(q.limit)?;
+    let after = q.cursor.as_deref().map(cursor::decode).transpose()?;
+    Ok(Json(super::history(&st.db, user.workspace_id, after, limit).await?))
+}
