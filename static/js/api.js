@@ -26,8 +26,8 @@ export function qs(params = {}) {
   return s ? `?${s}` : '';
 }
 
-export async function call(method, path, body) {
-  const init = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+export async function call(method, path, body, headers = {}) {
+  const init = { method, headers: { Accept: 'application/json', ...headers }, credentials: 'same-origin' };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -58,7 +58,7 @@ export async function call(method, path, body) {
 
 export const api = {
   get: (path, params) => call('GET', path + qs(params)),
-  post: (path, body = {}) => call('POST', path, body),
+  post: (path, body = {}, headers) => call('POST', path, body, headers),
   put: (path, body) => call('PUT', path, body),
   patch: (path, body) => call('PATCH', path, body),
   del: (path, body) => call('DELETE', path, body),

@@ -7,6 +7,7 @@ mod assignment;
 mod auth;
 mod browser;
 mod browser_admin;
+mod browser_inbox;
 mod cli;
 mod csv;
 mod inbox;
