@@ -407,7 +407,8 @@ export class ChatView {
     pending.localError = null;
     this.renderMessages();
     try {
-      const m = await api.post(`/conversations/${this.conv.id}/messages`, pending.body, { 'Idempotency-Key': pending.key });
+      // A send that hangs becomes "Not sent" too; its key makes a retry safe either way.
+      const m = await api.post(`/conversations/${this.conv.id}/messages`, pending.body, { 'Idempotency-Key': pending.key }, 8000);
       if (this.destroyed) return;
       this.remove(pending.id);
       this.put(m);
@@ -577,6 +578,7 @@ export class ChatView {
 
 /** Why a send was refused, in words. */
 function refusal(e) {
+  if (e.code === 'timeout') return 'the server did not answer';
   if (e.status === 0) return 'the server could not be reached';
   if (e.code === 'window_closed') return 'the 24-hour reply window is closed; send a template';
   if (e.code === 'not_assignee') return 'only the assignee can reply';

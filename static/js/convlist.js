@@ -73,6 +73,8 @@ export class ConvList {
     const f = this.opts.filter();
     if (f.assignee_id && c.assignee_id !== f.assignee_id) return false;
     if (f.unassigned && c.assignee_id) return false;
+    if (f.hide_unassigned && !c.assignee_id) return false;
+    if (f.hide_others && c.assignee_id && c.assignee_id !== this.ctx.me.id) return false;
     if (f.status && c.status !== f.status) return false;
     if (f.label_id && !(c.label_ids || []).includes(f.label_id)) return false;
     if (f.q) {

@@ -65,8 +65,29 @@ impl Browser {
         self.js(&format!("{FIND}\n{script}")).await
     }
 
+    /// Polls `script` (with the `FIND` helpers) until it returns something truthy, for 20 s at
+    /// most; a timeout shows what the page said.
     async fn wait_for(&self, what: &str, script: &str) -> Value {
-        self.until(what, &format!("{FIND}\n{script}")).await
+        let script = format!("{FIND}\n{script}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.js(&script).await;
+            let truthy = match &v {
+                Value::Null => false,
+                Value::Bool(b) => *b,
+                Value::String(s) => !s.is_empty(),
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                _ => true,
+            };
+            if truthy {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let page = self.js("return document.body.innerText").await;
+                panic!("timed out waiting for: {what}\n--- the page said:\n{}", page.as_str().unwrap_or(""));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until an element with `role` whose name contains `name` is visible.
@@ -219,7 +240,7 @@ on_both! {
         // The server goes away; the send is refused and its own bubble says so.
         app.stop().await;
         b.type_in("textbox", "Message", "Yes, from 9 to 5.\u{E007}").await;
-        b.sees("Not sent — the server could not be reached").await;
+        b.sees("Not sent — the server").await;
         b.sees_role("button", "Retry").await;
         b.sees_role("button", "Discard").await;
         let composer = b.run("return sb.one('textbox', 'Message').value").await;
@@ -411,7 +432,8 @@ on_both! {
         }
         for (width, height) in [(390, 844), (1024, 768), (1400, 900)] {
             b.c.set_window_size(width, height).await.unwrap();
-            b.wait_for("the header fits", "return document.documentElement.scrollWidth <= window.innerWidth").await;
+            let fits = b.js("const over = [...document.querySelectorAll('header *')].filter((e) => e.getClientRects().length && e.getBoundingClientRect().right > innerWidth + 1).map((e) => e.tagName + ':' + (e.getAttribute('aria-label') || e.textContent).slice(0, 30)); return over.length ? over.join(', ') : 'fits'").await;
+            assert_eq!(fits, json!("fits"), "the header at {width} px");
             for (name, href) in &pages {
                 if !b.has_role("link", name).await || b.run(&format!("const a = sb.all('link', {}).find((a) => a.getAttribute('href') === {}); if (!a) return false; const r = a.getBoundingClientRect(); return r.right <= innerWidth && r.left >= 0", json!(name), json!(href))).await != json!(true) {
                     b.click("button", "Menu").await;
