@@ -58,7 +58,9 @@ pub async fn log(State(st): State<AppState>, user: CurrentUser, Path(id): Path<U
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BulkReassign {
-    from_member_id: Uuid,
+    /// `null`: unassigned leads (then `lead_ids` is required).
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    from_member_id: Option<Option<Uuid>>,
     to_member_id: Uuid,
     #[serde(default)]
     lead_ids: Option<Vec<Uuid>>,
@@ -70,20 +72,33 @@ pub struct Moved {
 }
 
 /// Moves `from`'s leads (all, or the listed ones still assigned to them) and their
-/// conversations assigned to `from` to `to`, in one transaction.
+/// conversations assigned to `from` to `to`, in one transaction; `from_member_id: null` gives
+/// the listed unassigned leads (and their unassigned conversations) to `to`.
 #[instrument(skip_all)]
 pub async fn bulk_reassign(
     State(st): State<AppState>,
     user: CurrentUser,
     Json(body): Json<BulkReassign>,
 ) -> Result<Json<Moved>> {
-    may::can_bulk_reassign(&user.viewer()).map_err(|_| {
-        Error::forbidden("forbidden", "bulk reassignment needs admin or the view_others_leads permission")
-    })?;
+    let from = body
+        .from_member_id
+        .ok_or_else(|| Error::unprocessable("invalid_body", "from_member_id: required (a member id, or null)"))?;
+    let v = user.viewer();
+    match from {
+        Some(_) => may::can_bulk_reassign(&v).map_err(|_| {
+            Error::forbidden("forbidden", "bulk reassignment needs admin or the view_others_leads permission")
+        })?,
+        None => may::can_bulk_assign_unassigned(&v).map_err(|_| {
+            Error::forbidden(
+                "forbidden",
+                "assigning unassigned leads in bulk needs admin or both view_unassigned and view_others_leads",
+            )
+        })?,
+    }
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
-    let (from, to) = (body.from_member_id, body.to_member_id);
+    let to = body.to_member_id;
     let moved = run::bulk_reassign(&mut work, user.workspace_id, from, to, body.lead_ids.as_deref(), user.id).await?;
-    if from == to {
+    if from == Some(to) {
         return Ok(Json(Moved { moved: 0 }));
     }
     work.commit(&st.hub).await?;

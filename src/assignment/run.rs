@@ -18,6 +18,7 @@ use super::{RouteKind, Settings};
 use crate::db::{Backend, Db, Tx};
 use crate::error::{Error, Result};
 use crate::events::{self, Event, NewEvent, Work};
+use crate::inbox::assignee::{self, Change, Holder};
 use crate::inbox::conversations;
 use crate::inbox::leads::{self, Lead};
 use crate::inbox::ownership;
@@ -182,21 +183,27 @@ async fn record(
     Ok(id)
 }
 
-/// Alerts the chosen member (an addressed event), or the pool (everyone who can see the
-/// unassigned lead) when nobody was chosen.
-fn alert(w: &mut Work, lead: &Lead, conversation_id: Option<Uuid>, cause: &str, d: &Decision) {
+/// The assignee change a decision makes (its alert goes to the chosen member).
+fn change(ws: Uuid, cause: &'static str, d: &Decision) -> Change {
+    Change::by_engine(ws, cause, d.reason, d.rule.clone())
+}
+
+/// Nobody was chosen: alerts the pool (everyone who can see the unassigned lead). The chosen
+/// member's alert comes with the change itself ([`Change`]).
+fn alert_pool(w: &mut Work, lead: &Lead, conversation_id: Option<Uuid>, cause: &str, d: &Decision) {
+    if d.choice.chosen.is_some() {
+        return;
+    }
     let notice = AssignmentNotice {
         lead_id: lead.id,
         conversation_id,
         cause: cause.to_owned(),
         reason: d.reason.to_owned(),
         rule: d.rule.clone(),
-        member_id: d.choice.chosen,
+        member_id: None,
+        by_member_id: None,
     };
-    let e = match d.choice.chosen {
-        Some(m) => NewEvent::new(lead.workspace_id, Event::AssignmentAlert(notice)).to_user(m),
-        None => NewEvent::new(lead.workspace_id, Event::AssignmentPool(notice)).lead(lead.id),
-    };
+    let e = NewEvent::new(lead.workspace_id, Event::AssignmentPool(notice)).lead(lead.id);
     w.emit(e.conversation(conversation_id));
 }
 
@@ -224,14 +231,14 @@ pub async fn new_lead(w: &mut Work, presence: Presence<'_>, lead: &mut Lead) -> 
     let d = decide(tx, now, &s, &states, lead).await?;
     let decision_id = record(tx, now, lead, None, "new_lead", &d).await?;
     if let Some(m) = d.choice.chosen
-        && leads::adopt(w, lead.id, m).await?
+        && leads::adopt(w, &mut change(lead.workspace_id, "new_lead", &d), lead.id, m).await?
     {
         lead.assignee_id = Some(m);
         lead.updated_at = now;
         let data = decided(&d, None, m, decision_id);
         timeline::record(w, NewActivity::new(lead.workspace_id, lead.id, ActivityKind::Assigned, data)).await?;
     }
-    alert(w, lead, None, "new_lead", &d);
+    alert_pool(w, lead, None, "new_lead", &d);
     Ok(())
 }
 
@@ -277,13 +284,14 @@ pub async fn reopened(w: &mut Work, presence: Presence<'_>, conversation_id: Uui
         && c.assignee_id != Some(m)
     {
         let from = c.assignee_id;
-        ownership::set_assignee(w, &mut c, m).await?;
+        let mut change = change(c.workspace_id, "reopened", &d);
+        ownership::set_assignee(w, &mut c, m, &mut change).await?;
         let data = decided(&d, from, m, decision_id);
         let a = NewActivity::new(c.workspace_id, c.lead_id, ActivityKind::Assigned, data).conversation(c.id);
         timeline::record(w, a).await?;
         conversations::emit(w, Event::ConversationAssigned, &c);
     }
-    alert(w, &lead, Some(c.id), "reopened", &d);
+    alert_pool(w, &lead, Some(c.id), "reopened", &d);
     Ok(())
 }
 
@@ -311,24 +319,28 @@ pub async fn decisions(db: &Db, lead_id: Uuid) -> Result<Vec<DecisionView>> {
 }
 
 /// Moves `from`'s leads (all, or those of `only` still assigned to them) and their
-/// conversations assigned to `from` to `to`, on `by`'s behalf. Returns how many leads moved.
+/// conversations assigned to `from` to `to`, on `by`'s behalf; `from: None` gives the
+/// unassigned leads of `only` (required then) and their unassigned conversations. Each lead
+/// moved alerts `to` (unless `to` is `by`). Returns how many leads moved.
 pub async fn bulk_reassign(
     w: &mut Work,
     workspace_id: Uuid,
-    from: Uuid,
+    from: Option<Uuid>,
     to: Uuid,
     only: Option<&[Uuid]>,
     by: Uuid,
 ) -> Result<usize> {
     let ws = workspace_id;
-    let from_known: Option<Uuid> =
-        on_tx!(w.tx(), |c| sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND workspace_id = $2")
-            .bind(from)
-            .bind(ws)
-            .fetch_optional(c)
-            .await)?;
-    if from_known.is_none() {
-        return Err(Error::unprocessable("unknown_member", "from_member_id is not a member of this workspace"));
+    if let Some(from) = from {
+        let from_known: Option<Uuid> =
+            on_tx!(w.tx(), |c| sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND workspace_id = $2")
+                .bind(from)
+                .bind(ws)
+                .fetch_optional(c)
+                .await)?;
+        if from_known.is_none() {
+            return Err(Error::unprocessable("unknown_member", "from_member_id is not a member of this workspace"));
+        }
     }
     leads::check_assignee(w.tx(), ws, to).await.map_err(|_| {
         Error::unprocessable("unknown_member", "to_member_id is not an active member of this workspace")
@@ -336,27 +348,56 @@ pub async fn bulk_reassign(
     if only.is_some_and(|l| l.len() > 10_000) {
         return Err(Error::unprocessable("too_many_leads", "at most 10000 lead_ids"));
     }
-    let mut ids: Vec<Uuid> = on_tx!(w.tx(), |c| sqlx::query_scalar(
-        "SELECT id FROM leads WHERE workspace_id = $1 AND assignee_id = $2 ORDER BY created_at, id"
-    )
-    .bind(ws)
-    .bind(from)
-    .fetch_all(c)
-    .await)?;
-    if let Some(only) = only {
+    let mut ids: Vec<Uuid> = match (from, only) {
+        (Some(from), _) => on_tx!(w.tx(), |c| sqlx::query_scalar(
+            "SELECT id FROM leads WHERE workspace_id = $1 AND assignee_id = $2 ORDER BY created_at, id"
+        )
+        .bind(ws)
+        .bind(from)
+        .fetch_all(c)
+        .await)?,
+        (None, Some(only)) => {
+            let mut found = Vec::with_capacity(only.len());
+            for id in only {
+                let unassigned: Option<Uuid> = on_tx!(w.tx(), |c| sqlx::query_scalar(
+                    "SELECT id FROM leads WHERE id = $1 AND workspace_id = $2 AND assignee_id IS NULL"
+                )
+                .bind(*id)
+                .bind(ws)
+                .fetch_optional(c)
+                .await)?;
+                found.extend(unassigned);
+            }
+            found.sort();
+            found.dedup();
+            found
+        }
+        (None, None) => {
+            return Err(Error::unprocessable(
+                "lead_ids_required",
+                "lead_ids: required when from_member_id is null (which unassigned leads to assign)",
+            ));
+        }
+    };
+    if let (Some(_), Some(only)) = (from, only) {
         ids.retain(|id| only.contains(id));
     }
-    if from == to {
+    if from == Some(to) {
         return Ok(0);
     }
-    let now = w.now();
+    let holder = from.map_or(Holder::Unassigned, Holder::Member);
+    let mut moved = 0;
     for id in &ids {
-        leads::set_assignee(w.tx(), now, *id, to).await?;
-        let data = AssignedData { reason: Some("bulk_reassign"), ..AssignedData::by_member(Some(from), to) };
+        let mut change = Change::by_member(ws, by, "bulk_reassign");
+        if !assignee::of_lead(w, &mut change, *id, to, holder).await? {
+            continue;
+        }
+        moved += 1;
+        let data = AssignedData { reason: Some("bulk_reassign"), ..AssignedData::by_member(from, to) };
         timeline::record(w, NewActivity::new(ws, *id, ActivityKind::Assigned, &data).by(by)).await?;
         let lead = leads::load_tx(w.tx(), *id).await?;
         leads::emit_updated(w, &lead);
-        ownership::reassign_of_lead(w, *id, from, to, by, &data).await?;
+        ownership::reassign_of_lead(w, &mut change, *id, holder, to, &data).await?;
     }
-    Ok(ids.len())
+    Ok(moved)
 }

@@ -286,8 +286,9 @@ const INSERT_MESSAGE: &str = "INSERT INTO messages (id, workspace_id, conversati
     ON CONFLICT (wamid) DO NOTHING \
     RETURNING seq, EXISTS (SELECT 1 FROM reactions WHERE target_wamid = $4 AND emoji <> '') AS reacted";
 
-/// The one way a conversation learns of a new message: its preview (unless a newer message
-/// is there), unread count, customer service window, and a customer message re-opens it.
+/// The one way a conversation learns of a new message: its preview and `last_message_at` (the
+/// WhatsApp time lists are ordered by; unless a newer message is there), unread count,
+/// customer service window, and a customer message re-opens it.
 const TOUCH_CONVERSATION: &str = "UPDATE conversations SET \
     last_message = CASE WHEN $7 OR last_message_at IS NULL OR last_message_at <= $2 THEN $3 ELSE last_message END, \
     last_message_at = CASE WHEN $7 OR last_message_at IS NULL OR last_message_at <= $2 THEN $2 ELSE last_message_at END, \
@@ -297,7 +298,7 @@ const TOUCH_CONVERSATION: &str = "UPDATE conversations SET \
     status = CASE WHEN $5 THEN 'open' ELSE status END, \
     updated_at = $6 WHERE id = $1 \
     RETURNING id, workspace_id, lead_id, number_id, contact_phone, contact_bsuid, status, assignee_id, last_message, \
-    unread_count, last_inbound_at, template_required, created_at, updated_at, \
+    last_message_at, unread_count, last_inbound_at, template_required, created_at, updated_at, \
     EXISTS (SELECT 1 FROM conversation_labels WHERE conversation_id = $1) AS labelled";
 
 /// The conversation's columns after [`TOUCH_CONVERSATION`] (its lead's name is known).
@@ -311,6 +312,7 @@ struct Touched {
     status: ConversationStatus,
     assignee_id: Option<Uuid>,
     last_message: Option<Json<Value>>,
+    last_message_at: Option<DateTime<Utc>>,
     unread_count: i64,
     last_inbound_at: Option<DateTime<Utc>>,
     template_required: bool,
@@ -333,6 +335,7 @@ impl Touched {
             assignee_id: self.assignee_id,
             label_ids,
             last_message: self.last_message.map(|m| m.0),
+            last_message_at: self.last_message_at,
             unread_count: self.unread_count,
             window_expires_at: self.last_inbound_at.map(|t| t + conversations::WINDOW),
             template_required: self.template_required,

@@ -15,6 +15,7 @@ use crate::inbox::messages::{self, MessageRow};
 use crate::policy::inbox::{ListStrategy, list_strategy};
 use crate::policy::{self, CONV_VISIBLE, ConvFacts, Viewer};
 use crate::views::conversation::{ConversationStatus, ConversationView};
+use crate::views::preferences::TeamView;
 use crate::{bind_viewer, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -30,6 +31,7 @@ pub struct Conversation {
     #[sqlx(skip)]
     pub label_ids: Vec<Uuid>,
     pub last_message: Option<sqlx::types::Json<Value>>,
+    pub last_message_at: Option<DateTime<Utc>>,
     pub unread_count: i64,
     pub last_inbound_at: Option<DateTime<Utc>>,
     pub template_required: bool,
@@ -42,6 +44,11 @@ pub struct Conversation {
 pub const WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
 impl Conversation {
+    /// Where the conversation stands in lists: its newest message, else its creation.
+    pub fn list_at(&self) -> DateTime<Utc> {
+        self.last_message_at.unwrap_or(self.created_at)
+    }
+
     pub fn window_expires_at(&self) -> Option<DateTime<Utc>> {
         self.last_inbound_at.map(|t| t + WINDOW)
     }
@@ -68,6 +75,7 @@ impl Conversation {
             assignee_id: self.assignee_id,
             label_ids: self.label_ids.clone(),
             last_message: self.last_message.as_ref().map(|m| m.0.clone()),
+            last_message_at: self.last_message_at,
             unread_count: self.unread_count,
             window_expires_at: self.window_expires_at(),
             template_required: self.template_required,
@@ -91,7 +99,7 @@ impl Conversation {
 }
 
 pub const COLS: &str = "c.id, c.workspace_id, c.lead_id, c.number_id, c.contact_phone, c.contact_bsuid, c.status, \
-    c.assignee_id, c.last_message, c.unread_count, c.last_inbound_at, c.template_required, \
+    c.assignee_id, c.last_message, c.last_message_at, c.unread_count, c.last_inbound_at, c.template_required, \
     l.name AS lead_name, c.created_at, c.updated_at";
 
 /// A conversation the viewer may see. Only the queries in this module build one, so holding
@@ -235,19 +243,23 @@ pub fn search_patterns(q: &str) -> Result<(String, Option<String>)> {
     Ok((name, phone))
 }
 
-/// The list's filters, keyset position and order. `($11, $12)` is a row-value keyset (a
-/// far-future sentinel on the first page), so later pages are an index range on both backends
-/// instead of a scan from the newest row.
+/// The list's filters, keyset position and order: newest message first (`LIST_AT`, the
+/// expression the `conversations_recent` indexes hold), so a label, status, assignment or read
+/// change never moves a conversation. `($11, $12)` is a row-value keyset (a far-future sentinel
+/// on the first page), so later pages are an index range on both backends instead of a scan
+/// from the newest row. `$17`/`$18`: the viewer's team view (show others' / unassigned ones).
 const LIST_TAIL: &str = "AND ($6 IS NULL OR c.status = $6) \
      AND ($7 IS NULL OR c.assignee_id = $7) \
      AND ($8 IS NULL OR EXISTS (SELECT 1 FROM conversation_labels f WHERE f.conversation_id = c.id AND f.label_id = $8)) \
      AND ($9 IS NULL OR ($9 AND c.assignee_id IS NULL) OR (NOT $9 AND c.assignee_id IS NOT NULL)) \
      AND ($10 IS NULL OR c.lead_id = $10) \
-     AND (c.updated_at, c.id) < ($11, $12) \
+     AND (COALESCE(c.last_message_at, c.created_at), c.id) < ($11, $12) \
      AND ($14 IS NULL OR EXISTS (SELECT 1 FROM lead_groups g WHERE g.lead_id = c.lead_id AND g.group_id = $14)) \
      AND ($15 IS NULL OR lower(l.name) LIKE $15 ESCAPE '\\' \
           OR ($16 IS NOT NULL AND (l.phone LIKE $16 OR c.contact_phone LIKE $16))) \
-     ORDER BY c.updated_at DESC, c.id DESC LIMIT $13";
+     AND ($17 OR c.assignee_id IS NULL OR c.assignee_id = $2) \
+     AND ($18 OR c.assignee_id IS NOT NULL) \
+     ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC LIMIT $13";
 
 /// Walks the workspace's conversations newest first, keeping the visible ones: right for
 /// viewers who see much of the inbox (admins, `view_others_leads`, `view_unassigned`).
@@ -296,9 +308,11 @@ pub struct ListFilter {
     pub phone_pattern: Option<String>,
     pub after: Option<(DateTime<Utc>, Uuid)>,
     pub limit: i64,
+    /// The viewer's team view (only ever narrows the list).
+    pub team_view: TeamView,
 }
 
-/// A page of the conversations `v` sees, newest activity first, and the next cursor.
+/// A page of the conversations `v` sees, newest message first, and the next cursor.
 pub async fn list(db: &Db, v: &Viewer, f: &ListFilter) -> Result<(Vec<Conversation>, Option<String>)> {
     let after = f.after.unwrap_or_else(list_start);
     let (name_pattern, phone_pattern) = (f.name_pattern.clone(), f.phone_pattern.clone());
@@ -318,11 +332,13 @@ pub async fn list(db: &Db, v: &Viewer, f: &ListFilter) -> Result<(Vec<Conversati
         .bind(f.group)
         .bind(name_pattern)
         .bind(phone_pattern)
+        .bind(f.team_view.show_others)
+        .bind(f.team_view.show_unassigned)
         .fetch_all(p)
         .await)?;
     let next = if rows.len() as i64 > f.limit {
         rows.truncate(f.limit as usize);
-        rows.last().map(|c| cursor::encode(c.updated_at, c.id))
+        rows.last().map(|c| cursor::encode(c.list_at(), c.id))
     } else {
         None
     };

@@ -11,10 +11,12 @@ use uuid::Uuid;
 use crate::db::{Db, Links, Tx, cursor};
 use crate::error::{DbResultExt, Error, Result};
 use crate::events::{Event, NewEvent, Work};
+use crate::inbox::assignee::{self, Change, Holder};
 use crate::policy::{self, LEAD_VISIBLE, Viewer};
 use crate::timeline::{self, AssignedData, NewActivity};
 use crate::views::Deleted;
-use crate::views::lead::LeadView;
+use crate::views::lead::{LeadProgress, LeadView};
+use crate::views::preferences::TeamView;
 use crate::views::timeline::ActivityKind;
 use crate::{bind_viewer, on_db, on_tx};
 
@@ -31,7 +33,43 @@ pub struct Lead {
     pub custom_fields: sqlx::types::Json<Map<String, Value>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Contacted, first response, last activity: loaded with the lead by [`PROGRESS`] queries.
+    #[sqlx(skip)]
+    pub progress: Option<LeadProgress>,
 }
+
+/// A lead row read with [`PROGRESS`]'s columns.
+#[derive(sqlx::FromRow)]
+struct LeadRow {
+    #[sqlx(flatten)]
+    lead: Lead,
+    contacted: bool,
+    first_response_secs: Option<i64>,
+    message_at: Option<DateTime<Utc>>,
+    activity_at: Option<DateTime<Utc>>,
+}
+
+impl From<LeadRow> for Lead {
+    fn from(r: LeadRow) -> Lead {
+        let mut lead = r.lead;
+        let last = [r.message_at, r.activity_at].into_iter().flatten().fold(lead.created_at, DateTime::max);
+        lead.progress = Some(LeadProgress {
+            contacted: r.contacted,
+            first_response_secs: r.first_response_secs,
+            last_activity_at: last,
+        });
+        lead
+    }
+}
+
+/// The columns of [`LeadRow`] beyond [`COLS`]: contacted and first response are the report's
+/// own counters (`lead_facts`, kept by the triggers of 0101 in the transaction of every write);
+/// the newest message and activity are one index probe each (`conversations_lead`,
+/// `activities_lead`).
+pub(crate) const PROGRESS: &str = "COALESCE((SELECT f.contacted FROM lead_facts f WHERE f.lead_id = l.id), FALSE) AS contacted, \
+    (SELECT f.first_response_secs FROM lead_facts f WHERE f.lead_id = l.id) AS first_response_secs, \
+    (SELECT MAX(c.last_message_at) FROM conversations c WHERE c.lead_id = l.id) AS message_at, \
+    (SELECT MAX(a.created_at) FROM activities a WHERE a.lead_id = l.id) AS activity_at";
 
 impl Lead {
     /// The lead as events carry it (no `can`: events go to many viewers).
@@ -46,6 +84,7 @@ impl Lead {
             custom_fields: self.custom_fields.0.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            progress: self.progress,
             can: None,
         }
     }
@@ -53,6 +92,13 @@ impl Lead {
     /// The lead as answered to `v` (who sees it), with what they may do with it.
     pub fn view_for(&self, v: &Viewer) -> LeadView {
         LeadView { can: Some(policy::inbox::lead_can(v, self.assignee_id)), ..self.view() }
+    }
+
+    /// Something happened on the lead's timeline at `at`.
+    pub fn active_at(&mut self, at: DateTime<Utc>) {
+        if let Some(p) = &mut self.progress {
+            p.last_activity_at = p.last_activity_at.max(at);
+        }
     }
 }
 
@@ -76,13 +122,14 @@ impl VisibleLead {
 }
 
 static GET_VISIBLE: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {COLS} FROM leads l WHERE {} AND l.id = $6", *LEAD_VISIBLE));
+    LazyLock::new(|| format!("SELECT {COLS}, {PROGRESS} FROM leads l WHERE {} AND l.id = $6", *LEAD_VISIBLE));
 
 /// Loads a lead if the viewer may see it; 404 otherwise.
 pub async fn get_visible(db: &Db, v: &Viewer, id: Uuid) -> Result<VisibleLead> {
-    let mut lead: Lead =
+    let row: LeadRow =
         on_db!(db, |p| bind_viewer!(sqlx::query_as(GET_VISIBLE.as_str()), v).bind(id).fetch_optional(p).await)?
             .ok_or_else(Error::not_found)?;
+    let mut lead = Lead::from(row);
     lead.group_ids = group_ids(db, &[id]).await?.remove(&id).unwrap_or_default();
     Ok(VisibleLead(lead))
 }
@@ -90,9 +137,10 @@ pub async fn get_visible(db: &Db, v: &Viewer, id: Uuid) -> Result<VisibleLead> {
 /// Loads a lead inside a write transaction, without a viewer (for changes already authorised
 /// through a visible conversation, e.g. assigning it).
 pub async fn load_tx(tx: &mut Tx, id: Uuid) -> Result<Lead> {
-    let sql = format!("SELECT {COLS} FROM leads l WHERE l.id = $1");
-    let mut lead: Lead =
-        on_tx!(tx, |c| sqlx::query_as(&sql).bind(id).fetch_optional(c).await)?.ok_or_else(Error::not_found)?;
+    static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {COLS}, {PROGRESS} FROM leads l WHERE l.id = $1"));
+    let row: LeadRow =
+        on_tx!(tx, |c| sqlx::query_as(SQL.as_str()).bind(id).fetch_optional(c).await)?.ok_or_else(Error::not_found)?;
+    let mut lead = Lead::from(row);
     lead.group_ids =
         on_tx!(tx, |c| sqlx::query_scalar("SELECT group_id FROM lead_groups WHERE lead_id = $1 ORDER BY group_id")
             .bind(id)
@@ -258,6 +306,7 @@ pub async fn insert(w: &mut Work, new: NewLead) -> Result<Lead> {
         custom_fields: sqlx::types::Json(new.custom_fields),
         created_at: now,
         updated_at: now,
+        progress: Some(LeadProgress { contacted: false, first_response_secs: None, last_activity_at: now }),
     };
     emit_updated(w, &lead);
     timeline::record(w, created_activity(&lead)).await?;
@@ -279,36 +328,15 @@ pub fn updated_event(lead: &Lead) -> NewEvent {
     NewEvent::new(lead.workspace_id, Event::LeadUpdated(lead.view())).lead(lead.id)
 }
 
-/// Gives an unassigned lead to `assignee` (with its `lead.updated`); a lead that has one keeps
-/// it. Returns whether it was unassigned.
-pub async fn adopt(w: &mut Work, lead_id: Uuid, assignee: Uuid) -> Result<bool> {
-    let now = w.now();
-    let n = on_tx!(w.tx(), |x| sqlx::query(
-        "UPDATE leads SET assignee_id = $1, updated_at = $2 WHERE id = $3 AND assignee_id IS NULL"
-    )
-    .bind(assignee)
-    .bind(now)
-    .bind(lead_id)
-    .execute(x)
-    .await
-    .map(|r| r.rows_affected()))?;
-    if n == 1 {
+/// Gives an unassigned lead to `assignee` (with its `lead.updated`) as part of `change`; a
+/// lead that has one keeps it. Returns whether it was unassigned.
+pub async fn adopt(w: &mut Work, change: &mut Change, lead_id: Uuid, assignee: Uuid) -> Result<bool> {
+    let moved = assignee::of_lead(w, change, lead_id, assignee, Holder::Unassigned).await?;
+    if moved {
         let lead = load_tx(w.tx(), lead_id).await?;
         emit_updated(w, &lead);
     }
-    Ok(n == 1)
-}
-
-/// Sets a lead's assignee (no event: the caller records the activity, then emits).
-pub async fn set_assignee(tx: &mut Tx, now: DateTime<Utc>, lead_id: Uuid, assignee: Uuid) -> Result<()> {
-    on_tx!(tx, |c| sqlx::query("UPDATE leads SET assignee_id = $1, updated_at = $2 WHERE id = $3")
-        .bind(assignee)
-        .bind(now)
-        .bind(lead_id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(())
+    Ok(moved)
 }
 
 pub fn dedup(mut ids: Vec<Uuid>) -> Vec<Uuid> {
@@ -317,14 +345,18 @@ pub fn dedup(mut ids: Vec<Uuid>) -> Vec<Uuid> {
     ids
 }
 
+/// `$13`: contacted or not; `$14`/`$15`: the viewer's team view (show others' / unassigned).
 static LIST: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {COLS} FROM leads l WHERE {} \
+        "SELECT {COLS}, {PROGRESS} FROM leads l WHERE {} \
          AND ($6 IS NULL OR l.assignee_id = $6) \
          AND ($7 IS NULL OR ($7 AND l.assignee_id IS NULL) OR (NOT $7 AND l.assignee_id IS NOT NULL)) \
          AND ($8 IS NULL OR lower(l.name) LIKE $8 ESCAPE '\\' OR l.phone LIKE $8 ESCAPE '\\') \
          AND ($9 IS NULL OR EXISTS (SELECT 1 FROM lead_groups lg WHERE lg.lead_id = l.id AND lg.group_id = $9)) \
          AND ($10 IS NULL OR l.created_at < $10 OR (l.created_at = $10 AND l.id < $11)) \
+         AND ($13 IS NULL OR COALESCE((SELECT f.contacted FROM lead_facts f WHERE f.lead_id = l.id), FALSE) = $13) \
+         AND ($14 OR l.assignee_id IS NULL OR l.assignee_id = $2) \
+         AND ($15 OR l.assignee_id IS NOT NULL) \
          ORDER BY l.created_at DESC, l.id DESC LIMIT $12",
         *LEAD_VISIBLE
     )
@@ -346,12 +378,16 @@ pub struct ListFilter {
     pub search: Option<String>,
     pub after: Option<(DateTime<Utc>, Uuid)>,
     pub limit: i64,
+    /// Contacted (`true`) or not yet (`false`).
+    pub contacted: Option<bool>,
+    /// The viewer's team view (only ever narrows the list).
+    pub team_view: TeamView,
 }
 
 /// A page of the leads `v` sees, newest first, with their groups, and the next cursor.
 pub async fn list(db: &Db, v: &Viewer, f: &ListFilter) -> Result<(Vec<Lead>, Option<String>)> {
     let search = f.search.clone();
-    let mut rows: Vec<Lead> = on_db!(db, |p| bind_viewer!(sqlx::query_as(LIST.as_str()), v)
+    let rows: Vec<LeadRow> = on_db!(db, |p| bind_viewer!(sqlx::query_as(LIST.as_str()), v)
         .bind(f.assignee)
         .bind(f.unassigned)
         .bind(search)
@@ -359,8 +395,12 @@ pub async fn list(db: &Db, v: &Viewer, f: &ListFilter) -> Result<(Vec<Lead>, Opt
         .bind(f.after.map(|a| a.0))
         .bind(f.after.map(|a| a.1))
         .bind(f.limit + 1)
+        .bind(f.contacted)
+        .bind(f.team_view.show_others)
+        .bind(f.team_view.show_unassigned)
         .fetch_all(p)
         .await)?;
+    let mut rows: Vec<Lead> = rows.into_iter().map(Lead::from).collect();
     let next = (rows.len() as i64 > f.limit).then(|| {
         rows.truncate(f.limit as usize);
         rows.last().map(|l| cursor::encode(l.created_at, l.id))
@@ -410,23 +450,28 @@ pub async fn update(w: &mut Work, lead: &mut Lead, changes: LeadChanges, by: Uui
     }
     if let Some(a) = changes.assignee.filter(|a| Some(*a) != lead.assignee_id) {
         check_assignee(w.tx(), lead.workspace_id, a).await?;
-        let data = AssignedData::by_member(lead.assignee_id, a);
-        timeline::record(w, NewActivity::new(lead.workspace_id, lead.id, ActivityKind::Assigned, data).by(by)).await?;
-        lead.assignee_id = Some(a);
+        let mut change = Change::by_member(lead.workspace_id, by, "lead_update");
+        if assignee::of_lead(w, &mut change, lead.id, a, Holder::Anyone).await? {
+            let data = AssignedData::by_member(lead.assignee_id, a);
+            let activity = NewActivity::new(lead.workspace_id, lead.id, ActivityKind::Assigned, data).by(by);
+            timeline::record(w, activity).await?;
+            lead.assignee_id = Some(a);
+            lead.active_at(now);
+        }
     }
     lead.updated_at = now;
     on_tx!(w.tx(), |c| sqlx::query(
-        "UPDATE leads SET name = $1, phone = $2, source = $3, custom_fields = $4, assignee_id = $5, updated_at = $6 WHERE id = $7"
+        "UPDATE leads SET name = $1, phone = $2, source = $3, custom_fields = $4, updated_at = $5 WHERE id = $6"
     )
     .bind(&lead.name)
     .bind(&lead.phone)
     .bind(&lead.source)
     .bind(&lead.custom_fields)
-    .bind(lead.assignee_id)
     .bind(now)
     .bind(lead.id)
     .execute(c)
-    .await.map(|r| r.rows_affected()))
+    .await
+    .map(|r| r.rows_affected()))
     .on_unique("duplicate_phone", "a lead with that phone already exists")?;
     if let Some(phone) = &lead.phone {
         link_identity(w.tx(), lead.workspace_id, "phone", phone, lead.id).await?;

@@ -688,6 +688,7 @@ fn new_lead(ws: Uuid, now: DateTime<Utc>, h: &Header, row: Row) -> std::result::
         custom_fields: sqlx::types::Json(custom),
         created_at: now,
         updated_at: now,
+        progress: None,
     };
     Ok((row.line, lead))
 }

@@ -3,6 +3,7 @@
 //! conversations and messages. Below assignment: the inbox never calls it (the edges call the
 //! inbox, then assignment).
 
+pub mod assignee;
 pub mod chat;
 pub mod conversations;
 pub mod groups;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::events::{Event, Work};
+use crate::inbox::assignee::{self, Change, Holder};
 use crate::inbox::conversations::{self, Conversation, Visible};
 use crate::inbox::leads;
 use crate::policy::{self, Denied, Viewer};
@@ -65,32 +66,30 @@ pub async fn label_removed(w: &mut Work, conversations: &[Uuid], label: (Uuid, &
     Ok(())
 }
 
-/// Sets the assignee (an assigned conversation never goes back to unassigned) and gives the
-/// lead the same assignee when it has none. No event of the conversation (the caller emits).
-pub async fn set_assignee(w: &mut Work, c: &mut Conversation, assignee: Uuid) -> Result<()> {
-    let now = w.now();
-    on_tx!(w.tx(), |x| sqlx::query("UPDATE conversations SET assignee_id = $1, updated_at = $2 WHERE id = $3")
-        .bind(assignee)
-        .bind(now)
-        .bind(c.id)
-        .execute(x)
-        .await
-        .map(|r| r.rows_affected()))?;
-    c.assignee_id = Some(assignee);
-    c.updated_at = now;
-    leads::adopt(w, c.lead_id, assignee).await?;
-    Ok(())
+/// Gives the conversation to `assignee` as part of `change` (an assigned conversation never
+/// goes back to unassigned), and its lead too when the lead has none. Returns whether the
+/// conversation moved. No event of the conversation (the caller emits).
+pub async fn set_assignee(w: &mut Work, c: &mut Conversation, assignee: Uuid, change: &mut Change) -> Result<bool> {
+    let moved = assignee::of_conversation(w, change, c.id, c.lead_id, assignee, Holder::Anyone).await?;
+    if moved {
+        c.assignee_id = Some(assignee);
+        c.updated_at = w.now();
+    }
+    leads::adopt(w, change, c.lead_id, assignee).await?;
+    Ok(moved)
 }
 
-/// Assigns a conversation to `assignee` (an active member) on `by`'s behalf: activity and
-/// `conversation.assigned`. Nothing happens when it already is theirs.
+/// Assigns a conversation to `assignee` (an active member) on `by`'s behalf: activity,
+/// `conversation.assigned`, and `assignment.alert` to the assignee unless they are `by`.
+/// Nothing happens when it already is theirs.
 pub async fn assign(w: &mut Work, c: &mut Conversation, assignee: Uuid, by: Uuid) -> Result<()> {
     if c.assignee_id == Some(assignee) {
         return Ok(());
     }
     leads::check_assignee(w.tx(), c.workspace_id, assignee).await?;
     let from = c.assignee_id;
-    set_assignee(w, c, assignee).await?;
+    let mut change = Change::by_member(c.workspace_id, by, "assign");
+    set_assignee(w, c, assignee, &mut change).await?;
     let a =
         NewActivity::new(c.workspace_id, c.lead_id, ActivityKind::Assigned, AssignedData::by_member(from, assignee));
     timeline::record(w, a.conversation(c.id).by(by)).await?;
@@ -103,21 +102,13 @@ pub async fn assign(w: &mut Work, c: &mut Conversation, assignee: Uuid, by: Uuid
 /// [`Denied::AlreadyAssigned`].
 pub async fn claim(w: &mut Work, c: &mut Conversation, by: Uuid) -> Result<()> {
     let now = w.now();
-    let won = on_tx!(w.tx(), |x| sqlx::query(
-        "UPDATE conversations SET assignee_id = $1, updated_at = $2 WHERE id = $3 AND assignee_id IS NULL"
-    )
-    .bind(by)
-    .bind(now)
-    .bind(c.id)
-    .execute(x)
-    .await
-    .map(|r| r.rows_affected()))?;
-    if won != 1 {
+    let mut change = Change::by_member(c.workspace_id, by, "claim");
+    if !assignee::of_conversation(w, &mut change, c.id, c.lead_id, by, Holder::Unassigned).await? {
         return Err(denied(Denied::AlreadyAssigned));
     }
     c.assignee_id = Some(by);
     c.updated_at = now;
-    leads::adopt(w, c.lead_id, by).await?;
+    leads::adopt(w, &mut change, c.lead_id, by).await?;
     let a = NewActivity::new(c.workspace_id, c.lead_id, ActivityKind::Claimed, NoData {});
     timeline::record(w, a.conversation(c.id).by(by)).await?;
     conversations::emit(w, Event::ConversationAssigned, c);
@@ -260,32 +251,24 @@ pub async fn change_access(w: &mut Work, c: &mut Conversation, ids: &[Uuid], gra
     Ok(true)
 }
 
-/// Bulk reassignment of a lead: its conversations assigned to `from` go to `to` (activity and
-/// `conversation.assigned` each, `data` the lead's activity data).
+/// Bulk reassignment of a lead: its conversations held by `from` go to `to` as part of
+/// `change` (activity and `conversation.assigned` each, `data` the lead's activity data).
 pub async fn reassign_of_lead(
     w: &mut Work,
+    change: &mut Change,
     lead_id: Uuid,
-    from: Uuid,
+    from: Holder,
     to: Uuid,
-    by: Uuid,
     data: &AssignedData,
 ) -> Result<()> {
-    let now = w.now();
-    let convs: Vec<Uuid> = on_tx!(w.tx(), |c| {
-        sqlx::query_scalar(
-            "UPDATE conversations SET assignee_id = $1, updated_at = $2 WHERE lead_id = $3 AND assignee_id = $4 RETURNING id",
-        )
-        .bind(to)
-        .bind(now)
-        .bind(lead_id)
-        .bind(from)
-        .fetch_all(c)
-        .await
-    })?;
+    let convs = assignee::of_lead_conversations(w, change, lead_id, to, from).await?;
     for conv in convs {
         let c = load_tx(w.tx(), conv).await?;
-        let a = NewActivity::new(c.workspace_id, lead_id, ActivityKind::Assigned, data);
-        timeline::record(w, a.conversation(conv).by(by)).await?;
+        let mut a = NewActivity::new(c.workspace_id, lead_id, ActivityKind::Assigned, data).conversation(conv);
+        if let Some(by) = change.by {
+            a = a.by(by);
+        }
+        timeline::record(w, a).await?;
         conversations::emit(w, Event::ConversationAssigned, &c);
     }
     Ok(())

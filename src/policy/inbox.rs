@@ -28,11 +28,25 @@ pub fn can_change_status(v: &Viewer, c: &ConvFacts) -> Result<(), Denied> {
 }
 
 /// What `v` may do with a lead they see (its current assignee given): `edit` is what
-/// `PATCH /leads/{id}` accepts without an assignee change (anyone who sees the lead), `assign`
-/// is giving it to any member ([`can_assign_lead`] to someone else), `delete` is
+/// `PATCH /leads/{id}` accepts without an assignee change ([`can_edit_lead`]), `assign` is
+/// giving it to any member ([`can_assign_lead`] to someone else), `delete` is
 /// [`can_delete_lead`].
 pub fn lead_can(v: &Viewer, assignee: Option<Uuid>) -> LeadCan {
-    LeadCan { edit: v.active, delete: can_delete_lead(v, assignee), assign: can_assign_lead(v, assignee, None).is_ok() }
+    LeadCan {
+        edit: can_edit_lead(v, assignee, None).is_ok(),
+        delete: can_delete_lead(v, assignee),
+        assign: can_assign_lead(v, assignee, None).is_ok(),
+    }
+}
+
+/// Editing a lead the viewer sees (currently assigned to `current`; `to`: the assignee the same
+/// request gives it, if any): only those who may assign it — admins, its assignee, members
+/// with `view_others_leads`. Anyone else who sees it (a label, explicit access,
+/// `view_unassigned`) gets [`Denied::NotAssignee`]: an unassigned lead is claimed before it is
+/// edited, which a request that gives it to the caller does.
+pub fn can_edit_lead(v: &Viewer, current: Option<Uuid>, to: Option<Uuid>) -> Result<(), Denied> {
+    let claims = to == Some(v.user_id) && can_assign_lead(v, current, to).is_ok();
+    if can_assign_lead(v, current, None).is_ok() || claims { Ok(()) } else { Err(Denied::NotAssignee) }
 }
 
 /// Giving a lead (currently assigned to `current`) to `to` (`None`: to anyone, i.e. a member
@@ -67,6 +81,13 @@ pub fn can_delete_lead(v: &Viewer, lead_assignee: Option<Uuid>) -> bool {
 /// `view_others_leads`.
 pub fn can_bulk_reassign(v: &Viewer) -> Result<(), Denied> {
     if v.is_admin() || (v.active && v.permissions.view_others_leads) { Ok(()) } else { Err(Denied::Forbidden) }
+}
+
+/// Assigning unassigned leads in bulk (`from_member_id: null`): admins, and members with both
+/// `view_unassigned` and `view_others_leads`.
+pub fn can_bulk_assign_unassigned(v: &Viewer) -> Result<(), Denied> {
+    let flags = v.permissions.view_unassigned && v.permissions.view_others_leads;
+    if v.is_admin() || (v.active && flags) { Ok(()) } else { Err(Denied::Forbidden) }
 }
 
 /// Which query lists a viewer's conversations.
@@ -157,6 +178,25 @@ mod tests {
         assert!(can_create_lead_for(&plain, Some(someone)).is_err());
         assert!(can_create_lead_for(&plain, Some(plain.user_id)).is_ok());
         assert!(lead_can(&viewer(Role::Admin, Permissions::default()), Some(someone)).delete);
+    }
+
+    #[test]
+    fn only_who_may_assign_a_lead_edits_it() {
+        let someone = Uuid::new_v4();
+        let pool = viewer(Role::Member, Permissions { view_unassigned: true, ..Default::default() });
+        assert_eq!(can_edit_lead(&pool, None, None), Err(Denied::NotAssignee));
+        assert!(!lead_can(&pool, None).edit);
+        assert!(can_edit_lead(&pool, None, Some(pool.user_id)).is_ok(), "claiming it in the same request");
+        let plain = viewer(Role::Member, Permissions::default());
+        assert_eq!(can_edit_lead(&plain, Some(someone), None), Err(Denied::NotAssignee));
+        assert!(can_edit_lead(&plain, Some(plain.user_id), None).is_ok());
+        let others = viewer(Role::Member, Permissions { view_others_leads: true, ..Default::default() });
+        assert!(lead_can(&others, Some(someone)).edit);
+        assert!(lead_can(&viewer(Role::Admin, Permissions::default()), None).edit);
+        assert!(can_bulk_assign_unassigned(&pool).is_err());
+        assert!(can_bulk_assign_unassigned(&others).is_err());
+        let both = Permissions { view_unassigned: true, view_others_leads: true, ..Default::default() };
+        assert!(can_bulk_assign_unassigned(&viewer(Role::Member, both)).is_ok());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::invitations::{self, Invite};
 use super::members::{self, Change};
-use super::{MemberStatus, labels};
+use super::{MemberStatus, labels, preferences};
 use crate::api::Api;
 use crate::auth::http::issue_session;
 use crate::auth::{CurrentUser, password};
@@ -20,6 +20,7 @@ use crate::extract::{Json, Path, Query};
 use crate::policy::{Permissions, Role};
 use crate::state::AppState;
 use crate::views::auth::UserOut;
+use crate::views::preferences::Preferences;
 use crate::views::team::{InvitationView, LabelView, LabelsPage, MemberView, MembersPage};
 use crate::workspace::{validate_email, validate_name};
 
@@ -38,6 +39,8 @@ pub fn routes() -> Api {
         .post("/labels", create_label)
         .patch("/labels/{id}", patch_label)
         .delete("/labels/{id}", delete_label)
+        .get("/me/preferences", get_preferences)
+        .put("/me/preferences", put_preferences)
 }
 
 fn parse_role(raw: Option<&str>) -> Result<Option<Role>> {
@@ -281,4 +284,26 @@ pub async fn delete_label(State(st): State<AppState>, user: CurrentUser, Path(id
     work.commit(&st.hub).await?;
     tracing::info!(label_id = %id, "label deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- The caller's own preferences ----
+
+#[instrument(skip_all)]
+pub async fn get_preferences(State(st): State<AppState>, user: CurrentUser) -> Result<Json<Preferences>> {
+    Ok(Json(preferences::get(&st.db, user.id).await?))
+}
+
+/// The whole object; a missing or mistyped field answers 422 naming it.
+#[instrument(skip_all)]
+pub async fn put_preferences(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Json(body): Json<Preferences>,
+) -> Result<Json<Preferences>> {
+    let mut tx = st.db.begin().await?;
+    preferences::put(&mut tx, user.id, &body, st.clock.now()).await?;
+    tx.commit().await?;
+    tracing::info!(member_id = %user.id, show_others = body.team_view.show_others,
+        show_unassigned = body.team_view.show_unassigned, "preferences changed");
+    Ok(Json(body))
 }

@@ -6,6 +6,7 @@ pub mod http;
 pub mod invitations;
 pub mod labels;
 pub mod members;
+pub mod preferences;
 
 use std::collections::HashMap;
 

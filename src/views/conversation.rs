@@ -38,6 +38,8 @@ pub struct ConversationView {
     pub label_ids: Vec<Uuid>,
     /// The newest message's summary ([`MessagePreview`]), as stored with the conversation.
     pub last_message: Option<Value>,
+    /// WhatsApp's time of the newest message (what lists are ordered by); `None` before any.
+    pub last_message_at: Option<DateTime<Utc>>,
     pub unread_count: i64,
     pub window_expires_at: Option<DateTime<Utc>>,
     pub template_required: bool,

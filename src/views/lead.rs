@@ -13,6 +13,17 @@ pub struct LeadCan {
     pub assign: bool,
 }
 
+/// Where a lead stands: `contacted` (a business-side message or a member's note exists),
+/// `first_response_secs` (as the team report defines it; `None` until there is one) and
+/// `last_activity_at` (the newest of its creation, its newest message and its newest timeline
+/// activity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LeadProgress {
+    pub contacted: bool,
+    pub first_response_secs: Option<i64>,
+    pub last_activity_at: DateTime<Utc>,
+}
+
 /// A lead (API answers and `lead.updated` events).
 #[derive(Debug, Clone, Serialize)]
 pub struct LeadView {
@@ -25,6 +36,9 @@ pub struct LeadView {
     pub custom_fields: Map<String, Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Always in answers; in events when the writer loaded it.
+    #[serde(flatten)]
+    pub progress: Option<LeadProgress>,
     /// Only in answers to a caller (events go to many viewers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub can: Option<LeadCan>,

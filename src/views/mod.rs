@@ -7,6 +7,7 @@ pub mod conversation;
 pub mod lead;
 pub mod message;
 pub mod number;
+pub mod preferences;
 pub mod report;
 pub mod team;
 pub mod timeline;

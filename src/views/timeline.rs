@@ -74,4 +74,6 @@ pub struct AssignmentNotice {
     pub reason: String,
     pub rule: Option<String>,
     pub member_id: Option<Uuid>,
+    /// The member who made the change (`null`: the assignment engine).
+    pub by_member_id: Option<Uuid>,
 }

@@ -61,6 +61,8 @@ enum Target {
     OpenConv,
     /// The lead behind a `Conv` (assigned to `Assignee`).
     Lead,
+    /// The lead behind an `OpenConv` (unassigned).
+    OpenLead,
     Member,
     AdminMember,
     DeactivatedMember,
@@ -184,7 +186,8 @@ fn matrix() -> Vec<Row> {
         // Admins and manage_integrations; they get 415 here, as the matrix sends no CSV body.
         row("POST", "/api/v1/leads/import", None, Option::None, with(INTEGRATIONS, 200, 415)),
         row("GET", "/api/v1/leads/{id}", Lead, Option::None, SEES),
-        row("PATCH", "/api/v1/leads/{id}", Lead, Some(|_, _, _| json!({"name": "Renamed"})), SEES),
+        // Only who may assign the lead edits it; label and explicit grants only read it.
+        row("PATCH", "/api/v1/leads/{id}", Lead, Some(|_, _, _| json!({"name": "Renamed"})), ASSIGNERS),
         // delete_leads covers only leads assigned to oneself; admins delete any.
         row(
             "DELETE",
@@ -338,6 +341,23 @@ fn matrix() -> Vec<Row> {
         row("PATCH", "/api/v1/labels/{id}", Label, Some(|_, _, n| json!({"name": format!("Renamed {n}")})), ADMIN_ONLY),
         row("DELETE", "/api/v1/labels/{id}", Label, Option::None, with(ADMIN_ONLY, 200, 204)),
         // Last: it revokes the caller's token.
+        row("GET", "/api/v1/me/preferences", None, Option::None, ALL_OK),
+        row(
+            "PUT",
+            "/api/v1/me/preferences",
+            None,
+            Some(|_, _, _| json!({"team_view": {"show_others": true, "show_unassigned": false}})),
+            ALL_OK,
+        ),
+        // Unassigned leads in bulk: admins, and members with view_unassigned and view_others_leads
+        // (nobody here has both); the lead is unassigned.
+        row(
+            "POST",
+            "/api/v1/leads/bulk-reassign",
+            OpenLead,
+            Some(|w, f, _| json!({"from_member_id": null, "to_member_id": w.id(Who::Admin), "lead_ids": [f.id]})),
+            ADMIN_ONLY,
+        ),
         row("POST", "/api/v1/auth/logout", None, Option::None, with(ALL_OK, 200, 204)),
     ]
 }
@@ -424,6 +444,7 @@ async fn fresh(app: &TestApp, w: &World, target: Target, n: u32) -> Fresh {
         Target::Conv => plain(conv(Some(w.id(Who::Assignee))).await.0),
         Target::OpenConv => plain(conv(None).await.0),
         Target::Lead => plain(conv(Some(w.id(Who::Assignee))).await.1),
+        Target::OpenLead => plain(conv(None).await.1),
         Target::Member => plain(insert_user(&app.db, ws, "member", "active").await),
         Target::AdminMember => plain(insert_user(&app.db, ws, "admin", "active").await),
         Target::DeactivatedMember => plain(insert_user(&app.db, ws, "member", "deactivated").await),

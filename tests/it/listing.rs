@@ -1,6 +1,6 @@
 //! The conversation list at any depth: walking every page with a small limit gives each viewer
-//! exactly the conversations the policy lets them see, newest activity first, none twice, none
-//! skipped — including ties in `updated_at`, and for members without the broad flags (whose
+//! exactly the conversations the policy lets them see, newest message first, none twice, none
+//! skipped — including ties in `last_message_at`, and for members without the broad flags (whose
 //! list starts from their own, label-granted and shared conversations).
 
 use chrono::{Duration, TimeZone, Utc};
@@ -46,7 +46,7 @@ on_both! {
             let id = insert_conversation(&app.db, ws, number, lead, assignee, &labels, &access).await;
             // Few distinct times: many ties, broken by id.
             let at = t0 + Duration::minutes(rng.gen_range(0..12));
-            on_db!(&app.db, |p| sqlx::query("UPDATE conversations SET updated_at = $1 WHERE id = $2")
+            on_db!(&app.db, |p| sqlx::query("UPDATE conversations SET last_message_at = $1 WHERE id = $2")
                 .bind(at).bind(id).execute(p).await.map(|_| ())).unwrap();
             convs.push((id, at, ConvFacts { workspace_id: ws, assignee_id: assignee, label_ids: labels, access_ids: access }));
         }

@@ -10,6 +10,7 @@ mod browser_admin;
 mod browser_inbox;
 mod cli;
 mod csv;
+mod fields;
 mod inbox;
 mod listing;
 mod live;

@@ -53,17 +53,21 @@ pub async fn list(
         Some((n, p)) => (Some(n), p),
         None => (None, None),
     };
+    let assignee = q.assignee_id.as_deref().map(|a| parse_id(a, "assignee_id")).transpose()?;
+    let unassigned = q.unassigned.as_deref().map(|u| parse_bool(u, "unassigned")).transpose()?;
+    let explicit = assignee.is_some() || unassigned.is_some();
     let filter = ListFilter {
         status,
-        assignee: q.assignee_id.as_deref().map(|a| parse_id(a, "assignee_id")).transpose()?,
+        assignee,
         label: q.label_id.as_deref().map(|a| parse_id(a, "label_id")).transpose()?,
-        unassigned: q.unassigned.as_deref().map(|u| parse_bool(u, "unassigned")).transpose()?,
+        unassigned,
         lead: q.lead_id.as_deref().map(|a| parse_id(a, "lead_id")).transpose()?,
         group: q.group_id.as_deref().map(|g| parse_id(g, "group_id")).transpose()?,
         name_pattern,
         phone_pattern,
         after: q.cursor.as_deref().map(cursor::decode).transpose()?,
         limit,
+        team_view: super::leads::team_view(&st, &user, explicit).await?,
     };
     let v = user.viewer();
     let (rows, next_cursor) = conversations::list(&st.db, &v, &filter).await?;

@@ -19,7 +19,9 @@ use crate::inbox::leads::{self, LeadChanges, ListFilter, NewLead, dedup, like_pa
 use crate::inbox::{parse_bool, parse_id};
 use crate::policy::inbox as may;
 use crate::state::AppState;
+use crate::team::preferences;
 use crate::views::lead::LeadView;
+use crate::views::preferences::TeamView;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +78,7 @@ pub async fn create(
 pub struct ListLeads {
     assignee_id: Option<String>,
     unassigned: Option<String>,
+    contacted: Option<String>,
     group_id: Option<String>,
     q: Option<String>,
     cursor: Option<String>,
@@ -99,17 +102,30 @@ pub async fn list(
     if search.as_ref().is_some_and(|s| s.len() > 200) {
         return Err(Error::bad_request("invalid_filter", "q is too long"));
     }
+    let assignee = q.assignee_id.as_deref().map(|a| parse_id(a, "assignee_id")).transpose()?;
+    let unassigned = q.unassigned.as_deref().map(|u| parse_bool(u, "unassigned")).transpose()?;
+    let explicit = assignee.is_some() || unassigned.is_some();
     let filter = ListFilter {
-        assignee: q.assignee_id.as_deref().map(|a| parse_id(a, "assignee_id")).transpose()?,
-        unassigned: q.unassigned.as_deref().map(|u| parse_bool(u, "unassigned")).transpose()?,
+        assignee,
+        unassigned,
         group: q.group_id.as_deref().map(|g| parse_id(g, "group_id")).transpose()?,
         search,
         after: q.cursor.as_deref().map(cursor::decode).transpose()?,
         limit,
+        contacted: q.contacted.as_deref().map(|c| parse_bool(c, "contacted")).transpose()?,
+        team_view: team_view(&st, &user, explicit).await?,
     };
     let v = user.viewer();
     let (rows, next_cursor) = leads::list(&st.db, &v, &filter).await?;
     Ok(Json(LeadsPage { leads: rows.iter().map(|l| l.view_for(&v)).collect(), next_cursor }))
+}
+
+/// The caller's team view for a list (everything when the list names an assignee filter).
+pub(super) async fn team_view(st: &AppState, user: &CurrentUser, explicit_filter: bool) -> Result<TeamView> {
+    if explicit_filter {
+        return Ok(TeamView::default());
+    }
+    Ok(preferences::get(&st.db, user.id).await?.team_view)
 }
 
 #[instrument(skip_all)]
@@ -139,6 +155,10 @@ pub async fn patch(
 ) -> Result<Json<LeadView>> {
     let v = user.viewer();
     let mut lead = leads::get_visible(&st.db, &v, id).await?.into_inner();
+    let to = body.assignee_id.flatten();
+    may::can_edit_lead(&v, lead.assignee_id, to).map_err(|_| {
+        Error::forbidden("not_assignee", "only who may assign this lead may edit it (claim an unassigned lead first)")
+    })?;
     let mut changes = LeadChanges {
         name: body.name.map(|n| crate::workspace::validate_name(&n, "name")).transpose()?,
         phone: body.phone.map(|p| normalize_phone(&p)).transpose()?,
