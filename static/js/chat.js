@@ -48,6 +48,15 @@ export class ChatView {
     this.el = h('section', { class: 'chat', 'aria-label': 'Conversation', dataset: { id: conv.id } }, this.header, this.banner, h('div', { class: 'messages-wrap' }, this.scroller, this.newPill), this.footer);
     this.back = back;
 
+    this.scroller.addEventListener('keydown', (ev) => {
+      if ((ev.key === 'r' || ev.key === 'R') && !ev.ctrlKey && !ev.metaKey && !ev.altKey && this.ctx.can(this.conv, 'reply')) {
+        const last = [...this.messages].reverse().find((m) => m.direction === 'in' && m.wamid);
+        if (last) {
+          ev.preventDefault();
+          this.setReplyTo(last);
+        }
+      }
+    });
     this.scroller.addEventListener('scroll', () => {
       if (this.atBottom()) this.newPill.hidden = true;
     });
@@ -129,13 +138,15 @@ export class ChatView {
     }
     const copy = { ...m };
     this.byId.set(copy.id, copy);
+    // By time as numbers ("…05Z" and "…05.120Z" don't compare as text), ties by arrival.
+    const at = Date.parse(copy.created_at);
     if (older) {
       let i = 0;
-      while (i < this.messages.length && this.messages[i].created_at <= copy.created_at) i++;
+      while (i < this.messages.length && Date.parse(this.messages[i].created_at) <= at) i++;
       this.messages.splice(i, 0, copy);
     } else {
       let i = this.messages.length;
-      while (i > 0 && this.messages[i - 1].created_at > copy.created_at && !this.messages[i - 1].pending) i--;
+      while (i > 0 && Date.parse(this.messages[i - 1].created_at) > at && !this.messages[i - 1].pending) i--;
       this.messages.splice(i, 0, copy);
     }
     return true;
@@ -208,7 +219,10 @@ export class ChatView {
     if (this.ctx.can(c, 'change_status')) {
       const closing = c.status !== 'closed';
       const b = h('button', { type: 'button', class: 'btn ghost', id: 'chat-status' }, closing ? 'Close' : 'Reopen');
-      b.addEventListener('click', () => this.act(`/conversations/${c.id}/status`, { status: closing ? 'closed' : 'open' }));
+      b.addEventListener('click', async () => {
+        await this.act(`/conversations/${c.id}/status`, { status: closing ? 'closed' : 'open' });
+        if (closing && this.conv.status === 'closed') this.offerUndo();
+      });
       actions.push(b);
     }
     const details = h('button', { type: 'button', class: 'btn ghost details-toggle', 'aria-controls': 'lead-panel', 'aria-expanded': String(document.body.classList.contains('show-lead')) }, 'Details');
@@ -227,10 +241,23 @@ export class ChatView {
         'div',
         { class: 'chat-title' },
         h('h2', { id: 'chat-name' }, name),
-        h('span', { class: 'muted small' }, phone(c.contact_phone), ' · ', c.assignee_id ? `Assigned to ${this.ctx.memberName(c.assignee_id)}` : 'Unassigned', c.status === 'closed' ? ' · Closed' : ''),
+        h('span', { class: 'muted small' }, phone(c.contact_phone) || c.contact_bsuid || '', ' · ', c.assignee_id ? `Assigned to ${this.ctx.memberName(c.assignee_id)}` : 'Unassigned', c.status === 'closed' ? ' · Closed' : ''),
       ),
       h('div', { class: 'chat-actions' }, actions),
     );
+  }
+
+  /** Closing is one tap (and near ← on phones): it can be taken back for a while. */
+  offerUndo() {
+    const c = this.conv;
+    const undo = h('button', { type: 'button', class: 'btn small' }, 'Undo');
+    const note = h('div', { class: 'undo-note', role: 'status' }, h('span', {}, 'Chat closed.'), undo);
+    undo.addEventListener('click', async () => {
+      note.remove();
+      await this.act(`/conversations/${c.id}/status`, { status: 'open' });
+    });
+    this.header.after(note);
+    setTimeout(() => note.remove(), 10000);
   }
 
   renderBanner() {
@@ -562,7 +589,9 @@ export class ChatView {
     }
     let replyBtn = null;
     if (!m.pending && m.wamid && this.ctx.can(this.conv, 'reply')) {
-      replyBtn = h('button', { type: 'button', class: 'btn ghost small reply-btn', 'aria-label': 'Reply to this message' }, '↩');
+      // Not a tab stop (a long chat would need a press per message): R in the message log
+      // replies to the newest customer message; the pointer shows this button on hover.
+      replyBtn = h('button', { type: 'button', class: 'btn ghost small reply-btn', 'aria-label': 'Reply to this message', tabindex: '-1' }, '↩');
       replyBtn.addEventListener('click', () => this.setReplyTo(m));
     }
     return h('div', { class: ['row', out ? 'out' : 'in'], dataset: { id: m.id, type: m.type, status: m.status, direction: m.direction } }, h('div', { class: 'bubble-line' }, out ? replyBtn : null, bubble, out ? null : replyBtn), reactions, by, failedNote);
@@ -660,7 +689,10 @@ function content(m) {
     }
     case 'template': {
       const t = c.template || {};
-      return [h('div', { class: 'msg-flag' }, `Template · ${t.name || ''}`), caption];
+      if (m.text) return [h('div', { class: 'msg-flag' }, `Template · ${t.name || ''}`), caption];
+      // Without the rendered text, what was filled in: the body's parameters.
+      const params = (t.components || []).flatMap((x) => (x.parameters || []).map((p) => p.text).filter(Boolean));
+      return [h('div', { class: 'msg-flag' }, `Template · ${t.name || ''}`), params.length ? h('div', { class: 'msg-text' }, params.join(' · ')) : null];
     }
     case 'unsupported':
       return h('div', { class: 'msg-text muted' }, 'This message type is not supported by WhatsApp.');

@@ -270,7 +270,15 @@ export function searchBox(id, onChange) {
 
 /** A label filter select; calls onChange(labelId or ''). */
 export function labelSelect(ctx, onChange) {
-  const select = h('select', { 'aria-label': 'Filter by label', class: 'label-filter' }, h('option', { value: '' }, 'All labels'), [...ctx.labels.values()].map((l) => h('option', { value: l.id }, l.name)));
+  const select = h('select', { 'aria-label': 'Filter by label', class: 'label-filter' });
+  const fill = () => {
+    const keep = select.value;
+    replace(select, h('option', { value: '' }, 'All labels'), [...ctx.labels.values()].map((l) => h('option', { value: l.id }, l.name)));
+    select.value = [...select.options].some((o) => o.value === keep) ? keep : '';
+  };
+  fill();
+  // Labels come and go: the filter offers the current ones while it is on the page.
+  const off = ctx.onDirectory ? ctx.onDirectory(() => (select.isConnected ? fill() : off())) : null;
   select.addEventListener('change', () => onChange(select.value));
   return select;
 }

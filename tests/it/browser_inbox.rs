@@ -40,7 +40,7 @@ const sb = {
     const r = el.getAttribute('role');
     if (r) return r;
     const t = el.tagName.toLowerCase();
-    if (t === 'button' || (t === 'input' && ['button', 'submit'].includes(el.type))) return 'button';
+    if (t === 'button' || t === 'summary' || (t === 'input' && ['button', 'submit'].includes(el.type))) return 'button';
     if (t === 'a' && el.hasAttribute('href')) return 'link';
     if (t === 'textarea' || (t === 'input' && ['text', 'search', 'email', 'password', ''].includes(el.type))) return 'textbox';
     if (t === 'input' && el.type === 'checkbox') return 'checkbox';
@@ -590,6 +590,124 @@ on_both! {
         eventually("Mia gets the next lead", || async {
             let lead = app.create_lead(&format!("M{}", rand::random::<u16>()), &format!("+1555030{:04}", rand::random::<u16>() % 10000)).await;
             (lead["assignee_id"] == json!(mia)).then_some(())
+        }).await;
+        b.close().await;
+    }
+
+    async fn the_team_view_hides_others_and_unassigned_chats_from_all(t: TestDb) {
+        let app = spawn_app(&t).await;
+        app.connect_number(NUMBER_ID, "15550100100", false).await;
+        let admin = admin_id(&app).await;
+        let (sam, _) = app.member("sam@example.com", json!({"view_others_leads": true, "view_unassigned": true})).await;
+        lead_for(&app, "Sam's Sara", "+15550100111", Some(&sam.to_string())).await;
+        lead_for(&app, "Ada's Omar", "+15550100122", Some(&admin)).await;
+        lead_for(&app, "Nobody's Nina", "+15550100133", None).await;
+        for (i, p) in ["15550100111", "15550100122", "15550100133"].iter().enumerate() {
+            say(&app, &format!("wamid.tv.{i}"), p, 100 - i as i64, "Hi").await;
+        }
+        app.webhooks_processed().await;
+        let Some(b) = browser(&app).await else { return };
+        b.log_in("sam@example.com").await;
+        b.click("tab", "All").await;
+        b.sees("Nobody's Nina").await;
+        b.sees("Ada's Omar").await;
+        b.click("button", "Team view").await;
+        b.click("checkbox", "Chats assigned to others").await;
+        b.wait_for("Omar hidden", "const l = sb.one('list', 'Inbox'); return l && !l.innerText.includes(\"Ada's Omar\") && l.innerText.includes(\"Sam's Sara\")").await;
+        // It is kept on the server: a reload keeps it.
+        b.c.refresh().await.unwrap();
+        b.sees("Nobody's Nina").await;
+        assert!(!b.shows("Ada's Omar").await, "still hidden after a reload");
+        b.click("button", "Team view").await;
+        b.click("checkbox", "Unassigned chats").await;
+        b.wait_for("Nina hidden", "const l = sb.one('list', 'Inbox'); return l && !l.innerText.includes(\"Nobody's Nina\")").await;
+        let (_, prefs) = app.get("/api/v1/me/preferences", &app.login("sam@example.com", PASSWORD).await["token"].as_str().unwrap().to_owned()).await;
+        assert_eq!(prefs["team_view"], json!({"show_others": false, "show_unassigned": false}));
+        // The Unassigned tab still lists them: an explicit choice wins.
+        b.click("tab", "Unassigned").await;
+        b.sees("Nobody's Nina").await;
+        b.close().await;
+    }
+
+    async fn the_smaller_things_read_right(t: TestDb) {
+        let app = spawn_app(&t).await;
+        app.connect_number(NUMBER_ID, "15550100100", true).await;
+        let admin = admin_id(&app).await;
+        let Some(b) = browser(&app).await else { return };
+
+        // A wrong password is not left in the box.
+        b.open("").await;
+        b.type_in("textbox", "Email", ADMIN_EMAIL).await;
+        b.type_in("textbox", "Password", "not my password\u{E007}").await;
+        b.sees("Wrong email or password").await;
+        assert_eq!(b.run("return sb.one('textbox', 'Password').value").await, json!(""));
+        b.log_in(ADMIN_EMAIL).await;
+
+        // A contact known only by their WhatsApp user id shows that id, and a window that
+        // closed months ago says when, not how many hours.
+        assert_eq!(app.signed_webhook(&crate::webhooks::fixture("bsuid-only-text.json")).await, StatusCode::OK);
+        app.webhooks_processed().await;
+        let (_, found) = app.get("/api/v1/conversations?q=marisol", &app.admin_token).await;
+        let marisol = found["conversations"][0]["id"].as_str().unwrap().to_owned();
+        let (s, _) = app.post(&format!("/api/v1/conversations/{marisol}/assign"), &app.admin_token, json!({"assignee_id": admin})).await;
+        assert_eq!(s, StatusCode::OK);
+        b.open(&format!("#/inbox/{marisol}")).await;
+        b.sees("US.48295061738924051698").await;
+        b.sees("The 24-hour reply window closed on ").await;
+        assert!(!b.shows(" h ").await, "no hour counts");
+
+        // A sent template shows what was filled in.
+        let (s, _) = app.post(&format!("/api/v1/conversations/{marisol}/messages"), &app.admin_token, json!({"type": "template",
+            "template": {"name": "order_ready", "language": "en_US", "components": [{"type": "body", "parameters": [
+                {"type": "text", "text": "Marisol"}, {"type": "text", "text": "#1234"}]}]}})).await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        b.sees("Marisol · #1234").await;
+
+        // Label activities name the label; the label filter offers new labels at once.
+        let (_, vip) = app.post("/api/v1/labels", &app.admin_token, json!({"name": "VIP"})).await;
+        b.wait_for("the filter offers VIP", "return [...sb.one('combobox', 'Filter by label').options].some((o) => o.text === 'VIP')").await;
+        let (s, _) = app.json(Method::PUT, &format!("/api/v1/conversations/{marisol}/labels"), &app.admin_token,
+            Some(json!({"label_ids": [vip["id"]]}))).await;
+        assert_eq!(s, StatusCode::OK);
+        b.sees("Label “VIP” added by Ada Admin").await;
+
+        // A search without hits says so.
+        b.type_in("textbox", "Search by name or phone", "zzz").await;
+        b.sees("No conversations match “zzz”.").await;
+        b.press('\u{E00C}').await;
+
+        // A long chat: per-message buttons are not tab stops; a reply sent in the same second
+        // as the customer's message shows below it.
+        let priya = lead_for(&app, "Priya Raman", "+15550100111", Some(&admin)).await;
+        for i in 0..30 {
+            say(&app, &format!("wamid.long.{i}"), "15550100111", 600 - i, &format!("Line {i}")).await;
+        }
+        app.webhooks_processed().await;
+        let conv = conversation_of(&app, &id_of(&priya)).await;
+        b.open(&format!("#/inbox/{conv}")).await;
+        b.sees("Line 29").await;
+        let stops = b.run("return [...sb.one('log', 'Messages').querySelectorAll('button, a[href], input, textarea, select')].filter((e) => e.tabIndex >= 0).length").await;
+        assert_eq!(stops, json!(0), "no tab stops inside the message log");
+        b.type_in("textbox", "Message", "Coming!\u{E007}").await;
+        let reply = eventually("the reply is stored", || async {
+            let (_, page) = app.get(&format!("/api/v1/conversations/{conv}/messages"), &app.admin_token).await;
+            page["messages"].as_array().unwrap().iter().find(|m| m["text"] == "Coming!").cloned()
+        }).await;
+        b.wait_for("the reply is accepted", "return !sb.text().includes('Not sent')").await;
+        let at = chrono::DateTime::parse_from_rfc3339(reply["created_at"].as_str().unwrap()).unwrap().timestamp();
+        assert_eq!(app.signed_webhook(&crate::webhooks::text_payload("wamid.same.1", "15550100111", at, "Are you coming?")).await, StatusCode::OK);
+        b.sees("Are you coming?").await;
+        let log = b.run("return sb.one('log', 'Messages').innerText").await;
+        let log = log.as_str().unwrap();
+        assert!(log.find("Are you coming?").unwrap() < log.find("Coming!").unwrap(), "the customer's message first:\n{log}");
+
+        // Close comes with an undo.
+        b.click("button", "Close").await;
+        b.sees("Chat closed.").await;
+        b.click("button", "Undo").await;
+        eventually("reopened", || async {
+            let (_, c) = app.get(&format!("/api/v1/conversations/{conv}"), &app.admin_token).await;
+            (c["status"] == "open").then_some(())
         }).await;
         b.close().await;
     }
