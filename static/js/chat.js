@@ -426,7 +426,7 @@ export class ChatView {
     this.put(pending);
     this.renderMessages();
     this.scrollToBottom();
-    this.attempt(pending);
+    this.attempt(this.byId.get(pending.id)); // put() keeps a copy: that is the bubble's
   }
 
   async attempt(pending) {
