@@ -68,8 +68,12 @@ impl Browser {
     /// Polls `script` (with the `FIND` helpers) until it returns something truthy, for 20 s at
     /// most; a timeout shows what the page said.
     async fn wait_for(&self, what: &str, script: &str) -> Value {
+        self.wait_for_within(what, script, Duration::from_secs(20)).await
+    }
+
+    async fn wait_for_within(&self, what: &str, script: &str, within: Duration) -> Value {
         let script = format!("{FIND}\n{script}");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + within;
         loop {
             let v = self.js(&script).await;
             let truthy = match &v {
@@ -193,18 +197,19 @@ on_both! {
         let priya = lead_for(&app, "Priya Raman", "+15550100111", Some(&admin)).await;
         let omar = lead_for(&app, "Omar Haddad", "+15550100122", Some(&admin)).await;
         say(&app, "wamid.p.1", "15550100111", 60, "Can you send the invoice?").await;
-        // Omar wrote almost a day ago: his window closes a few seconds from now.
-        say(&app, "wamid.o.1", "15550100122", DAY - 12, "Thanks for yesterday").await;
         app.webhooks_processed().await;
         let priya_chat = conversation_of(&app, &id_of(&priya)).await;
-        let omar_chat = conversation_of(&app, &id_of(&omar)).await;
         let Some(b) = browser(&app).await else { return };
         b.log_in(ADMIN_EMAIL).await;
 
-        // The window closes while the chat is open: the template form comes, no reload.
+        // Omar wrote almost a day ago: his window closes while his chat is open, and the
+        // template form comes, no reload.
+        say(&app, "wamid.o.1", "15550100122", DAY - 20, "Thanks for yesterday").await;
+        app.webhooks_processed().await;
+        let omar_chat = conversation_of(&app, &id_of(&omar)).await;
         b.open(&format!("#/inbox/{omar_chat}")).await;
         b.sees_role("textbox", "Message").await;
-        b.sees_role("form", "Send a template").await;
+        b.wait_for_within("the template form", "return !!sb.one('form', 'Send a template')", Duration::from_secs(40)).await;
         assert!(!b.has_role("textbox", "Message").await);
 
         // Meta refuses a reply with 131047: the chat switches to templates at once, and the
@@ -584,6 +589,10 @@ on_both! {
             (log["decisions"][0]["candidates"][0]["skipped"] == "away").then_some(lead)
         }).await;
         assert_eq!(skipped["assignee_id"], Value::Null);
+        // Admins see it in the members list (the Team page and the monitor's member filter).
+        let (_, members) = app.get("/api/v1/members", &app.admin_token).await;
+        let listed = members["members"].as_array().unwrap().iter().find(|m| m["email"] == "mia@example.com").unwrap().clone();
+        assert_eq!(listed["presence"], "away");
         // And back.
         b.click("switch", "Available").await;
         b.wait_for("available again", "return sb.one('switch', 'Available').getAttribute('aria-checked') === 'true'").await;
