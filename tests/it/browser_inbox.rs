@@ -96,8 +96,11 @@ impl Browser {
 
     /// Waits until an element with `role` whose name contains `name` is visible.
     async fn sees_role(&self, role: &str, name: &str) {
-        self.wait_for(&format!("a {role} named {name:?}"), &format!("return !!sb.one({}, {})", json!(role), json!(name)))
-            .await;
+        self.wait_for(
+            &format!("a {role} named {name:?}"),
+            &format!("return !!sb.one({}, {})", json!(role), json!(name)),
+        )
+        .await;
     }
 
     async fn has_role(&self, role: &str, name: &str) -> bool {
@@ -106,13 +109,17 @@ impl Browser {
 
     /// Waits until no visible element with `role` is named `name`.
     async fn loses_role(&self, role: &str, name: &str) {
-        self.wait_for(&format!("no {role} named {name:?}"), &format!("return !sb.one({}, {})", json!(role), json!(name)))
-            .await;
+        self.wait_for(
+            &format!("no {role} named {name:?}"),
+            &format!("return !sb.one({}, {})", json!(role), json!(name)),
+        )
+        .await;
     }
 
     /// Waits until the page shows `text`.
     async fn sees(&self, text: &str) {
-        self.wait_for(&format!("the page shows {text:?}"), &format!("return sb.text().includes({})", json!(text))).await;
+        self.wait_for(&format!("the page shows {text:?}"), &format!("return sb.text().includes({})", json!(text)))
+            .await;
     }
 
     async fn shows(&self, text: &str) -> bool {
@@ -145,7 +152,8 @@ impl Browser {
 
     /// Presses one key wherever the keyboard focus is.
     async fn press(&self, key: char) {
-        let keys = KeyActions::new("keyboard".into()).then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
+        let keys =
+            KeyActions::new("keyboard".into()).then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
         self.c.perform_actions(keys).await.expect("key press");
     }
 
@@ -607,7 +615,7 @@ on_both! {
         let app = spawn_app(&t).await;
         app.connect_number(NUMBER_ID, "15550100100", false).await;
         let admin = admin_id(&app).await;
-        let (sam, _) = app.member("sam@example.com", json!({"view_others_leads": true, "view_unassigned": true})).await;
+        let (sam, sam_token) = app.member("sam@example.com", json!({"view_others_leads": true, "view_unassigned": true})).await;
         lead_for(&app, "Sam's Sara", "+15550100111", Some(&sam.to_string())).await;
         lead_for(&app, "Ada's Omar", "+15550100122", Some(&admin)).await;
         lead_for(&app, "Nobody's Nina", "+15550100133", None).await;
@@ -630,7 +638,7 @@ on_both! {
         b.click("button", "Team view").await;
         b.click("checkbox", "Unassigned chats").await;
         b.wait_for("Nina hidden", "const l = sb.one('list', 'Inbox'); return l && !l.innerText.includes(\"Nobody's Nina\")").await;
-        let (_, prefs) = app.get("/api/v1/me/preferences", &app.login("sam@example.com", PASSWORD).await["token"].as_str().unwrap().to_owned()).await;
+        let (_, prefs) = app.get("/api/v1/me/preferences", &sam_token).await;
         assert_eq!(prefs["team_view"], json!({"show_others": false, "show_unassigned": false}));
         // The Unassigned tab still lists them: an explicit choice wins.
         b.click("tab", "Unassigned").await;

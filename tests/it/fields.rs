@@ -160,15 +160,14 @@ on_both! {
 async fn recompute(app: &TestApp) -> HashMap<Uuid, (bool, Option<i64>, DateTime<Utc>)> {
     let leads: Vec<(Uuid, DateTime<Utc>)> =
         on_db!(&app.db, |p| sqlx::query_as("SELECT id, created_at FROM leads").fetch_all(p).await).unwrap();
-    let messages: Vec<(Uuid, String, DateTime<Utc>)> =
-        on_db!(&app.db, |p| {
-            sqlx::query_as(
+    let messages: Vec<(Uuid, String, DateTime<Utc>)> = on_db!(&app.db, |p| {
+        sqlx::query_as(
         "SELECT c.lead_id, m.direction, m.created_at FROM messages m JOIN conversations c ON c.id = m.conversation_id"
     )
     .fetch_all(p)
     .await
-        })
-        .unwrap();
+    })
+    .unwrap();
     let activities: Vec<(Uuid, String, Option<Uuid>, DateTime<Utc>)> =
         on_db!(&app.db, |p| sqlx::query_as("SELECT lead_id, type, member_id, created_at FROM activities")
             .fetch_all(p)
