@@ -267,9 +267,22 @@ function beep() {
   }
 }
 
+/** A bell drawn inline (no emoji font needed). */
+function bellIcon() {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  for (const [k, v] of Object.entries({ viewBox: '0 0 24 24', width: '18', height: '18', fill: 'none', stroke: 'currentColor', 'stroke-width': '2', 'stroke-linecap': 'round', 'stroke-linejoin': 'round', 'aria-hidden': 'true' })) svg.setAttribute(k, v);
+  for (const d of ['M6 8a6 6 0 0 1 12 0c0 7 3 9 3 9H3s3-2 3-9', 'M10.3 21a1.94 1.94 0 0 0 3.4 0']) {
+    const path = document.createElementNS(ns, 'path');
+    path.setAttribute('d', d);
+    svg.append(path);
+  }
+  return svg;
+}
+
 /** The bell in the header: desktop notifications and sound, asked for on a click. */
 export function notifyControl() {
-  const button = h('button', { type: 'button', class: 'btn ghost bell', 'aria-expanded': 'false', 'aria-controls': 'notify-panel', 'aria-label': 'Notifications' }, '🔔');
+  const button = h('button', { type: 'button', class: 'btn ghost bell', 'aria-expanded': 'false', 'aria-controls': 'notify-panel', 'aria-label': 'Notifications' }, bellIcon());
   const desktop = h('input', { type: 'checkbox', id: 'notify-desktop' });
   const sound = h('input', { type: 'checkbox', id: 'notify-sound' });
   const note = h('p', { class: 'muted small' });
