@@ -207,6 +207,38 @@ fn only_inbox_writes_chats() {
     assert!(outside.is_empty(), "SQL writing messages or conversations outside src/inbox/: {outside:?}");
 }
 
+/// Lines of `text` where an UPDATE's SET list (up to its WHERE, or the end of the Rust
+/// statement) assigns `assignee_id`. An INSERT (creating a lead or a conversation) is not a change.
+fn assignee_writes(text: &str) -> Vec<usize> {
+    let set = Regex::new(r"(?i)\bSET\b").unwrap();
+    let end = Regex::new(r"(?i)\bWHERE\b|;").unwrap();
+    let assigns = Regex::new(r"(?i)\bassignee_id\s*=").unwrap();
+    set.find_iter(text)
+        .filter(|m| {
+            let rest = &text[m.end()..];
+            let list = end.find(rest).map_or(rest, |e| &rest[..e.start()]);
+            assigns.is_match(list)
+        })
+        .map(|m| text[..m.start()].lines().count().max(1))
+        .collect()
+}
+
+#[test]
+fn only_inbox_assignee_changes_assignees() {
+    let outside: Vec<String> = sources()
+        .iter()
+        .filter(|s| s.rel != "inbox/assignee.rs")
+        .flat_map(|s| assignee_writes(&s.text).into_iter().map(move |l| format!("src/{}:{l}", s.rel)))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "assignee_id written outside src/inbox/assignee.rs (go through it, so the new assignee is alerted): {outside:?}"
+    );
+    let sample = "sqlx::query(\"UPDATE leads SET name = $1,\n assignee_id = $2 WHERE id = $3\")";
+    assert_eq!(assignee_writes(sample), vec![1], "the check sees a write");
+    assert!(assignee_writes("UPDATE t SET x = 1 WHERE assignee_id = $2;").is_empty(), "a WHERE is no write");
+}
+
 /// The wiring and the edges: the only files that may name `AppState`.
 fn sees_app_state(rel: &str) -> bool {
     const WIRING: &[&str] = &["app.rs", "state.rs", "api.rs", "cli.rs", "main.rs"];

@@ -5,8 +5,9 @@
 //! change themselves. One change, one alert: a conversation assigned with its lead, or a lead
 //! moved with its conversations, alerts once.
 //!
-//! Callers: assign and claim (`ownership`), `PATCH /leads/{id}` (`leads::update`), bulk
-//! reassignment and the assignment engine (`assignment::run`).
+//! Callers: assign and claim (`ownership`), `PATCH /leads/{id}` (`leads::update`), the CSV
+//! import (`leads_csv`), bulk reassignment and the assignment engine (`assignment::run`).
+//! `tests/architecture.rs` fails on an `assignee_id` set anywhere else.
 
 use uuid::Uuid;
 
@@ -21,7 +22,7 @@ pub struct Change {
     pub workspace_id: Uuid,
     /// The member who made the change; `None` for the assignment engine.
     pub by: Option<Uuid>,
-    /// `assign`, `claim`, `lead_update`, `bulk_reassign`, `new_lead`, `reopened`.
+    /// `assign`, `claim`, `lead_update`, `import`, `bulk_reassign`, `new_lead`, `reopened`.
     pub cause: &'static str,
     /// `member` for a member's change; the engine's reason otherwise.
     pub reason: String,
@@ -39,11 +40,6 @@ impl Change {
     /// A change the assignment engine makes.
     pub fn by_engine(workspace_id: Uuid, cause: &'static str, reason: &str, rule: Option<String>) -> Change {
         Change { workspace_id, by: None, cause, reason: reason.to_owned(), rule, alerted: false }
-    }
-
-    /// Whether the alert of this change went out already.
-    pub fn alerted(&self) -> bool {
-        self.alerted
     }
 
     /// `assignment.alert` to `to`, once per change, unless `to` made it.

@@ -243,16 +243,18 @@ pub fn search_patterns(q: &str) -> Result<(String, Option<String>)> {
     Ok((name, phone))
 }
 
-/// The list's filters, keyset position and order: newest message first (`LIST_AT`, the
+/// The list's filters, keyset position and order: newest message first (`COALESCE(last_message_at, created_at)`, the
 /// expression the `conversations_recent` indexes hold), so a label, status, assignment or read
 /// change never moves a conversation. `($11, $12)` is a row-value keyset (a far-future sentinel
-/// on the first page), so later pages are an index range on both backends instead of a scan
-/// from the newest row. `$17`/`$18`: the viewer's team view (show others' / unassigned ones).
+/// on the first page); the plain `<= $11` beside it is what makes later pages an index range
+/// (SQLite does not take a row value over an expression as one) instead of a scan from the
+/// newest row. `$17`/`$18`: the viewer's team view (show others' / unassigned ones).
 const LIST_TAIL: &str = "AND ($6 IS NULL OR c.status = $6) \
      AND ($7 IS NULL OR c.assignee_id = $7) \
      AND ($8 IS NULL OR EXISTS (SELECT 1 FROM conversation_labels f WHERE f.conversation_id = c.id AND f.label_id = $8)) \
      AND ($9 IS NULL OR ($9 AND c.assignee_id IS NULL) OR (NOT $9 AND c.assignee_id IS NOT NULL)) \
      AND ($10 IS NULL OR c.lead_id = $10) \
+     AND COALESCE(c.last_message_at, c.created_at) <= $11 \
      AND (COALESCE(c.last_message_at, c.created_at), c.id) < ($11, $12) \
      AND ($14 IS NULL OR EXISTS (SELECT 1 FROM lead_groups g WHERE g.lead_id = c.lead_id AND g.group_id = $14)) \
      AND ($15 IS NULL OR lower(l.name) LIKE $15 ESCAPE '\\' \

@@ -64,6 +64,7 @@ use crate::clock::Clock;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 use crate::events::{Hub, Work};
+use crate::inbox::assignee::{self, Change, Holder};
 use crate::inbox::leads::{self, COLS, Lead};
 use crate::policy::{LEAD_VISIBLE, Viewer};
 use crate::timeline::{self, AssignedData, NewActivity};
@@ -702,6 +703,9 @@ struct Changes {
     regrouped: Vec<usize>,
     /// `assigned` activities for leads given another assignee.
     activities: Vec<NewActivity>,
+    /// Leads given another assignee: (workspace, lead, new assignee, by), written through
+    /// [`assignee::of_lead`] so the new assignee is alerted.
+    reassigned: Vec<(Uuid, Uuid, Uuid, Uuid)>,
 }
 
 /// Applies a row to an existing lead (queued in `changes` when anything differs).
@@ -715,6 +719,7 @@ fn update(
     counted: &mut Changes,
 ) -> std::result::Result<(), RowError> {
     let mut activities = Vec::new();
+    let mut reassigned = None;
     let mut lead = before.clone();
     lead.name = row.name;
     if let Some(source) = row.source {
@@ -729,6 +734,7 @@ fn update(
     leads::validate_custom(&lead.custom_fields.0).map_err(|e| (row.line, e.to_string()))?;
     if let Some(a) = row.assignee.filter(|a| lead.assignee_id != Some(*a)) {
         lead.assignee_id = Some(a);
+        reassigned = Some((lead.workspace_id, lead.id, a, by));
         let data = AssignedData::by_member(before.assignee_id, a);
         activities.push(NewActivity::new(lead.workspace_id, lead.id, ActivityKind::Assigned, data).by(by));
     }
@@ -753,6 +759,7 @@ fn update(
         lead.updated_at = now;
         changes.leads.push(lead);
         changes.activities.append(&mut activities);
+        changes.reassigned.extend(reassigned);
     }
     Ok(())
 }
@@ -765,19 +772,18 @@ async fn apply_updates(w: &mut Work, changes: Changes) -> Result<()> {
         return Ok(());
     }
     let tx = w.tx();
-    // 6 parameters a row.
+    // 5 parameters a row.
     for chunk in changes.leads.chunks(BATCH) {
         on_tx!(tx, |c| {
             let mut qb = sqlx::QueryBuilder::new(
                 "UPDATE leads SET name = v.column2, source = v.column3, custom_fields = v.column4, \
-                 assignee_id = v.column5, updated_at = v.column6 FROM (",
+                 updated_at = v.column5 FROM (",
             );
             qb.push_values(chunk, |mut b, l| {
                 b.push_bind(l.id)
                     .push_bind(l.name.as_str())
                     .push_bind(l.source.as_deref())
                     .push_bind(&l.custom_fields)
-                    .push_bind(l.assignee_id)
                     .push_bind(l.updated_at);
             });
             qb.push(") AS v WHERE leads.id = v.column1");
@@ -799,6 +805,9 @@ async fn apply_updates(w: &mut Work, changes: Changes) -> Result<()> {
     let memberships: Vec<(Uuid, Uuid)> =
         regrouped.iter().flat_map(|l| l.group_ids.iter().map(move |g| (l.id, *g))).collect();
     insert_memberships(tx, &memberships).await?;
+    for (ws, lead, to, by) in changes.reassigned {
+        assignee::of_lead(w, &mut Change::by_member(ws, by, "import"), lead, to, Holder::Anyone).await?;
+    }
     timeline::record_many(w, &changes.activities).await?;
     for l in &changes.leads {
         leads::emit_updated(w, l);

@@ -341,13 +341,19 @@ on_both! {
         assert_eq!((id(&e["data"]["lead_id"]), e["data"]["cause"].as_str()), (id(&routed["id"]), Some("new_lead")));
         assert_eq!(e["data"]["by_member_id"], Value::Null);
 
-        // Exactly those: one alert each to A (assign, bulk), one to B (PATCH, engine) — and
+        // A CSV import that names another assignee for the lead: B hears it.
+        let out = app.import_ok(&admin, &format!("name,phone,source,group,assignee_email\nFirst,+{},,,b@example.com\n", contact(1))).await;
+        assert_eq!(out["updated"], 1, "{out}");
+        let e = next_alert(&mut b_live).await;
+        assert_eq!((id(&e["data"]["lead_id"]), e["data"]["cause"].as_str()), (lead, Some("import")));
+
+        // Exactly those: two alerts to A (assign, bulk), three to B (PATCH, engine, import) — and
         // none to the admin, who made their own change, or to anyone watching.
         no_alert(&mut a_live, 300).await;
         no_alert(&mut b_live, 100).await;
         let alerts: i64 = on_db!(&app.db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE type = 'assignment.alert'")
             .fetch_one(p).await).unwrap();
-        assert_eq!(alerts, 4, "one alert per change to someone else");
+        assert_eq!(alerts, 5, "one alert per change to someone else");
         no_alert(&mut admin_live, 300).await;
         no_alert(&mut watcher, 100).await;
     }
