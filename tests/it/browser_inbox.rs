@@ -276,7 +276,7 @@ on_both! {
         let (_, page) = app.get(&format!("/api/v1/conversations/{conv}/messages"), &app.admin_token).await;
         let copies = page["messages"].as_array().unwrap().iter().filter(|m| m["text"] == "Yes, from 9 to 5.").count();
         assert_eq!(copies, 1, "exactly one message");
-        let bubbles = b.run("return sb.text().split('Yes, from 9 to 5.').length - 1").await;
+        let bubbles = b.run("return sb.one('log', 'Messages').innerText.split('Yes, from 9 to 5.').length - 1").await;
         assert_eq!(bubbles, json!(1), "and one bubble");
 
         // A refused send can be discarded: it is gone, and never sent.
