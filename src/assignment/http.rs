@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::Settings;
 use super::run::{self, DecisionView};
 use crate::api::Api;
+use crate::audit::{self, AuditAction, AuditEntry, AuditTarget, Changes};
 use crate::auth::CurrentUser;
 use crate::error::{Error, Result};
 use crate::events::Work;
@@ -34,10 +35,20 @@ pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<S
 
 #[instrument(skip_all)]
 pub async fn put(State(st): State<AppState>, user: CurrentUser, Json(body): Json<Settings>) -> Result<Json<Settings>> {
-    may::can_change_assignment(&user.viewer())
-        .map_err(|_| Error::forbidden("forbidden", "only admins may change assignment settings"))?;
+    may::can_change_assignment(&user.viewer()).map_err(|_| {
+        Error::forbidden("forbidden", "changing assignment settings needs admin or the manage_members permission")
+    })?;
+    let now = st.clock.now();
     let mut tx = st.db.begin().await?;
-    let s = super::save(&mut tx, user.workspace_id, &body, st.clock.now()).await?;
+    let before = super::load(&mut tx, user.workspace_id).await?;
+    let s = super::save(&mut tx, user.workspace_id, &body, now).await?;
+    let changes = Changes::diff(Some(&before), Some(&s));
+    if !changes.is_empty() {
+        let entry = AuditEntry::new(user.workspace_id, user.id, AuditAction::AssignmentUpdated)
+            .target(AuditTarget::AssignmentSettings, None)
+            .changes(changes);
+        audit::record_tx(&mut tx, now, entry).await?;
+    }
     tx.commit().await?;
     tracing::info!(mode = %s.mode, rules = s.rules.len(), "assignment settings changed");
     Ok(Json(s))

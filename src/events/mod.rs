@@ -21,7 +21,8 @@ use uuid::Uuid;
 use crate::views::Deleted;
 use crate::views::conversation::ConversationView;
 use crate::views::lead::LeadView;
-use crate::views::message::{MessageView, NumberChange};
+use crate::views::mention::MentionNotice;
+use crate::views::message::{MessageView, NoteView, NumberChange};
 use crate::views::team::{LabelView, MemberView, PresenceView};
 use crate::views::timeline::{ActivityDeleted, ActivityView, AssignmentNotice};
 
@@ -56,6 +57,11 @@ events! {
     ConversationAssigned(ConversationView) = "conversation.assigned",
     MessageCreated(MessageView) = "message.created",
     MessageUpdated(MessageView) = "message.updated",
+    /// An internal note: `message.created` with the note (`"type": "note"`), so a client
+    /// keeps one list for the chat.
+    NoteCreated(NoteView) = "message.created",
+    /// To the mentioned member only.
+    MentionCreated(MentionNotice) = "mention.created",
     LeadUpdated(LeadView) = "lead.updated",
     LeadDeleted(Deleted) = "lead.deleted",
     LabelUpdated(LabelView) = "label.updated",

@@ -4,8 +4,8 @@
 //! (notes, edits, history import) call these, and only these, to change a chat.
 //!
 //! - [`open`]: the conversation of (number, lead), created on first contact;
-//! - [`record`]: a message stored once per wamid, its conversation touched, its events and
-//!   its timeline session;
+//! - [`record`]: a message stored once per wamid, its conversation touched, its events, its
+//!   search index row and its timeline session;
 //! - [`receive_status`], [`apply_status`], [`apply_pending_statuses`]: statuses only move
 //!   forward, `failed` is final, and those that arrive before their message wait for it;
 //! - [`message_sent`], [`message_failed`]: what the Graph API answered a queued reply;
@@ -21,7 +21,7 @@ use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::events::{Event, NewEvent, Work};
 use crate::inbox::conversations::{self, Conversation};
-use crate::inbox::messages;
+use crate::inbox::{messages, search};
 use crate::on_tx;
 use crate::timeline::sessions::{self, ConvRef, Msg};
 use crate::views::conversation::{ConversationStatus, ConversationView};
@@ -379,6 +379,8 @@ pub async fn record(work: &mut Work, chat: &mut Chat, m: NewMessage<'_>, how: &R
         tracing::debug!(wamid = m.wamid, "redelivered message ignored");
         return Ok(None);
     };
+    let searchable = m.text.as_deref().or_else(|| media.as_ref().and_then(|j| j.0.get("caption")?.as_str()));
+    search::index_message(work.tx(), m.id, searchable).await?;
     let message = if inbound {
         // Built from what was just inserted (plus reactions that came before it).
         let reactions = match m.wamid {

@@ -16,6 +16,7 @@ use crate::policy::inbox::{ListStrategy, list_strategy};
 use crate::policy::{self, CONV_VISIBLE, ConvFacts, Viewer};
 use crate::views::conversation::{ConversationStatus, ConversationView};
 use crate::views::preferences::TeamView;
+use crate::views::message::{ChatItem, NoteView};
 use crate::{bind_viewer, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -347,41 +348,94 @@ pub async fn list(db: &Db, v: &Viewer, f: &ListFilter) -> Result<(Vec<Conversati
     Ok((rows, next))
 }
 
+/// Messages before a position, newest first: `$2` time (NULL: from the newest), `$3` seq and
+/// `$5` whether the position is a note (a note sorts after the messages of its time).
 const PAGE: &str = " WHERE m.conversation_id = $1 \
-    AND ($2 IS NULL OR m.created_at < $2 OR (m.created_at = $2 AND m.seq < $3)) \
+    AND ($2 IS NULL OR m.created_at < $2 OR (m.created_at = $2 AND ($5 OR m.seq < $3))) \
     ORDER BY m.created_at DESC, m.seq DESC LIMIT $4";
 
-/// A page of a visible conversation's messages, oldest first.
+/// A page of a visible conversation's messages and notes, oldest first: the latest `limit`, or
+/// those just older than the message or note `before`. They are in time order, a message
+/// before a note of the same time, then in arrival order.
 pub async fn message_page(
     db: &Db,
     conv: &Visible<Conversation>,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<(Vec<crate::views::message::MessageView>, Option<String>)> {
-    let anchor: Option<(DateTime<Utc>, i64)> = match before {
+) -> Result<(Vec<ChatItem>, Option<String>)> {
+    let anchor: Option<(DateTime<Utc>, i64, bool)> = match before {
         None => None,
-        Some(b) => Some(
-            on_db!(db, |p| sqlx::query_as(
+        Some(b) => {
+            let message: Option<(DateTime<Utc>, i64)> = on_db!(db, |p| sqlx::query_as(
                 "SELECT created_at, seq FROM messages WHERE id = $1 AND conversation_id = $2"
             )
             .bind(b)
             .bind(conv.id)
             .fetch_optional(p)
-            .await)?
-            .ok_or_else(|| Error::bad_request("invalid_cursor", "before is not a message of this conversation"))?,
-        ),
+            .await)?;
+            let found = match message {
+                Some((at, seq)) => Some((at, seq, false)),
+                None => messages::note_position(db, conv.id, b).await?.map(|(at, seq)| (at, seq, true)),
+            };
+            Some(found.ok_or_else(|| {
+                Error::bad_request("invalid_cursor", "before is not a message or note of this conversation")
+            })?)
+        }
     };
     let sql = format!("{}{PAGE}", messages::SELECT);
-    let mut rows: Vec<MessageRow> = on_db!(db, |p| sqlx::query_as(&sql)
+    let rows: Vec<MessageRow> = on_db!(db, |p| sqlx::query_as(&sql)
         .bind(conv.id)
         .bind(anchor.map(|a| a.0))
         .bind(anchor.map(|a| a.1))
         .bind(limit + 1)
+        .bind(anchor.is_some_and(|a| a.2))
         .fetch_all(p)
         .await)?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    rows.reverse();
-    let next = if more { rows.first().map(|m| m.id.to_string()) } else { None };
-    Ok((messages::render(db, &rows).await?, next))
+    let notes = messages::notes_page(db, conv.id, anchor, limit + 1).await?;
+    // Newest first by (time, message before note, seq), the two lists merged.
+    let mut keyed: Vec<(PageKey, Item)> = rows
+        .into_iter()
+        .map(|m| ((m.created_at, false, m.seq), Item::Message(m)))
+        .chain(notes.into_iter().map(|(seq, n)| ((n.created_at, true, seq), Item::Note(n))))
+        .collect();
+    keyed.sort_by_key(|(key, _)| std::cmp::Reverse(*key));
+    let more = keyed.len() as i64 > limit;
+    keyed.truncate(limit as usize);
+    keyed.reverse();
+    let next = if more { keyed.first().map(|(_, i)| i.id().to_string()) } else { None };
+    let message_rows: Vec<MessageRow> = keyed
+        .iter()
+        .filter_map(|(_, i)| match i {
+            Item::Message(m) => Some(m.clone()),
+            Item::Note(_) => None,
+        })
+        .collect();
+    let mut rendered = messages::render(db, &message_rows).await?.into_iter();
+    let items = keyed
+        .into_iter()
+        .map(|(_, i)| match i {
+            Item::Message(_) => ChatItem::Message(rendered.next().expect("one view per message row")),
+            Item::Note(n) => ChatItem::Note(n),
+        })
+        .collect();
+    Ok((items, next))
+}
+
+/// Where an item stands in a conversation: its time, whether it is a note (after the messages
+/// of its time), its seq.
+type PageKey = (DateTime<Utc>, bool, i64);
+
+/// A message row or a note, while a page is merged.
+enum Item {
+    Message(MessageRow),
+    Note(NoteView),
+}
+
+impl Item {
+    fn id(&self) -> Uuid {
+        match self {
+            Item::Message(m) => m.id,
+            Item::Note(n) => n.id,
+        }
+    }
 }

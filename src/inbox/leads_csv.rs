@@ -394,6 +394,44 @@ pub struct Importer {
     pub by: Uuid,
 }
 
+/// The line of the file where a record starts, counted from its byte offset: the csv crate's
+/// own line count under-counts `\r\n` line ends (rust-csv issue 395), so files written by
+/// Excel or Python's `csv` module reported each row one line too low. A line ends at `\n`,
+/// `\r\n` or a lone `\r`, as the reader has it. Offsets must be asked in increasing order.
+struct Lines<'a> {
+    text: &'a [u8],
+    at: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Lines<'a> {
+        Lines { text: text.as_bytes(), at: 0, line: 1 }
+    }
+
+    /// The line of the first character at or after `byte` that ends no line (the reader's
+    /// position may point at the `\n` of the `\r\n` before a record, or at skipped empty lines).
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut end = (byte as usize).min(self.text.len());
+        while self.text.get(end).is_some_and(|&b| b == b'\r' || b == b'\n') {
+            end += 1;
+        }
+        if end > self.at {
+            let span = &self.text[self.at..end];
+            let ends = span
+                .iter()
+                .enumerate()
+                .filter(|&(i, &b)| {
+                    b == b'\n' || (b == b'\r' && self.text.get(self.at + i + 1).is_none_or(|&next| next != b'\n'))
+                })
+                .count();
+            self.line += ends as u64;
+            self.at = end;
+        }
+        self.line
+    }
+}
+
 /// Creates and updates leads from the text of a CSV file (see the module docs).
 pub async fn import(imp: &Importer, text: &str) -> Result<Outcome> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
@@ -409,11 +447,12 @@ pub async fn import(imp: &Importer, text: &str) -> Result<Outcome> {
     let mut batch: Vec<Row> = Vec::with_capacity(BATCH);
     let mut phones: HashSet<String> = HashSet::with_capacity(BATCH);
     let mut record = csv::StringRecord::new();
+    let mut lines = Lines::new(text);
     loop {
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
+                let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
                 match parse_row(&header, &dir, &record, line) {
                     Ok(row) => {
                         // A phone already waiting in this batch: write the batch first, so
@@ -434,7 +473,7 @@ pub async fn import(imp: &Importer, text: &str) -> Result<Outcome> {
             Err(e) => {
                 // The text is UTF-8 and rows may have any length, so this is not expected;
                 // report it and stop rather than risk reading the same bytes forever.
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
                 out.error(line, format!("unreadable row: {e}"));
                 break;
             }
@@ -1044,6 +1083,30 @@ fn csv_error(e: csv::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The line each data row starts on, as the import reports it.
+    fn row_lines(text: &str) -> Vec<u64> {
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
+        let mut lines = Lines::new(text);
+        let mut record = csv::StringRecord::new();
+        let mut out = Vec::new();
+        while reader.read_record(&mut record).expect("readable") {
+            out.push(lines.line_at(record.position().expect("a position").byte()));
+        }
+        out
+    }
+
+    #[test]
+    fn rows_report_the_line_they_start_on_whatever_the_line_ends() {
+        let rows = ["name,phone", "Ann,+4420", "Bob,+4421", "\"Cy\nLine two\nLine three\",+4422", "Di,+4423"];
+        for end in ["\n", "\r\n", "\r"] {
+            let text = rows.join(end) + end;
+            assert_eq!(row_lines(&text), [2, 3, 4, 7], "line ends {end:?}");
+        }
+        // A quoted cell holding CRLF line ends, in a CRLF file; and no final line end.
+        let text = "name,phone\r\n\"A\r\nB\",1\r\nC,2";
+        assert_eq!(row_lines(text), [2, 4]);
+    }
 
     #[test]
     fn formula_protection_round_trips() {

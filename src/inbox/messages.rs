@@ -1,4 +1,5 @@
-//! Messages as clients see them: one row shape, one JSON shape, for pages and live events.
+//! Messages as clients see them: one row shape, one JSON shape, for pages and live events; and
+//! the notes that show among them (written by `inbox/notes.rs`).
 
 use std::collections::HashMap;
 
@@ -8,7 +9,9 @@ use uuid::Uuid;
 
 use crate::db::{Db, Tx};
 use crate::error::Result;
-use crate::views::message::{Context, Direction, MessageError, MessageStatus, MessageView, ReactionView, SentBy};
+use crate::views::message::{
+    Context, Direction, MessageError, MessageStatus, MessageView, NOTE, NoteView, ReactionView, SentBy,
+};
 use crate::{on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -154,4 +157,79 @@ pub async fn reactions_in(tx: &mut Tx, wamid: &str) -> Result<Vec<Reaction>> {
         .fetch_all(c)
         .await
     })?)
+}
+
+// ---- Notes, read among a conversation's messages ----
+
+/// A note as the messages page reads it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NoteRow {
+    pub seq: i64,
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub author_id: Uuid,
+    pub author_email: Option<String>,
+    pub author_name: Option<String>,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl NoteRow {
+    pub fn view(&self, mention_ids: Vec<Uuid>) -> NoteView {
+        NoteView {
+            id: self.id,
+            conversation_id: self.conversation_id,
+            kind: NOTE,
+            direction: Direction::Internal,
+            text: self.text.clone(),
+            sent_by: SentBy::Member {
+                id: self.author_id,
+                email: self.author_email.clone(),
+                name: self.author_name.clone(),
+            },
+            mention_ids,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// A conversation's notes before a position, newest first: `$2` time (NULL: from the newest),
+/// `$3` seq and `$4` whether the position is a note (notes sort after messages of the same
+/// time), `$5` how many.
+const NOTES_BEFORE: &str = "SELECT n.seq, n.id, n.conversation_id, n.author_id, u.email AS author_email, \
+    u.name AS author_name, n.text, n.created_at FROM notes n LEFT JOIN users u ON u.id = n.author_id \
+    WHERE n.conversation_id = $1 \
+    AND ($2 IS NULL OR n.created_at < $2 OR (n.created_at = $2 AND $4 AND n.seq < $3)) \
+    ORDER BY n.created_at DESC, n.seq DESC LIMIT $5";
+
+/// Up to `n` notes of `conversation` older than `before` ((time, seq, is a note)), newest
+/// first, with their mentions, each with its seq.
+pub async fn notes_page(
+    db: &Db,
+    conversation: Uuid,
+    before: Option<(DateTime<Utc>, i64, bool)>,
+    n: i64,
+) -> Result<Vec<(i64, NoteView)>> {
+    let rows: Vec<NoteRow> = on_db!(db, |p| sqlx::query_as(NOTES_BEFORE)
+        .bind(conversation)
+        .bind(before.map(|b| b.0))
+        .bind(before.map(|b| b.1))
+        .bind(before.is_some_and(|b| b.2))
+        .bind(n)
+        .fetch_all(p)
+        .await)?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mentions =
+        crate::db::linked(db, crate::db::Links { table: "mentions", from: "note_id", to: "user_id" }, &ids).await?;
+    Ok(rows.iter().map(|r| (r.seq, r.view(mentions.get(&r.id).cloned().unwrap_or_default()))).collect())
+}
+
+/// Where note `id` of `conversation` stands among its messages: (time, seq); `None` when it is
+/// not one of its notes.
+pub async fn note_position(db: &Db, conversation: Uuid, id: Uuid) -> Result<Option<(DateTime<Utc>, i64)>> {
+    Ok(on_db!(db, |p| sqlx::query_as("SELECT created_at, seq FROM notes WHERE id = $1 AND conversation_id = $2")
+        .bind(id)
+        .bind(conversation)
+        .fetch_optional(p)
+        .await)?)
 }

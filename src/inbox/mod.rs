@@ -11,8 +11,10 @@ pub mod http;
 pub mod leads;
 pub mod leads_csv;
 pub mod messages;
+pub mod notes;
 pub mod numbers;
 pub mod ownership;
+pub mod search;
 
 use uuid::Uuid;
 

@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::db::Db;
+use crate::db::{Db, Tx};
 use crate::error::{DbResultExt, Error, Result};
-use crate::on_db;
 use crate::views::number::NumberView;
+use crate::{on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Number {
@@ -55,9 +55,9 @@ pub struct NewNumber {
 }
 
 /// Checks that `member` (when given) is a member of the workspace who is not deactivated.
-pub async fn check_member(db: &Db, workspace_id: Uuid, member: Option<Uuid>) -> Result<()> {
+pub async fn check_member(tx: &mut Tx, workspace_id: Uuid, member: Option<Uuid>) -> Result<()> {
     let Some(member) = member else { return Ok(()) };
-    let found: Option<Uuid> = on_db!(db, |p| sqlx::query_scalar(
+    let found: Option<Uuid> = on_tx!(tx, |p| sqlx::query_scalar(
         "SELECT id FROM users WHERE id = $1 AND workspace_id = $2 AND status <> 'deactivated'"
     )
     .bind(member)
@@ -70,10 +70,10 @@ pub async fn check_member(db: &Db, workspace_id: Uuid, member: Option<Uuid>) -> 
 }
 
 /// Connects a number (409 when its `phone_number_id` is connected already).
-pub async fn connect(db: &Db, n: NewNumber, now: DateTime<Utc>) -> Result<Number> {
-    check_member(db, n.workspace_id, n.owner_member_id).await?;
+pub async fn connect(tx: &mut Tx, n: NewNumber, now: DateTime<Utc>) -> Result<Number> {
+    check_member(tx, n.workspace_id, n.owner_member_id).await?;
     let id = Uuid::now_v7();
-    on_db!(db, |p| sqlx::query(
+    on_tx!(tx, |p| sqlx::query(
         "INSERT INTO numbers (id, workspace_id, phone_number_id, display_phone_number, access_token, waba_id, \
          owner_member_id, auto_import_contacts, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     )
@@ -91,13 +91,20 @@ pub async fn connect(db: &Db, n: NewNumber, now: DateTime<Utc>) -> Result<Number
     .map(|r| r.rows_affected()))
     .on_unique("number_connected", "that phone_number_id is already connected")?;
     tracing::info!(number_id = %id, phone_number_id = n.phone_number_id, "number connected");
-    load(db, n.workspace_id, id).await
+    load_tx(tx, n.workspace_id, id).await
 }
 
 /// A number of the workspace; 404 when there is none.
 pub async fn load(db: &Db, workspace_id: Uuid, id: Uuid) -> Result<Number> {
     let sql = format!("SELECT {COLS} FROM numbers WHERE id = $1 AND workspace_id = $2");
     on_db!(db, |p| sqlx::query_as(&sql).bind(id).bind(workspace_id).fetch_optional(p).await)?
+        .ok_or_else(Error::not_found)
+}
+
+/// [`load`] inside a write transaction.
+pub async fn load_tx(tx: &mut Tx, workspace_id: Uuid, id: Uuid) -> Result<Number> {
+    let sql = format!("SELECT {COLS} FROM numbers WHERE id = $1 AND workspace_id = $2");
+    on_tx!(tx, |c| sqlx::query_as(&sql).bind(id).bind(workspace_id).fetch_optional(c).await)?
         .ok_or_else(Error::not_found)
 }
 
@@ -117,9 +124,9 @@ pub struct NumberChanges {
 }
 
 /// Applies `changes` to number `n` (a new token clears `needs_reauth`).
-pub async fn change(db: &Db, n: &Number, changes: NumberChanges) -> Result<Number> {
+pub async fn change(tx: &mut Tx, n: &Number, changes: NumberChanges) -> Result<Number> {
     if let Some(token) = changes.access_token {
-        on_db!(db, |p| sqlx::query("UPDATE numbers SET access_token = $1, needs_reauth = FALSE WHERE id = $2")
+        on_tx!(tx, |p| sqlx::query("UPDATE numbers SET access_token = $1, needs_reauth = FALSE WHERE id = $2")
             .bind(&token)
             .bind(n.id)
             .execute(p)
@@ -127,7 +134,7 @@ pub async fn change(db: &Db, n: &Number, changes: NumberChanges) -> Result<Numbe
             .map(|r| r.rows_affected()))?;
     }
     if let Some(auto) = changes.auto_import_contacts {
-        on_db!(db, |p| sqlx::query("UPDATE numbers SET auto_import_contacts = $1 WHERE id = $2")
+        on_tx!(tx, |p| sqlx::query("UPDATE numbers SET auto_import_contacts = $1 WHERE id = $2")
             .bind(auto)
             .bind(n.id)
             .execute(p)
@@ -135,21 +142,21 @@ pub async fn change(db: &Db, n: &Number, changes: NumberChanges) -> Result<Numbe
             .map(|r| r.rows_affected()))?;
     }
     if let Some(owner) = changes.owner_member_id {
-        check_member(db, n.workspace_id, owner).await?;
-        on_db!(db, |p| sqlx::query("UPDATE numbers SET owner_member_id = $1 WHERE id = $2")
+        check_member(tx, n.workspace_id, owner).await?;
+        on_tx!(tx, |p| sqlx::query("UPDATE numbers SET owner_member_id = $1 WHERE id = $2")
             .bind(owner)
             .bind(n.id)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?;
     }
-    load(db, n.workspace_id, n.id).await
+    load_tx(tx, n.workspace_id, n.id).await
 }
 
 /// Disconnects a number: later webhooks for it are journaled only, nothing more is sent.
-pub async fn disconnect(db: &Db, n: &Number, now: DateTime<Utc>) -> Result<()> {
+pub async fn disconnect(tx: &mut Tx, n: &Number, now: DateTime<Utc>) -> Result<bool> {
     if n.disconnected_at.is_none() {
-        on_db!(db, |p| sqlx::query(
+        on_tx!(tx, |p| sqlx::query(
             "UPDATE numbers SET disconnected_at = $1 WHERE id = $2 AND disconnected_at IS NULL"
         )
         .bind(now)
@@ -158,6 +165,7 @@ pub async fn disconnect(db: &Db, n: &Number, now: DateTime<Utc>) -> Result<()> {
         .await
         .map(|r| r.rows_affected()))?;
         tracing::info!(number_id = %n.id, "number disconnected");
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }

@@ -9,7 +9,7 @@ use crate::views::conversation::ConversationCan;
 use crate::views::lead::LeadCan;
 
 /// What `v` may do with conversation `c` now: each flag is the very check of its action.
-/// `change_status` is the reply check (only the assignee); `note` is seeing it.
+/// `change_status` is the reply check (only the assignee); `note` is [`can_note`] (seeing it).
 pub fn conversation_can(v: &Viewer, c: &ConvFacts) -> ConversationCan {
     ConversationCan {
         reply: can_reply(v, c).is_ok(),
@@ -18,8 +18,19 @@ pub fn conversation_can(v: &Viewer, c: &ConvFacts) -> ConversationCan {
         change_status: can_change_status(v, c).is_ok(),
         label: can_label(v, c).is_ok(),
         manage_access: can_manage_access(v, c).is_ok(),
-        note: can_see(v, c),
+        note: can_note(v, c).is_ok(),
     }
+}
+
+/// Writing an internal note in a conversation: anyone who sees it (not only its assignee).
+pub fn can_note(v: &Viewer, c: &ConvFacts) -> Result<(), Denied> {
+    if can_see(v, c) { Ok(()) } else { Err(Denied::Forbidden) }
+}
+
+/// Mentioning `member` in a note of conversation `c`: they must see it (an unknown,
+/// deactivated or unseeing member can't be mentioned).
+pub fn can_be_mentioned(member: &Viewer, c: &ConvFacts) -> Result<(), Denied> {
+    if can_see(member, c) { Ok(()) } else { Err(Denied::Forbidden) }
 }
 
 /// Changing a conversation's status: the reply rule (only the assignee).
@@ -125,9 +136,9 @@ pub fn can_manage_numbers(v: &Viewer) -> Result<(), Denied> {
     if super::can_manage_integrations(v) { Ok(()) } else { Err(Denied::Forbidden) }
 }
 
-/// Changing the workspace's assignment settings: admins only.
+/// Changing the workspace's assignment settings: admins and members with `manage_members`.
 pub fn can_change_assignment(v: &Viewer) -> Result<(), Denied> {
-    if v.is_admin() { Ok(()) } else { Err(Denied::Forbidden) }
+    if v.is_admin() || (v.active && v.permissions.manage_members) { Ok(()) } else { Err(Denied::Forbidden) }
 }
 
 #[cfg(test)]

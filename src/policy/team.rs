@@ -51,6 +51,11 @@ pub fn may_change_workspace(v: &Viewer) -> Result<(), TeamDenied> {
     if admin(v) { Ok(()) } else { Err(TeamDenied::AdminOnly) }
 }
 
+/// Reading the audit trail: admins.
+pub fn may_read_audit(v: &Viewer) -> Result<(), TeamDenied> {
+    if admin(v) { Ok(()) } else { Err(TeamDenied::AdminOnly) }
+}
+
 /// Inviting, or managing (re-inviting, resending, cancelling, reactivating) a member whose
 /// role is `target`: admins anyone; members with `manage_members` other non-admins.
 pub fn may_manage_member(v: &Viewer, target: Role) -> Result<(), TeamDenied> {

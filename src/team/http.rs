@@ -21,7 +21,9 @@ use crate::policy::{Permissions, Role};
 use crate::state::AppState;
 use crate::views::auth::UserOut;
 use crate::views::preferences::Preferences;
-use crate::views::team::{InvitationView, LabelView, LabelsPage, MemberView, MembersPage};
+use crate::views::team::{
+    InvitationView, InvitationsView, InviteAnswer, LabelView, LabelsPage, MemberView, MembersPage,
+};
 use crate::workspace::{validate_email, validate_name};
 
 pub fn routes() -> Api {
@@ -62,25 +64,63 @@ pub struct InviteBody {
     label_ids: Vec<Uuid>,
 }
 
+/// At most this many comma-separated emails in one `POST /invitations`.
+const MAX_EMAILS: usize = 50;
+
+/// The emails of an invitation: one, or several separated by commas (each validated,
+/// duplicates dropped, order kept).
+fn parse_emails(raw: &str) -> Result<Vec<String>> {
+    let mut emails: Vec<String> = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let email = validate_email(part)
+            .map_err(|_| Error::unprocessable("invalid_email", format!("{part} is not a valid address")))?;
+        if !emails.contains(&email) {
+            emails.push(email);
+        }
+    }
+    if emails.is_empty() {
+        return Err(Error::unprocessable("invalid_email", "email is not a valid address"));
+    }
+    if emails.len() > MAX_EMAILS {
+        return Err(Error::unprocessable("too_many_emails", format!("at most {MAX_EMAILS} emails at once")));
+    }
+    Ok(emails)
+}
+
+/// Invites one member, or several at once (`"email": "a@x.com, b@y.com"`: all or none, each
+/// with the same role, permissions and labels; a `name` is then refused, as it would be
+/// everyone's).
 #[instrument(skip_all)]
 pub async fn invite(
     State(st): State<AppState>,
     user: CurrentUser,
     Json(body): Json<InviteBody>,
-) -> Result<(StatusCode, Json<InvitationView>)> {
+) -> Result<(StatusCode, Json<InviteAnswer>)> {
     let v = user.viewer();
     let role = parse_role(body.role.as_deref())?.unwrap_or(Role::Member);
     super::require_manage(&v, role)?;
-    let email = validate_email(&body.email)?;
-    let name = match body.name.as_deref() {
-        Some(n) => validate_name(n, "name")?,
-        None => email.split('@').next().unwrap_or("member").to_owned(),
-    };
-    let i = Invite { email, name, role, permissions: body.permissions, label_ids: body.label_ids };
+    let emails = parse_emails(&body.email)?;
+    let name = body.name.as_deref().map(|n| validate_name(n, "name")).transpose()?;
+    if name.is_some() && emails.len() > 1 {
+        return Err(Error::unprocessable("name_with_several_emails", "a name goes with one email only"));
+    }
+    let several = emails.len() > 1;
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
-    let answer = invitations::invite(&mut work, &v, i).await?;
+    let mut answers = Vec::with_capacity(emails.len());
+    for email in emails {
+        let name = name.clone().unwrap_or_else(|| email.split('@').next().unwrap_or("member").to_owned());
+        let i = Invite { email, name, role, permissions: body.permissions, label_ids: body.label_ids.clone() };
+        answers.push(invitations::invite(&mut work, &v, i).await?);
+    }
     work.commit(&st.hub).await?;
-    tracing::info!(member_id = %answer.member.id, "member invited");
+    for a in &answers {
+        tracing::info!(member_id = %a.member.id, "member invited");
+    }
+    let answer = if several {
+        InviteAnswer::Many(InvitationsView { invitations: answers })
+    } else {
+        InviteAnswer::One(answers.pop().expect("one email at least"))
+    };
     Ok((StatusCode::CREATED, Json(answer)))
 }
 

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Member, MemberStatus, require_manage};
+use crate::audit::{self, AuditAction, AuditEntry, AuditTarget, Changes};
 use crate::auth::token;
 use crate::db::{Db, Tx};
 use crate::error::{DbResultExt, Error, Result};
@@ -81,6 +82,7 @@ pub async fn invite(work: &mut Work, v: &Viewer, i: Invite) -> Result<Invitation
     .bind(&i.email)
     .fetch_optional(c)
     .await)?;
+    let mut before = None;
     let id = match existing {
         None => {
             let id = Uuid::now_v7();
@@ -105,6 +107,7 @@ pub async fn invite(work: &mut Work, v: &Viewer, i: Invite) -> Result<Invitation
         Some((id, w, MemberStatus::InviteSent | MemberStatus::Deactivated, false)) if w == ws => {
             let previous = super::load_tx(work.tx(), ws, id).await?;
             require_manage(v, previous.role())?;
+            before = Some(previous.view());
             on_tx!(work.tx(), |c| {
                 sqlx::query(
                 "UPDATE users SET name = $1, role = $2, status = $3, permissions = $4, updated_at = $5 WHERE id = $6"
@@ -127,6 +130,9 @@ pub async fn invite(work: &mut Work, v: &Viewer, i: Invite) -> Result<Invitation
     let member = super::load_tx(work.tx(), ws, id).await?;
     let (token, expires_at) = issue_token(work.tx(), now, &member).await?;
     super::emit_updated(work, &member);
+    let changes = Changes::diff(before.as_ref(), Some(&member.view()));
+    let entry = AuditEntry::new(ws, v.user_id, AuditAction::MemberInvited).target(AuditTarget::Member, id);
+    audit::record(work, entry.changes(changes)).await?;
     Ok(view(&member, token, expires_at))
 }
 
@@ -204,7 +210,18 @@ async fn pending_member(tx: &mut Tx, v: &Viewer, id: Uuid) -> Result<Member> {
 pub async fn resend(work: &mut Work, v: &Viewer, id: Uuid) -> Result<InvitationView> {
     let now = work.now();
     let member = pending_member(work.tx(), v, id).await?;
+    let old: Option<DateTime<Utc>> = on_tx!(work.tx(), |c| sqlx::query_scalar(
+        "SELECT MAX(expires_at) FROM invitations WHERE user_id = $1 AND state = $2"
+    )
+    .bind(id)
+    .bind(InvitationState::Pending.as_str())
+    .fetch_one(c)
+    .await)?;
     let (token, expires_at) = issue_token(work.tx(), now, &member).await?;
+    let entry = AuditEntry::new(v.workspace_id, v.user_id, AuditAction::InvitationResent)
+        .target(AuditTarget::Member, id)
+        .changes(Changes::new().field("expires_at", old, expires_at));
+    audit::record(work, entry).await?;
     Ok(view(&member, token, expires_at))
 }
 
@@ -212,7 +229,7 @@ pub async fn resend(work: &mut Work, v: &Viewer, id: Uuid) -> Result<InvitationV
 /// invited again with the same email).
 pub async fn cancel(work: &mut Work, v: &Viewer, id: Uuid) -> Result<()> {
     let now = work.now();
-    pending_member(work.tx(), v, id).await?;
+    let before = pending_member(work.tx(), v, id).await?;
     cancel_pending(work.tx(), id).await?;
     on_tx!(work.tx(), |c| sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
         .bind(MemberStatus::Deactivated.as_str())
@@ -223,5 +240,9 @@ pub async fn cancel(work: &mut Work, v: &Viewer, id: Uuid) -> Result<()> {
         .map(|r| r.rows_affected()))?;
     let member = super::load_tx(work.tx(), v.workspace_id, id).await?;
     super::emit_updated(work, &member);
+    let entry = AuditEntry::new(v.workspace_id, v.user_id, AuditAction::InvitationCancelled)
+        .target(AuditTarget::Member, id)
+        .changes(Changes::new().field("status", before.status, member.status));
+    audit::record(work, entry).await?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::audit::{self, AuditAction, AuditEntry, AuditTarget, Changes};
 use crate::db::{Db, Tx};
 use crate::error::{DbResultExt, Error, Result};
 use crate::events::{Event, NewEvent, Work};
@@ -99,7 +100,23 @@ pub async fn create(work: &mut Work, v: &Viewer, name: &str, color: Option<Strin
     .map(|r| r.rows_affected()))
     .on_unique("label_exists", "a label with that name already exists")?;
     emit(work, &label);
+    audit_label(work, v, AuditAction::LabelCreated, None, Some(&label)).await?;
     Ok(label)
+}
+
+/// Records a label's creation, change or deletion (`None`: it did not or no longer exists).
+async fn audit_label(
+    work: &mut Work,
+    v: &Viewer,
+    action: AuditAction,
+    before: Option<&Label>,
+    after: Option<&Label>,
+) -> Result<()> {
+    let id = before.or(after).map(|l| l.id);
+    let changes = Changes::diff(before.map(Label::view).as_ref(), after.map(Label::view).as_ref());
+    let entry = AuditEntry::new(v.workspace_id, v.user_id, action).target(AuditTarget::Label, id);
+    audit::record(work, entry.changes(changes)).await?;
+    Ok(())
 }
 
 /// Every label of a workspace, by name.
@@ -125,6 +142,7 @@ pub async fn change(
 ) -> Result<Label> {
     require_admin(v)?;
     let mut label = load_tx(work.tx(), v.workspace_id, id).await?;
+    let before = label.clone();
     if let Some(name) = name {
         label.name = validate_name(&name)?;
     }
@@ -140,6 +158,10 @@ pub async fn change(
         .map(|r| r.rows_affected()))
     .on_unique("label_exists", "a label with that name already exists")?;
     emit(work, &label);
+    let changes = Changes::diff(Some(&before.view()), Some(&label.view()));
+    if !changes.is_empty() {
+        audit_label(work, v, AuditAction::LabelUpdated, Some(&before), Some(&label)).await?;
+    }
     Ok(label)
 }
 
@@ -160,6 +182,7 @@ pub async fn delete(work: &mut Work, v: &Viewer, id: Uuid) -> Result<(Label, Vec
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
+    audit_label(work, v, AuditAction::LabelDeleted, Some(&label), None).await?;
     Ok((label, convs))
 }
 

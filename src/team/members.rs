@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Member, MemberStatus, denied, member_cols, require_manage};
+use crate::audit::{self, AuditAction, AuditEntry, AuditTarget, Changes};
 use crate::db::{Db, cursor};
 use crate::error::Result;
 use crate::events::Work;
@@ -19,11 +20,13 @@ const LIST: &str = concat!(
     "SELECT ",
     member_cols!(),
     " FROM users u WHERE u.workspace_id = $1 AND ($2 IS NULL OR u.status = $2) \
+     AND NOT (u.status = 'deactivated' AND u.password_hash IS NULL) \
      AND ($3 IS NULL OR u.created_at > $3 OR (u.created_at = $3 AND u.id > $4)) \
      ORDER BY u.created_at, u.id LIMIT $5"
 );
 
-/// One page of the directory, oldest first.
+/// One page of the directory, oldest first. Someone deactivated who never accepted their
+/// invitation (a cancelled invitation) is not listed; inviting the email again brings them back.
 pub async fn list(
     db: &Db,
     workspace_id: Uuid,
@@ -73,6 +76,7 @@ pub async fn change(work: &mut Work, v: &Viewer, id: Uuid, c: Change) -> Result<
     let ws = v.workspace_id;
     super::lock_workspace(work.tx(), ws).await?;
     let mut member = super::load_tx(work.tx(), ws, id).await?;
+    let before = member.view();
     let asked = may::MemberChange {
         target: id,
         target_role: member.role(),
@@ -111,7 +115,27 @@ pub async fn change(work: &mut Work, v: &Viewer, id: Uuid, c: Change) -> Result<
     .map(|r| r.rows_affected()))?;
     let member = super::load_tx(work.tx(), ws, id).await?;
     super::emit_updated(work, &member);
+    let changes = Changes::diff(Some(&before), Some(&member.view()));
+    if !changes.is_empty() {
+        let entry = AuditEntry::new(ws, v.user_id, AuditAction::MemberUpdated).target(AuditTarget::Member, id);
+        audit::record(work, entry.changes(changes)).await?;
+    }
     Ok(member)
+}
+
+/// Records a change of member `m`'s status from `before`.
+async fn audit_status(
+    work: &mut Work,
+    v: &Viewer,
+    action: AuditAction,
+    before: MemberStatus,
+    m: &Member,
+) -> Result<()> {
+    let entry = AuditEntry::new(v.workspace_id, v.user_id, action)
+        .target(AuditTarget::Member, m.id)
+        .changes(Changes::new().field("status", before, m.status));
+    audit::record(work, entry).await?;
+    Ok(())
 }
 
 /// Deactivation takes effect at once: every token of the member is revoked in the same
@@ -136,8 +160,10 @@ pub async fn deactivate(work: &mut Work, v: &Viewer, id: Uuid) -> Result<Member>
         .map(|r| r.rows_affected()))?;
     super::invitations::cancel_pending(work.tx(), id).await?;
     crate::auth::revoke_all(work.tx(), id).await?;
+    let before = member.status;
     let member = super::load_tx(work.tx(), ws, id).await?;
     super::emit_updated(work, &member);
+    audit_status(work, v, AuditAction::MemberDeactivated, before, &member).await?;
     Ok(member)
 }
 
@@ -159,7 +185,9 @@ pub async fn reactivate(work: &mut Work, v: &Viewer, id: Uuid) -> Result<Member>
         .execute(t)
         .await
         .map(|r| r.rows_affected()))?;
+    let before = member.status;
     let member = super::load_tx(work.tx(), ws, id).await?;
     super::emit_updated(work, &member);
+    audit_status(work, v, AuditAction::MemberReactivated, before, &member).await?;
     Ok(member)
 }

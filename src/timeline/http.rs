@@ -1,4 +1,4 @@
-//! `GET /api/v1/leads/{id}/timeline` and `POST /api/v1/leads/{id}/notes`.
+//! `GET /api/v1/activities`, `GET /api/v1/leads/{id}/timeline` and `POST /api/v1/leads/{id}/notes`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -6,6 +6,7 @@ use serde::Deserialize;
 use tracing::instrument;
 use uuid::Uuid;
 
+use super::read::{parse_id, parse_time};
 use super::{NewActivity, read};
 use crate::api::Api;
 use crate::auth::CurrentUser;
@@ -14,10 +15,54 @@ use crate::error::{Error, Result};
 use crate::events::Work;
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
-use crate::views::timeline::{ActivityKind, TimelineEntry, TimelinePage};
+use crate::views::timeline::{ActivitiesPage, ActivityKind, TimelineEntry, TimelinePage};
 
 pub fn routes() -> Api {
-    Api::new().get("/leads/{id}/timeline", timeline).post("/leads/{id}/notes", add_note)
+    Api::new().get("/activities", activities).get("/leads/{id}/timeline", timeline).post("/leads/{id}/notes", add_note)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivitiesQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    member_id: Option<String>,
+    lead_id: Option<String>,
+    number_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// An optional id filter (empty means none).
+fn id_filter(raw: Option<&str>, what: &str) -> Result<Option<Uuid>> {
+    raw.filter(|v| !v.is_empty()).map(|v| parse_id(v, what)).transpose()
+}
+
+/// An optional time filter (empty means none).
+fn time_filter(raw: Option<&str>, what: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    raw.filter(|v| !v.is_empty()).map(|v| parse_time(v, what)).transpose()
+}
+
+/// `GET /activities`: the timeline across every lead the caller can see, newest first.
+#[instrument(skip_all)]
+pub async fn activities(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Query(q): Query<ActivitiesQuery>,
+) -> Result<Json<ActivitiesPage>> {
+    let filter = read::AcrossFilter {
+        kind: parse_kind(q.kind.as_deref())?,
+        member: id_filter(q.member_id.as_deref(), "member_id")?,
+        lead: id_filter(q.lead_id.as_deref(), "lead_id")?,
+        number: id_filter(q.number_id.as_deref(), "number_id")?,
+        from: time_filter(q.from.as_deref(), "from")?,
+        to: time_filter(q.to.as_deref(), "to")?,
+        after: q.cursor.as_deref().map(read::decode_cursor).transpose()?,
+        limit: page_limit(q.limit)?,
+    };
+    Ok(Json(read::across(&st.db, &user.viewer(), &filter, st.clock.now()).await?))
 }
 
 #[derive(Deserialize)]
@@ -32,12 +77,12 @@ pub struct TimelineQuery {
     limit: Option<i64>,
 }
 
-fn parse_id(value: &str, what: &str) -> Result<Uuid> {
-    Uuid::parse_str(value.trim()).map_err(|_| Error::bad_request("invalid_filter", format!("{what} is not a valid id")))
-}
-
-fn parse_time(v: &str, what: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    v.trim().parse().map_err(|_| Error::bad_request("invalid_filter", format!("{what} must be an RFC 3339 time")))
+fn parse_kind(raw: Option<&str>) -> Result<Option<ActivityKind>> {
+    let Some(k) = raw.filter(|k| !k.is_empty()) else { return Ok(None) };
+    ActivityKind::parse(k.trim()).map(Some).ok_or_else(|| {
+        let all: Vec<_> = ActivityKind::ALL.iter().map(|k| k.as_str()).collect();
+        Error::bad_request("invalid_filter", format!("type must be one of {}", all.join(", ")))
+    })
 }
 
 #[instrument(skip_all)]
@@ -48,15 +93,8 @@ pub async fn timeline(
     Query(q): Query<TimelineQuery>,
 ) -> Result<Json<TimelinePage>> {
     let limit = page_limit(q.limit)?;
-    let kind = match q.kind.as_deref() {
-        None => None,
-        Some(k) => Some(ActivityKind::parse(k).ok_or_else(|| {
-            let all: Vec<_> = ActivityKind::ALL.iter().map(|k| k.as_str()).collect();
-            Error::bad_request("invalid_filter", format!("type must be one of {}", all.join(", ")))
-        })?),
-    };
     let filter = read::Filter {
-        kind,
+        kind: parse_kind(q.kind.as_deref())?,
         member: q.member_id.as_deref().map(|m| parse_id(m, "member_id")).transpose()?,
         from: q.from.as_deref().map(|f| parse_time(f, "from")).transpose()?,
         to: q.to.as_deref().map(|t| parse_time(t, "to")).transpose()?,

@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::policy::inbox::{ListStrategy, list_strategy};
 use crate::policy::{CONV_VISIBLE, LEAD_VISIBLE, Viewer};
-use crate::views::timeline::{ActivityKind, TimelineEntry, TimelinePage};
+use crate::views::timeline::{ActivitiesPage, ActivityKind, ActivityRow as ActivityOut, TimelineEntry, TimelinePage};
 use crate::{bind_viewer, on_db};
 
 #[derive(Debug, sqlx::FromRow)]
@@ -26,15 +27,20 @@ struct ActivityRow {
     updated_at: DateTime<Utc>,
 }
 
+/// A WhatsApp session's `data` with `open` as of `now`.
+fn with_open(kind: ActivityKind, mut data: Value, now: DateTime<Utc>) -> Value {
+    if kind == ActivityKind::WhatsappSession
+        && let (Some(end), Some(gap)) =
+            (data["ended_at"].as_str().and_then(|s| s.parse::<DateTime<Utc>>().ok()), data["gap_secs"].as_i64())
+    {
+        data["open"] = Value::Bool((now - end).num_seconds() <= gap);
+    }
+    data
+}
+
 impl ActivityRow {
     fn entry(self, now: DateTime<Utc>) -> TimelineEntry {
-        let mut data = self.data.0;
-        if self.kind == ActivityKind::WhatsappSession
-            && let (Some(end), Some(gap)) =
-                (data["ended_at"].as_str().and_then(|s| s.parse::<DateTime<Utc>>().ok()), data["gap_secs"].as_i64())
-        {
-            data["open"] = Value::Bool((now - end).num_seconds() <= gap);
-        }
+        let data = with_open(self.kind, self.data.0, now);
         TimelineEntry {
             id: self.id,
             kind: self.kind,
@@ -109,6 +115,121 @@ pub async fn page(db: &Db, v: &Viewer, lead_id: Uuid, f: &Filter, now: DateTime<
     Ok(TimelinePage { activities: rows.into_iter().map(|a| a.entry(now)).collect(), next_cursor })
 }
 
+/// The filters and position of a page of the timeline across leads.
+#[derive(Debug, Default)]
+pub struct AcrossFilter {
+    pub kind: Option<ActivityKind>,
+    pub member: Option<Uuid>,
+    pub lead: Option<Uuid>,
+    pub number: Option<Uuid>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub after: Option<(DateTime<Utc>, i64)>,
+    pub limit: i64,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct AcrossRow {
+    seq: i64,
+    id: Uuid,
+    lead_id: Uuid,
+    lead_name: String,
+    conversation_id: Option<Uuid>,
+    #[sqlx(rename = "type")]
+    kind: ActivityKind,
+    member_id: Option<Uuid>,
+    data: sqlx::types::Json<Value>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Activities of the viewer's workspace newest first, kept in SQL to those on leads the
+/// viewer sees (the policy's lead predicate) and, for an activity of a conversation, to
+/// conversations they see (its conversation predicate): the same rules as single reads.
+static ACROSS: LazyLock<String> = LazyLock::new(|| across_sql(""));
+
+/// [`ACROSS`] for a viewer who sees only what names them (the policy's narrow list strategy):
+/// the same predicates, over the activities of the leads they are named in (assignee of the
+/// lead or one of its chats, a granted label or explicit access on one of its chats), so a
+/// member with a few leads never walks the workspace's whole timeline.
+static ACROSS_NARROW: LazyLock<String> = LazyLock::new(|| {
+    across_sql(
+        "AND a.lead_id IN (SELECT own.id FROM leads own WHERE own.workspace_id = $1 AND own.assignee_id = $2 \
+         UNION SELECT c.lead_id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
+         UNION SELECT c.lead_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
+             JOIN conversations c ON c.id = cl.conversation_id WHERE ml.user_id = $2 \
+         UNION SELECT c.lead_id FROM conversation_access ca JOIN conversations c ON c.id = ca.conversation_id \
+             WHERE ca.user_id = $2)",
+    )
+});
+
+fn across_sql(candidates: &str) -> String {
+    format!(
+        "SELECT a.seq, a.id, a.lead_id, l.name AS lead_name, a.conversation_id, a.type, a.member_id, a.data, \
+         a.created_at, a.updated_at FROM activities a JOIN leads l ON l.id = a.lead_id \
+         WHERE a.workspace_id = $1 {candidates} AND {} \
+         AND (a.conversation_id IS NULL OR EXISTS (SELECT 1 FROM conversations c WHERE c.id = a.conversation_id AND {})) \
+         AND ($6 IS NULL OR a.type = $6) AND ($7 IS NULL OR a.member_id = $7) AND ($8 IS NULL OR a.lead_id = $8) \
+         AND ($9 IS NULL OR EXISTS (SELECT 1 FROM conversations n WHERE n.id = a.conversation_id AND n.number_id = $9)) \
+         AND ($10 IS NULL OR a.created_at >= $10) AND ($11 IS NULL OR a.created_at < $11) \
+         AND ($12 IS NULL OR a.created_at < $12 OR (a.created_at = $12 AND a.seq < $13)) \
+         ORDER BY a.created_at DESC, a.seq DESC LIMIT $14",
+        *LEAD_VISIBLE, *CONV_VISIBLE
+    )
+}
+
+/// A page of the activity timeline across the leads `v` may see.
+pub async fn across(db: &Db, v: &Viewer, f: &AcrossFilter, now: DateTime<Utc>) -> Result<ActivitiesPage> {
+    let sql = match list_strategy(v) {
+        ListStrategy::Narrow => ACROSS_NARROW.as_str(),
+        ListStrategy::Wide => ACROSS.as_str(),
+    };
+    let mut rows: Vec<AcrossRow> = on_db!(db, |p| bind_viewer!(sqlx::query_as(sql), v)
+        .bind(f.kind)
+        .bind(f.member)
+        .bind(f.lead)
+        .bind(f.number)
+        .bind(f.from)
+        .bind(f.to)
+        .bind(f.after.map(|a| a.0))
+        .bind(f.after.map(|a| a.1))
+        .bind(f.limit + 1)
+        .fetch_all(p)
+        .await)?;
+    let next_cursor = if rows.len() as i64 > f.limit {
+        rows.truncate(f.limit as usize);
+        rows.last().map(|a| format!("{}.{}", a.created_at.timestamp_micros(), a.seq))
+    } else {
+        None
+    };
+    let activities = rows
+        .into_iter()
+        .map(|a| ActivityOut {
+            id: a.id,
+            kind: a.kind,
+            lead_id: a.lead_id,
+            lead_name: a.lead_name,
+            conversation_id: a.conversation_id,
+            member_id: a.member_id,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+            data: with_open(a.kind, a.data.0, now),
+        })
+        .collect();
+    Ok(ActivitiesPage { activities, next_cursor })
+}
+
+/// A filter's id, or 400.
+pub fn parse_id(value: &str, what: &str) -> Result<Uuid> {
+    Uuid::parse_str(value.trim()).map_err(|_| Error::bad_request("invalid_filter", format!("{what} is not a valid id")))
+}
+
+/// A filter's RFC 3339 time, or 400.
+pub fn parse_time(v: &str, what: &str) -> Result<DateTime<Utc>> {
+    v.trim().parse().map_err(|_| Error::bad_request("invalid_filter", format!("{what} must be an RFC 3339 time")))
+}
+
+/// A page position this server issued (`micros.seq`), or 400.
 pub fn decode_cursor(s: &str) -> Result<(DateTime<Utc>, i64)> {
     let bad = || Error::bad_request("invalid_cursor", "cursor is not one this server issued");
     let (micros, seq) = s.split_once('.').ok_or_else(bad)?;

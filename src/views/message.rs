@@ -8,8 +8,8 @@ use uuid::Uuid;
 use crate::string_enum;
 
 string_enum! {
-    /// Which way a message went.
-    pub enum Direction { In = "in", Out = "out" }
+    /// Which way a message went; `internal` is a note, which goes nowhere.
+    pub enum Direction { In = "in", Out = "out", Internal = "internal" }
 }
 
 string_enum! {
@@ -137,6 +137,33 @@ pub struct MessageView {
     pub sent_by: Option<SentBy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<MessageError>,
+}
+
+/// The `type` of a note among a conversation's messages.
+pub const NOTE: &str = "note";
+
+/// An internal note in a conversation (the answer of `POST /conversations/{id}/notes`, an
+/// item of the messages page, and the data of the `message.created` event a note sends):
+/// `"type": "note"`, `"direction": "internal"`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoteView {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub direction: Direction,
+    pub text: String,
+    pub sent_by: SentBy,
+    pub mention_ids: Vec<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One item of a conversation's messages page: a WhatsApp message or an internal note.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ChatItem {
+    Message(MessageView),
+    Note(NoteView),
 }
 
 impl MessageView {

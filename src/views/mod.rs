@@ -2,9 +2,11 @@
 //! no I/O; domain modules build them from their rows. Statuses, directions and states are
 //! enums here, serialised as the contract's strings.
 
+pub mod audit;
 pub mod auth;
 pub mod conversation;
 pub mod lead;
+pub mod mention;
 pub mod message;
 pub mod number;
 pub mod preferences;

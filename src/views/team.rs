@@ -64,6 +64,20 @@ pub struct InvitationView {
     pub expires_at: DateTime<Utc>,
 }
 
+/// `POST /invitations` with several comma-separated emails: one invitation each, in order.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvitationsView {
+    pub invitations: Vec<InvitationView>,
+}
+
+/// `POST /invitations`: one email answers its invitation, several answer them all.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum InviteAnswer {
+    One(InvitationView),
+    Many(InvitationsView),
+}
+
 /// `GET /members`.
 #[derive(Debug, Clone, Serialize)]
 pub struct MembersPage {

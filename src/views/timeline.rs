@@ -57,6 +57,28 @@ pub struct TimelinePage {
     pub next_cursor: Option<String>,
 }
 
+/// An activity in `GET /activities`: the timeline across leads, with the lead's name.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActivityRow {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: ActivityKind,
+    pub lead_id: Uuid,
+    pub lead_name: String,
+    pub conversation_id: Option<Uuid>,
+    pub member_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub data: Value,
+}
+
+/// `GET /activities`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActivitiesPage {
+    pub activities: Vec<ActivityRow>,
+    pub next_cursor: Option<String>,
+}
+
 /// `timeline.deleted`: an activity merged into another (session summaries).
 #[derive(Debug, Clone, Serialize)]
 pub struct ActivityDeleted {

@@ -6,6 +6,7 @@ use tracing::instrument;
 
 use super::Settings;
 use crate::api::Api;
+use crate::audit::{self, AuditAction, AuditEntry, Changes};
 use crate::auth::CurrentUser;
 use crate::error::{Error, Result};
 use crate::extract::Json;
@@ -38,5 +39,14 @@ pub async fn patch(
     may_change_workspace(&user.viewer())
         .map_err(|_| Error::forbidden("forbidden", "only admins change workspace settings"))?;
     let settings = Settings { session_gap_secs: body.session_gap_secs, name: body.name };
-    Ok(Json(super::update(&st.db, user.workspace_id, settings).await?))
+    let now = st.clock.now();
+    let mut tx = st.db.begin().await?;
+    let (before, after) = super::update(&mut tx, user.workspace_id, settings).await?;
+    let changes = Changes::diff(Some(&before), Some(&after));
+    if !changes.is_empty() {
+        let entry = AuditEntry::new(user.workspace_id, user.id, AuditAction::WorkspaceUpdated).changes(changes);
+        audit::record_tx(&mut tx, now, entry).await?;
+    }
+    tx.commit().await?;
+    Ok(Json(after))
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::auth::password;
 use crate::clock::Clock;
-use crate::db::Db;
+use crate::db::{Db, Tx};
 use crate::error::{DbResultExt, Error, Result};
 use crate::policy::Permissions;
 use crate::views::workspace::WorkspaceView;
@@ -149,30 +149,33 @@ pub struct Settings {
     pub name: Option<String>,
 }
 
-/// Validates and applies `s` (the caller checked that the viewer may change settings).
-pub async fn update(db: &Db, workspace_id: Uuid, s: Settings) -> Result<WorkspaceView> {
+/// Validates and applies `s` (the caller checked that the viewer may change settings);
+/// returns the settings before and after.
+pub async fn update(tx: &mut Tx, workspace_id: Uuid, s: Settings) -> Result<(WorkspaceView, WorkspaceView)> {
+    let before: WorkspaceView = on_tx!(tx, |c| sqlx::query_as(GET).bind(workspace_id).fetch_one(c).await)?;
     if let Some(gap) = s.session_gap_secs {
         if !(60..=7 * 86_400).contains(&gap) {
             return Err(Error::unprocessable("invalid_session_gap", "session_gap_secs must be between 60 and 604800"));
         }
-        on_db!(db, |p| sqlx::query("UPDATE workspaces SET session_gap_secs = $1 WHERE id = $2")
+        on_tx!(tx, |c| sqlx::query("UPDATE workspaces SET session_gap_secs = $1 WHERE id = $2")
             .bind(gap)
             .bind(workspace_id)
-            .execute(p)
+            .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
     }
     if let Some(name) = s.name {
         let name = validate_name(&name, "workspace name")?;
-        on_db!(db, |p| sqlx::query("UPDATE workspaces SET name = $1 WHERE id = $2")
+        on_tx!(tx, |c| sqlx::query("UPDATE workspaces SET name = $1 WHERE id = $2")
             .bind(&name)
             .bind(workspace_id)
-            .execute(p)
+            .execute(c)
             .await
             .map(|r| r.rows_affected()))
         .on_unique("name_taken", "another workspace has that name")?;
     }
-    get(db, workspace_id).await
+    let after: WorkspaceView = on_tx!(tx, |c| sqlx::query_as(GET).bind(workspace_id).fetch_one(c).await)?;
+    Ok((before, after))
 }
 
 /// The session gap in force for a workspace: the operator's override (`configured`) wins.

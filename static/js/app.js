@@ -16,10 +16,14 @@ const root = document.getElementById('app');
 export const PAGES = [
   { name: 'inbox', title: 'Inbox', module: './pages/inbox.js', show: () => true },
   { name: 'monitor', title: 'Monitor', module: './pages/monitor.js', who: 'admins', show: (c) => c.isAdmin },
+  { name: 'dashboard', title: 'Dashboard', module: './pages/dashboard.js', show: () => true },
+  { name: 'leads', title: 'Leads', module: './pages/leads.js', show: () => true },
+  { name: 'activity', title: 'Activity', module: './pages/activity.js', show: () => true },
+  { name: 'audit', title: 'Audit', module: './pages/audit.js', settings: true, who: 'admins', show: (c) => c.isAdmin },
   { name: 'team', title: 'Team', module: './pages/team.js', settings: true, who: 'admins and members with the “Manage members” permission', show: (c) => c.isAdmin || c.perms.manage_members },
   { name: 'labels', title: 'Labels', module: './pages/labels.js', settings: true, who: 'admins', show: (c) => c.isAdmin },
   { name: 'numbers', title: 'Numbers', module: './pages/numbers.js', settings: true, who: 'admins and members with the “Manage integrations” permission', show: (c) => c.isAdmin || c.perms.manage_integrations },
-  { name: 'assignment', title: 'Assignment', module: './pages/assignment.js', settings: true, who: 'admins', show: (c) => c.isAdmin },
+  { name: 'assignment', title: 'Assignment', module: './pages/assignment.js', settings: true, who: 'admins and members with the “Manage members” permission', show: (c) => c.isAdmin || c.perms.manage_members },
   { name: 'webhooks', title: 'Webhooks', module: './pages/webhooks.js', settings: true, who: 'admins', show: (c) => c.isAdmin },
 ];
 

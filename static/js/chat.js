@@ -5,6 +5,7 @@
 import { api } from './api.js';
 import { h, replace, linkify, avatar } from './dom.js';
 import { time, full, dayKey, dayLabel, relative, phone } from './format.js';
+import { noteRow, noteBox } from './notes.js';
 
 const TICKS = {
   pending: ['🕓', 'Sending'],
@@ -45,7 +46,8 @@ export class ChatView {
     this.newPill = h('button', { type: 'button', class: 'new-pill', hidden: true }, 'New messages ↓');
     this.newPill.addEventListener('click', () => this.scrollToBottom());
     this.footer = h('div', { class: 'chat-foot' });
-    this.el = h('section', { class: 'chat', 'aria-label': 'Conversation', dataset: { id: conv.id } }, this.header, this.banner, h('div', { class: 'messages-wrap' }, this.scroller, this.newPill), this.footer);
+    this.notes = noteBox(ctx, conv, (n) => (this.onMessage(n, true), this.scrollToBottom()));
+    this.el = h('section', { class: 'chat', 'aria-label': 'Conversation', dataset: { id: conv.id } }, this.header, this.banner, h('div', { class: 'messages-wrap' }, this.scroller, this.newPill), this.footer, this.notes);
     this.back = back;
 
     this.scroller.addEventListener('keydown', (ev) => {
@@ -322,6 +324,7 @@ export class ChatView {
     clearTimeout(this.expiryTimer);
     replace(this.footer);
     this.footer.hidden = true;
+    if (this.notes) this.notes.hidden = true;
     this.bannerError = null;
     replace(this.banner, h('span', { class: 'banner-text', role: 'alert' }, text), this.back ? h('a', { class: 'btn', href: this.back }, 'Back to the list') : null);
     this.banner.hidden = false;
@@ -553,6 +556,7 @@ export class ChatView {
   }
 
   buildBubble(m, quoted) {
+    if (m.type === 'note') return noteRow(m, this.ctx);
     const out = m.direction === 'out';
     if (m.type === 'system') {
       return h('div', { class: 'row system', dataset: { id: m.id, type: m.type } }, h('div', { class: 'system-note' }, m.text || 'The contact’s details changed.', ' · ', time(m.created_at)));

@@ -6,6 +6,7 @@ import { h, replace } from './dom.js';
 import { ConvList } from './convlist.js';
 import { ChatView } from './chat.js';
 import { LeadPanel } from './lead.js';
+import { messageSearch, mentionsButton } from './search.js';
 
 /**
  * @param opts.base      route prefix, e.g. '#/inbox'
@@ -18,7 +19,9 @@ export function renderInboxLike(root, ctx, route, opts) {
   const list = new ConvList(ctx, { filter: opts.filter, href: (id) => `${opts.base}/${id}`, label: opts.label, emptyText: opts.emptyText });
   const chatPane = h('div', { class: 'chat-pane' });
   const leadPane = h('div', { class: 'lead-pane' });
-  const listPane = h('section', { class: 'list-pane', 'aria-label': opts.label }, h('div', { class: 'list-tools' }, opts.tools), list.el);
+  const found = messageSearch(ctx, opts.base, opts.search);
+  const mentions = mentionsButton(ctx, opts.base);
+  const listPane = h('section', { class: 'list-pane', 'aria-label': opts.label }, h('div', { class: 'list-tools' }, opts.tools, mentions.el), found.el, list.el);
   const layout = h('div', { class: 'three-pane' }, listPane, chatPane, leadPane);
   replace(root, layout);
 
@@ -241,6 +244,7 @@ export function renderInboxLike(root, ctx, route, opts) {
       off();
       offDirectory();
       clearInterval(watch);
+      mentions.destroy();
       document.removeEventListener('keydown', onKey);
       document.body.classList.remove('has-chat', 'show-lead');
       if (chat) chat.destroy();

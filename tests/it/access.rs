@@ -75,6 +75,8 @@ enum Target {
     WebhookEvent,
     /// A lead group.
     Group,
+    /// A mention of `Assignee` in a note of a `Conv`.
+    Mention,
 }
 
 struct Fresh {
@@ -212,9 +214,32 @@ fn matrix() -> Vec<Row> {
         row("POST", "/api/v1/conversations/{id}/media", Conv, Option::None, with(ASSIGNEE_ONLY, 200, 400)),
         row("GET", "/api/v1/media/{id}", Media, Option::None, SEES),
         row("GET", "/api/v1/leads/{id}/timeline", Lead, Option::None, SEES),
+        // Everyone: the list holds the activities of the leads they can see.
+        row("GET", "/api/v1/activities", None, Option::None, ALL_OK),
+        row("GET", "/api/v1/audit", None, Option::None, ADMIN_ONLY),
+        // Anyone who sees the conversation writes notes, not only its assignee.
+        row(
+            "POST",
+            "/api/v1/conversations/{id}/notes",
+            Conv,
+            Some(|_, _, _| json!({"text": "a note"})),
+            with(SEES, 200, 201),
+        ),
+        // Each member's own mentions; reading one is for the mentioned member alone.
+        row("GET", "/api/v1/mentions", None, Option::None, ALL_OK),
+        row(
+            "POST",
+            "/api/v1/mentions/{id}/read",
+            Mention,
+            Option::None,
+            [404, 404, 404, 404, 404, 404, 404, 404, 404, 200, 401, 401],
+        ),
+        // Everyone searches, and finds what they see.
+        row("GET", "/api/v1/search?q=hello", None, Option::None, ALL_OK),
         row("POST", "/api/v1/leads/{id}/notes", Lead, Some(|_, _, _| json!({"text": "a note"})), with(SEES, 200, 201)),
         row("GET", "/api/v1/assignment", None, Option::None, ALL_OK),
-        row("PUT", "/api/v1/assignment", None, Some(|_, _, _| json!({"mode": "unassigned"})), ADMIN_ONLY),
+        // Admins and manage_members.
+        row("PUT", "/api/v1/assignment", None, Some(|_, _, _| json!({"mode": "unassigned"})), MANAGERS),
         row("GET", "/api/v1/leads/{id}/assignment-log", Lead, Option::None, SEES),
         // Admins and view_others_leads; the lead is the Assignee's, moved to the admin.
         row(
@@ -367,7 +392,9 @@ fn matrix() -> Vec<Row> {
 fn matrix_covers_every_route() {
     let routes: BTreeSet<(String, String)> =
         switchboard::app::api_routes().into_iter().map(|(m, p)| (m.to_owned(), p)).collect();
-    let rows: BTreeSet<(String, String)> = matrix().iter().map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
+    // A row's path may carry a query (`?q=…`) for the call; the route is the path before it.
+    let rows: BTreeSet<(String, String)> =
+        matrix().iter().map(|r| (r.method.to_owned(), r.path.split('?').next().unwrap_or(r.path).to_owned())).collect();
     let missing: Vec<_> = routes.difference(&rows).collect();
     let stale: Vec<_> = rows.difference(&routes).collect();
     assert!(missing.is_empty(), "routes without a permission-matrix row: {missing:?}");
@@ -478,6 +505,25 @@ async fn fresh(app: &TestApp, w: &World, target: Target, n: u32) -> Fresh {
             .map(|_| ()))
             .unwrap();
             plain(id)
+        }
+        Target::Mention => {
+            let (conv, _) = conv(Some(w.id(Who::Assignee))).await;
+            let (status, note) = app
+                .post(
+                    &format!("/api/v1/conversations/{conv}/notes"),
+                    &app.admin_token,
+                    json!({"text": "see this", "mention_ids": [w.id(Who::Assignee)]}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{note}");
+            let note = Uuid::parse_str(note["id"].as_str().unwrap()).unwrap();
+            plain(
+                on_db!(&app.db, |p| sqlx::query_scalar("SELECT id FROM mentions WHERE note_id = $1")
+                    .bind(note)
+                    .fetch_one(p)
+                    .await)
+                .unwrap(),
+            )
         }
         Target::WebhookEvent => {
             let id = Uuid::new_v4();
@@ -871,7 +917,7 @@ on_both! {
                         "change_status" => (Method::POST, format!("/api/v1/conversations/{conv}/status"), Some(json!({"status": "closed"}))),
                         "label" => (Method::PUT, format!("/api/v1/conversations/{conv}/labels"), Some(json!({"label_ids": [label, label2]}))),
                         "manage_access" => (Method::POST, format!("/api/v1/conversations/{conv}/access"), Some(json!({"member_ids": [third]}))),
-                        _ => (Method::POST, format!("/api/v1/leads/{lead}/notes"), Some(json!({"text": "a note"}))),
+                        _ => (Method::POST, format!("/api/v1/conversations/{conv}/notes"), Some(json!({"text": "a note"}))),
                     };
                     let (answer, body) = app.json(method, &path, token, body).await;
                     let tally = both.entry(format!("conversation {action}")).or_default();

@@ -17,9 +17,12 @@ async fn migrations_define_the_same_schema() {
     let switchboard::db::Db::Sqlite(lite_db) = &lite.db else { unreachable!() };
     let lp = &lite_db.pool;
     let switchboard::db::Db::Postgres(pp) = &pg.db else { unreachable!() };
+    // The full-text index is each backend's own (SQLite: the FTS5 table search_fts, its shadow
+    // tables and the triggers that keep it; PostgreSQL: the GIN index search_docs_terms).
     let lite_cols: Vec<(String, String, String, bool)> = sqlx::query_as(
         "SELECT m.name, p.name, p.type, p.\"notnull\" OR p.pk > 0 FROM sqlite_master m JOIN pragma_table_info(m.name) p \
-         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'",
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%' \
+         AND m.name NOT LIKE 'search_fts%'",
     )
     .fetch_all(lp)
     .await
@@ -62,16 +65,18 @@ async fn migrations_define_the_same_schema() {
             .unwrap());
     let pg_indexes = set(sqlx::query_as(
         "SELECT tablename::text, indexname::text FROM pg_indexes WHERE schemaname = 'public' \
-         AND indexname NOT IN (SELECT conname FROM pg_constraint)",
+         AND indexname NOT IN (SELECT conname FROM pg_constraint) AND indexname <> 'search_docs_terms'",
     )
     .fetch_all(pp)
     .await
     .unwrap());
     assert_eq!(lite_indexes, pg_indexes, "indexes");
-    let lite_triggers = set(sqlx::query_as("SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'")
-        .fetch_all(lp)
-        .await
-        .unwrap());
+    let lite_triggers = set(sqlx::query_as(
+        "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger' AND name NOT LIKE 'search_fts%'",
+    )
+    .fetch_all(lp)
+    .await
+    .unwrap());
     let pg_triggers =
         set(sqlx::query_as("SELECT tgrelid::regclass::text, tgname::text FROM pg_trigger WHERE NOT tgisinternal")
             .fetch_all(pp)
@@ -591,6 +596,14 @@ mod legacy {
             switchboard::on_db!(&db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(p).await)
                 .unwrap();
         assert_eq!(messages, 2);
+        // The messages stored before are in the search index (0103's backfill).
+        let indexed: i64 = switchboard::on_db!(&db, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM search_docs WHERE terms = 'hi' AND message_id IS NOT NULL"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        assert_eq!(indexed, 2);
         assert_eq!(member_row(&db, w.lead, w.member).await, Some(expected));
         assert_eq!(daily(&db).await, before);
 

@@ -21,12 +21,16 @@ const SPELLINGS: &[(&str, &str)] = &[
     // Larger / smaller of two values (SQLite's MAX and MIN with two arguments).
     ("GREATEST", "MAX"),
     ("LEAST", "MIN"),
+    // A trigger that refuses its statement (the append-only audit trail).
+    ("RAISE EXCEPTION …;", "SELECT RAISE(ABORT, …);"),
     // Types: ids, bytes, times, JSON, days.
     ("UUID", "BLOB"),
     ("BYTEA", "BLOB"),
     ("TIMESTAMPTZ", "TEXT"),
     ("JSONB", "TEXT"),
     ("DATE", "TEXT"),
+    // Text split into words (SQLite's FTS5 tokenizer splits them itself).
+    ("regexp_replace(lower(…), '[^[:alnum:]]+', ' ', 'g')", "lower(…)"),
 ];
 
 /// SQLite's spelling dropped before comparing: its tables keyed by their primary key alone.
@@ -36,6 +40,17 @@ const SQLITE_ONLY_SPELLINGS: &[&str] = &["WITHOUT ROWID"];
 /// payload columns (`ALTER TABLE … ALTER COLUMN … SET STATISTICS|STORAGE …`), and these
 /// functions (advisory locks for parallel webhook processing; SQLite has one writer).
 const POSTGRES_ONLY_FUNCTIONS: &[&str] = &["lock_contacts"];
+
+/// The full-text index is each backend's own: statements beginning thus (in the lower-case,
+/// space-separated rendering) are left out of the comparison. SQLite: the FTS5 table and the
+/// triggers that keep it; PostgreSQL: the GIN index.
+const SQLITE_ONLY_STATEMENTS: &[&str] = &["create virtual table search_fts ", "create trigger search_fts_"];
+const POSTGRES_ONLY_STATEMENTS: &[&str] = &["create index search_docs_terms on search_docs using gin "];
+
+fn left_out(s: &[Tok], prefixes: &[&str]) -> bool {
+    let text = render(s);
+    prefixes.iter().any(|p| text.starts_with(p))
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Tok {
@@ -252,7 +267,7 @@ fn postgres_as_sqlite(stmts: Vec<Vec<Tok>>) -> Result<Vec<Vec<Tok>>, String> {
     let mut out = Vec::new();
     let mut it = stmts.into_iter().peekable();
     while let Some(s) = it.next() {
-        if is_column_tuning(&s) {
+        if is_column_tuning(&s) || left_out(&s, POSTGRES_ONLY_STATEMENTS) {
             continue;
         }
         let function = s.len() > 2 && word(&s[0], "create") && word(&s[1], "function");
@@ -312,7 +327,7 @@ fn postgres_as_sqlite(stmts: Vec<Vec<Tok>>) -> Result<Vec<Vec<Tok>>, String> {
 fn sqlite_normalised(stmts: Vec<Vec<Tok>>) -> Vec<Vec<Tok>> {
     let drop: Vec<Vec<Tok>> = SQLITE_ONLY_SPELLINGS.iter().map(|s| tokenize(s)).collect();
     let rules: Vec<(Vec<Tok>, Vec<Tok>)> = drop.into_iter().map(|d| (d, Vec::new())).collect();
-    stmts.iter().map(|s| respell(s, &rules)).collect()
+    stmts.iter().filter(|s| !left_out(s, SQLITE_ONLY_STATEMENTS)).map(|s| respell(s, &rules)).collect()
 }
 
 /// Compares one file of each tree; `Err` describes the first difference.

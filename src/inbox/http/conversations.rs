@@ -13,7 +13,7 @@ use crate::inbox::conversations::{self, ListFilter, search_patterns};
 use crate::inbox::{parse_bool, parse_id};
 use crate::state::AppState;
 use crate::views::conversation::{ConversationStatus, ConversationView};
-use crate::views::message::MessageView;
+use crate::views::message::ChatItem;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,7 +95,7 @@ pub struct MessagePage {
 
 #[derive(Serialize)]
 pub struct MessagesPage {
-    messages: Vec<MessageView>,
+    messages: Vec<ChatItem>,
     next_cursor: Option<String>,
 }
 

@@ -7,6 +7,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::forbidden;
+use crate::audit::{self, AuditAction, AuditEntry, AuditTarget, Changes};
 use crate::auth::CurrentUser;
 use crate::error::Result;
 use crate::events::Work;
@@ -64,6 +65,10 @@ pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Pat
     let group = groups::load(&st.db, user.workspace_id, id).await?;
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
     groups::delete(&mut work, &group).await?;
+    let entry = AuditEntry::new(user.workspace_id, user.id, AuditAction::GroupDeleted)
+        .target(AuditTarget::Group, group.id)
+        .changes(Changes::diff(Some(&group), None));
+    audit::record(&mut work, entry).await?;
     work.commit(&st.hub).await?;
     tracing::info!(group_id = %group.id, "group deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -6,8 +6,10 @@ mod conversations;
 mod groups;
 mod leads;
 mod leads_csv;
+mod notes;
 mod numbers;
 mod ownership;
+mod search;
 
 use crate::api::Api;
 use crate::error::Error;
@@ -42,6 +44,10 @@ pub fn routes() -> Api {
         .get("/conversations/{id}/access", ownership::get_access)
         .post("/conversations/{id}/access", ownership::add_access)
         .delete("/conversations/{id}/access", ownership::remove_access)
+        .post("/conversations/{id}/notes", notes::add)
+        .get("/mentions", notes::mentions)
+        .post("/mentions/{id}/read", notes::read)
+        .get("/search", search::search)
 }
 
 /// A refusal as the contract's 403, with `message`.

@@ -8,6 +8,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::forbidden;
+use crate::audit::{self, AuditAction, AuditEntry, AuditTarget, Changes};
 use crate::auth::CurrentUser;
 use crate::error::{Error, Result};
 use crate::extract::{Json, Path};
@@ -70,7 +71,14 @@ pub async fn create(
         owner_member_id: body.owner_member_id,
         auto_import_contacts: body.auto_import_contacts,
     };
-    let n = numbers::connect(&st.db, new, st.clock.now()).await?;
+    let now = st.clock.now();
+    let mut tx = st.db.begin().await?;
+    let n = numbers::connect(&mut tx, new, now).await?;
+    let entry = AuditEntry::new(user.workspace_id, user.id, AuditAction::NumberConnected)
+        .target(AuditTarget::Number, n.id)
+        .changes(Changes::diff(None, Some(&n.view())).secret("access_token"));
+    audit::record_tx(&mut tx, now, entry).await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(n.view())))
 }
 
@@ -102,19 +110,41 @@ pub async fn patch(
     Json(body): Json<PatchNumber>,
 ) -> Result<Json<NumberView>> {
     require_integrations(&user)?;
-    let n = numbers::load(&st.db, user.workspace_id, id).await?;
     let changes = NumberChanges {
         access_token: body.access_token.as_deref().map(validate_token).transpose()?,
         auto_import_contacts: body.auto_import_contacts,
         owner_member_id: body.owner_member_id,
     };
-    Ok(Json(numbers::change(&st.db, &n, changes).await?.view()))
+    let new_token = changes.access_token.is_some();
+    let mut tx = st.db.begin().await?;
+    let n = numbers::load_tx(&mut tx, user.workspace_id, id).await?;
+    let after = numbers::change(&mut tx, &n, changes).await?;
+    let mut diff = Changes::diff(Some(&n.view()), Some(&after.view()));
+    if new_token {
+        diff = diff.secret("access_token");
+    }
+    if !diff.is_empty() {
+        let entry = AuditEntry::new(user.workspace_id, user.id, AuditAction::NumberUpdated)
+            .target(AuditTarget::Number, id)
+            .changes(diff);
+        audit::record_tx(&mut tx, st.clock.now(), entry).await?;
+    }
+    tx.commit().await?;
+    Ok(Json(after.view()))
 }
 
 #[instrument(skip_all)]
 pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
     require_integrations(&user)?;
-    let n = numbers::load(&st.db, user.workspace_id, id).await?;
-    numbers::disconnect(&st.db, &n, st.clock.now()).await?;
+    let now = st.clock.now();
+    let mut tx = st.db.begin().await?;
+    let n = numbers::load_tx(&mut tx, user.workspace_id, id).await?;
+    if numbers::disconnect(&mut tx, &n, now).await? {
+        let entry = AuditEntry::new(user.workspace_id, user.id, AuditAction::NumberDisconnected)
+            .target(AuditTarget::Number, id)
+            .changes(Changes::new().field("connected", true, false));
+        audit::record_tx(&mut tx, now, entry).await?;
+    }
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use tracing::instrument;
 use uuid::Uuid;
 
+use crate::audit::{self, AuditAction, AuditEntry, AuditTarget, Changes};
 use crate::auth::CurrentUser;
 use crate::error::{Error, Result};
 use crate::events::Work;
@@ -214,8 +215,20 @@ async fn change_access(
     })?;
     let mut c = conv.into_inner();
     let ids = crate::team::dedup(ids);
+    let before = facts.access_ids.clone();
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
     if ownership::change_access(&mut work, &mut c, &ids, grant, user.id).await? {
+        let mut after: Vec<Uuid> = before.iter().copied().filter(|m| grant || !ids.contains(m)).collect();
+        if grant {
+            after.extend(ids.iter().copied().filter(|m| !before.contains(m)));
+        }
+        let (before, after) = (crate::team::dedup(before), crate::team::dedup(after));
+        let action =
+            if grant { AuditAction::ConversationAccessGranted } else { AuditAction::ConversationAccessRevoked };
+        let entry = AuditEntry::new(c.workspace_id, user.id, action)
+            .target(AuditTarget::Conversation, c.id)
+            .changes(Changes::new().field("member_ids", before, after));
+        audit::record(&mut work, entry).await?;
         work.commit(&st.hub).await?;
     }
     access_listing(&st, &c).await

@@ -28,7 +28,7 @@ const ROUTES = [
 ];
 
 export function render(root, ctx) {
-  if (!ctx.isAdmin) return notAllowed(root, 'Assignment', 'admins');
+  if (!ctx.isAdmin && !ctx.perms.manage_members) return notAllowed(root, 'Assignment', 'admins and members with the “Manage members” permission');
   const body = settingsFrame(root, 'Assignment', 'Who gets a new lead, and a chat a customer re-opens. Rules are tried top to bottom; the first whose conditions all hold decides. When none does, the default applies.');
   let s = null; // the settings being edited
   let destroyed = false;

@@ -21,7 +21,7 @@ export function render(root, ctx) {
   const state = { members: [], filter: '', editing: null, destroyed: false };
 
   // --- invite -----------------------------------------------------------------------------
-  const email = h('input', { type: 'email', id: 'invite-email', name: 'email', required: true, maxlength: 320, autocomplete: 'off' });
+  const email = h('input', { type: 'email', id: 'invite-email', name: 'email', required: true, multiple: true, maxlength: 16000, autocomplete: 'off' });
   const name = h('input', { type: 'text', id: 'invite-name', name: 'name', maxlength: 200, autocomplete: 'off' });
   const role = roleSelect('invite-role', 'member');
   const perms = permissionBoxes('invite-perm', {});
@@ -32,7 +32,7 @@ export function render(root, ctx) {
   const form = h(
     'form',
     { class: 'settings-form', id: 'invite-form', novalidate: true },
-    h('div', { class: 'field-row' }, field('Email', email), field('Name', name, 'Optional; they can change it when they accept.'), field('Role', role)),
+    h('div', { class: 'field-row' }, field('Email', email, 'Several addresses may be separated by commas.'), field('Name', name, 'Optional; they can change it when they accept.'), field('Role', role)),
     perms.el,
     labels.el,
     inviteError,
@@ -49,12 +49,14 @@ export function render(root, ctx) {
     if (name.value.trim()) payload.name = name.value.trim();
     const inv = await busy(submit, inviteError, () => api.post('/invitations', payload));
     if (!inv) return;
-    showOnce(result, inv, 'Invitation created', () => {
+    // Several comma-separated emails answer {"invitations": [...]}: each is listed, the last shown.
+    const many = inv.invitations || [inv];
+    showOnce(result, many[many.length - 1], many.length > 1 ? `${many.length} invitations created; the last` : 'Invitation created', () => {
       invitePanel.open = false;
       invitePanel.querySelector('summary').focus();
     });
     form.reset();
-    upsert(inv);
+    for (const one of many) upsert(one);
   });
 
   // --- members ----------------------------------------------------------------------------
@@ -135,7 +137,11 @@ export function render(root, ctx) {
       actions.push(
         confirmButton('Cancel invitation', 'Cancel it', async () => {
           const done = await act(null, () => api.del(`/invitations/${m.id}`).then(() => true));
-          if (done) upsert({ ...m, status: 'deactivated' });
+          // A cancelled invitation leaves the list (inviting the email again brings it back).
+          if (done) {
+            state.members = state.members.filter((x) => x.id !== m.id);
+            renderList();
+          }
         }),
       );
     }

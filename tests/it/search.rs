@@ -1,0 +1,177 @@
+//! Searching messages, captions, notes and leads: every word of `q` a case-insensitive prefix
+//! of a word, leads first, newest first, and only in chats the caller sees.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::on_both;
+use crate::support::*;
+use crate::webhooks::text_payload;
+
+fn image_payload(wamid: &str, from: &str, ts: i64, caption: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "100200300400500", "changes": [{
+        "field": "messages", "value": {"messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550100100", "phone_number_id": "100200300400600"},
+        "contacts": [{"profile": {"name": "Test Contact"}, "wa_id": from}],
+        "messages": [{"from": from, "id": wamid, "timestamp": ts.to_string(), "type": "image",
+                      "image": {"id": "media-1", "mime_type": "image/jpeg", "sha256": "abc", "caption": caption}}]}}]}]}))
+    .unwrap()
+}
+
+/// A lead named `name` with phone `phone` (digits), assigned to `assignee`, and its
+/// conversation opened by `payloads`. Returns (lead id, conversation id).
+async fn chat(
+    app: &TestApp,
+    name: &str,
+    phone: &str,
+    assignee: Option<Uuid>,
+    payloads: &[Vec<u8>],
+) -> (String, String) {
+    let mut lead = json!({"name": name, "phone": format!("+{phone}")});
+    if let Some(a) = assignee {
+        lead["assignee_id"] = json!(a);
+    }
+    let (status, lead) = app.post("/api/v1/leads", &app.admin_token, lead).await;
+    assert_eq!(status, StatusCode::CREATED, "{lead}");
+    for p in payloads {
+        assert_eq!(app.signed_webhook(p).await, StatusCode::OK);
+    }
+    app.webhooks_processed().await;
+    let lead = lead["id"].as_str().unwrap().to_owned();
+    let (_, list) = app.get(&format!("/api/v1/conversations?lead_id={lead}"), &app.admin_token).await;
+    (lead, list["conversations"][0]["id"].as_str().expect("the conversation").to_owned())
+}
+
+async fn search(app: &TestApp, token: &str, query: &str) -> Value {
+    let (status, body) = app.get(&format!("/api/v1/search?{query}"), token).await;
+    assert_eq!(status, StatusCode::OK, "{query}: {body}");
+    body
+}
+
+/// The results of `q` as (kind, snippet) pairs.
+async fn found(app: &TestApp, token: &str, q: &str) -> Vec<(String, String)> {
+    let body = search(app, token, &format!("q={}", urlencode(q))).await;
+    body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap().to_owned(), r["snippet"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+const T0: i64 = 1_789_300_000;
+
+on_both! {
+    async fn every_word_is_a_case_insensitive_prefix(t: TestDb) {
+        let app = spawn_app(&t).await;
+        app.connect_number("100200300400600", "15550100100", false).await;
+        let p = "15550100111";
+        let (lead, conv) = chat(&app, "Ready Robinson", p, None, &[
+            text_payload("w.1", p, T0, "Your INVOICE number 4711 is ready"),
+            text_payload("w.2", p, T0 + 60, "Café meeting tomorrow?"),
+            image_payload("w.3", p, T0 + 120, "The kitchen sink wall"),
+        ]).await;
+        let (status, note) = app.post(&format!("/api/v1/conversations/{conv}/notes"), &app.admin_token,
+            json!({"text": "Invoice paid by bank transfer"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{note}");
+        let admin = app.admin_token.clone();
+
+        // Newest first: the note (written now), then the message of T0.
+        let hits = search(&app, &admin, "q=invo").await;
+        let results = hits["results"].as_array().unwrap();
+        assert_eq!(results.len(), 2, "{hits}");
+        assert_eq!(results[0]["kind"], "note");
+        assert_eq!(results[0]["message_id"], note["id"]);
+        assert_eq!(results[1]["kind"], "message");
+        assert_eq!(results[1]["conversation_id"], conv.as_str());
+        assert_eq!(results[1]["lead_id"], lead.as_str());
+        assert_eq!(results[1]["snippet"], "Your INVOICE number 4711 is ready");
+        let (_, page) = app.get(&format!("/api/v1/conversations/{conv}/messages"), &admin).await;
+        assert_eq!(page["messages"][0]["id"], results[1]["message_id"], "a hit names its message in the chat");
+
+        let message = |s: &str| vec![("message".to_owned(), s.to_owned())];
+        assert_eq!(found(&app, &admin, "INV READ").await, message("Your INVOICE number 4711 is ready"));
+        assert_eq!(found(&app, &admin, "4711").await, message("Your INVOICE number 4711 is ready"));
+        assert!(found(&app, &admin, "voice").await.is_empty(), "a word matches only as a prefix");
+        assert!(found(&app, &admin, "invoice xylophone").await.is_empty(), "every word must match");
+        assert_eq!(found(&app, &admin, "CAFÉ").await, message("Café meeting tomorrow?"));
+        assert!(found(&app, &admin, "cafe").await.is_empty(), "accents are not folded, on either database");
+        assert_eq!(found(&app, &admin, "sink wal").await, message("The kitchen sink wall"), "captions are searched");
+
+        // Leads whose name or phone match come first, without a message.
+        let hits = search(&app, &admin, "q=ready").await;
+        let results = hits["results"].as_array().unwrap();
+        assert_eq!(results.len(), 2, "{hits}");
+        assert_eq!(results[0]["kind"], "lead");
+        assert_eq!(results[0]["lead_id"], lead.as_str());
+        assert_eq!(results[0]["conversation_id"], conv.as_str());
+        assert!(results[0].get("message_id").is_none());
+        assert_eq!(results[1]["kind"], "message");
+        assert_eq!(found(&app, &admin, "0100111").await, vec![("lead".to_owned(), format!("Ready Robinson · +{p}"))]);
+
+        // One result a page: the lead, then the message, then the end.
+        let mut seen = Vec::new();
+        let mut query = "q=ready&limit=1".to_owned();
+        loop {
+            let page = search(&app, &admin, &query).await;
+            seen.extend(page["results"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap().to_owned()));
+            match page["next_cursor"].as_str() {
+                Some(c) => query = format!("q=ready&limit=1&cursor={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ["lead", "message"]);
+
+        for bad in ["q=a", "q=%20b%20", "", "q=%21%21", "q=ready&cursor=nonsense", "q=ready&limit=0"] {
+            let (status, body) = app.get(&format!("/api/v1/search?{bad}"), &admin).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+            error_code(&body);
+        }
+        let (_, short) = app.get("/api/v1/search?q=a", &admin).await;
+        assert_eq!(error_code(&short), "invalid_query");
+    }
+
+    async fn a_member_never_finds_a_chat_they_cannot_see(t: TestDb) {
+        let app = spawn_app(&t).await;
+        app.connect_number("100200300400600", "15550100100", false).await;
+        let (anna_agent, anna_token) = app.member("anna.agent@example.com", json!({})).await;
+        let (bob_agent, bob_token) = app.member("bob.agent@example.com", json!({})).await;
+        let (_, plain_token) = app.member("plain@example.com", json!({})).await;
+        let (anna, anna_conv) = chat(&app, "Anna Alvarez", "15550100111", Some(anna_agent),
+            &[text_payload("w.a", "15550100111", T0, "secret plan alpha")]).await;
+        let (bob, bob_conv) = chat(&app, "Bob Secretary", "15550100122", Some(bob_agent),
+            &[text_payload("w.b", "15550100122", T0 + 60, "secret plan beta")]).await;
+        let (status, body) = app.post(&format!("/api/v1/conversations/{bob_conv}/notes"), &bob_token,
+            json!({"text": "secret: he prefers mornings"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+
+        let leads_found = |body: &Value| -> Vec<String> {
+            body["results"].as_array().unwrap().iter().map(|r| r["lead_id"].as_str().unwrap().to_owned()).collect()
+        };
+        let mine = search(&app, &anna_token, "q=secret").await;
+        assert_eq!(leads_found(&mine), [anna], "only Anna's chat: {mine}");
+        assert_eq!(mine["results"][0]["conversation_id"], anna_conv.as_str());
+
+        let bobs = search(&app, &bob_token, "q=secret").await;
+        let kinds: Vec<&str> = bobs["results"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["lead", "note", "message"], "{bobs}");
+        assert!(leads_found(&bobs).iter().all(|l| *l == bob));
+
+        let all = search(&app, &app.admin_token, "q=secret").await;
+        assert_eq!(all["results"].as_array().unwrap().len(), 4, "admins see everything: {all}");
+        assert!(search(&app, &plain_token, "q=secret").await["results"].as_array().unwrap().is_empty());
+        assert!(search(&app, &anna_token, "q=prefers").await["results"].as_array().unwrap().is_empty(), "nor a note in it");
+
+        // Access given: found from the next search on (the filter is in the query itself).
+        let (status, body) = app.post(&format!("/api/v1/conversations/{bob_conv}/access"), &app.admin_token,
+            json!({"member_ids": [anna_agent]})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let now = search(&app, &anna_token, "q=secret").await;
+        assert_eq!(now["results"].as_array().unwrap().len(), 4, "{now}");
+    }
+}
