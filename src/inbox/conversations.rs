@@ -15,8 +15,8 @@ use crate::inbox::messages::{self, MessageRow};
 use crate::policy::inbox::{ListStrategy, list_strategy};
 use crate::policy::{self, CONV_VISIBLE, ConvFacts, Viewer};
 use crate::views::conversation::{ConversationStatus, ConversationView};
-use crate::views::preferences::TeamView;
 use crate::views::message::{ChatItem, NoteView};
+use crate::views::preferences::TeamView;
 use crate::{bind_viewer, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -243,7 +243,11 @@ pub async fn list_members(
         })
         .transpose()?;
     let after = q.cursor.as_deref().map(cursor::decode).transpose()?;
-    Ok(Json(members::list(&st.db, user.workspace_id, status, after, limit).await?))
+    let mut page = members::list(&st.db, user.workspace_id, status, after, limit).await?;
+    for m in &mut page.members {
+        m.presence = Some(st.presence.availability(m.id));
+    }
+    Ok(Json(page))
 }
 
 #[instrument(skip_all)]

@@ -76,6 +76,7 @@ impl Member {
             label_ids: self.label_ids.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            presence: None,
         }
     }
 }

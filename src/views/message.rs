@@ -67,6 +67,10 @@ pub struct MessagePreview {
     pub text: Option<String>,
     pub status: MessageStatus,
     pub created_at: DateTime<Utc>,
+    /// Who sent an outbound message (as on the message), so lists can say "You", a
+    /// teammate's name or the WhatsApp app.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_by: Option<SentBy>,
 }
 
 /// Who sent an outbound message.
@@ -199,6 +203,7 @@ impl MessageView {
             }),
             status: self.status,
             created_at: self.created_at,
+            sent_by: self.sent_by.clone(),
         }
     }
 }

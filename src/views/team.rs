@@ -29,6 +29,9 @@ pub struct MemberView {
     pub label_ids: Vec<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// In `GET /members` only: available, away or offline now (this node's view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence: Option<Availability>,
 }
 
 /// `member.updated` carrying only a presence change.

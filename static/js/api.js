@@ -26,8 +26,15 @@ export function qs(params = {}) {
   return s ? `?${s}` : '';
 }
 
-export async function call(method, path, body) {
-  const init = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+/** A request: `headers` are added; `timeoutMs` gives up waiting (the answer may still come). */
+export async function call(method, path, body, headers = {}, timeoutMs = 0) {
+  const init = { method, headers: { Accept: 'application/json', ...headers }, credentials: 'same-origin' };
+  let timer = null;
+  if (timeoutMs) {
+    const abort = new AbortController();
+    init.signal = abort.signal;
+    timer = setTimeout(() => abort.abort(), timeoutMs);
+  }
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -36,7 +43,10 @@ export async function call(method, path, body) {
   try {
     res = await fetch(PREFIX + path, init);
   } catch (e) {
+    if (e && e.name === 'AbortError') throw new ApiError(0, 'timeout', 'The server did not answer in time.');
     throw new ApiError(0, 'network', 'The server could not be reached. Check your connection.');
+  } finally {
+    clearTimeout(timer);
   }
   if (res.status === 204) return null;
   let data = null;
@@ -58,7 +68,7 @@ export async function call(method, path, body) {
 
 export const api = {
   get: (path, params) => call('GET', path + qs(params)),
-  post: (path, body = {}) => call('POST', path, body),
+  post: (path, body = {}, headers, timeoutMs) => call('POST', path, body, headers, timeoutMs),
   put: (path, body) => call('PUT', path, body),
   patch: (path, body) => call('PATCH', path, body),
   del: (path, body) => call('DELETE', path, body),

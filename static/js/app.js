@@ -8,6 +8,7 @@ import { h, replace, avatar } from './dom.js';
 import { renderLogin } from './pages/login.js';
 import { renderAccept } from './pages/accept.js';
 import { notAllowed } from './settings.js';
+import { Attention, notifyControl } from './attention.js';
 
 const root = document.getElementById('app');
 
@@ -115,10 +116,21 @@ async function startSession(me) {
     // live events carry none, so the open conversation is refetched when one arrives.
     can: (x, what) => !!(x && x.can && x.can[what]),
   };
+  // Members and labels (the directory): views that show names or pickers redraw on change.
+  const directoryListeners = new Set();
+  ctx.onDirectory = (fn) => {
+    directoryListeners.add(fn);
+    return () => directoryListeners.delete(fn);
+  };
+  const directoryChanged = () => {
+    for (const fn of [...directoryListeners]) fn();
+  };
+  ctx.presence = new Map(); // member id -> 'available' | 'away' (from live events)
   ctx.refreshMembers = async () => {
     try {
       const page = await api.get('/members', { limit: 200 });
       ctx.members = new Map(page.members.map((m) => [m.id, m]));
+      directoryChanged();
     } catch {
       /* members stay as they were */
     }
@@ -127,6 +139,7 @@ async function startSession(me) {
     try {
       const page = await api.get('/labels');
       ctx.labels = new Map(page.labels.map((l) => [l.id, l]));
+      directoryChanged();
     } catch {
       /* labels stay as they were */
     }
@@ -138,6 +151,12 @@ async function startSession(me) {
   await Promise.all([ctx.refreshMembers(), ctx.refreshLabels()]);
   let membersTimer = null;
   const offMeta = live.on((e) => {
+    if (e.type === 'member.updated' && e.data && e.data.presence && !e.data.email) {
+      // A presence change only: no need to refetch the members.
+      ctx.presence.set(e.data.id, e.data.presence);
+      directoryChanged();
+      return;
+    }
     if (e.type === 'member.updated' || e.type === 'resync') {
       clearTimeout(membersTimer);
       membersTimer = setTimeout(ctx.refreshMembers, 300);
@@ -152,7 +171,59 @@ async function startSession(me) {
     status.title = s === 'live' ? 'Updates arrive as they happen' : 'Updates are paused; nothing is lost, they arrive on reconnect';
   });
 
-  const nav = h('nav', { class: 'nav', 'aria-label': 'Main' });
+  const nav = h('nav', { class: 'nav', 'aria-label': 'Main', id: 'main-nav' });
+  // Where the links don't fit, one "Menu" button opens all of them (every page, every width).
+  const menuButton = h('button', { type: 'button', class: 'btn ghost menu-button', 'aria-expanded': 'false', 'aria-controls': 'main-nav', hidden: true }, '☰ Menu');
+  const setMenu = (open) => {
+    nav.classList.toggle('open', open);
+    menuButton.setAttribute('aria-expanded', String(open));
+  };
+  menuButton.addEventListener('click', () => setMenu(!nav.classList.contains('open')));
+  nav.addEventListener('click', (ev) => {
+    if (ev.target.closest('a')) setMenu(false);
+  });
+  const onMenuKey = (ev) => {
+    if (ev.key === 'Escape' && nav.classList.contains('open')) {
+      setMenu(false);
+      menuButton.focus();
+    }
+  };
+  const onOutside = (ev) => {
+    if (nav.classList.contains('open') && !nav.contains(ev.target) && !menuButton.contains(ev.target)) setMenu(false);
+  };
+  document.addEventListener('keydown', onMenuKey);
+  document.addEventListener('click', onOutside);
+  function fitNav() {
+    const header = nav.parentElement;
+    if (!header) return;
+    const wasOpen = nav.classList.contains('open');
+    header.classList.remove('nav-collapsed');
+    const overflows = nav.scrollWidth > nav.clientWidth + 1 || header.scrollWidth > header.clientWidth + 1;
+    header.classList.toggle('nav-collapsed', overflows);
+    menuButton.hidden = !overflows;
+    if (!overflows) setMenu(false);
+    else if (wasOpen) setMenu(true);
+  }
+  const fitter = new ResizeObserver(() => fitNav());
+
+  // Available / Away: sent as the presence frame, remembered for the next connection.
+  const presence = h('button', { type: 'button', role: 'switch', class: 'btn ghost presence', 'aria-label': 'Available' });
+  const showPresence = () => {
+    const available = live.presence !== 'away';
+    presence.setAttribute('aria-checked', String(available));
+    presence.dataset.state = available ? 'available' : 'away';
+    presence.textContent = available ? 'Available' : 'Away';
+    presence.title = available ? 'New chats can be assigned to you. Click to go away.' : 'Round robin skips you. Click to be available.';
+  };
+  presence.addEventListener('click', () => {
+    live.setPresence(live.presence === 'away' ? 'available' : 'away');
+    showPresence();
+  });
+  showPresence();
+
+  const attention = new Attention(ctx);
+  ctx.attention = attention;
+  attention.load();
   const main = h('main', { class: 'main', id: 'main' });
   const logout = h('button', { class: 'btn ghost', type: 'button', id: 'logout' }, 'Log out');
   logout.addEventListener('click', async () => {
@@ -170,11 +241,24 @@ async function startSession(me) {
     'header',
     { class: 'topbar' },
     h('a', { class: 'brand', href: '#/inbox' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }), 'Switchboard'),
+    menuButton,
     nav,
-    h('div', { class: 'topbar-right' }, status, h('span', { class: 'me', title: ctx.me.email }, avatar(ctx.me.name || ctx.me.email, ctx.me.id, 'small'), h('span', { class: 'me-name' }, ctx.me.name || ctx.me.email)), logout),
+    h('div', { class: 'topbar-right' }, status, presence, notifyControl(), h('span', { class: 'me', title: ctx.me.email }, avatar(ctx.me.name || ctx.me.email, ctx.me.id, 'small'), h('span', { class: 'me-name' }, ctx.me.name || ctx.me.email)), logout),
   );
-  replace(root, h('a', { class: 'skip', href: '#main' }, 'Skip to content'), header, main);
+  replace(root, h('a', { class: 'skip', href: '#main' }, 'Skip to content'), header, main, attention.toasts);
   root.setAttribute('aria-busy', 'false');
+  fitter.observe(header);
+
+  // The tab title leads with the unread count of one's own chats: "(3) Inbox · Switchboard".
+  let pageTitle = 'Switchboard';
+  let unread = 0;
+  const setTitle = () => {
+    document.title = `${unread ? `(${unread}) ` : ''}${pageTitle} · Switchboard`;
+  };
+  const offCounts = attention.on((c) => {
+    unread = c.unread;
+    setTitle();
+  });
 
   function renderNav(current) {
     const visible = PAGES.filter((p) => p.show(ctx));
@@ -183,6 +267,7 @@ async function startSession(me) {
     const link = (p) =>
       h('a', { href: `#/${p.name}`, class: ['nav-link', p.name === current && 'active'], 'aria-current': p.name === current ? 'page' : null, dataset: { page: p.name } }, p.title);
     replace(nav, main.map(link), settings.length ? h('span', { class: 'nav-sep', 'aria-hidden': 'true' }) : null, settings.map(link));
+    fitNav();
   }
 
   let current = null; // { name, view }
@@ -203,7 +288,8 @@ async function startSession(me) {
     }
     if (current && current.view && current.view.destroy) current.view.destroy();
     current = { name: page.name, view: null };
-    document.title = `${page.title} · Switchboard`;
+    pageTitle = page.title;
+    setTitle();
     const slot = h('div', { class: `page page-${page.name}` });
     if (!allowed) {
       replace(main, slot);
@@ -226,6 +312,11 @@ async function startSession(me) {
     current = null;
     offMeta();
     offStatus();
+    offCounts();
+    attention.destroy();
+    fitter.disconnect();
+    document.removeEventListener('keydown', onMenuKey);
+    document.removeEventListener('click', onOutside);
     live.stop();
   }
   window.__sbLive = {

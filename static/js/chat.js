@@ -25,10 +25,13 @@ const RANK = { pending: 0, queued: 1, sent: 2, delivered: 3, read: 4, failed: 5 
 const rank = (s) => RANK[s] ?? 0;
 
 export class ChatView {
-  constructor(ctx, conv, { onConversation, back } = {}) {
+  constructor(ctx, conv, { onConversation, onGone, back } = {}) {
     this.ctx = ctx;
     this.conv = conv;
     this.onConversation = onConversation || (() => {});
+    // Called with a sentence when the caller can no longer see this chat (a 404 anywhere).
+    this.onGone = onGone || (() => {});
+    this.gone = false;
     this.messages = []; // oldest first
     this.byId = new Map();
     this.els = new Map();
@@ -49,6 +52,15 @@ export class ChatView {
     this.el = h('section', { class: 'chat', 'aria-label': 'Conversation', dataset: { id: conv.id } }, this.header, this.banner, h('div', { class: 'messages-wrap' }, this.scroller, this.newPill), this.footer, this.notes);
     this.back = back;
 
+    this.scroller.addEventListener('keydown', (ev) => {
+      if ((ev.key === 'r' || ev.key === 'R') && !ev.ctrlKey && !ev.metaKey && !ev.altKey && this.ctx.can(this.conv, 'reply')) {
+        const last = [...this.messages].reverse().find((m) => m.direction === 'in' && m.wamid);
+        if (last) {
+          ev.preventDefault();
+          this.setReplyTo(last);
+        }
+      }
+    });
     this.scroller.addEventListener('scroll', () => {
       if (this.atBottom()) this.newPill.hidden = true;
     });
@@ -64,6 +76,7 @@ export class ChatView {
     this.destroyed = true;
     this.observer.disconnect();
     clearInterval(this.windowTimer);
+    clearTimeout(this.expiryTimer);
     clearTimeout(this.readTimer);
   }
 
@@ -129,13 +142,15 @@ export class ChatView {
     }
     const copy = { ...m };
     this.byId.set(copy.id, copy);
+    // By time as numbers ("…05Z" and "…05.120Z" don't compare as text), ties by arrival.
+    const at = Date.parse(copy.created_at);
     if (older) {
       let i = 0;
-      while (i < this.messages.length && this.messages[i].created_at <= copy.created_at) i++;
+      while (i < this.messages.length && Date.parse(this.messages[i].created_at) <= at) i++;
       this.messages.splice(i, 0, copy);
     } else {
       let i = this.messages.length;
-      while (i > 0 && this.messages[i - 1].created_at > copy.created_at && !this.messages[i - 1].pending) i--;
+      while (i > 0 && Date.parse(this.messages[i - 1].created_at) > at && !this.messages[i - 1].pending) i--;
       this.messages.splice(i, 0, copy);
     }
     return true;
@@ -173,7 +188,7 @@ export class ChatView {
   }
 
   setConversation(c) {
-    if (c.id !== this.conv.id) return;
+    if (c.id !== this.conv.id || this.gone) return;
     const key = (x) => JSON.stringify([x.assignee_id, x.status, x.window_expires_at, x.template_required, x.lead_name, x.can]);
     const before = key(this.conv);
     this.conv = { ...this.conv, ...c };
@@ -208,11 +223,19 @@ export class ChatView {
     if (this.ctx.can(c, 'change_status')) {
       const closing = c.status !== 'closed';
       const b = h('button', { type: 'button', class: 'btn ghost', id: 'chat-status' }, closing ? 'Close' : 'Reopen');
-      b.addEventListener('click', () => this.act(`/conversations/${c.id}/status`, { status: closing ? 'closed' : 'open' }));
+      b.addEventListener('click', async () => {
+        await this.act(`/conversations/${c.id}/status`, { status: closing ? 'closed' : 'open' });
+        if (closing && this.conv.status === 'closed') this.offerUndo();
+      });
       actions.push(b);
     }
-    const details = h('button', { type: 'button', class: 'btn ghost details-toggle', 'aria-controls': 'lead-panel' }, 'Details');
-    details.addEventListener('click', () => document.body.classList.toggle('show-lead'));
+    const details = h('button', { type: 'button', class: 'btn ghost details-toggle', 'aria-controls': 'lead-panel', 'aria-expanded': String(document.body.classList.contains('show-lead')) }, 'Details');
+    details.addEventListener('click', () => {
+      const open = document.body.classList.toggle('show-lead');
+      details.setAttribute('aria-expanded', String(open));
+      if (open) document.getElementById('lead-panel')?.focus();
+    });
+    this.detailsButton = details;
     actions.push(details);
     replace(
       this.header,
@@ -222,10 +245,23 @@ export class ChatView {
         'div',
         { class: 'chat-title' },
         h('h2', { id: 'chat-name' }, name),
-        h('span', { class: 'muted small' }, phone(c.contact_phone), ' · ', c.assignee_id ? `Assigned to ${this.ctx.memberName(c.assignee_id)}` : 'Unassigned', c.status === 'closed' ? ' · Closed' : ''),
+        h('span', { class: 'muted small' }, phone(c.contact_phone) || c.contact_bsuid || '', ' · ', c.assignee_id ? `Assigned to ${this.ctx.memberName(c.assignee_id)}` : 'Unassigned', c.status === 'closed' ? ' · Closed' : ''),
       ),
       h('div', { class: 'chat-actions' }, actions),
     );
+  }
+
+  /** Closing is one tap (and near ← on phones): it can be taken back for a while. */
+  offerUndo() {
+    const c = this.conv;
+    const undo = h('button', { type: 'button', class: 'btn small' }, 'Undo');
+    const note = h('div', { class: 'undo-note', role: 'status' }, h('span', {}, 'Chat closed.'), undo);
+    undo.addEventListener('click', async () => {
+      note.remove();
+      await this.act(`/conversations/${c.id}/status`, { status: 'open' });
+    });
+    this.header.after(note);
+    setTimeout(() => note.remove(), 10000);
   }
 
   renderBanner() {
@@ -256,7 +292,12 @@ export class ChatView {
       this.setConversation(c);
       this.onConversation(c);
       this.renderChrome();
+      if (path.endsWith('/claim')) this.focusComposer();
     } catch (e) {
+      if (e.status === 404) {
+        this.onGone();
+        return;
+      }
       const msg = e.code === 'already_assigned' ? 'Someone else claimed it first.' : e.message;
       if (this.bannerError) this.bannerError.textContent = msg;
       try {
@@ -267,14 +308,35 @@ export class ChatView {
     }
   }
 
+  /** Free-form text may go: the 24-hour window is open and Meta has not asked for a template. */
   windowOpen() {
     const c = this.conv;
-    return !!c.window_expires_at && new Date(c.window_expires_at).getTime() > Date.now();
+    return !c.template_required && !!c.window_expires_at && new Date(c.window_expires_at).getTime() > Date.now();
+  }
+
+  focusComposer() {
+    const target = this.input && this.input.isConnected ? this.input : this.footer.querySelector('input, textarea');
+    if (target) target.focus();
+  }
+
+  /** The chat is no longer the caller's to see: say why, offer nothing to do. */
+  showGone(text) {
+    if (this.gone) return;
+    this.gone = true;
+    clearTimeout(this.expiryTimer);
+    replace(this.footer);
+    this.footer.hidden = true;
+    if (this.notes) this.notes.hidden = true;
+    this.bannerError = null;
+    replace(this.banner, h('span', { class: 'banner-text', role: 'alert' }, text), this.back ? h('a', { class: 'btn', href: this.back }, 'Back to the list') : null);
+    this.banner.hidden = false;
+    for (const b of this.header.querySelectorAll('.chat-actions button:not(.details-toggle)')) b.remove();
   }
 
   renderFooter() {
-    if (this.destroyed) return;
+    if (this.destroyed || this.gone) return;
     const c = this.conv;
+    clearTimeout(this.expiryTimer);
     if (!this.ctx.can(c, 'reply')) {
       replace(this.footer);
       this.footer.hidden = true;
@@ -282,13 +344,20 @@ export class ChatView {
     }
     this.footer.hidden = false;
     const open = this.windowOpen();
+    if (open) {
+      // Switch to the template form the moment the window closes, not a minute later.
+      const left = new Date(c.window_expires_at).getTime() - Date.now();
+      this.expiryTimer = setTimeout(() => this.renderFooter(), Math.min(left + 50, 2 ** 31 - 1));
+    }
     const mode = open ? 'text' : 'template';
     if (this.footer.dataset.mode === mode && this.footer.firstChild) {
       if (open && this.windowHint) this.windowHint.textContent = `Reply window closes ${relative(c.window_expires_at)}`;
       return;
     }
+    const hadFocus = this.footer.contains(document.activeElement);
     this.footer.dataset.mode = mode;
     replace(this.footer, open ? this.composer() : this.templateForm());
+    if (hadFocus) this.focusComposer();
   }
 
   composer() {
@@ -313,7 +382,7 @@ export class ChatView {
       if (!text) return;
       error.textContent = '';
       input.value = '';
-      this.sendText(text, error, input);
+      this.sendText(text);
       input.focus();
     });
     this.input = input;
@@ -335,7 +404,12 @@ export class ChatView {
     if (this.input) this.input.focus();
   }
 
-  async sendText(text, error, input) {
+  /**
+   * Sends a text with an optimistic bubble. A refused send turns that bubble into "Not sent —
+   * reason" with Retry (the same Idempotency-Key, so the server keeps at most one message) and
+   * Discard; nothing is put back in the composer, so nothing is sent twice by accident.
+   */
+  sendText(text) {
     const me = this.ctx.me;
     const pending = {
       id: `pending-${++pendingSeq}`,
@@ -349,34 +423,56 @@ export class ChatView {
       sent_by: { id: me.id, email: me.email, name: me.name },
       reactions: [],
       context: this.replyTo && this.replyTo.wamid ? { wamid: this.replyTo.wamid } : undefined,
+      body: { type: 'text', text },
+      key: idempotencyKey(),
     };
-    const body = { type: 'text', text };
-    if (this.replyTo) body.reply_to = this.replyTo.id;
+    if (this.replyTo) pending.body.reply_to = this.replyTo.id;
     this.setReplyTo(null);
     this.put(pending);
     this.renderMessages();
     this.scrollToBottom();
+    this.attempt(this.byId.get(pending.id)); // put() keeps a copy: that is the bubble's
+  }
+
+  async attempt(pending) {
+    pending.status = 'pending';
+    pending.localError = null;
+    this.renderMessages();
     try {
-      const m = await api.post(`/conversations/${this.conv.id}/messages`, body);
+      // A send that hangs becomes "Not sent" too; its key makes a retry safe either way.
+      const m = await api.post(`/conversations/${this.conv.id}/messages`, pending.body, { 'Idempotency-Key': pending.key }, 8000);
+      if (this.destroyed) return;
       this.remove(pending.id);
       this.put(m);
       this.renderMessages();
     } catch (e) {
+      if (this.destroyed) return;
+      if (e.status === 404) {
+        this.onGone();
+        return;
+      }
       pending.status = 'failed';
-      pending.localError = e.message;
-      this.els.delete(pending.id);
+      pending.localError = refusal(e);
       this.renderMessages();
-      error.textContent = `Not sent: ${e.message}`;
-      if (!input.value) input.value = text;
       if (e.code === 'window_closed' || e.code === 'not_assignee') {
         api.get(`/conversations/${this.conv.id}`).then((c) => this.setConversation(c)).catch(() => {});
       }
     }
   }
 
+  discard(pending) {
+    this.remove(pending.id);
+    this.els.delete(pending.id);
+    this.renderMessages();
+  }
+
   templateForm() {
     const c = this.conv;
-    const closed = c.window_expires_at ? `The 24-hour reply window closed ${relative(c.window_expires_at)}.` : 'The customer has not written yet.';
+    const closed = c.template_required
+      ? 'WhatsApp refused a free-form message: the customer has not written in the last 24 hours.'
+      : c.window_expires_at
+        ? `The 24-hour reply window closed ${ago(c.window_expires_at)}.`
+        : 'The customer has not written yet.';
     const name = h('input', { id: 'template-name', required: true, pattern: '[a-z0-9_]+', maxlength: '512', placeholder: 'order_update', autocomplete: 'off' });
     const lang = h('input', { id: 'template-lang', required: true, value: 'en_US', maxlength: '15', autocomplete: 'off' });
     const params = h('textarea', { id: 'template-params', rows: '2', placeholder: 'One body parameter per line (optional)' });
@@ -405,7 +501,8 @@ export class ChatView {
         this.scrollToBottom();
         params.value = '';
       } catch (e) {
-        error.textContent = e.message;
+        if (e.status === 404) this.onGone();
+        else error.textContent = e.message;
       } finally {
         send.disabled = false;
       }
@@ -491,10 +588,21 @@ export class ChatView {
       const email = m.sent_by && typeof m.sent_by === 'object' ? m.sent_by.email : null;
       if (who) by = h('div', { class: 'msg-by', title: email || '' }, who);
     }
-    const failedNote = m.localError ? h('div', { class: 'msg-error', role: 'alert' }, `Not sent: ${m.localError}`) : null;
+    let failedNote = null;
+    if (m.pending && m.localError) {
+      const retry = h('button', { type: 'button', class: 'btn small' }, 'Retry');
+      retry.addEventListener('click', () => this.attempt(m));
+      const discard = h('button', { type: 'button', class: 'btn ghost small' }, 'Discard');
+      discard.addEventListener('click', () => this.discard(m));
+      failedNote = h('div', { class: 'msg-error', role: 'alert' }, h('span', {}, `Not sent — ${m.localError}`), retry, discard);
+    } else if (m.status === 'failed') {
+      failedNote = h('div', { class: 'msg-error' }, `Not delivered — ${failureReason(m)}`);
+    }
     let replyBtn = null;
     if (!m.pending && m.wamid && this.ctx.can(this.conv, 'reply')) {
-      replyBtn = h('button', { type: 'button', class: 'btn ghost small reply-btn', 'aria-label': 'Reply to this message' }, '↩');
+      // Not a tab stop (a long chat would need a press per message): R in the message log
+      // replies to the newest customer message; the pointer shows this button on hover.
+      replyBtn = h('button', { type: 'button', class: 'btn ghost small reply-btn', 'aria-label': 'Reply to this message', tabindex: '-1' }, '↩');
       replyBtn.addEventListener('click', () => this.setReplyTo(m));
     }
     return h('div', { class: ['row', out ? 'out' : 'in'], dataset: { id: m.id, type: m.type, status: m.status, direction: m.direction } }, h('div', { class: 'bubble-line' }, out ? replyBtn : null, bubble, out ? null : replyBtn), reactions, by, failedNote);
@@ -506,6 +614,35 @@ export class ChatView {
     else q.disabled = true;
     return q;
   }
+}
+
+/** Why a send was refused, in words. */
+function refusal(e) {
+  if (e.code === 'timeout') return 'the server did not answer';
+  if (e.status === 0) return 'the server could not be reached';
+  if (e.code === 'window_closed') return 'the 24-hour reply window is closed; send a template';
+  if (e.code === 'not_assignee') return 'only the assignee can reply';
+  return e.message || 'the server refused it';
+}
+
+/** Why Meta did not deliver a message. */
+function failureReason(m) {
+  if (!m.error) return 'WhatsApp did not deliver it';
+  if (m.error.code === 131047) return 'more than 24 hours since the customer wrote; send a template (131047)';
+  return `${m.error.title || 'WhatsApp refused it'} (${m.error.code})`;
+}
+
+/** A key unique to one send, kept across its retries. */
+function idempotencyKey() {
+  if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+/** "on 3 March 2026" for long ago, "12 min ago" for recent. */
+function ago(iso) {
+  const ms = Date.now() - new Date(iso).getTime();
+  return ms > 86400000 ? `on ${full(iso)}` : relative(iso);
 }
 
 function snippet(m) {
@@ -563,7 +700,10 @@ function content(m) {
     }
     case 'template': {
       const t = c.template || {};
-      return [h('div', { class: 'msg-flag' }, `Template · ${t.name || ''}`), caption];
+      if (m.text) return [h('div', { class: 'msg-flag' }, `Template · ${t.name || ''}`), caption];
+      // Without the rendered text, what was filled in: the body's parameters.
+      const params = (t.components || []).flatMap((x) => (x.parameters || []).map((p) => p.text).filter(Boolean));
+      return [h('div', { class: 'msg-flag' }, `Template · ${t.name || ''}`), params.length ? h('div', { class: 'msg-text' }, params.join(' · ')) : null];
     }
     case 'unsupported':
       return h('div', { class: 'msg-text muted' }, 'This message type is not supported by WhatsApp.');

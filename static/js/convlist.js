@@ -3,7 +3,7 @@
 
 import { api } from './api.js';
 import { h, avatar } from './dom.js';
-import { when, phone } from './format.js';
+import { when, full, phone } from './format.js';
 
 const TYPE_LABEL = {
   image: '📷 Photo', video: '🎬 Video', audio: '🎤 Audio', document: '📄 Document', sticker: 'Sticker',
@@ -11,13 +11,31 @@ const TYPE_LABEL = {
   template: 'Template', reaction: 'Reaction', system: 'Notice', unsupported: 'Unsupported message',
 };
 
-export function previewText(m) {
+/** The list line of a last message: who sent it (you, a teammate, the WhatsApp app), then what. */
+export function previewText(m, ctx) {
   if (!m) return 'No messages yet';
   const body = m.text || TYPE_LABEL[m.type] || m.type || '';
-  return m.direction === 'out' ? `You: ${body}` : body;
+  if (m.direction !== 'out') return body;
+  const by = m.sent_by;
+  if (by === 'whatsapp_app') return `WhatsApp app: ${body}`;
+  if (by && typeof by === 'object') {
+    if (ctx && by.id === ctx.me.id) return `You: ${body}`;
+    const name = (ctx && ctx.members.get(by.id)?.name) || by.name || by.email;
+    return name ? `${name}: ${body}` : body;
+  }
+  return body;
 }
 
-const byActivity = (a, b) => (a.updated_at < b.updated_at ? 1 : a.updated_at > b.updated_at ? -1 : a.id < b.id ? 1 : -1);
+/** When a conversation last had a message: what orders the list and the time it shows. */
+export function lastMessageAt(c) {
+  return c.last_message_at || (c.last_message && c.last_message.created_at) || c.updated_at;
+}
+
+const byActivity = (a, b) => {
+  const x = lastMessageAt(a);
+  const y = lastMessageAt(b);
+  return x < y ? 1 : x > y ? -1 : a.id < b.id ? 1 : -1;
+};
 
 export class ConvList {
   /**
@@ -38,7 +56,7 @@ export class ConvList {
     this.ul = h('ul', { class: 'conv-list', 'aria-label': opts.label || 'Conversations' });
     this.more = h('button', { type: 'button', class: 'btn ghost wide load-more', hidden: true }, 'Load more');
     this.more.addEventListener('click', () => this.loadMore());
-    this.empty = h('p', { class: 'empty muted', hidden: true }, opts.emptyText || 'No conversations here.');
+    this.empty = h('p', { class: 'empty muted', hidden: true }, 'No conversations here.');
     this.error = h('p', { class: 'form-error', role: 'alert' });
     this.el = h('div', { class: 'conv-scroll' }, this.error, this.ul, this.empty, this.more);
   }
@@ -55,6 +73,8 @@ export class ConvList {
     const f = this.opts.filter();
     if (f.assignee_id && c.assignee_id !== f.assignee_id) return false;
     if (f.unassigned && c.assignee_id) return false;
+    if (f.hide_unassigned && !c.assignee_id) return false;
+    if (f.hide_others && c.assignee_id && c.assignee_id !== this.ctx.me.id) return false;
     if (f.status && c.status !== f.status) return false;
     if (f.label_id && !(c.label_ids || []).includes(f.label_id)) return false;
     if (f.q) {
@@ -131,6 +151,51 @@ export class ConvList {
     return this.items.get(id);
   }
 
+  /** Drops a conversation the caller can no longer see. */
+  remove(id) {
+    if (this.items.delete(id)) this.render();
+  }
+
+  /**
+   * Whether a listed conversation could vanish without an event reaching us: one we see only
+   * because it is unassigned, when someone else claims it, or one we just gave away.
+   */
+  atRisk(c) {
+    const ctx = this.ctx;
+    if (ctx.isAdmin || ctx.perms.view_others_leads) return false;
+    return c.assignee_id !== ctx.me.id;
+  }
+
+  /** Refetches the first page and drops what the server no longer lists for us. */
+  async revalidate() {
+    if (this.loading) return;
+    const gen = this.generation;
+    let page;
+    try {
+      page = await api.get('/conversations', { ...this.params(), limit: 50 });
+    } catch {
+      return;
+    }
+    if (gen !== this.generation) return;
+    const fresh = new Map(page.conversations.map((c) => [c.id, c]));
+    const last = page.conversations[page.conversations.length - 1];
+    let changed = false;
+    for (const [id, c] of [...this.items]) {
+      if (fresh.has(id) || !this.atRisk(c)) continue;
+      if (page.next_cursor && last && byActivity(c, last) > 0) continue; // beyond the first page
+      this.items.delete(id);
+      changed = true;
+    }
+    for (const c of page.conversations) {
+      const prev = this.items.get(c.id);
+      if (!prev || JSON.stringify(prev) !== JSON.stringify({ ...prev, ...c })) {
+        this.items.set(c.id, prev ? { ...prev, ...c } : c);
+        changed = true;
+      }
+    }
+    if (changed) this.render();
+  }
+
   sorted() {
     return [...this.items.values()].sort(byActivity);
   }
@@ -154,10 +219,11 @@ export class ConvList {
   }
 
   itemEl(c) {
-    const sig = JSON.stringify([c.updated_at, c.unread_count, c.assignee_id, c.status, c.label_ids, c.last_message, c.lead_name, this.ctx.memberName(c.assignee_id)]);
+    const at = lastMessageAt(c);
+    const sig = JSON.stringify([at, c.unread_count, c.assignee_id, c.status, c.label_ids, c.last_message, c.lead_name, this.ctx.memberName(c.assignee_id), (c.label_ids || []).map((id) => this.ctx.labels.get(id)?.name)]);
     const cached = this.els.get(c.id);
     if (cached && cached.dataset.sig === sig) return cached;
-    const name = c.lead_name || phone(c.contact_phone) || 'Unknown contact';
+    const name = c.lead_name || phone(c.contact_phone) || c.contact_bsuid || 'Unknown contact';
     const unread = c.unread_count > 0;
     const assignee = c.assignee_id ? this.ctx.memberName(c.assignee_id) : null;
     const labels = (c.label_ids || []).map((id) => this.ctx.labels.get(id)).filter(Boolean);
@@ -176,11 +242,11 @@ export class ConvList {
         h(
           'span',
           { class: 'conv-main' },
-          h('span', { class: 'conv-top' }, h('span', { class: 'conv-name' }, name), h('time', { datetime: c.updated_at, class: 'conv-time' }, when(c.updated_at))),
+          h('span', { class: 'conv-top' }, h('span', { class: 'conv-name' }, name), h('time', { datetime: at, class: 'conv-time', title: full(at) }, when(at))),
           h(
             'span',
             { class: 'conv-bottom' },
-            h('span', { class: 'conv-preview' }, previewText(c.last_message)),
+            h('span', { class: 'conv-preview' }, previewText(c.last_message, this.ctx)),
             unread ? h('span', { class: 'badge unread-badge', 'aria-label': `${c.unread_count} unread` }, String(c.unread_count)) : null,
           ),
           h(
@@ -198,6 +264,9 @@ export class ConvList {
   }
 
   render() {
+    // A row that is redrawn while it has the keyboard focus hands the focus to its new self.
+    const active = document.activeElement;
+    const focusedId = active && this.ul.contains(active) ? active.dataset.id : null;
     const list = this.sorted();
     const keep = new Set(list.map((c) => c.id));
     for (const id of [...this.els.keys()]) if (!keep.has(id)) this.els.delete(id);
@@ -216,6 +285,12 @@ export class ConvList {
       cursor.remove();
       cursor = nx;
     }
+    if (focusedId && !this.ul.contains(document.activeElement)) {
+      const again = this.ul.querySelector(`a[data-id="${CSS.escape(focusedId)}"]`);
+      if (again) again.focus({ preventScroll: true });
+    }
+    const empty = this.opts.emptyText;
+    this.empty.textContent = (typeof empty === 'function' ? empty() : empty) || 'No conversations here.';
     this.empty.hidden = list.length > 0 || this.loading;
     this.more.hidden = !this.next;
   }

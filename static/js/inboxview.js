@@ -61,9 +61,24 @@ export function renderInboxLike(root, ctx, route, opts) {
       }
     }
     if (openId !== id) return;
-    const sync = (c) => list.upsert(c);
-    chat = new ChatView(ctx, conv, { onConversation: (c) => { sync(c); lead && lead.setConversation(c); }, back: opts.base });
-    lead = new LeadPanel(ctx, conv, { onConversation: (c) => { sync(c); chat && chat.setConversation(c); } });
+    const sync = (c) => {
+      givenTo = c.assignee_id;
+      list.upsert(c);
+      // An action can end our access (giving the chat to someone else): ask, and say so.
+      if (list.atRisk(c) || !c.can) refresh(c.id);
+    };
+    const onGone = () => gone(id);
+    chat = new ChatView(ctx, conv, { onConversation: (c) => { sync(c); lead && lead.setConversation(c); }, onGone, back: opts.base });
+    lead = new LeadPanel(ctx, conv, {
+      onConversation: (c, how) => {
+        sync(c);
+        if (chat) {
+          chat.setConversation(c);
+          if (how === 'claim') chat.focusComposer();
+        }
+      },
+      onGone,
+    });
     replace(chatPane, chat.el);
     replace(leadPane, lead.el);
     chat.load();
@@ -90,12 +105,52 @@ export function renderInboxLike(root, ctx, route, opts) {
         if (chat) chat.setConversation(c);
         if (lead) lead.setConversation(c);
       } while (again && openId === id);
-    } catch {
-      /* the next event or resync tries again */
+    } catch (e) {
+      if (e.status === 404 && openId === id) gone(id);
+      /* else the next event or resync tries again */
     } finally {
       if (refreshing === id) refreshing = null;
     }
   }
+
+  /**
+   * The caller lost the open chat (someone claimed it, they gave it away, an admin moved it):
+   * it leaves the list and the chat says who took it, or that access ended.
+   */
+  let givenTo = null; // the assignee our own last action chose
+  function gone(id) {
+    const last = list.get(id) || (chat && chat.conv);
+    list.remove(id);
+    if (openId !== id || !chat) return;
+    const to = last && last.assignee_id && last.assignee_id !== ctx.me.id ? ctx.memberName(last.assignee_id) : null;
+    const named = to && to !== 'someone else';
+    chat.showGone(
+      named && givenTo === last.assignee_id
+        ? `You gave this chat to ${to} — you no longer have access to it.`
+        : named
+          ? `${to} took this chat — you no longer have access to it.`
+          : 'You no longer have access to this chat.',
+    );
+    if (lead) lead.destroy();
+    lead = null;
+    replace(leadPane);
+    document.body.classList.remove('show-lead');
+  }
+
+  // What can vanish without an event (no event reaches someone who can no longer see its
+  // subject) is asked about while the page is in view: the first page of the list when it
+  // holds such chats, and the open chat when it is one.
+  const watch = setInterval(() => {
+    if (document.visibilityState !== 'visible') return;
+    if (list.sorted().some((c) => list.atRisk(c))) list.revalidate();
+    if (openId && chat && !chat.gone && list.atRisk(chat.conv)) refresh(openId);
+  }, 1000);
+
+  const offDirectory = ctx.onDirectory(() => {
+    list.render();
+    if (lead) lead.refreshPickers();
+    if (chat && !chat.gone) chat.renderChrome();
+  });
 
   const off = ctx.live.on((e) => {
     const d = e.data || {};
@@ -126,8 +181,7 @@ export function renderInboxLike(root, ctx, route, opts) {
       case 'label.updated':
       case 'label.deleted':
       case 'member.updated':
-        setTimeout(() => list.render(), 400);
-        break;
+        break; // the directory refresh below redraws what names them
       case 'resync':
         list.load();
         if (chat) chat.reload();
@@ -140,6 +194,11 @@ export function renderInboxLike(root, ctx, route, opts) {
   function onKey(ev) {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const t = ev.target;
+    if (ev.key === 'Escape' && document.body.classList.contains('show-lead') && t !== opts.search) {
+      ev.preventDefault();
+      closeDetails();
+      return;
+    }
     const typing = t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable);
     if (typing) {
       if (ev.key === 'Escape' && t === opts.search) t.blur();
@@ -161,6 +220,16 @@ export function renderInboxLike(root, ctx, route, opts) {
   }
   document.addEventListener('keydown', onKey);
 
+  function closeDetails() {
+    document.body.classList.remove('show-lead');
+    const toggle = chat && chat.detailsButton;
+    if (toggle) {
+      toggle.setAttribute('aria-expanded', 'false');
+      if (toggle.isConnected) toggle.focus();
+    }
+  }
+  leadPane.addEventListener('sb-close-details', closeDetails);
+
   placeholder();
   list.load().then(() => list.select(openId));
   open(route.id);
@@ -173,6 +242,8 @@ export function renderInboxLike(root, ctx, route, opts) {
     },
     destroy() {
       off();
+      offDirectory();
+      clearInterval(watch);
       mentions.destroy();
       document.removeEventListener('keydown', onKey);
       document.body.classList.remove('has-chat', 'show-lead');
@@ -190,12 +261,28 @@ export function searchBox(id, onChange) {
     clearTimeout(t);
     t = setTimeout(() => onChange(input.value.trim()), 250);
   });
+  // Escape empties the box and the filter with it (the browser clears only the text).
+  input.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Escape') return;
+    ev.preventDefault();
+    clearTimeout(t);
+    input.value = '';
+    onChange('');
+  });
   return input;
 }
 
 /** A label filter select; calls onChange(labelId or ''). */
 export function labelSelect(ctx, onChange) {
-  const select = h('select', { 'aria-label': 'Filter by label', class: 'label-filter' }, h('option', { value: '' }, 'All labels'), [...ctx.labels.values()].map((l) => h('option', { value: l.id }, l.name)));
+  const select = h('select', { 'aria-label': 'Filter by label', class: 'label-filter' });
+  const fill = () => {
+    const keep = select.value;
+    replace(select, h('option', { value: '' }, 'All labels'), [...ctx.labels.values()].map((l) => h('option', { value: l.id }, l.name)));
+    select.value = [...select.options].some((o) => o.value === keep) ? keep : '';
+  };
+  fill();
+  // Labels come and go: the filter offers the current ones while it is on the page.
+  const off = ctx.onDirectory ? ctx.onDirectory(() => (select.isConnected ? fill() : off())) : null;
   select.addEventListener('change', () => onChange(select.value));
   return select;
 }

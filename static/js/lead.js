@@ -18,10 +18,11 @@ const TYPES = [
 ];
 
 export class LeadPanel {
-  constructor(ctx, conv, { onConversation } = {}) {
+  constructor(ctx, conv, { onConversation, onGone } = {}) {
     this.ctx = ctx;
     this.conv = conv;
     this.onConversation = onConversation || (() => {});
+    this.onGone = onGone || (() => {});
     this.lead = null;
     this.filter = { type: '', member_id: '' };
     this.details = h('section', { class: 'panel-section', 'aria-labelledby': 'lead-name' });
@@ -29,7 +30,10 @@ export class LeadPanel {
     this.assignBox = h('section', { class: 'panel-section', 'aria-label': 'Assignment' });
     this.timelineList = h('ol', { class: 'timeline', 'aria-label': 'Activity' });
     this.history = h('ol', { class: 'history' });
-    this.el = h('aside', { class: 'lead-panel', id: 'lead-panel', 'aria-label': 'Lead details' }, this.details, this.labelsBox, this.assignBox, this.timelineSection());
+    // Where the panel lies over the chat (narrow screens), it closes with this or Escape.
+    const close = h('button', { type: 'button', class: 'btn ghost small panel-close', 'aria-label': 'Close details' }, '×');
+    close.addEventListener('click', () => this.el.dispatchEvent(new CustomEvent('sb-close-details', { bubbles: true })));
+    this.el = h('aside', { class: 'lead-panel', id: 'lead-panel', 'aria-label': 'Lead details', tabindex: '-1' }, h('div', { class: 'panel-top' }, close), this.details, this.labelsBox, this.assignBox, this.timelineSection());
     this.destroyed = false;
   }
 
@@ -48,7 +52,8 @@ export class LeadPanel {
     try {
       this.lead = await api.get(`/leads/${this.conv.lead_id}`);
     } catch (e) {
-      replace(this.details, h('p', { class: 'form-error' }, e.message));
+      if (e.status === 404) this.onGone();
+      else replace(this.details, h('p', { class: 'form-error' }, e.message));
       return;
     }
     if (!this.destroyed) this.renderDetails();
@@ -63,7 +68,8 @@ export class LeadPanel {
       h(
         'dl',
         { class: 'facts' },
-        h('dt', {}, 'Phone'), h('dd', {}, phone(l.phone)),
+        l.phone ? [h('dt', {}, 'Phone'), h('dd', {}, phone(l.phone))] : null,
+        !l.phone && this.conv.contact_bsuid ? [h('dt', {}, 'WhatsApp user'), h('dd', {}, this.conv.contact_bsuid)] : null,
         l.source ? [h('dt', {}, 'Source'), h('dd', {}, l.source)] : null,
         h('dt', {}, 'Created'), h('dd', {}, full(l.created_at)),
         custom.map(([k, v]) => [h('dt', {}, k), h('dd', {}, typeof v === 'string' ? v : JSON.stringify(v))]),
@@ -111,7 +117,8 @@ export class LeadPanel {
         this.onConversation(conv);
         this.renderLabels(false);
       } catch (e) {
-        error.textContent = e.message;
+        if (e.status === 404) this.onGone();
+        else error.textContent = e.message;
       }
     });
     replace(this.labelsBox, form);
@@ -125,9 +132,10 @@ export class LeadPanel {
       try {
         const conv = await api.post(path, body);
         this.setConversation(conv);
-        this.onConversation(conv);
+        this.onConversation(conv, path.endsWith('/claim') ? 'claim' : 'assign');
       } catch (e) {
-        error.textContent = e.code === 'already_assigned' ? 'Someone else claimed it first.' : e.message;
+        if (e.status === 404) this.onGone();
+        else error.textContent = e.code === 'already_assigned' ? 'Someone else claimed it first.' : e.message;
       }
     };
     const controls = [];
@@ -147,11 +155,23 @@ export class LeadPanel {
       this.filter.type = type.value;
       this.loadTimeline();
     });
+    this.memberFilter = member;
     member.addEventListener('change', () => {
       this.filter.member_id = member.value;
       this.loadTimeline();
     });
     return h('section', { class: 'panel-section', 'aria-label': 'Timeline' }, h('h3', {}, 'Timeline'), h('div', { class: 'filters' }, type, member), this.timelineList);
+  }
+
+  /** Members or labels changed: the pickers and chips show the current ones. */
+  refreshPickers() {
+    if (this.destroyed) return;
+    if (!this.labelsBox.querySelector('form')) this.renderLabels();
+    this.renderAssign();
+    const member = this.memberFilter;
+    const keep = member.value;
+    replace(member, h('option', { value: '' }, 'Everyone'), [...this.ctx.members.values()].map((m) => h('option', { value: m.id }, m.name || m.email)));
+    member.value = keep;
   }
 
   /** Reloads the timeline soon (live events come in bursts). */
@@ -210,6 +230,12 @@ export class LeadPanel {
       case 'message_sent':
         title = `Message sent${by ? ` by ${by}` : ''}`;
         break;
+      case 'label_added':
+      case 'label_removed': {
+        const label = (d.label_id && this.ctx.labels.get(d.label_id)?.name) || d.name || 'a label';
+        title = `Label “${label}” ${a.type === 'label_added' ? 'added' : d.label_deleted ? 'removed (the label was deleted)' : 'removed'}${by ? ` by ${by}` : ''}`;
+        break;
+      }
       default:
         title = `${a.type.charAt(0).toUpperCase()}${a.type.slice(1).replace(/_/g, ' ')}${by ? ` by ${by}` : ''}`;
     }

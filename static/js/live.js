@@ -21,6 +21,8 @@ export class Live {
     this.pongTimer = null;
     this.everOpened = false;
     this.onUnauthorized = () => {};
+    // 'available' | 'away', chosen in the header; sent on every (re)connection.
+    this.presence = localStorage.getItem('sb.presence') === 'away' ? 'away' : 'available';
     window.addEventListener('online', () => this.retryNow());
   }
 
@@ -87,6 +89,7 @@ export class Live {
       this.everOpened = true;
       this.setState('live');
       this.startHeartbeat();
+      if (this.presence === 'away') this.sendPresence();
       // Without a cursor the server starts at "now": whatever happened while we were away
       // must be refetched.
       if (!first && !resumeFrom) this.emit({ type: 'resync' });
@@ -152,6 +155,17 @@ export class Live {
       const ws = this.ws;
       this.pongTimer = setTimeout(() => ws.close(), PONG_WITHIN);
     }, PING_EVERY);
+  }
+
+  /** Declares the member available or away (the contract's presence frame). */
+  setPresence(status) {
+    this.presence = status === 'away' ? 'away' : 'available';
+    localStorage.setItem('sb.presence', this.presence);
+    this.sendPresence();
+  }
+
+  sendPresence() {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ type: 'presence', status: this.presence }));
   }
 
   stopHeartbeat() {

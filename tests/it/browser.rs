@@ -233,6 +233,11 @@ fn in_ci() -> bool {
 /// Starts chromedriver on a free port and a headless Chromium session; `None` (skip) only
 /// outside CI when they are not installed.
 pub(crate) async fn browser(app: &TestApp) -> Option<Browser> {
+    browser_with(app, json!({})).await
+}
+
+/// Like [`browser`], with extra Chromium preferences (e.g. notification permission).
+pub(crate) async fn browser_with(app: &TestApp, prefs: Value) -> Option<Browser> {
     if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
         assert!(!in_ci(), "CI needs {CHROMEDRIVER} and {CHROMIUM} (Debian chromium, chromium-driver)");
         eprintln!("skipping browser test: {CHROMEDRIVER} or {CHROMIUM} is not installed");
@@ -255,7 +260,8 @@ pub(crate) async fn browser(app: &TestApp) -> Option<Browser> {
     caps.insert(
         "goog:chromeOptions".into(),
         json!({"binary": CHROMIUM, "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-               "--disable-gpu", "--window-size=1400,900", "--force-prefers-reduced-motion", "--lang=en-US"]}),
+               "--disable-gpu", "--window-size=1400,900", "--force-prefers-reduced-motion", "--lang=en-US"],
+               "prefs": prefs}),
     );
     let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
@@ -352,7 +358,7 @@ impl Browser {
 }
 
 /// A status webhook for one of our sent messages.
-fn status_payload(wamid: &str, status: &str, ts: i64, recipient: &str) -> Vec<u8> {
+pub(crate) fn status_payload(wamid: &str, status: &str, ts: i64, recipient: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "100200300400500", "changes": [{
         "field": "messages", "value": {"messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550100100", "phone_number_id": NUMBER_ID},
@@ -360,7 +366,7 @@ fn status_payload(wamid: &str, status: &str, ts: i64, recipient: &str) -> Vec<u8
     .unwrap()
 }
 
-async fn app_with_graph(t: &TestDb, graph: &FakeGraph) -> TestApp {
+pub(crate) async fn app_with_graph(t: &TestDb, graph: &FakeGraph) -> TestApp {
     let mut config = test_config(&t.url);
     config.graph_url = graph.url.clone();
     let app = spawn_app_with(t, config).await;
@@ -368,7 +374,7 @@ async fn app_with_graph(t: &TestDb, graph: &FakeGraph) -> TestApp {
     app
 }
 
-async fn admin_id(app: &TestApp) -> String {
+pub(crate) async fn admin_id(app: &TestApp) -> String {
     app.get("/api/v1/auth/me", &app.admin_token).await.1["user"]["id"].as_str().unwrap().to_owned()
 }
 

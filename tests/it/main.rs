@@ -9,6 +9,7 @@ mod auth;
 mod browser;
 mod browser_admin;
 mod browser_desk;
+mod browser_inbox;
 mod browser_notes;
 mod browser_meta;
 mod cli;

@@ -241,7 +241,7 @@ on_both! {
         assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
         let (_, after) = app.get(&format!("/api/v1/conversations/{conv}"), &app.admin_token).await;
         assert_eq!(after["last_message"], json!({"id": reply["id"], "direction": "out", "type": "text", "text": "Yes!",
-            "status": "queued", "created_at": reply["created_at"]}), "a reply sent now is the newest message");
+            "status": "queued", "created_at": reply["created_at"], "sent_by": reply["sent_by"]}), "a reply sent now is the newest message");
         assert_eq!(after["unread_count"], before["unread_count"], "a reply leaves the unread count alone");
         // An older customer message arriving late counts as unread but is not the newest.
         app.signed_webhook(&text_payload("wamid.in.0", "15550100111", now - 30, "Hello?")).await;

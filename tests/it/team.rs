@@ -372,7 +372,10 @@ on_both! {
 
         let (_, members) = app.get("/api/v1/members?limit=1", &admin).await;
         assert_eq!(keys(&members), ["members", "next_cursor"]);
-        assert_eq!(keys(&members["members"][0]), member_keys);
+        let mut listed_keys = member_keys.to_vec();
+        listed_keys.push("presence");
+        listed_keys.sort();
+        assert_eq!(keys(&members["members"][0]), listed_keys, "the list adds presence");
         assert!(members["next_cursor"].is_string());
 
         let (_, me) = app.get("/api/v1/auth/me", &admin).await;

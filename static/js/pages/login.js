@@ -37,6 +37,7 @@ export function renderLogin(root, { notice, onLoggedIn }) {
       error.textContent =
         e.status === 401 ? 'Wrong email or password.' : e.status === 429 ? `Too many attempts. ${e.message}` : e.message;
       button.disabled = false;
+      if (e.status === 401) password.value = '';
       password.focus();
     }
   });

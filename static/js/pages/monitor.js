@@ -1,19 +1,26 @@
 // The admin monitor: every conversation of the workspace, filtered by member and status,
 // updated live. Opening one shows the chat read-only unless it is assigned to the admin.
 
-import { h } from '../dom.js';
+import { h, replace } from '../dom.js';
 import { renderInboxLike, searchBox, labelSelect } from '../inboxview.js';
 
 export function render(root, ctx, route) {
   const state = { member: '', status: '', q: '', label_id: '' };
   let view = null;
-  const members = h(
-    'select',
-    { id: 'monitor-member', 'aria-label': 'Filter by member' },
-    h('option', { value: '' }, 'All members'),
-    h('option', { value: 'none' }, 'Unassigned'),
-    [...ctx.members.values()].map((m) => h('option', { value: m.id }, `${m.name || m.email}${m.status !== 'active' ? ` (${m.status.replace('_', ' ')})` : ''}`)),
-  );
+  // Each member with their state: deactivated or invited, else available / away / offline.
+  const memberLabel = (m) => {
+    if (m.status !== 'active') return `${m.name || m.email} (${m.status.replace('_', ' ')})`;
+    const p = (ctx.presence && ctx.presence.get(m.id)) || m.presence;
+    return p ? `${m.name || m.email} · ${p}` : m.name || m.email;
+  };
+  const members = h('select', { id: 'monitor-member', 'aria-label': 'Filter by member' });
+  const fillMembers = () => {
+    const keep = members.value;
+    replace(members, h('option', { value: '' }, 'All members'), h('option', { value: 'none' }, 'Unassigned'), [...ctx.members.values()].map((m) => h('option', { value: m.id }, memberLabel(m))));
+    members.value = keep;
+  };
+  fillMembers();
+  const offDirectory = ctx.onDirectory ? ctx.onDirectory(() => (members.isConnected ? fillMembers() : offDirectory())) : null;
   members.addEventListener('change', () => {
     state.member = members.value;
     view.reload();

@@ -184,6 +184,7 @@ export function render(root, ctx) {
             { class: 'chips' },
             h('span', { class: ['chip role', m.role === 'admin' && 'admin'] }, m.role === 'admin' ? 'Admin' : 'Member'),
             statusChip(m.status),
+            m.status === 'active' ? presenceChip(ctx.presence.get(m.id) || m.presence) : null,
             granted.map((l) => h('span', { class: `chip label hue-${labelHue(l)}`, title: 'Granted label' }, l.name)),
           ),
           m.role === 'admin' ? h('div', { class: 'muted small' }, 'Sees and manages everything') : h('div', { class: 'muted small member-perms' }, flags.length ? flags.join(' · ') : 'No extra permissions: sees their own chats and granted labels'),
@@ -322,4 +323,11 @@ function showOnce(box, inv, title, onDone) {
   );
   box.hidden = false;
   linkIn.focus();
+}
+
+/** Whether an active member can take chats now: Available, Away or Offline. */
+function presenceChip(p) {
+  if (!p) return null;
+  const text = p === 'available' ? 'Available' : p === 'away' ? 'Away' : 'Offline';
+  return h('span', { class: `chip presence-chip ${p}`, title: 'Presence' }, text);
 }
