@@ -75,6 +75,8 @@ enum Target {
     WebhookEvent,
     /// A lead group.
     Group,
+    /// A team (no members).
+    Team,
 }
 
 struct Fresh {
@@ -340,6 +342,23 @@ fn matrix() -> Vec<Row> {
         ),
         row("PATCH", "/api/v1/labels/{id}", Label, Some(|_, _, n| json!({"name": format!("Renamed {n}")})), ADMIN_ONLY),
         row("DELETE", "/api/v1/labels/{id}", Label, Option::None, with(ADMIN_ONLY, 200, 204)),
+        // Teams: everyone reads them; admins and manage_members manage them.
+        row("GET", "/api/v1/teams", None, Option::None, ALL_OK),
+        row(
+            "POST",
+            "/api/v1/teams",
+            None,
+            Some(|_, _, n| json!({"name": format!("Team {n}")})),
+            with(MANAGERS, 200, 201),
+        ),
+        row(
+            "PATCH",
+            "/api/v1/teams/{id}",
+            Team,
+            Some(|_, _, n| json!({"name": format!("Renamed team {n}")})),
+            MANAGERS,
+        ),
+        row("DELETE", "/api/v1/teams/{id}", Team, Option::None, with(MANAGERS, 200, 204)),
         // Last: it revokes the caller's token.
         row("GET", "/api/v1/me/preferences", None, Option::None, ALL_OK),
         row(
@@ -472,6 +491,21 @@ async fn fresh(app: &TestApp, w: &World, target: Target, n: u32) -> Fresh {
             .bind(id)
             .bind(ws)
             .bind(format!("Fresh group {n}"))
+            .bind(now())
+            .execute(p)
+            .await
+            .map(|_| ()))
+            .unwrap();
+            plain(id)
+        }
+        Target::Team => {
+            let id = Uuid::new_v4();
+            on_db!(&app.db, |p| sqlx::query(
+                "INSERT INTO teams (id, workspace_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)"
+            )
+            .bind(id)
+            .bind(ws)
+            .bind(format!("Fresh team {n}"))
             .bind(now())
             .execute(p)
             .await

@@ -17,5 +17,6 @@ mod outbox;
 mod reports;
 mod storage;
 mod team;
+mod teams;
 mod timeline;
 mod webhooks;
