@@ -39,6 +39,7 @@ pub fn api() -> Api {
         .merge(crate::team::http::routes())
         .merge(crate::assignment::http::routes())
         .merge(crate::reports::http::routes())
+        .merge(crate::content::http::routes())
 }
 
 /// (method, full path) of every `/api/v1` route, e.g. `("POST", "/api/v1/conversations/{id}/claim")`.

@@ -3,6 +3,7 @@
 //! enums here, serialised as the contract's strings.
 
 pub mod auth;
+pub mod content;
 pub mod conversation;
 pub mod lead;
 pub mod message;

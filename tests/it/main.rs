@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod browser_admin;
 mod cli;
+mod content;
 mod csv;
 mod fields;
 mod inbox;
