@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .nest(API_PREFIX, api().into_router())
         .merge(crate::webhook::http::receiver())
         .merge(crate::ui::routes())
+        .merge(crate::content::http::public_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -44,8 +44,9 @@ CREATE TABLE content_teams (
 );
 CREATE INDEX content_teams_team ON content_teams (team_id);
 
--- A page sent to a lead: the personal link GET /p/{token}. last_viewed_at is the last view
--- that was recorded (at most one content_viewed activity per hour per link).
+-- A page sent to a lead: the personal link GET /p/{token}, stored as the token's SHA-256 (hex).
+-- last_viewed_at is the last view that was recorded (at most one content_viewed activity per
+-- hour per link).
 CREATE TABLE content_links (
     token          TEXT PRIMARY KEY,
     workspace_id   UUID NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,

@@ -141,3 +141,32 @@ pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Pat
     tracing::info!(content_id = %id, "content deleted");
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The public page route (outside `/api/v1`, no login): `GET /p/{token}`.
+pub fn public_routes() -> axum::Router<AppState> {
+    axum::Router::new().route("/p/{token}", axum::routing::get(page))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+/// A page sent to a lead, rendered from its Markdown (raw HTML shown as text, no scripts),
+/// plain and readable on a phone. Unknown tokens answer 404.
+#[instrument(skip_all)]
+pub async fn page(
+    State(st): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Result<axum::response::Html<String>> {
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    let opened = super::pages::open(&mut work, &token).await?;
+    work.commit(&st.hub).await?;
+    let title = escape(&opened.title);
+    let body = super::render::page_html(&opened.markdown);
+    Ok(axum::response::Html(format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{title}</title></head>\
+         <body><main><h1>{title}</h1>\n{body}</main></body></html>\n"
+    )))
+}

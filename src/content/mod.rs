@@ -7,6 +7,8 @@
 //! store yet to check it against.
 
 pub mod http;
+pub mod pages;
+pub mod render;
 
 use std::sync::LazyLock;
 
@@ -402,4 +404,50 @@ pub async fn delete(work: &mut Work, v: &Viewer, id: Uuid) -> Result<()> {
         .await
         .map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// What sending an item puts in the chat: the text, and for a page the link token to store
+/// with the message ([`pages::record_link`]).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub text: String,
+    pub page: Option<(Uuid, String)>,
+}
+
+/// Prepares item `content_id` for sending by `v` (named `member_name`) to `lead`: a message
+/// with its variables filled in, a page as its title and a personal link under `base_url`.
+/// An item `v` doesn't see is 422 `unknown_content`; files can't be sent yet (no uploads).
+pub async fn prepare_send(
+    db: &Db,
+    v: &Viewer,
+    content_id: Uuid,
+    lead: &crate::inbox::leads::Lead,
+    member_name: &str,
+    base_url: &str,
+) -> Result<Prepared> {
+    let k = get(db, v, content_id).await.map_err(|e| match e {
+        Error::Client { status, .. } if status == axum::http::StatusCode::NOT_FOUND => {
+            Error::unprocessable("unknown_content", format!("content {content_id} does not exist"))
+        }
+        other => other,
+    })?;
+    match k.kind {
+        ContentKind::Message => {
+            let vars = render::Vars {
+                lead_name: &lead.name,
+                lead_phone: lead.phone.as_deref(),
+                member_name,
+                custom: Some(&lead.custom_fields.0),
+            };
+            Ok(Prepared { text: render::fill(k.body.as_deref().unwrap_or_default(), &vars), page: None })
+        }
+        ContentKind::Page => {
+            let token = pages::new_token();
+            let text = format!("{}\n{}/p/{token}", k.title, base_url.trim_end_matches('/'));
+            Ok(Prepared { text, page: Some((k.id, token)) })
+        }
+        ContentKind::File => {
+            Err(Error::unprocessable("content_unsupported", "file content can't be sent yet: there is no upload store"))
+        }
+    }
 }

@@ -19,6 +19,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::views::Deleted;
+use crate::views::content::ContentViewedView;
 use crate::views::conversation::ConversationView;
 use crate::views::lead::LeadView;
 use crate::views::message::{MessageView, NumberChange};
@@ -71,6 +72,8 @@ events! {
     TimelineCreated(ActivityView) = "timeline.created",
     TimelineUpdated(ActivityView) = "timeline.updated",
     TimelineDeleted(ActivityDeleted) = "timeline.deleted",
+    /// A lead opened a page sent to them; to the lead's assignee only.
+    ContentViewed(ContentViewedView) = "content.viewed",
 }
 
 /// An event about to be appended, with what routes it to sockets.

@@ -32,12 +32,35 @@ use crate::{on_db, on_tx, string_enum};
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum SendBody {
-    Text { text: String, reply_to: Option<Uuid> },
-    Template { template: Template, reply_to: Option<Uuid> },
-    Image { media: MediaRef, reply_to: Option<Uuid> },
-    Video { media: MediaRef, reply_to: Option<Uuid> },
-    Audio { media: MediaRef, reply_to: Option<Uuid> },
-    Document { media: MediaRef, reply_to: Option<Uuid> },
+    Text {
+        text: String,
+        reply_to: Option<Uuid>,
+    },
+    Template {
+        template: Template,
+        reply_to: Option<Uuid>,
+    },
+    Image {
+        media: MediaRef,
+        reply_to: Option<Uuid>,
+    },
+    Video {
+        media: MediaRef,
+        reply_to: Option<Uuid>,
+    },
+    Audio {
+        media: MediaRef,
+        reply_to: Option<Uuid>,
+    },
+    Document {
+        media: MediaRef,
+        reply_to: Option<Uuid>,
+    },
+    /// An item of the content library, resolved to text by the handler before [`validate`].
+    Content {
+        content_id: Uuid,
+        reply_to: Option<Uuid>,
+    },
 }
 
 #[derive(Debug, Deserialize, serde::Serialize)]
@@ -124,6 +147,7 @@ pub fn validate(body: SendBody) -> Result<Outgoing> {
         SendBody::Video { media: m, reply_to } => media("video", m, reply_to),
         SendBody::Audio { media: m, reply_to } => media("audio", m, reply_to),
         SendBody::Document { media: m, reply_to } => media("document", m, reply_to),
+        SendBody::Content { .. } => Err(Error::unprocessable("invalid_type", "content is sent as its text")),
     }
 }
 

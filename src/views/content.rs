@@ -34,3 +34,13 @@ pub struct ContentPage {
     pub content: Vec<ContentView>,
     pub next_cursor: Option<String>,
 }
+
+/// A lead opened a page sent to them (`content.viewed`, to the lead's assignee; the
+/// `content_viewed` activity's data without `lead_id`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ContentViewedView {
+    pub content_id: Uuid,
+    pub lead_id: Uuid,
+    pub title: String,
+    pub viewed_at: DateTime<Utc>,
+}

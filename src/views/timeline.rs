@@ -21,6 +21,7 @@ string_enum! {
         MessageSent = "message_sent",
         AccessGranted = "access_granted",
         AccessRevoked = "access_revoked",
+        ContentViewed = "content_viewed",
     }
 }
 

@@ -265,3 +265,104 @@ on_both! {
         }
     }
 }
+
+async fn send_content(app: &TestApp, conv: &str, content: Uuid) -> (StatusCode, Value) {
+    app.post(
+        &format!("/api/v1/conversations/{conv}/messages"),
+        &app.admin_token,
+        json!({"type": "content", "content_id": content}),
+    )
+    .await
+}
+
+async fn content_item(app: &TestApp, body: Value) -> Uuid {
+    let (status, k) = app.post("/api/v1/content", &app.admin_token, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{k}");
+    id(&k["id"])
+}
+
+async fn views_on_timeline(app: &TestApp, lead: &str) -> usize {
+    let (status, page) = app.get(&format!("/api/v1/leads/{lead}/timeline"), &app.admin_token).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["activities"].as_array().unwrap().iter().filter(|a| a["type"] == "content_viewed").count()
+}
+
+on_both! {
+    async fn sending_a_message_fills_in_the_lead_and_the_member(t: TestDb) {
+        let graph = crate::outbox::FakeGraph::start().await;
+        let (app, conv, _) = crate::outbox::inbox_with_open_chat(&t, &graph).await;
+        let (_, c) = app.get(&format!("/api/v1/conversations/{conv}"), &app.admin_token).await;
+        let lead = c["lead_id"].as_str().unwrap().to_owned();
+        let (status, body) = app
+            .json(Method::PATCH, &format!("/api/v1/leads/{lead}"), &app.admin_token, Some(json!({"custom_fields": {"plan": "Pro"}})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let me = app.login(ADMIN_EMAIL, PASSWORD).await["user"]["name"].as_str().unwrap().to_owned();
+
+        let hello = content_item(&app, json!({"kind": "message", "title": "Hello",
+            "body": "Hi {{lead.name}} ({{lead.phone}}), {{member.name}} here. Plan: {{lead.custom.plan}}; seats: {{lead.custom.seats}}."})).await;
+        let (status, message) = send_content(&app, &conv, hello).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{message}");
+        let expected = format!("Hi Priya (+15550100111), {me} here. Plan: Pro; seats: .");
+        assert_eq!(message["text"], json!(expected), "{message}");
+        let sent = eventually("the Graph API got the text", || async {
+            graph.requests().into_iter().find(|r| r.body["type"] == "text").map(|r| r.body)
+        })
+        .await;
+        assert_eq!(sent["text"]["body"], json!(expected));
+
+        // A file can't be sent yet; an item that doesn't exist (or isn't seen) is unknown.
+        let file = content_item(&app, json!({"kind": "file", "title": "Price list", "upload_id": Uuid::new_v4()})).await;
+        let (status, body) = send_content(&app, &conv, file).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "content_unsupported"));
+        let (status, body) = send_content(&app, &conv, Uuid::new_v4()).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_content"));
+    }
+
+    async fn a_page_link_is_personal_and_tells_the_assignee(t: TestDb) {
+        let graph = crate::outbox::FakeGraph::start().await;
+        let (app, conv, _) = crate::outbox::inbox_with_open_chat(&t, &graph).await;
+        let (_, c) = app.get(&format!("/api/v1/conversations/{conv}"), &app.admin_token).await;
+        let lead = c["lead_id"].as_str().unwrap().to_owned();
+        let page = content_item(&app, json!({"kind": "page", "title": "Our plans",
+            "body": "# Plans\n\n<script>alert('x')</script>\n\nSee **Pro** and [more](javascript:alert(1))."})).await;
+        let mut live = crate::live::live(&app, &app.admin_token, None).await;
+
+        let (status, message) = send_content(&app, &conv, page).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{message}");
+        let text = message["text"].as_str().unwrap().to_owned();
+        assert!(text.starts_with("Our plans\nhttp://"), "{text}");
+        let link = text.lines().nth(1).unwrap().to_owned();
+        let path = link.split_once("/p/").map(|(_, token)| format!("/p/{token}")).unwrap();
+
+        // The lead opens it: no login, the page rendered inert.
+        let open = || async { reqwest::get(app.url(&path)).await.unwrap() };
+        let resp = open().await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.headers()["content-security-policy"].to_str().unwrap().contains("default-src"));
+        let html = resp.text().await.unwrap();
+        assert!(html.contains("<h1>Plans</h1>") && html.contains("<strong>Pro</strong>"), "{html}");
+        assert!(!html.contains("<script") && !html.contains("javascript:"), "{html}");
+
+        // One content_viewed per hour, and content.viewed to the assignee.
+        let viewed = loop {
+            let frame = live.next_json().await;
+            if frame["type"] == "content.viewed" {
+                break frame;
+            }
+        };
+        assert_eq!((viewed["data"]["lead_id"].as_str(), viewed["data"]["title"].as_str()), (Some(lead.as_str()), Some("Our plans")));
+        assert_eq!(views_on_timeline(&app, &lead).await, 1);
+        assert_eq!(open().await.status(), StatusCode::OK);
+        assert_eq!(views_on_timeline(&app, &lead).await, 1, "a second view within the hour records nothing");
+        app.clock.advance(chrono::Duration::minutes(61));
+        assert_eq!(open().await.status(), StatusCode::OK);
+        assert_eq!(views_on_timeline(&app, &lead).await, 2);
+
+        // Unknown or malformed tokens are 404.
+        let bad = reqwest::get(app.url(&format!("/p/{}", "ab".repeat(32)))).await.unwrap();
+        assert_eq!(bad.status(), StatusCode::NOT_FOUND);
+        let bad = reqwest::get(app.url("/p/not-a-token")).await.unwrap();
+        assert_eq!(bad.status(), StatusCode::NOT_FOUND);
+    }
+}
