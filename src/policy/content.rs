@@ -126,11 +126,6 @@ pub fn may_delete(v: &Viewer) -> Result<(), ContentDenied> {
     if admin(v) { Ok(()) } else { Err(ContentDenied::AdminOnly) }
 }
 
-/// Sending a visible item: whoever sees it (replying itself is checked as for any message).
-pub fn may_send(c: ContentViewer<'_>, k: &ContentFacts) -> bool {
-    can_see(c, k)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
