@@ -47,6 +47,7 @@ pub fn api() -> Api {
         .merge(crate::apikeys::http::routes())
         .merge(crate::intake::http::routes())
         .merge(crate::distribution::http::routes())
+        .merge(crate::content::http::routes())
 }
 
 /// (method, full path) of every `/api/v1` route, e.g. `("POST", "/api/v1/conversations/{id}/claim")`.
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .nest(API_PREFIX, api().into_router())
         .merge(crate::webhook::http::receiver())
         .merge(crate::ui::routes())
+        .merge(crate::content::http::public_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -11,6 +11,7 @@ pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod content;
 pub mod db;
 pub mod distribution;
 pub mod error;

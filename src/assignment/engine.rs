@@ -63,7 +63,7 @@ pub fn route_for<'a>(s: &'a Settings, lead: &LeadFields) -> (Option<(usize, &'a 
     }
     let kind =
         if Mode::parse(&s.mode) == Some(Mode::RoundRobin) { RouteKind::RoundRobin } else { RouteKind::Unassigned };
-    let route = Route { kind: kind.as_str().to_owned(), member_id: None, member_ids: None };
+    let route = Route { kind: kind.as_str().to_owned(), member_id: None, member_ids: None, team_id: None };
     (None, route)
 }
 
@@ -111,6 +111,22 @@ pub struct Choice {
     pub chosen: Option<Uuid>,
     /// The new position (round robin only, and only when someone was chosen).
     pub position: Option<Position>,
+}
+
+/// The round-robin order of a team route: the team's members in the workspace's round-robin
+/// order (`s.members`: active members only, so a deactivated member drops out).
+pub fn team_order(s: &Settings, team_members: &[Uuid]) -> Vec<Uuid> {
+    s.members.iter().map(|m| m.member_id).filter(|id| team_members.contains(id)).collect()
+}
+
+/// The key a route's round-robin position is stored under: a team route keeps one per team
+/// (rules routing to the same team share it), a round-robin rule one per rule, the mode its own.
+pub fn position_key(route: &Route, rule: Option<usize>) -> String {
+    match (RouteKind::parse(&route.kind), route.team_id, rule) {
+        (Some(RouteKind::Team), Some(team), _) => format!("team:{team}"),
+        (_, _, Some(i)) => format!("rule:{i}"),
+        _ => "default".to_owned(),
+    }
 }
 
 /// Picks among `order` (members not in `states` — deactivated — are left out). Round robin
@@ -176,6 +192,41 @@ mod tests {
     }
 
     #[test]
+    fn a_team_route_takes_turns_within_the_team_only() {
+        let mut s = settings(1);
+        s.only_available = true;
+        let ids: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+        s.members = ids.iter().map(|id| MemberToggle { member_id: *id, enabled: true }).collect();
+        // The team lists members 4, 1 and 3 (any order): the workspace's order decides.
+        let team = [ids[4], ids[1], ids[3]];
+        let order = team_order(&s, &team);
+        assert_eq!(order, [ids[1], ids[3], ids[4]]);
+        let mut states: HashMap<_, _> = ids.iter().map(|i| (*i, available())).collect();
+        let mut pos = Position::default();
+        let mut got = Vec::new();
+        for round in 0..6 {
+            if round == 3 {
+                // Member 3 steps away: under only_available the turn passes them.
+                states.get_mut(&ids[3]).unwrap().availability = Availability::Away;
+            }
+            let c = choose(&s, &order, &states, true, pos);
+            pos = c.position.unwrap();
+            got.push(ids.iter().position(|i| Some(*i) == c.chosen).unwrap());
+        }
+        assert_eq!(got, [1, 3, 4, 1, 4, 1]);
+        // A deactivated member is not in the settings' order, so not in the team's.
+        s.members.retain(|m| m.member_id != ids[4]);
+        assert_eq!(team_order(&s, &team), [ids[1], ids[3]]);
+
+        let route = |team_id| Route { kind: "team".into(), member_id: None, member_ids: None, team_id };
+        let t = Uuid::new_v4();
+        assert_eq!(position_key(&route(Some(t)), Some(2)), format!("team:{t}"));
+        let rr = Route { kind: "round_robin".into(), ..route(None) };
+        assert_eq!(position_key(&rr, Some(2)), "rule:2");
+        assert_eq!(position_key(&rr, None), "default");
+    }
+
+    #[test]
     fn skips_with_reasons() {
         let mut s = settings(1);
         s.only_available = true;
@@ -202,7 +253,7 @@ mod tests {
         let rule = |name: &str, criteria| Rule {
             name: name.into(),
             criteria,
-            route: Route { kind: "unassigned".into(), member_id: None, member_ids: None },
+            route: Route { kind: "unassigned".into(), member_id: None, member_ids: None, team_id: None },
         };
         let s = Settings {
             rules: vec![

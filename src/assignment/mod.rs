@@ -23,7 +23,7 @@ string_enum! {
 
 string_enum! {
     /// Where a rule sends a lead.
-    pub enum RouteKind { Member = "member", RoundRobin = "round_robin", Unassigned = "unassigned" }
+    pub enum RouteKind { Member = "member", RoundRobin = "round_robin", Team = "team", Unassigned = "unassigned" }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -41,8 +41,8 @@ pub struct Criterion {
     pub value: String,
 }
 
-/// `{"type":"member","member_id"}`, `{"type":"round_robin","member_ids":[..]}` or
-/// `{"type":"unassigned"}`.
+/// `{"type":"member","member_id"}`, `{"type":"round_robin","member_ids":[..]}`,
+/// `{"type":"team","team_id"}` or `{"type":"unassigned"}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
@@ -52,6 +52,8 @@ pub struct Route {
     pub member_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_ids: Option<Vec<Uuid>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -139,6 +141,15 @@ pub async fn load(tx: &mut Tx, workspace_id: Uuid) -> Result<Settings> {
     Ok(stored.map(|s| s.0).unwrap_or_default().normalise(&active))
 }
 
+/// The workspace's team ids.
+pub async fn workspace_teams(tx: &mut Tx, workspace_id: Uuid) -> Result<HashSet<Uuid>> {
+    let ids: Vec<Uuid> = on_tx!(tx, |c| sqlx::query_scalar("SELECT id FROM teams WHERE workspace_id = $1")
+        .bind(workspace_id)
+        .fetch_all(c)
+        .await)?;
+    Ok(ids.into_iter().collect())
+}
+
 pub async fn workspace_members(tx: &mut Tx, workspace_id: Uuid) -> Result<HashSet<Uuid>> {
     let ids: Vec<Uuid> = on_tx!(tx, |c| sqlx::query_scalar("SELECT id FROM users WHERE workspace_id = $1")
         .bind(workspace_id)
@@ -151,8 +162,8 @@ fn bad(code: &'static str, message: impl Into<String>) -> Error {
     Error::unprocessable(code, message)
 }
 
-/// Checks every part of the settings against the contract.
-pub fn validate(s: &Settings, members: &HashSet<Uuid>) -> Result<()> {
+/// Checks every part of the settings against the contract (`teams`: the workspace's teams).
+pub fn validate(s: &Settings, members: &HashSet<Uuid>, teams: &HashSet<Uuid>) -> Result<()> {
     if Mode::parse(&s.mode).is_none() {
         return Err(bad("invalid_mode", "mode must be unassigned or round_robin"));
     }
@@ -208,9 +219,14 @@ pub fn validate(s: &Settings, members: &HashSet<Uuid>) -> Result<()> {
             }
         }
         let route = &r.route;
-        match (RouteKind::parse(&route.kind), route.member_id, route.member_ids.as_deref()) {
-            (Some(RouteKind::Member), Some(id), None) => known(&id)?,
-            (Some(RouteKind::RoundRobin), None, Some(ids)) if !ids.is_empty() => {
+        match (RouteKind::parse(&route.kind), route.member_id, route.member_ids.as_deref(), route.team_id) {
+            (Some(RouteKind::Member), Some(id), None, None) => known(&id)?,
+            (Some(RouteKind::Team), None, None, Some(team)) => {
+                if !teams.contains(&team) {
+                    return Err(bad("unknown_team", format!("rule {i}: team {team} does not exist")));
+                }
+            }
+            (Some(RouteKind::RoundRobin), None, Some(ids), None) if !ids.is_empty() => {
                 let mut seen = HashSet::new();
                 for id in ids {
                     known(id)?;
@@ -219,13 +235,14 @@ pub fn validate(s: &Settings, members: &HashSet<Uuid>) -> Result<()> {
                     }
                 }
             }
-            (Some(RouteKind::Unassigned), None, None) => {}
+            (Some(RouteKind::Unassigned), None, None, None) => {}
             _ => {
                 return Err(bad(
                     "invalid_route",
                     format!(
                         "rule {i}: route must be {{\"type\":\"member\",\"member_id\"}}, \
-                         {{\"type\":\"round_robin\",\"member_ids\":[...]}} or {{\"type\":\"unassigned\"}}"
+                         {{\"type\":\"round_robin\",\"member_ids\":[...]}}, {{\"type\":\"team\",\"team_id\"}} \
+                         or {{\"type\":\"unassigned\"}}"
                     ),
                 ));
             }
@@ -237,7 +254,8 @@ pub fn validate(s: &Settings, members: &HashSet<Uuid>) -> Result<()> {
 /// Stores the workspace's settings (validated against its members) and returns them as
 /// loaded back (members normalised).
 pub async fn save(tx: &mut Tx, workspace_id: Uuid, settings: &Settings, now: DateTime<Utc>) -> Result<Settings> {
-    validate(settings, &workspace_members(tx, workspace_id).await?)?;
+    let (members, teams) = (workspace_members(tx, workspace_id).await?, workspace_teams(tx, workspace_id).await?);
+    validate(settings, &members, &teams)?;
     on_tx!(tx, |c| sqlx::query(
         "INSERT INTO assignment_settings (workspace_id, settings, updated_at) VALUES ($1, $2, $3) \
          ON CONFLICT (workspace_id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at"

@@ -136,18 +136,53 @@ async fn decide(
         Some(RouteKind::RoundRobin) => {
             let order: Vec<Uuid> =
                 route.member_ids.clone().unwrap_or_else(|| s.members.iter().map(|m| m.member_id).collect());
-            let key = matched.map(|(i, _)| format!("rule:{i}")).unwrap_or_else(|| "default".to_owned());
-            let pos = position(tx, lead.workspace_id, &key).await?;
-            let choice = engine::choose(s, &order, states, true, pos);
-            if let Some(p) = choice.position {
-                save_position(tx, now, lead.workspace_id, &key, p).await?;
-            }
-            choice
+            round_robin(
+                tx,
+                now,
+                s,
+                states,
+                lead.workspace_id,
+                &order,
+                &engine::position_key(&route, matched.map(|m| m.0)),
+            )
+            .await?
+        }
+        Some(RouteKind::Team) => {
+            let team = route.team_id.unwrap_or_default();
+            let order = engine::team_order(s, &crate::team::teams::members_tx(tx, team).await?);
+            round_robin(
+                tx,
+                now,
+                s,
+                states,
+                lead.workspace_id,
+                &order,
+                &engine::position_key(&route, matched.map(|m| m.0)),
+            )
+            .await?
         }
         _ => Choice { candidates: Vec::new(), chosen: None, position: None },
     };
     let reason = if choice.chosen.is_none() { "unassigned" } else { reason };
     Ok(Decision { rule, reason, choice })
+}
+
+/// Round robin over `order` from the position stored under `key`, which it advances.
+async fn round_robin(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    s: &Settings,
+    states: &HashMap<Uuid, MemberState>,
+    ws: Uuid,
+    order: &[Uuid],
+    key: &str,
+) -> Result<Choice> {
+    let pos = position(tx, ws, key).await?;
+    let choice = engine::choose(s, order, states, true, pos);
+    if let Some(p) = choice.position {
+        save_position(tx, now, ws, key, p).await?;
+    }
+    Ok(choice)
 }
 
 /// Stores the decision row; returns its id.

@@ -19,6 +19,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::views::Deleted;
+use crate::views::content::ContentViewedView;
 use crate::views::conversation::ConversationView;
 use crate::views::lead::LeadView;
 use crate::views::mention::MentionNotice;
@@ -80,6 +81,8 @@ events! {
     TimelineDeleted(ActivityDeleted) = "timeline.deleted",
     /// To the conversation's assignee only.
     CallMissed(CallNotice) = "call.missed",
+    /// A lead opened a page sent to them; to the lead's assignee only.
+    ContentViewed(ContentViewedView) = "content.viewed",
 }
 
 /// An event about to be appended, with what routes it to sockets.

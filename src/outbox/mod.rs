@@ -60,6 +60,11 @@ pub enum SendBody {
     Reaction {
         reaction: ReactionRef,
     },
+    /// An item of the content library, resolved to text by the handler before [`validate`].
+    Content {
+        content_id: Uuid,
+        reply_to: Option<Uuid>,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +201,7 @@ pub fn validate(body: SendBody) -> Result<Outgoing> {
                 reply_to: Some(reaction.message_id),
             })
         }
+        SendBody::Content { .. } => Err(Error::unprocessable("invalid_type", "content is sent as its text")),
     }
 }
 

@@ -6,6 +6,7 @@
 //! Queries that embed them number their own parameters from `$6`.
 
 pub mod chat;
+pub mod content;
 pub mod inbox;
 pub mod keys;
 pub mod team;

@@ -41,6 +41,16 @@ pub fn can_manage_groups(v: &Viewer) -> bool {
     v.active && (v.role == Role::Admin || v.permissions.manage_groups)
 }
 
+/// Creating, renaming and deleting teams and setting their members: admins and members with
+/// `manage_members`.
+pub fn may_manage_teams(v: &Viewer) -> Result<(), TeamDenied> {
+    if v.active && (v.role == Role::Admin || v.permissions.manage_members) {
+        Ok(())
+    } else {
+        Err(TeamDenied::NeedsManageMembers)
+    }
+}
+
 /// Creating, renaming and deleting labels: admins.
 pub fn may_manage_labels(v: &Viewer) -> Result<(), TeamDenied> {
     if admin(v) { Ok(()) } else { Err(TeamDenied::AdminOnly) }
@@ -182,5 +192,14 @@ mod tests {
         assert_eq!(report_scope(&viewer(Role::Member, others)), ReportScope::Visible { unassigned: false });
         assert_eq!(report_scope(&viewer(Role::Member, Permissions::default())), ReportScope::Own);
         assert_eq!(may_manage_labels(&viewer(Role::Member, others)), Err(TeamDenied::AdminOnly));
+    }
+
+    #[test]
+    fn teams_are_managed_by_admins_and_member_managers() {
+        let manager = Permissions { manage_members: true, ..Default::default() };
+        assert_eq!(may_manage_teams(&viewer(Role::Admin, Permissions::default())), Ok(()));
+        assert_eq!(may_manage_teams(&viewer(Role::Member, manager)), Ok(()));
+        let all_but = Permissions { manage_members: false, ..manager };
+        assert_eq!(may_manage_teams(&viewer(Role::Member, all_but)), Err(TeamDenied::NeedsManageMembers));
     }
 }

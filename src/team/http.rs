@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::invitations::{self, Invite};
 use super::members::{self, Change};
-use super::{MemberStatus, labels, preferences};
+use super::{MemberStatus, labels, preferences, teams};
 use crate::api::Api;
 use crate::auth::http::issue_session;
 use crate::auth::{CurrentUser, password};
@@ -24,7 +24,8 @@ use crate::state::AppState;
 use crate::views::auth::UserOut;
 use crate::views::preferences::Preferences;
 use crate::views::team::{
-    InvitationView, InvitationsView, InviteAnswer, LabelView, LabelsPage, MemberView, MembersPage,
+    InvitationView, InvitationsView, InviteAnswer, LabelView, LabelsPage, MemberView, MembersPage, TeamView,
+    TeamsPage,
 };
 use crate::workspace::{validate_email, validate_name};
 
@@ -43,6 +44,10 @@ pub fn routes() -> Api {
         .post("/labels", create_label)
         .patch("/labels/{id}", patch_label)
         .delete("/labels/{id}", delete_label)
+        .get("/teams", list_teams)
+        .post("/teams", create_team)
+        .patch("/teams/{id}", patch_team)
+        .delete("/teams/{id}", delete_team)
         .get("/me/preferences", get_preferences)
         .put("/me/preferences", put_preferences)
 }
@@ -367,6 +372,64 @@ pub async fn delete_label(State(st): State<AppState>, user: CurrentUser, Path(id
     labels::deleted(&mut work, &label);
     work.commit(&st.hub).await?;
     tracing::info!(label_id = %id, "label deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- Teams ----
+
+#[instrument(skip_all)]
+pub async fn list_teams(State(st): State<AppState>, user: CurrentUser) -> Result<Json<TeamsPage>> {
+    Ok(Json(teams::list(&st.db, user.workspace_id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTeam {
+    name: String,
+    #[serde(default)]
+    member_ids: Vec<Uuid>,
+}
+
+#[instrument(skip_all)]
+pub async fn create_team(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Json(body): Json<CreateTeam>,
+) -> Result<(StatusCode, Json<TeamView>)> {
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    let team = teams::create(&mut work, &user.viewer(), &body.name, body.member_ids).await?;
+    work.commit(&st.hub).await?;
+    tracing::info!(team_id = %team.id, members = team.member_ids.len(), "team created");
+    Ok((StatusCode::CREATED, Json(team.view())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTeam {
+    name: Option<String>,
+    member_ids: Option<Vec<Uuid>>,
+}
+
+#[instrument(skip_all)]
+pub async fn patch_team(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<PatchTeam>,
+) -> Result<Json<TeamView>> {
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    let team = teams::change(&mut work, &user.viewer(), id, body.name, body.member_ids).await?;
+    work.commit(&st.hub).await?;
+    tracing::info!(team_id = %id, members = team.member_ids.len(), "team updated");
+    Ok(Json(team.view()))
+}
+
+#[instrument(skip_all)]
+pub async fn delete_team(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
+    let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    teams::delete(&mut work, &user.viewer(), id).await?;
+    work.commit(&st.hub).await?;
+    tracing::info!(team_id = %id, "team deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -50,10 +50,12 @@ pub async fn list(
     };
     let ids: Vec<Uuid> = rows.iter().map(|m| m.id).collect();
     let mut labels = super::labels_of(db, &ids).await?;
+    let mut teams = super::teams::teams_of(db, &ids).await?;
     let members: Vec<MemberView> = rows
         .iter_mut()
         .map(|m| {
             m.label_ids = labels.remove(&m.id).unwrap_or_default();
+            m.team_ids = teams.remove(&m.id).unwrap_or_default();
             m.view()
         })
         .collect();

@@ -7,6 +7,7 @@ pub mod invitations;
 pub mod labels;
 pub mod members;
 pub mod preferences;
+pub mod teams;
 
 use std::collections::HashMap;
 
@@ -36,6 +37,8 @@ pub struct Member {
     pub updated_at: DateTime<Utc>,
     #[sqlx(skip)]
     pub label_ids: Vec<Uuid>,
+    #[sqlx(skip)]
+    pub team_ids: Vec<Uuid>,
 }
 
 /// The columns a [`Member`] is read from (users aliased `u`), for `concat!`.
@@ -74,6 +77,7 @@ impl Member {
             status: self.status,
             permissions: self.permissions.0,
             label_ids: self.label_ids.clone(),
+            team_ids: self.team_ids.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
             presence: None,
@@ -89,6 +93,7 @@ pub async fn load(db: &Db, workspace_id: Uuid, id: Uuid) -> Result<Member> {
     let mut m: Member = on_db!(db, |p| sqlx::query_as(BY_ID).bind(id).bind(workspace_id).fetch_optional(p).await)?
         .ok_or_else(Error::not_found)?;
     m.label_ids = on_db!(db, |p| sqlx::query_scalar(LABELS_OF).bind(id).fetch_all(p).await)?;
+    m.team_ids = on_db!(db, |p| sqlx::query_scalar(teams::TEAMS_OF).bind(id).fetch_all(p).await)?;
     Ok(m)
 }
 
@@ -97,6 +102,7 @@ pub async fn load_tx(tx: &mut Tx, workspace_id: Uuid, id: Uuid) -> Result<Member
     let mut m: Member = on_tx!(tx, |c| sqlx::query_as(BY_ID).bind(id).bind(workspace_id).fetch_optional(c).await)?
         .ok_or_else(Error::not_found)?;
     m.label_ids = on_tx!(tx, |c| sqlx::query_scalar(LABELS_OF).bind(id).fetch_all(c).await)?;
+    m.team_ids = on_tx!(tx, |c| sqlx::query_scalar(teams::TEAMS_OF).bind(id).fetch_all(c).await)?;
     Ok(m)
 }
 
@@ -110,8 +116,10 @@ pub async fn active_members(db: &Db, workspace_id: Uuid) -> Result<Vec<Member>> 
     let mut members: Vec<Member> = on_db!(db, |p| sqlx::query_as(sql).bind(workspace_id).fetch_all(p).await)?;
     let ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
     let mut labels = labels_of(db, &ids).await?;
+    let mut teams = teams::teams_of(db, &ids).await?;
     for m in &mut members {
         m.label_ids = labels.remove(&m.id).unwrap_or_default();
+        m.team_ids = teams.remove(&m.id).unwrap_or_default();
     }
     Ok(members)
 }

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod apikey;
 pub mod auth;
+pub mod content;
 pub mod conversation;
 pub mod distribution;
 pub mod lead;

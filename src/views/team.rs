@@ -27,6 +27,7 @@ pub struct MemberView {
     pub status: MemberStatus,
     pub permissions: Permissions,
     pub label_ids: Vec<Uuid>,
+    pub team_ids: Vec<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// In `GET /members` only: available, away or offline now (this node's view).
@@ -89,5 +90,22 @@ pub struct MembersPage {
 #[derive(Debug, Clone, Serialize)]
 pub struct LabelsPage {
     pub labels: Vec<LabelView>,
+    pub next_cursor: Option<String>,
+}
+
+/// A team (API answers).
+#[derive(Debug, Clone, Serialize)]
+pub struct TeamView {
+    pub id: Uuid,
+    pub name: String,
+    pub member_ids: Vec<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `GET /teams` (one page: `next_cursor` is always null).
+#[derive(Debug, Clone, Serialize)]
+pub struct TeamsPage {
+    pub teams: Vec<TeamView>,
     pub next_cursor: Option<String>,
 }

@@ -25,6 +25,7 @@ string_enum! {
         System = "system",
         /// A WhatsApp call (`data`: conversation_id, direction, status, duration_secs).
         Call = "call",
+        ContentViewed = "content_viewed",
     }
 }
 

@@ -79,6 +79,10 @@ enum Target {
     Mention,
     /// An API key of the workspace.
     ApiKey,
+    /// A team (no members).
+    Team,
+    /// A `workspace` content item owned by the admin.
+    Content,
 }
 
 struct Fresh {
@@ -393,6 +397,37 @@ fn matrix() -> Vec<Row> {
         row("GET", "/api/v1/distribution", None, Option::None, INTEGRATIONS),
         row("PUT", "/api/v1/distribution", None, Some(|_, _, _| json!({"keep_copy": true, "rules": []})), INTEGRATIONS),
         row("GET", "/api/v1/distribution/history", None, Option::None, INTEGRATIONS),
+        // Teams: everyone reads them; admins and manage_members manage them.
+        row("GET", "/api/v1/teams", None, Option::None, ALL_OK),
+        row(
+            "POST",
+            "/api/v1/teams",
+            None,
+            Some(|_, _, n| json!({"name": format!("Team {n}")})),
+            with(MANAGERS, 200, 201),
+        ),
+        row(
+            "PATCH",
+            "/api/v1/teams/{id}",
+            Team,
+            Some(|_, _, n| json!({"name": format!("Renamed team {n}")})),
+            MANAGERS,
+        ),
+        row("DELETE", "/api/v1/teams/{id}", Team, Option::None, with(MANAGERS, 200, 204)),
+        // Content: everyone lists what they see; creating needs create_content (nobody here
+        // but the admin); the admin's workspace item is seen by all, edited by its owner (and
+        // edit_others_content), deleted by admins only. The rules per role: tests/it/content.rs.
+        row("GET", "/api/v1/content", None, Option::None, ALL_OK),
+        row(
+            "POST",
+            "/api/v1/content",
+            None,
+            Some(|_, _, n| json!({"kind": "message", "title": format!("Reply {n}"), "body": "Hello"})),
+            with(ADMIN_ONLY, 200, 201),
+        ),
+        row("GET", "/api/v1/content/{id}", Content, Option::None, ALL_OK),
+        row("PATCH", "/api/v1/content/{id}", Content, Some(|_, _, _| json!({"title": "Renamed"})), ADMIN_ONLY),
+        row("DELETE", "/api/v1/content/{id}", Content, Option::None, with(ADMIN_ONLY, 200, 204)),
         // Last: it revokes the caller's token.
         row("GET", "/api/v1/me/preferences", None, Option::None, ALL_OK),
         row(
@@ -563,6 +598,38 @@ async fn fresh(app: &TestApp, w: &World, target: Target, n: u32) -> Fresh {
                 .await;
             assert_eq!(status, StatusCode::CREATED, "{key}");
             plain(Uuid::parse_str(key["id"].as_str().unwrap()).unwrap())
+        }
+        Target::Team => {
+            let id = Uuid::new_v4();
+            on_db!(&app.db, |p| sqlx::query(
+                "INSERT INTO teams (id, workspace_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)"
+            )
+            .bind(id)
+            .bind(ws)
+            .bind(format!("Fresh team {n}"))
+            .bind(now())
+            .execute(p)
+            .await
+            .map(|_| ()))
+            .unwrap();
+            plain(id)
+        }
+        Target::Content => {
+            let id = Uuid::new_v4();
+            on_db!(&app.db, |p| sqlx::query(
+                "INSERT INTO content (id, workspace_id, owner_id, kind, title, body, visibility, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'message', $4, 'Hello', 'workspace', $5, $5)"
+            )
+            .bind(id)
+            .bind(ws)
+            .bind(w.id(Who::Admin))
+            .bind(format!("Fresh content {n}"))
+            .bind(now())
+            .execute(p)
+            .await
+            .map(|_| ()))
+            .unwrap();
+            plain(id)
         }
         Target::WebhookEvent => {
             let id = Uuid::new_v4();

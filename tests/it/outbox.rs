@@ -150,7 +150,7 @@ fn graph_error(code: i64, title: &str) -> Value {
 
 /// An app whose Graph API is `graph`, with number A connected, a lead for Priya, her fresh
 /// inbound message (the window is open) and her conversation assigned to the admin.
-async fn inbox_with_open_chat(t: &TestDb, graph: &FakeGraph) -> (TestApp, String, Value) {
+pub(crate) async fn inbox_with_open_chat(t: &TestDb, graph: &FakeGraph) -> (TestApp, String, Value) {
     let mut config = test_config(&t.url);
     config.graph_url = graph.url.clone();
     let app = spawn_app_with(t, config).await;

@@ -353,7 +353,8 @@ on_both! {
     async fn answers_keep_their_shapes(t: TestDb) {
         let app = spawn_app(&t).await;
         let admin = app.admin_token.clone();
-        let member_keys = ["created_at", "email", "id", "label_ids", "name", "permissions", "role", "status", "updated_at"];
+        let member_keys =
+            ["created_at", "email", "id", "label_ids", "name", "permissions", "role", "status", "team_ids", "updated_at"];
 
         let (_, label) = app.post("/api/v1/labels", &admin, json!({"name": "VIP"})).await;
         assert_eq!(keys(&label), ["color", "created_at", "id", "name"]);

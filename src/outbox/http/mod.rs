@@ -53,8 +53,24 @@ pub async fn send(
     {
         return Ok((StatusCode::ACCEPTED, Json(existing)));
     }
-    let mut out = crate::outbox::validate(body)?;
     let now = st.clock.now();
+    let (body, page) = match body {
+        SendBody::Content { content_id, reply_to } => {
+            let lead = crate::inbox::leads::get_visible(&st.db, &user.viewer(), conv.lead_id).await?;
+            let p = crate::content::prepare_send(
+                &st.db,
+                &user.viewer(),
+                content_id,
+                &lead,
+                &user.name,
+                &base_url(&headers),
+            )
+            .await?;
+            (SendBody::Text { text: p.text, reply_to }, p.page)
+        }
+        other => (other, None),
+    };
+    let mut out = crate::outbox::validate(body)?;
     if !out.is_template() && !crate::outbox::window_open(&conv, now) {
         return Err(Error::unprocessable(
             "window_closed",
@@ -82,6 +98,18 @@ pub async fn send(
     let kind = out.kind;
     let mut work = Work::begin(&st.db, now).await?;
     let message = crate::outbox::queue_reply(&mut work, &conv, user.id, out, context_wamid, gap).await?;
+    if let Some((content_id, token)) = &page {
+        crate::content::pages::record_link(
+            work.tx(),
+            conv.workspace_id,
+            *content_id,
+            conv.lead_id,
+            user.id,
+            token,
+            now,
+        )
+        .await?;
+    }
     if let Some(k) = &key
         && !crate::outbox::claim_key(work.tx(), user.id, k, message.id, now).await?
     {
@@ -96,6 +124,14 @@ pub async fn send(
     st.outbox_wake.notify_one();
     tracing::info!(message_id = %message.id, conversation_id = %conv.id, kind, "reply queued");
     Ok((StatusCode::ACCEPTED, Json(message)))
+}
+
+/// Where this server is reached, for links sent to leads: the request's `Host`, over https
+/// when a proxy says so (`X-Forwarded-Proto`) — http otherwise.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https");
+    format!("{}://{host}", proto.unwrap_or("http"))
 }
 
 /// `POST /conversations/{id}/read`: marks inbound messages read here and tells Meta (blue
