@@ -374,11 +374,11 @@ pub async fn change(work: &mut Work, v: &Viewer, id: Uuid, c: Change) -> Result<
         insert_teams(work.tx(), id, &team_ids).await?;
         let entry = AuditEntry::new(v.workspace_id, v.user_id, AuditAction::ContentVisibilityChanged)
             .target(AuditTarget::Content, id)
-            .changes(
-                Changes::new()
-                    .field("visibility", k.visibility.as_str(), visibility.as_str())
-                    .field("team_ids", &k.team_ids, &team_ids),
-            );
+            .changes(Changes::new().field("visibility", k.visibility.as_str(), visibility.as_str()).field(
+                "team_ids",
+                &k.team_ids,
+                &team_ids,
+            ));
         audit::record(work, entry).await?;
         tracing::info!(content_id = %id, visibility = visibility.as_str(), teams = team_ids.len(), "content re-scoped");
     }

@@ -395,7 +395,7 @@ pub async fn message_page(
     // Newest first by (time, message before note, seq), the two lists merged.
     let mut keyed: Vec<(PageKey, Item)> = rows
         .into_iter()
-        .map(|m| ((m.created_at, false, m.seq), Item::Message(m)))
+        .map(|m| ((m.created_at, false, m.seq), Item::Message(Box::new(m))))
         .chain(notes.into_iter().map(|(seq, n)| ((n.created_at, true, seq), Item::Note(n))))
         .collect();
     keyed.sort_by_key(|(key, _)| std::cmp::Reverse(*key));
@@ -406,7 +406,7 @@ pub async fn message_page(
     let message_rows: Vec<MessageRow> = keyed
         .iter()
         .filter_map(|(_, i)| match i {
-            Item::Message(m) => Some(m.clone()),
+            Item::Message(m) => Some((**m).clone()),
             Item::Note(_) => None,
         })
         .collect();
@@ -414,7 +414,7 @@ pub async fn message_page(
     let items = keyed
         .into_iter()
         .map(|(_, i)| match i {
-            Item::Message(_) => ChatItem::Message(rendered.next().expect("one view per message row")),
+            Item::Message(_) => ChatItem::Message(Box::new(rendered.next().expect("one view per message row"))),
             Item::Note(n) => ChatItem::Note(n),
         })
         .collect();
@@ -427,7 +427,7 @@ type PageKey = (DateTime<Utc>, bool, i64);
 
 /// A message row or a note, while a page is merged.
 enum Item {
-    Message(MessageRow),
+    Message(Box<MessageRow>),
     Note(NoteView),
 }
 

@@ -24,8 +24,7 @@ use crate::state::AppState;
 use crate::views::auth::UserOut;
 use crate::views::preferences::Preferences;
 use crate::views::team::{
-    InvitationView, InvitationsView, InviteAnswer, LabelView, LabelsPage, MemberView, MembersPage, TeamView,
-    TeamsPage,
+    InvitationView, InvitationsView, InviteAnswer, LabelView, LabelsPage, MemberView, MembersPage, TeamView, TeamsPage,
 };
 use crate::workspace::{validate_email, validate_name};
 

@@ -188,7 +188,7 @@ pub struct NoteView {
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum ChatItem {
-    Message(MessageView),
+    Message(Box<MessageView>),
     Note(NoteView),
 }
 

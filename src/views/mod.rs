@@ -2,8 +2,8 @@
 //! no I/O; domain modules build them from their rows. Statuses, directions and states are
 //! enums here, serialised as the contract's strings.
 
-pub mod audit;
 pub mod apikey;
+pub mod audit;
 pub mod auth;
 pub mod content;
 pub mod conversation;
