@@ -272,6 +272,35 @@ pub(crate) async fn browser_with(app: &TestApp, prefs: Value) -> Option<Browser>
 }
 
 impl Browser {
+    /// Opens a page of the main navigation as a person does: its link, behind "Menu" when the
+    /// links don't fit the header.
+    pub(crate) async fn go_to(&self, title: &str) {
+        let t = serde_json::to_string(title).unwrap();
+        let find = format!(
+            "[...document.querySelectorAll('nav[aria-label=Main] a')].find((a) => a.textContent.trim() === {t})"
+        );
+        self.until(&format!("the {title} link"), &format!("return !!{find}")).await;
+        let shown = self
+            .js(&format!(
+                "const a = {find}; const r = a.getBoundingClientRect(); return r.width > 0 && r.right <= innerWidth"
+            ))
+            .await;
+        if shown != Value::Bool(true) {
+            let menu = self
+                .c
+                .wait()
+                .at_most(Duration::from_secs(20))
+                .for_element(Locator::XPath("//button[contains(normalize-space(), 'Menu')]"))
+                .await
+                .expect("the Menu button");
+            menu.click().await.expect("open the menu");
+        }
+        let xpath = format!("//nav[@aria-label='Main']//a[normalize-space()={t}]");
+        let link =
+            self.c.wait().at_most(Duration::from_secs(20)).for_element(Locator::XPath(&xpath)).await.expect("the link");
+        link.click().await.unwrap_or_else(|e| panic!("open {title}: {e}"));
+    }
+
     pub(crate) async fn open(&self, hash: &str) {
         self.c.goto(&format!("{}/{hash}", self.base)).await.expect("navigate");
     }

@@ -58,7 +58,7 @@ async fn an_admin_invites_a_member_who_accepts_and_manages_the_team_within_limit
     assert_eq!(status, StatusCode::OK);
     let Some(b) = browser(&app).await else { return };
     b.log_in(ADMIN_EMAIL).await;
-    click(&b, ".nav-link[data-page=team]").await;
+    b.go_to("Team").await;
     b.wait_text(row("dana@example.com").as_str(), "Active").await;
 
     // Invite Nora: she may claim unassigned chats and sees the VIP label's chats.
@@ -125,7 +125,7 @@ async fn an_admin_invites_a_member_who_accepts_and_manages_the_team_within_limit
     );
 
     // She manages members, but not admins: the API says no, and the page shows why.
-    click(&b, ".nav-link[data-page=team]").await;
+    b.go_to("Team").await;
     click(&b, &format!("{} .confirm button", row(ADMIN_EMAIL))).await;
     click(&b, &format!("{} .confirm button[data-confirm]", row(ADMIN_EMAIL))).await;
     b.wait_text(&format!("{} .form-error", row(ADMIN_EMAIL)), "only an admin may invite or change an admin").await;
@@ -207,7 +207,7 @@ async fn an_admin_creates_renames_and_deletes_a_label() {
     let app = spawn_app(&t).await;
     let Some(b) = browser(&app).await else { return };
     b.log_in(ADMIN_EMAIL).await;
-    click(&b, ".nav-link[data-page=labels]").await;
+    b.go_to("Labels").await;
     b.wait_text("#labels", "No labels yet").await;
 
     type_into(&b, "#label-name", "Urgent").await;
@@ -248,7 +248,7 @@ async fn an_admin_connects_a_number_and_toggles_auto_import() {
     let app = spawn_app(&t).await;
     let Some(b) = browser(&app).await else { return };
     b.log_in(ADMIN_EMAIL).await;
-    click(&b, ".nav-link[data-page=numbers]").await;
+    b.go_to("Numbers").await;
     b.wait_text("#numbers", "No number connected yet").await;
 
     // A wrong id first: the API's validation message is shown.
@@ -317,7 +317,7 @@ async fn an_admin_switches_to_round_robin_with_a_rule_and_it_persists() {
     let (eli, _) = app.member("eli@example.com", json!({})).await;
     let Some(b) = browser(&app).await else { return };
     b.log_in(ADMIN_EMAIL).await;
-    click(&b, ".nav-link[data-page=assignment]").await;
+    b.go_to("Assignment").await;
     b.element("#assign-mode-unassigned:checked").await;
 
     // Round robin; Eli goes first; the admin takes no part.
@@ -401,7 +401,7 @@ async fn the_webhook_journal_shows_a_failed_webhook_and_replays_entries() {
 
     let Some(b) = browser(&app).await else { return };
     b.log_in(ADMIN_EMAIL).await;
-    click(&b, ".nav-link[data-page=webhooks]").await;
+    b.go_to("Webhooks").await;
     b.until("two entries", "return document.querySelectorAll('#journal .journal-entry').length === 2").await;
 
     // Only the failed one.

@@ -83,7 +83,7 @@ async fn an_activity_row_opens_its_chat() {
 
     let Some(b) = browser(&app).await else { return };
     b.log_in(ADMIN_EMAIL).await;
-    click(&b, "a[href='#/activity']").await;
+    b.go_to("Activity").await;
     b.wait_text("h1", "Activity").await;
     let all = rows(&b, "Activities").await;
     assert!(all.iter().any(|r| r.contains("Called back")), "{all:?}");
@@ -172,7 +172,7 @@ async fn an_admin_reassigns_leads_in_bulk_and_imports_a_csv_with_an_error_line()
 
     let Some(b) = browser(&app).await else { return };
     b.log_in(ADMIN_EMAIL).await;
-    click(&b, "a[href='#/leads']").await;
+    b.go_to("Leads").await;
     b.wait_text("h1", "Leads").await;
     b.wait_text("#leads-table", "Finn Fox").await;
 
@@ -237,7 +237,7 @@ async fn the_dashboard_follows_its_date_range() {
 
     let Some(b) = browser(&app).await else { return };
     b.log_in(ADMIN_EMAIL).await;
-    click(&b, "a[href='#/dashboard']").await;
+    b.go_to("Dashboard").await;
     b.wait_text("h1", "Dashboard").await;
     b.until(
         "Ann's row with two assigned leads",

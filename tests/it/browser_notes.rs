@@ -26,8 +26,15 @@ async fn an_agent_writes_a_note_mentioning_a_colleague() {
     b.wait_text(".messages", "Is the blue one in stock?").await;
 
     // Typing "@" offers the members who can see the chat; picking one completes the name.
-    let note = b.element("textarea[aria-label='Internal note']").await;
-    note.send_keys("Ada, can you check the stock? @Ad").await.unwrap();
+    // (Looked up again if the chat redrew meanwhile, as a person would look again.)
+    for attempt in 1.. {
+        let note = b.element("textarea[aria-label='Internal note']").await;
+        match note.send_keys("Ada, can you check the stock? @Ad").await {
+            Ok(()) => break,
+            Err(e) if attempt < 5 && e.to_string().contains("stale") => continue,
+            Err(e) => panic!("type the note: {e}"),
+        }
+    }
     let option =
         b.c.wait()
             .at_most(std::time::Duration::from_secs(20))
