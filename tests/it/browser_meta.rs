@@ -116,3 +116,51 @@ async fn the_template_picker_fills_placeholders_and_shows_the_rendered_bubble() 
     b.wait_text(".row.out", "Hi Priya, see you on Thursday.").await;
     b.close().await;
 }
+
+/// The customer sees "typing…" while the assignee writes a reply: one indicator for a burst of
+/// keystrokes (at most one per 20 s), then the reply itself.
+#[tokio::test]
+async fn typing_a_reply_tells_whatsapp_once_per_burst() {
+    let t = TestDb::sqlite().await;
+    let graph = crate::outbox::FakeGraph::start().await;
+    let mut config = test_config(&t.url);
+    config.graph_url = graph.url.clone();
+    let app = spawn_app_with(&t, config).await;
+    let (status, number) = app
+        .post(
+            "/api/v1/numbers",
+            &app.admin_token,
+            json!({"phone_number_id": NUMBER_ID, "display_phone_number": "15550100100", "access_token": "EAAG-test-token"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{number}");
+    let admin = app.get("/api/v1/auth/me", &app.admin_token).await.1["user"]["id"].as_str().unwrap().to_owned();
+    lead_for(&app, "Priya Raman", "+15550100111", Some(&admin)).await;
+    say(&app, "wamid.priya.typing", "15550100111", 30, "Are you open on Sunday?").await;
+    app.webhooks_processed().await;
+
+    let Some(b) = browser(&app).await else { return };
+    b.log_in(ADMIN_EMAIL).await;
+    b.wait_listed("Priya Raman").await;
+    b.c.find(Locator::XPath("//a[contains(@class,'conv')][.//span[text()='Priya Raman']]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let message = b.element("textarea[aria-label='Message']").await;
+    message.send_keys("Yes, from ten").await.unwrap();
+    let typing = eventually("the typing indicator reaches the Graph API", || async {
+        graph.requests().into_iter().find(|r| r.body.get("typing_indicator").is_some())
+    })
+    .await;
+    assert_eq!(typing.body["typing_indicator"], json!({"type": "text"}));
+    message.send_keys(" until four.\n").await.unwrap();
+    eventually("the reply reaches the Graph API", || async {
+        graph.requests().into_iter().find(|r| r.body["text"]["body"] == "Yes, from ten until four.")
+    })
+    .await;
+    let indicators = graph.requests().into_iter().filter(|r| r.body.get("typing_indicator").is_some()).count();
+    assert_eq!(indicators, 1, "one indicator for the whole burst of keystrokes");
+    b.close().await;
+}
