@@ -39,7 +39,6 @@ export class ChatView {
     this.loadingOlder = false;
     this.replyTo = null;
     this.destroyed = false;
-    this.typingSentAt = 0; // when WhatsApp was last told the assignee is typing
 
     this.header = h('header', { class: 'chat-head' });
     this.banner = h('div', { class: 'banner', role: 'note', hidden: true });
@@ -369,14 +368,6 @@ export class ChatView {
     const send = h('button', { type: 'submit', class: 'btn primary', id: 'composer-send' }, 'Send');
     const error = h('p', { class: 'form-error', role: 'alert' });
     const form = h('form', { class: 'composer', 'aria-label': 'Reply' }, this.replyBox, h('div', { class: 'composer-row' }, input, send), h('div', { class: 'composer-meta' }, this.windowHint, error));
-    // The customer sees "typing…" while the assignee writes: WhatsApp is told at most once
-    // per 20 s (the indicator lasts about that long), never for an empty box.
-    input.addEventListener('input', () => {
-      const now = Date.now();
-      if (!input.value.trim() || now - this.typingSentAt < 20000 || !this.ctx.can(this.conv, 'reply')) return;
-      this.typingSentAt = now;
-      api.post(`/conversations/${this.conv.id}/typing`, {}).catch(() => {});
-    });
     input.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
         ev.preventDefault();
