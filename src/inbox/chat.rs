@@ -17,7 +17,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::db::Tx;
+use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 use crate::events::{Event, NewEvent, Work};
 use crate::inbox::conversations::{self, Conversation};
@@ -581,6 +581,21 @@ pub async fn change_message(
     }
     message_updated(work, id).await?;
     Ok(true)
+}
+
+/// How long an edit or revoke waits for its original before retention drops it. Meta retries a
+/// webhook for up to 7 days and a coexistence history import brings old originals soon after
+/// onboarding; an original that has not come by then is not coming.
+pub const CHANGE_WAITS_DAYS: i64 = 30;
+
+/// Deletes edits and revokes recorded before `before` whose original is still not stored on
+/// their number, `chunk` per statement (see [`Db::delete_in_chunks`]). Applied ones stay: they
+/// keep a redelivery from applying twice.
+pub async fn prune_waiting_changes(db: &Db, before: DateTime<Utc>, chunk: i64) -> Result<u64> {
+    const SQL: &str = "DELETE FROM message_changes WHERE wamid IN (SELECT x.wamid FROM message_changes x \
+        WHERE x.recorded_at < $1 AND NOT EXISTS (SELECT 1 FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+        WHERE m.wamid = x.target_wamid AND c.number_id = x.number_id) ORDER BY x.recorded_at LIMIT $2)";
+    Ok(db.delete_in_chunks(SQL, before, chunk).await?)
 }
 
 /// Applies the edits and revokes that arrived before the message `id` (`wamid`, just stored

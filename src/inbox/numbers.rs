@@ -1,6 +1,7 @@
 //! Connected WhatsApp Business numbers. The access token is write-only.
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::db::{Db, Tx};
@@ -86,7 +87,7 @@ pub async fn connect(tx: &mut Tx, n: NewNumber, now: DateTime<Utc>) -> Result<Nu
     let id = Uuid::now_v7();
     on_tx!(tx, |p| sqlx::query(
         "INSERT INTO numbers (id, workspace_id, phone_number_id, display_phone_number, access_token, waba_id, \
-         owner_member_id, auto_import_contacts, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+         owner_member_id, auto_import_contacts, created_at, health_due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
     )
     .bind(id)
     .bind(n.workspace_id)
@@ -188,7 +189,14 @@ pub async fn load_in(tx: &mut Tx, id: Uuid) -> Result<Number> {
     Ok(on_tx!(tx, |c| sqlx::query_as(&sql).bind(id).fetch_one(c).await)?)
 }
 
-/// A number's health as a webhook reports it; fields not given stay as they are.
+/// A number of any workspace, by id (for background jobs); 404 when there is none.
+pub async fn load_by_id(db: &Db, id: Uuid) -> Result<Number> {
+    let sql = format!("SELECT {COLS} FROM numbers WHERE id = $1");
+    on_db!(db, |p| sqlx::query_as(&sql).bind(id).fetch_optional(p).await)?.ok_or_else(Error::not_found)
+}
+
+/// A number's health as a webhook or the Graph API reports it; fields not given stay as they
+/// are.
 #[derive(Debug, Default, Clone)]
 pub struct Health {
     pub quality_rating: Option<String>,
@@ -237,6 +245,122 @@ pub async fn set_health(w: &mut Work, n: &Number, h: &Health) -> Result<bool> {
     }
     w.emit(NewEvent::new(n.workspace_id, Event::NumberUpdated(now.view())));
     Ok(true)
+}
+
+/// A messaging limit as Meta writes it: a tier name, or a number of conversations (-1:
+/// unlimited).
+pub fn tier(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => {
+            let s = s.trim().to_uppercase();
+            Some(if s.starts_with("TIER_") { s } else { format!("TIER_{s}") })
+        }
+        Value::Number(n) => Some(match n.as_i64()? {
+            -1 => "TIER_UNLIMITED".to_owned(),
+            n if n >= 1000 && n % 1000 == 0 => format!("TIER_{}K", n / 1000),
+            n => format!("TIER_{n}"),
+        }),
+        Value::Object(o) => tier(o.get("current_limit").or_else(|| o.get("limit"))),
+        _ => None,
+    }
+}
+
+// ---- Health read from the Graph API ----
+
+/// How often a number's health is read again after a read (Meta advises a daily poll).
+pub const HEALTH_READ_EVERY: chrono::Duration = chrono::Duration::days(1);
+/// When a failed read is tried again.
+pub const HEALTH_READ_RETRY: chrono::Duration = chrono::Duration::minutes(15);
+
+/// What [`health_from_graph`] asks the Graph API for (`GET /{phone_number_id}?fields=`);
+/// [`HEALTH_FIELDS_OLD`] when an API version refuses a field of it.
+pub const HEALTH_FIELDS: &str = "quality_rating,whatsapp_business_manager_messaging_limit,status";
+pub const HEALTH_FIELDS_OLD: &str = "quality_rating,messaging_limit_tier,status";
+
+/// What the Graph API's phone-number fields say of number `n`'s health: `quality_rating`
+/// (`GREEN`, `YELLOW`, `RED`; `NA` and `UNKNOWN` are `UNKNOWN`), the messaging limit
+/// (`whatsapp_business_manager_messaging_limit`, else the deprecated `messaging_limit_tier`),
+/// and the number's `status` as an account status (a problem it names replaces the stored
+/// one; `CONNECTED` only fills in `active` when nothing was reported yet).
+pub fn health_from_graph(v: &Value, n: &Number) -> Health {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).map(|s| s.trim().to_uppercase()).filter(|s| !s.is_empty());
+    let mut quality_rating = s("quality_rating").map(|q| match q.as_str() {
+        "NA" => "UNKNOWN".to_owned(),
+        _ => q,
+    });
+    let account_status = match s("status").as_deref() {
+        // A number stays CONNECTED while its account is restricted or warned: what the account
+        // webhooks said stays (they also say when it ends); a number never reported is active.
+        Some("CONNECTED") => n.account_status.is_none().then_some("active"),
+        Some("FLAGGED") => {
+            quality_rating.get_or_insert_with(|| "FLAGGED".to_owned());
+            None
+        }
+        Some("RESTRICTED" | "RATE_LIMITED") => Some("restricted"),
+        Some("BANNED") => Some("disabled"),
+        Some("DISCONNECTED") => Some("disconnected"),
+        Some("DELETED") => Some("deleted"),
+        _ => None,
+    };
+    Health {
+        quality_rating,
+        messaging_limit_tier: tier(v.get("whatsapp_business_manager_messaging_limit"))
+            .or_else(|| tier(v.get("messaging_limit_tier"))),
+        account_status: account_status.map(str::to_owned),
+    }
+}
+
+/// Asks for a read of the number's health from the Graph API as soon as the reader gets to it.
+pub async fn read_health_soon(tx: &mut Tx, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+    on_tx!(tx, |c| sqlx::query(
+        "UPDATE numbers SET health_due_at = $1 WHERE id = $2 AND disconnected_at IS NULL"
+    )
+    .bind(now)
+    .bind(id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Connected numbers whose health read is due, at most `limit`, the longest due first.
+pub async fn health_due(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>> {
+    Ok(on_db!(db, |p| sqlx::query_scalar(
+        "SELECT id FROM numbers WHERE health_due_at <= $1 AND disconnected_at IS NULL ORDER BY health_due_at LIMIT $2"
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(p)
+    .await)?)
+}
+
+/// Takes the due read of number `id` (on any node, one caller gets it): its due time moves to
+/// `lease`, when it is due again should this reader die. Returns whether the caller got it.
+pub async fn claim_health_read(db: &Db, id: Uuid, now: DateTime<Utc>, lease: DateTime<Utc>) -> Result<bool> {
+    let _write = db.lock_writes().await;
+    let n = on_db!(db, |p| sqlx::query(
+        "UPDATE numbers SET health_due_at = $1 WHERE id = $2 AND health_due_at <= $3 AND disconnected_at IS NULL"
+    )
+    .bind(lease)
+    .bind(id)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// After a read claimed with `lease`: the next one is due at `next`, unless a webhook asked
+/// for one meanwhile (then that stays).
+pub async fn health_read_done(tx: &mut Tx, id: Uuid, lease: DateTime<Utc>, next: DateTime<Utc>) -> Result<()> {
+    on_tx!(tx, |c| sqlx::query("UPDATE numbers SET health_due_at = $1 WHERE id = $2 AND health_due_at = $3")
+        .bind(next)
+        .bind(id)
+        .bind(lease)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
 }
 
 /// A number's access token, for a Graph API call made on its behalf (never answered to anyone).

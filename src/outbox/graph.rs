@@ -140,6 +140,42 @@ impl Graph {
         Ok(all)
     }
 
+    /// `GET /{version}/{phone_number_id}?fields=…`: the number's own fields (its health: see
+    /// `inbox::numbers::health_from_graph`). An API version that refuses a field
+    /// (error 100) is asked again with `fallback`.
+    pub async fn phone_number(
+        &self,
+        phone_number_id: &str,
+        token: &str,
+        fields: &str,
+        fallback: &str,
+    ) -> Result<Value, CallError> {
+        match self.get_fields(phone_number_id, token, fields).await {
+            Err(CallError::Graph(e)) if e.code == Some(100) && fields != fallback => {
+                self.get_fields(phone_number_id, token, fallback).await
+            }
+            other => other,
+        }
+    }
+
+    async fn get_fields(&self, node: &str, token: &str, fields: &str) -> Result<Value, CallError> {
+        let resp = self
+            .client
+            .get(self.url(node))
+            .query(&[("fields", fields)])
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| CallError::Transport(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(CallError::Graph(GraphError::from_body(status, &body)))
+        }
+    }
+
     /// `POST /{version}/{phone_number_id}/media` (multipart) → the media id.
     pub async fn upload_media(
         &self,

@@ -12,6 +12,11 @@
 //! - `activities`: timeline activities of those leads whose `member_id` is the member;
 //! - `open_conversations`: open conversations of those leads assigned to the member.
 //!
+//! `billable` counts the messages Meta charges for, per pricing category: written in `[from,
+//! to)` (unlike the counters, by the message's time), in the leads the caller can see (and in
+//! the group), whose status `pricing` has `type == "regular"` (or `billable: true` when it has
+//! no `type`).
+//!
 //! `totals` is the sum of the rows shown (its average is over all their first responses).
 //! Admins get a row for every member; members with `view_others_leads` get every member's row,
 //! counted over the leads they can see; other members get their own row only.
@@ -32,7 +37,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::policy::team::{ReportScope, report_scope};
 use crate::policy::{LEAD_VISIBLE, Viewer};
-use crate::views::report::{CountsView, ReportRow, TeamReport};
+use crate::views::report::{BillableView, CountsView, ReportRow, TeamReport};
 use crate::{bind_viewer, on_db};
 
 /// One member's counters (or a sum of them).
@@ -124,6 +129,34 @@ static UNCLAIMED_VISIBLE: LazyLock<String> = LazyLock::new(|| {
         *LEAD_VISIBLE
     )
 });
+
+/// Billable messages per pricing category of the leads the viewer `$1..$5` can see, written
+/// in `[$6, $7)` (each end open when NULL), in group `$8` (NULL: all). `->>`/`->` read the
+/// JSON on both backends (text on SQLite, JSONB on PostgreSQL).
+static BILLABLE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT m.pricing ->> 'category' AS category, COUNT(*) AS messages FROM messages m \
+         JOIN conversations c ON c.id = m.conversation_id JOIN leads l ON l.id = c.lead_id \
+         WHERE m.workspace_id = $1 AND m.pricing IS NOT NULL \
+         AND ($6 IS NULL OR m.created_at >= $6) AND ($7 IS NULL OR m.created_at < $7) \
+         AND m.pricing ->> 'category' IS NOT NULL \
+         AND (CASE WHEN m.pricing ->> 'type' IS NOT NULL THEN m.pricing ->> 'type' = 'regular' \
+              ELSE CAST(m.pricing -> 'billable' AS TEXT) = 'true' END) \
+         AND ($8 IS NULL OR EXISTS (SELECT 1 FROM lead_groups g WHERE g.lead_id = l.id AND g.group_id = $8)) \
+         AND {} GROUP BY m.pricing ->> 'category' ORDER BY category",
+        *LEAD_VISIBLE
+    )
+});
+
+/// Billable messages per pricing category (see the module's documentation).
+pub async fn billable(db: &Db, v: &Viewer, f: &Filter) -> Result<Vec<BillableView>> {
+    Ok(on_db!(db, |p| bind_viewer!(sqlx::query_as::<_, BillableView>(BILLABLE.as_str()), v)
+        .bind(f.from)
+        .bind(f.to)
+        .bind(f.group_id)
+        .fetch_all(p)
+        .await)?)
+}
 
 /// The report's filters, validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,7 +324,8 @@ pub async fn team(db: &Db, v: &Viewer, name: &str, f: Filter) -> Result<TeamRepo
             ReportRow { member_id, name, counts: c.view() }
         })
         .collect();
-    Ok(TeamReport { members: rows, totals: totals.view(), from: f.from, to: f.to, group_id: f.group_id })
+    let billable = billable(db, v, &f).await?;
+    Ok(TeamReport { members: rows, totals: totals.view(), from: f.from, to: f.to, group_id: f.group_id, billable })
 }
 
 #[cfg(test)]

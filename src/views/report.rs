@@ -34,4 +34,15 @@ pub struct TeamReport {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub group_id: Option<Uuid>,
+    /// Billable messages per pricing category, by category.
+    pub billable: Vec<BillableView>,
+}
+
+/// Messages Meta charges for in one pricing category (`marketing`, `utility`, ...): those
+/// written in the range, in the leads the report counts, whose status pricing has
+/// `type == "regular"` (or `billable` when it has no type).
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct BillableView {
+    pub category: String,
+    pub messages: i64,
 }

@@ -192,23 +192,6 @@ const TEMPLATE_STATUS: &str = "message_template_status_update";
 const TEMPLATE_QUALITY: &str = "message_template_quality_update";
 const TEMPLATE_CATEGORY: &str = "template_category_update";
 
-/// A messaging limit as Meta writes it: a tier name, or a number of conversations (-1:
-/// unlimited).
-fn tier(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) if !s.trim().is_empty() => {
-            let s = s.trim().to_uppercase();
-            Some(if s.starts_with("TIER_") { s } else { format!("TIER_{s}") })
-        }
-        Value::Number(n) => Some(match n.as_i64()? {
-            -1 => "TIER_UNLIMITED".to_owned(),
-            n if n >= 1000 && n % 1000 == 0 => format!("TIER_{}K", n / 1000),
-            n => format!("TIER_{n}"),
-        }),
-        _ => None,
-    }
-}
-
 /// The account status an `account_update` event means (`None`: no change).
 fn account_status(event: &str, v: &Value) -> Option<&'static str> {
     Some(match event {
@@ -242,10 +225,10 @@ async fn health(work: &mut Work, out: &mut Outcome, waba: &str, field: &str, v: 
                 "UNFLAGGED" => Some("UNKNOWN".to_owned()),
                 _ => s("quality_rating").or(s("new_quality_score")).map(str::to_uppercase),
             };
-            h.messaging_limit_tier =
-                tier(v.get("max_daily_conversations_per_business")).or_else(|| tier(v.get("current_limit")));
+            h.messaging_limit_tier = numbers::tier(v.get("max_daily_conversations_per_business"))
+                .or_else(|| numbers::tier(v.get("current_limit")));
         }
-        HEALTH_CAPABILITY => h.messaging_limit_tier = tier(v.get("max_daily_conversations_per_business")),
+        HEALTH_CAPABILITY => h.messaging_limit_tier = numbers::tier(v.get("max_daily_conversations_per_business")),
         _ => h.account_status = account_status(&event, v).map(str::to_owned),
     }
     let list = numbers::of_waba(work.tx(), waba).await?;
@@ -256,6 +239,11 @@ async fn health(work: &mut Work, out: &mut Outcome, waba: &str, field: &str, v: 
         if numbers::set_health(work, n, &h).await? {
             out.stored += 1;
         }
+        // Today's quality webhooks carry the event only: the rating, the limit and the
+        // number's status are read from the Graph API's phone-number fields (as after any
+        // health webhook: Meta's advice).
+        let now = work.now();
+        numbers::read_health_soon(work.tx(), n.id, now).await?;
     }
     if !matched {
         tracing::info!(field, waba, "health webhook for no connected number: journaled only");

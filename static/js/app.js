@@ -9,6 +9,7 @@ import { renderLogin } from './pages/login.js';
 import { renderAccept } from './pages/accept.js';
 import { notAllowed } from './settings.js';
 import { Attention, notifyControl } from './attention.js';
+import { healthAlert } from './numberhealth.js';
 
 const root = document.getElementById('app');
 
@@ -224,6 +225,7 @@ async function startSession(me) {
   const attention = new Attention(ctx);
   ctx.attention = attention;
   attention.load();
+  const health = healthAlert(ctx);
   const main = h('main', { class: 'main', id: 'main' });
   const logout = h('button', { class: 'btn ghost', type: 'button', id: 'logout' }, 'Log out');
   logout.addEventListener('click', async () => {
@@ -243,7 +245,7 @@ async function startSession(me) {
     h('a', { class: 'brand', href: '#/inbox' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }), 'Switchboard'),
     menuButton,
     nav,
-    h('div', { class: 'topbar-right' }, status, presence, notifyControl(), h('span', { class: 'me', title: ctx.me.email }, avatar(ctx.me.name || ctx.me.email, ctx.me.id, 'small'), h('span', { class: 'me-name' }, ctx.me.name || ctx.me.email)), logout),
+    h('div', { class: 'topbar-right' }, health.el, status, presence, notifyControl(), h('span', { class: 'me', title: ctx.me.email }, avatar(ctx.me.name || ctx.me.email, ctx.me.id, 'small'), h('span', { class: 'me-name' }, ctx.me.name || ctx.me.email)), logout),
   );
   replace(root, h('a', { class: 'skip', href: '#main' }, 'Skip to content'), header, main, attention.toasts);
   root.setAttribute('aria-busy', 'false');
@@ -314,6 +316,7 @@ async function startSession(me) {
     offStatus();
     offCounts();
     attention.destroy();
+    health.destroy();
     fitter.disconnect();
     document.removeEventListener('keydown', onMenuKey);
     document.removeEventListener('click', onOutside);

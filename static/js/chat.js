@@ -93,7 +93,40 @@ export class ChatView {
       this.markRead();
     } catch (e) {
       replace(this.list, h('p', { class: 'form-error', role: 'alert' }, e.message));
+      return;
     }
+    this.loadCalls();
+  }
+
+  /** WhatsApp calls of this chat (`call` activities on the lead's timeline), among its messages. */
+  async loadCalls() {
+    try {
+      const page = await api.get(`/leads/${this.conv.lead_id}/timeline`, { type: 'call', limit: 50 });
+      if (this.destroyed) return;
+      const bottom = this.atBottom();
+      let any = false;
+      for (const a of page.activities || []) any = this.putCall(a) || any;
+      if (!any) return;
+      this.renderMessages();
+      if (bottom) this.scrollToBottom();
+    } catch {
+      /* calls stay on the lead's timeline */
+    }
+  }
+
+  /** A call activity as a row of the chat; false when it is not this chat's. */
+  putCall(a) {
+    if (a.type !== 'call' || a.conversation_id !== this.conv.id) return false;
+    this.put({ id: `call-${a.id}`, type: 'call', direction: a.data && a.data.direction, created_at: a.created_at, call: a.data || {} });
+    return true;
+  }
+
+  /** timeline.created / timeline.updated: a call shows up (or changes) live. */
+  onActivity(a) {
+    if (!this.putCall(a)) return;
+    const bottom = this.atBottom();
+    this.renderMessages();
+    if (bottom) this.scrollToBottom();
   }
 
   /** Refetches the newest page (after a resync) keeping what was loaded above it. */
@@ -552,7 +585,7 @@ export class ChatView {
 
   bubble(m, byWamid) {
     const quoted = m.context && m.context.wamid ? byWamid.get(m.context.wamid) : null;
-    const sig = JSON.stringify([m.status, m.reactions, m.text, m.error, m.localError, m.sent_by, quoted && quoted.id, this.ctx.can(this.conv, 'reply'), changeSig(m)]);
+    const sig = JSON.stringify([m.status, m.reactions, m.text, m.call, m.error, m.localError, m.sent_by, quoted && quoted.id, this.ctx.can(this.conv, 'reply'), changeSig(m)]);
     const cached = this.els.get(m.id);
     if (cached && cached.dataset.sig === sig) return cached;
     const el = this.buildBubble(m, quoted);
@@ -564,6 +597,7 @@ export class ChatView {
   buildBubble(m, quoted) {
     if (m.type === 'note') return noteRow(m, this.ctx);
     const out = m.direction === 'out';
+    if (m.type === 'call') return callRow(m);
     if (m.type === 'system') {
       return h('div', { class: 'row system', dataset: { id: m.id, type: m.type } }, h('div', { class: 'system-note' }, m.text || 'The contact’s details changed.', ' · ', time(m.created_at)));
     }
@@ -614,6 +648,24 @@ export class ChatView {
     else q.disabled = true;
     return q;
   }
+}
+
+/** A WhatsApp call in the chat: missed, or who called and how long it took. */
+function callRow(m) {
+  const c = m.call || {};
+  const inbound = c.direction !== 'out';
+  let what;
+  if (c.missed) what = 'Missed call from the customer';
+  else {
+    const secs = Number(c.duration_secs);
+    const took = Number.isFinite(secs) && c.duration_secs != null ? ` · ${secs >= 60 ? `${Math.floor(secs / 60)} min ` : ''}${secs % 60} s` : '';
+    what = `${inbound ? 'Call from the customer' : 'Call to the customer'}${took}`;
+  }
+  return h(
+    'div',
+    { class: ['row system call', c.missed && 'missed'], dataset: { id: m.id, type: 'call' } },
+    h('div', { class: 'system-note' }, h('span', { 'aria-hidden': 'true' }, '📞 '), what, ' · ', time(m.created_at)),
+  );
 }
 
 /** Why a send was refused, in words. */

@@ -171,6 +171,7 @@ export function renderInboxLike(root, ctx, route, opts) {
       case 'timeline.updated':
       case 'timeline.deleted':
         if (lead && (d.lead_id === lead.conv.lead_id || d.conversation_id === lead.conv.id)) lead.refreshSoon();
+        if (chat && e.type !== 'timeline.deleted') chat.onActivity(d);
         break;
       case 'lead.updated':
         if (lead && d.id === lead.conv.lead_id) {

@@ -65,6 +65,7 @@ export class LeadPanel {
     replace(
       this.details,
       h('h2', { id: 'lead-name' }, l.name),
+      l.marketing_opt_out ? h('span', { class: 'chip state state-failed opt-out', title: 'They asked WhatsApp to stop marketing messages: marketing templates are refused until they resume.' }, 'Opted out of marketing') : null,
       h(
         'dl',
         { class: 'facts' },

@@ -1,6 +1,7 @@
 //! The chat shows what a sender did to a message after sending it, live: edited (with the
-//! older text on demand) and deleted (struck through, still readable). Real Chromium, as in
-//! `browser.rs`.
+//! older text on demand) and deleted (struck through, still readable); the template picker;
+//! number health warnings for admins; a lead's marketing opt-out and WhatsApp calls in the
+//! chat. Real Chromium, as in `browser.rs`.
 
 use fantoccini::Locator;
 use reqwest::StatusCode;
@@ -114,5 +115,127 @@ async fn the_template_picker_fills_placeholders_and_shows_the_rendered_bubble() 
         json!([{"type": "body", "parameters": [{"type": "text", "text": "Priya"}, {"type": "text", "text": "Thursday"}]}])
     );
     b.wait_text(".row.out", "Hi Priya, see you on Thursday.").await;
+    b.close().await;
+}
+
+/// A signed webhook for WABA A.
+async fn send(app: &TestApp, body: serde_json::Value) {
+    assert_eq!(app.signed_webhook(&serde_json::to_vec(&body).unwrap()).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn admins_are_warned_live_when_a_numbers_quality_drops_or_it_is_restricted() {
+    let t = TestDb::sqlite().await;
+    let graph = crate::outbox::FakeGraph::start().await;
+    let fields = |quality: &str| {
+        json!({"id": NUMBER_ID, "quality_rating": quality, "whatsapp_business_manager_messaging_limit": "TIER_2K",
+               "status": "CONNECTED"})
+    };
+    graph.phone_numbers.lock().unwrap().insert(NUMBER_ID.to_owned(), fields("GREEN"));
+    let mut config = test_config(&t.url);
+    config.graph_url = graph.url.clone();
+    let app = spawn_app_with(&t, config).await;
+    let (status, number) = app
+        .post(
+            "/api/v1/numbers",
+            &app.admin_token,
+            json!({"phone_number_id": NUMBER_ID, "display_phone_number": "15550100100",
+            "waba_id": "100200300400500", "access_token": "EAAG-test-token"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{number}");
+    let path = format!("/api/v1/numbers/{}", number["id"].as_str().unwrap());
+    eventually("the health read on connect", || async {
+        (app.get(&path, &app.admin_token).await.1["quality_rating"] == "GREEN").then_some(())
+    })
+    .await;
+
+    let Some(b) = browser(&app).await else { return };
+    b.log_in(ADMIN_EMAIL).await;
+    b.go_to("Numbers").await;
+    b.wait_text("#numbers", "High (green)").await;
+    b.wait_text("#numbers", "2K conversations a day").await;
+    let alert_hidden = "return document.getElementById('number-health-alert').hidden";
+    assert_eq!(b.js(alert_hidden).await, json!(true), "nothing to warn about");
+
+    // The quality drops: today's webhook says only "DOWNGRADE"; the Graph API has the colour.
+    graph.phone_numbers.lock().unwrap().insert(NUMBER_ID.to_owned(), fields("YELLOW"));
+    send(&app, json!({"object": "whatsapp_business_account", "entry": [{"id": "100200300400500", "time": 1789306500,
+        "changes": [{"field": "phone_number_quality_update", "value": {"display_phone_number": "15550100100",
+        "event": "DOWNGRADE"}}]}]}))
+    .await;
+    b.wait_text("#numbers [role=alert]", "Quality rating dropped to medium (yellow)").await;
+    b.wait_text("header a[href='#/numbers']", "Quality rating dropped to medium (yellow)").await;
+
+    // Meta restricts the account: said on the page, and the header still links to it.
+    assert_eq!(app.signed_webhook(&fixture("account-update-restriction.json")).await, StatusCode::OK);
+    b.wait_text("#numbers [role=alert]", "Meta restricted this account’s messaging").await;
+    b.go_to("Inbox").await;
+    let header = b.element("header a[href='#/numbers']").await;
+    assert!(header.text().await.unwrap().contains("555"), "names the number");
+    header.click().await.unwrap();
+    b.wait_text("#numbers", "Restricted").await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn the_lead_panel_shows_an_opt_out_and_the_chat_shows_calls_live() {
+    let t = TestDb::sqlite().await;
+    let app = spawn_app(&t).await;
+    let number = app.connect_number(NUMBER_ID, "15550100100", false).await;
+    let admin = crate::browser::admin_id(&app).await;
+    let hiroshi = lead_for(&app, "Hiroshi Tanaka", "+15550100155", Some(&admin)).await;
+    lead_for(&app, "Kwame Mensah", "+15550100133", Some(&admin)).await;
+    say(&app, "wamid.hiroshi.1", "15550100155", 120, "Any news on the worktop?").await;
+    say(&app, "wamid.kwame.1", "15550100133", 60, "I will call you").await;
+    app.webhooks_processed().await;
+
+    let Some(b) = browser(&app).await else { return };
+    b.log_in(ADMIN_EMAIL).await;
+    let open = |name: &'static str| {
+        let b = &b;
+        async move {
+            b.wait_listed(name).await;
+            let xpath = format!("//a[contains(@class,'conv')][.//span[text()='{name}']]");
+            b.c.find(Locator::XPath(&xpath)).await.unwrap().click().await.unwrap();
+            b.until("the lead panel", &format!("return document.getElementById('lead-name')?.textContent === '{name}'")).await;
+        }
+    };
+    open("Hiroshi Tanaka").await;
+    // He stops marketing messages while his chat is open.
+    assert_eq!(app.signed_webhook(&fixture("user-preferences-stop.json")).await, StatusCode::OK);
+    b.until(
+        "the badge by his name",
+        "return [...document.querySelectorAll('.chip')].some(c => c.textContent === 'Opted out of marketing')",
+    )
+    .await;
+
+    // Kwame calls and nobody answers; later a call is answered: rows in his chat, live.
+    open("Kwame Mensah").await;
+    assert_eq!(app.signed_webhook(&fixture("call-terminate-missed.json")).await, StatusCode::OK);
+    b.wait_text("[role=log] .row", "Missed call from the customer").await;
+    assert_eq!(app.signed_webhook(&fixture("call-terminate-completed.json")).await, StatusCode::OK);
+    b.wait_text("[role=log] .row", "Call from the customer · 1 min 35 s").await;
+    // And on reopening, from the timeline.
+    open("Hiroshi Tanaka").await;
+    open("Kwame Mensah").await;
+    b.wait_text("[role=log] .row", "Missed call from the customer").await;
+
+    // Our marketing template to Hiroshi was billed: the Dashboard counts it by category.
+    crate::webhooks::seed_outbound(&app, number["id"].as_str().unwrap(), hiroshi["id"].as_str().unwrap(), "wamid.bill.1")
+        .await;
+    let mut priced: serde_json::Value =
+        serde_json::from_slice(&crate::browser::status_payload("wamid.bill.1", "sent", 1789306700, "15550100155")).unwrap();
+    priced["entry"][0]["changes"][0]["value"]["statuses"][0]["pricing"] =
+        json!({"billable": true, "pricing_model": "PMP", "category": "marketing", "type": "regular"});
+    send(&app, priced).await;
+    app.webhooks_processed().await;
+    b.go_to("Dashboard").await;
+    b.until(
+        "the billable marketing message",
+        "const t = document.querySelector('table[aria-label=\"Billable messages by pricing category\"]'); \
+         return t && [...t.querySelectorAll('tbody tr')].some(r => r.textContent === 'Marketing1')",
+    )
+    .await;
     b.close().await;
 }

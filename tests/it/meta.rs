@@ -253,6 +253,113 @@ on_both! {
         assert_eq!(app.failed_webhooks().await, 0);
     }
 
+    // Today's quality webhooks carry the event only: the rating, the limit and the number's
+    // status come from the Graph API's phone-number fields, read on connect and after each one.
+    async fn number_health_is_read_from_the_graph_api(t: TestDb) {
+        let graph = FakeGraph::start().await;
+        graph.phone_numbers.lock().unwrap().insert(NUMBER_A.to_owned(), json!({"id": NUMBER_A,
+            "quality_rating": "GREEN", "whatsapp_business_manager_messaging_limit": "TIER_2K", "status": "CONNECTED"}));
+        let mut config = test_config(&t.url);
+        config.graph_url = graph.url.clone();
+        let app = spawn_app_with(&t, config).await;
+        let a = app.connect_with_waba(NUMBER_A, "15550100100", WABA_A).await;
+        let read = eventually("the health read on connect", || async {
+            let n = app.number(&a).await;
+            (n["quality_rating"] == "GREEN").then_some(n)
+        })
+        .await;
+        assert_eq!(read["messaging_limit_tier"], "TIER_2K");
+        assert_eq!(read["account_status"], "active");
+        assert_eq!(app.events_of("number.updated").await, 1);
+
+        // Meta lowers the quality and restricts the number; the webhook says only "DOWNGRADE".
+        // (This API version still names the limit the old way.)
+        graph.phone_numbers.lock().unwrap().insert(NUMBER_A.to_owned(), json!({"id": NUMBER_A,
+            "quality_rating": "RED", "messaging_limit_tier": "TIER_250", "status": "RESTRICTED"}));
+        app.replay_body(&json!({"object": "whatsapp_business_account", "entry": [{"id": WABA_A, "time": 1789306500,
+            "changes": [{"field": "phone_number_quality_update", "value": {"display_phone_number": "15550100100",
+            "event": "DOWNGRADE"}}]}]})).await;
+        let read = eventually("the health read after the webhook", || async {
+            let n = app.number(&a).await;
+            (n["quality_rating"] == "RED").then_some(n)
+        })
+        .await;
+        assert_eq!(read["messaging_limit_tier"], "TIER_250");
+        assert_eq!(read["account_status"], "restricted");
+        assert_eq!(app.events_of("number.updated").await, 2, "one event for the read's changes");
+        assert_eq!(*graph.phone_reads.lock().unwrap(), [NUMBER_A, NUMBER_A], "on connect and after the webhook");
+        assert_eq!(app.failed_webhooks().await, 0);
+    }
+
+    async fn edits_waiting_too_long_for_their_original_are_pruned(t: TestDb) {
+        let app = spawn_app(&t).await;
+        app.connect_number(NUMBER_A, "15550100100", false).await;
+        let priya = app.create_lead("Priya Raman", "+15550100111").await;
+        let contact = || json!([{"profile": {"name": "Priya Raman"}, "wa_id": "15550100111"}]);
+        // One edit waits for its original (text.json); another applies at once.
+        app.replay("edit-text.json").await;
+        app.replay_body(&inbound(contact(), json!([{"from": "15550100111", "id": "wamid.kept.1", "timestamp": "1789300100",
+            "type": "text", "text": {"body": "Tuesday works"}}]))).await;
+        app.replay_body(&inbound(contact(), json!([{"from": "15550100111", "id": "wamid.kept.edit", "timestamp": "1789300160",
+            "type": "edit", "edit": {"original_message_id": "wamid.kept.1",
+            "message": {"type": "text", "text": {"body": "Wednesday works"}}}}]))).await;
+        assert_eq!(app.count("SELECT COUNT(*) FROM message_changes").await, 2);
+
+        let prune = |before: chrono::DateTime<chrono::Utc>| {
+            let db = app.db.clone();
+            async move { switchboard::inbox::chat::prune_waiting_changes(&db, before, 1).await.unwrap() }
+        };
+        let now = app.clock.now();
+        let bound = chrono::Duration::days(switchboard::inbox::chat::CHANGE_WAITS_DAYS);
+        assert_eq!(prune(now - bound).await, 0, "within the bound, it waits");
+        assert_eq!(prune(now + chrono::Duration::seconds(1)).await, 1, "past it, only the waiting one goes");
+        let left: Vec<String> = on_db!(&app.db, |p| sqlx::query_scalar("SELECT wamid FROM message_changes")
+            .fetch_all(p)
+            .await)
+        .unwrap();
+        assert_eq!(left, ["wamid.kept.edit"], "an applied edit stays: a redelivery must not apply twice");
+
+        // The original comes after all: stored as written.
+        app.replay("text.json").await;
+        let m = app.messages_of(&priya).await.into_iter().find(|m| m["wamid"] != "wamid.kept.1").unwrap();
+        assert_eq!(m["text"], "Hi! Do you still have installation slots for a kitchen refit in October?");
+        assert!(m["edited_at"].is_null(), "{m}");
+        assert_eq!(app.failed_webhooks().await, 0);
+    }
+
+    async fn the_team_report_counts_billable_messages_per_category(t: TestDb) {
+        let app = spawn_app(&t).await;
+        let a = app.connect_number(NUMBER_A, "15550100100", false).await;
+        let hiroshi = app.create_lead("Hiroshi Tanaka", "+15550100155").await;
+        let priced = [
+            ("wamid.bill.1", json!({"billable": true, "pricing_model": "PMP", "category": "marketing", "type": "regular"})),
+            ("wamid.bill.2", json!({"billable": false, "pricing_model": "PMP", "category": "utility", "type": "free_customer_service"})),
+            ("wamid.bill.3", json!({"billable": true, "pricing_model": "CBP", "category": "service"})),
+            ("wamid.bill.4", json!({"billable": true, "pricing_model": "PMP", "category": "utility", "type": "regular"})),
+            ("wamid.bill.5", json!({"billable": false, "pricing_model": "CBP", "category": "authentication"})),
+            ("wamid.bill.6", json!({"billable": true, "pricing_model": "PMP", "category": "marketing", "type": "regular"})),
+        ];
+        for (wamid, pricing) in &priced {
+            seed_outbound(&app, id(&a), id(&hiroshi), wamid).await;
+            let mut body = status(wamid, "sent", 1789306700);
+            body["entry"][0]["changes"][0]["value"]["statuses"][0]["pricing"] = pricing.clone();
+            app.replay_body(&body).await;
+        }
+        let (status, report) = app.get("/api/v1/reports/team", &app.admin_token).await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        assert_eq!(report["billable"], json!([{"category": "marketing", "messages": 2}, {"category": "service", "messages": 1},
+            {"category": "utility", "messages": 1}]));
+
+        // Messages written before the range are not in it.
+        let later = (app.clock.now() + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let (_, report) = app.get(&format!("/api/v1/reports/team?from={later}"), &app.admin_token).await;
+        assert_eq!(report["billable"], json!([]));
+        // A member counts only the leads they can see.
+        let (_, agent) = app.member("agent@example.com", json!({})).await;
+        let (_, report) = app.get("/api/v1/reports/team", &agent).await;
+        assert_eq!(report["billable"], json!([]), "{report}");
+    }
+
     async fn templates_are_synced_and_sends_refused_before_any_graph_call(t: TestDb) {
         let graph = FakeGraph::start().await;
         *graph.templates.lock().unwrap() = vec![

@@ -31,6 +31,10 @@ pub struct FakeGraph {
     pub hold: Arc<Mutex<Option<Held>>>,
     /// What `GET /{waba_id}/message_templates` lists, two per page.
     pub templates: Arc<Mutex<Vec<Value>>>,
+    /// What `GET /{phone_number_id}?fields=…` answers per phone number id (unknown: only the id).
+    pub phone_numbers: Arc<Mutex<std::collections::HashMap<String, Value>>>,
+    /// The phone number ids those reads named, in order.
+    pub phone_reads: Arc<Mutex<Vec<String>>>,
 }
 
 /// A send held by the fake Graph API: its wamid, and the go-ahead to answer with it.
@@ -71,7 +75,17 @@ async fn graph_post(
     }
 }
 
-async fn graph_media(State(g): State<FakeGraph>, Path((_v, id)): Path<(String, String)>) -> axum::Json<Value> {
+/// `GET /{v}/{id}`: a phone number's fields when `fields` are asked for, else a media id's URL.
+async fn graph_media(
+    State(g): State<FakeGraph>,
+    Path((_v, id)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> axum::Json<Value> {
+    if q.contains_key("fields") {
+        g.phone_reads.lock().unwrap().push(id.clone());
+        let known = g.phone_numbers.lock().unwrap().get(&id).cloned();
+        return axum::Json(known.unwrap_or_else(|| json!({"id": id})));
+    }
     axum::Json(json!({"url": format!("{}/download/{id}", g.url), "mime_type": "image/jpeg", "id": id}))
 }
 

@@ -165,7 +165,7 @@ async fn sync(st: &AppState, n: &numbers::Number) -> Result<usize> {
     let Some(waba) = &n.waba_id else {
         return Err(Error::unprocessable("no_waba", "this number has no waba_id: it has no templates to sync"));
     };
-    let token = numbers::access_token(&st.db, n.id).await?;
+    let token = st.secrets.open(&numbers::access_token(&st.db, n.id).await?)?;
     let listed = st.graph.list_templates(waba, &token).await.map_err(|e| {
         tracing::warn!(number_id = %n.id, error = ?e, "template list from the Graph API failed");
         Error::client(StatusCode::BAD_GATEWAY, "graph_unavailable", "the Graph API did not list the templates")

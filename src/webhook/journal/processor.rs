@@ -383,7 +383,8 @@ pub async fn prune(db: &Db, before: DateTime<Utc>, chunk: i64) -> Result<u64> {
     Ok(db.delete_in_chunks(SQL, before, chunk).await?)
 }
 
-/// Deletes processed entries older than the retention, hourly.
+/// Deletes processed entries older than the retention, and edits and revokes that waited too
+/// long for their original ([`chat::CHANGE_WAITS_DAYS`]), hourly.
 pub async fn run_retention(st: AppState) {
     let mut shutdown = st.shutdown.clone();
     loop {
@@ -392,6 +393,12 @@ pub async fn run_retention(st: AppState) {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "pruned processed webhook journal entries"),
             Err(e) => tracing::warn!(error = %e, "journal retention failed"),
+        }
+        let waited = st.clock.now() - chrono::Duration::days(chat::CHANGE_WAITS_DAYS);
+        match chat::prune_waiting_changes(&st.db, waited, crate::db::DELETE_CHUNK).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "pruned edits and revokes whose original never came"),
+            Err(e) => tracing::warn!(error = %e, "retention of waiting edits and revokes failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}

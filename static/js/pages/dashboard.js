@@ -66,6 +66,8 @@ export async function render(root, ctx) {
   const tfoot = h('tfoot', {});
   const table = h('table', { class: 'data-table', id: 'dash-table', 'aria-label': 'Team report' }, thead, tbody, tfoot);
   const chart = h('figure', { class: 'dash-figure', id: 'dash-chart' });
+  // Messages Meta charges for, per pricing category (from the statuses' pricing).
+  const billable = h('section', { class: 'dash-billable', id: 'dash-billable', 'aria-labelledby': 'dash-billable-title' });
 
   replace(
     root,
@@ -81,6 +83,7 @@ export async function render(root, ctx) {
         heading,
         error,
         table,
+        billable,
         chart,
       ),
     ),
@@ -135,6 +138,7 @@ export async function render(root, ctx) {
       if (token !== state.token || state.destroyed) return;
       state.report = report;
       renderTable();
+      renderBillable();
     } catch (e) {
       if (token === state.token) error.textContent = e.message;
     } finally {
@@ -208,6 +212,25 @@ export async function render(root, ctx) {
         h('td', { class: 'num' }, link(`#/activity?${dates}`, t.activities, `${t.activities} activities in all`)),
         h('td', { class: 'num' }, t.open_conversations),
       ),
+    );
+  }
+
+  function renderBillable() {
+    const list = (state.report && state.report.billable) || [];
+    const total = list.reduce((n, b) => n + b.messages, 0);
+    const name = (c) => (c ? c.charAt(0).toUpperCase() + c.slice(1).replace(/[_-]/g, ' ') : c);
+    replace(
+      billable,
+      h('h2', { id: 'dash-billable-title' }, 'Billable messages'),
+      list.length
+        ? h(
+            'table',
+            { class: 'data-table', 'aria-label': 'Billable messages by pricing category' },
+            h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Pricing category'), h('th', { scope: 'col', class: 'num' }, 'Messages'))),
+            h('tbody', {}, list.map((b) => h('tr', { dataset: { category: b.category } }, h('th', { scope: 'row' }, name(b.category)), h('td', { class: 'num' }, b.messages)))),
+            h('tfoot', {}, h('tr', {}, h('th', { scope: 'row' }, 'Total'), h('td', { class: 'num' }, total))),
+          )
+        : h('p', { class: 'muted' }, 'No billable messages in this range.'),
     );
   }
 

@@ -5,6 +5,7 @@
 import { api } from '../api.js';
 import { h, replace } from '../dom.js';
 import { phone, full } from '../format.js';
+import { healthProblems, qualityText, tierText, accountText } from '../numberhealth.js';
 import { settingsFrame, notAllowed, panel, field, checkbox, errorLine, statusLine, confirmButton, busy } from '../settings.js';
 
 export function render(root, ctx) {
@@ -128,6 +129,15 @@ export function render(root, ctx) {
           ' Nothing can be sent from it until you paste a new one below.',
         )
       : null;
+    const problems = healthProblems(n);
+    const health = problems.length
+      ? h(
+          'div',
+          { class: 'notice number-health', role: 'alert', 'aria-label': `Health warning for ${phone(n.display_phone_number)}` },
+          h('strong', {}, `${problems.join('. ')}.`),
+          ' Meta may limit or stop what this number sends; see WhatsApp Manager for the details.',
+        )
+      : null;
     const tokenIn = h('input', { type: 'password', id: `number-${key}-token`, maxlength: 4096, autocomplete: 'off', spellcheck: 'false' });
     const tokenSave = h('button', { type: 'submit', class: 'btn small' }, 'Replace token');
     const tokenForm = h('form', { class: 'inline-form', 'aria-label': `Replace the access token of ${phone(n.display_phone_number)}` }, field('New access token', tokenIn), tokenSave);
@@ -152,7 +162,7 @@ export function render(root, ctx) {
     const ownerName = n.owner_member_id ? ctx.memberName(n.owner_member_id) : null;
     return h(
       'li',
-      { class: ['settings-item number', !connected && 'disconnected', n.needs_reauth && 'warn'], dataset: { id: n.id, pnid: n.phone_number_id } },
+      { class: ['settings-item number', !connected && 'disconnected', (n.needs_reauth || problems.length) && 'warn'], dataset: { id: n.id, pnid: n.phone_number_id } },
       h(
         'div',
         { class: 'item-main' },
@@ -166,6 +176,9 @@ export function render(root, ctx) {
             h('dt', {}, 'Phone number ID'), h('dd', {}, n.phone_number_id),
             n.waba_id ? [h('dt', {}, 'WABA ID'), h('dd', {}, n.waba_id)] : null,
             h('dt', {}, 'Access token'), h('dd', {}, n.access_token_set ? 'set (hidden)' : 'missing'),
+            h('dt', {}, 'Quality rating'), h('dd', { class: 'number-quality' }, qualityText(n.quality_rating)),
+            h('dt', {}, 'Messaging limit'), h('dd', {}, tierText(n.messaging_limit_tier)),
+            h('dt', {}, 'Account status'), h('dd', {}, accountText(n.account_status)),
             ownerName ? [h('dt', {}, 'Owner'), h('dd', {}, ownerName)] : null,
             h('dt', {}, connected ? 'Connected' : 'Disconnected'), h('dd', {}, full(connected ? n.created_at : n.disconnected_at)),
           ),
@@ -173,16 +186,24 @@ export function render(root, ctx) {
         h('div', { class: 'item-actions' }, disconnect),
       ),
       reauth,
+      health,
       connected ? h('div', { class: 'item-controls' }, autoBox.label, field('Owner', ownerIn), tokenForm) : h('p', { class: 'muted small' }, 'Webhooks for this number are journaled, not stored as chats, and nothing is sent from it. Connect it again with the form below.'),
       rowError,
       saved,
     );
   }
 
+  // Meta's health reports (and a token Meta rejected) arrive live.
+  const off = ctx.live.on((e) => {
+    if (e.type === 'number.updated' && e.data && state.numbers.some((x) => x.id === e.data.id)) upsert(e.data);
+    else if (e.type === 'resync') load();
+  });
+
   load();
   return {
     destroy() {
       state.destroyed = true;
+      off();
     },
   };
 }
