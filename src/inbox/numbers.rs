@@ -312,14 +312,12 @@ pub fn health_from_graph(v: &Value, n: &Number) -> Health {
 
 /// Asks for a read of the number's health from the Graph API as soon as the reader gets to it.
 pub async fn read_health_soon(tx: &mut Tx, id: Uuid, now: DateTime<Utc>) -> Result<()> {
-    on_tx!(tx, |c| sqlx::query(
-        "UPDATE numbers SET health_due_at = $1 WHERE id = $2 AND disconnected_at IS NULL"
-    )
-    .bind(now)
-    .bind(id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    on_tx!(tx, |c| sqlx::query("UPDATE numbers SET health_due_at = $1 WHERE id = $2 AND disconnected_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(())
 }
 

@@ -160,9 +160,12 @@ async fn admins_are_warned_live_when_a_numbers_quality_drops_or_it_is_restricted
 
     // The quality drops: today's webhook says only "DOWNGRADE"; the Graph API has the colour.
     graph.phone_numbers.lock().unwrap().insert(NUMBER_ID.to_owned(), fields("YELLOW"));
-    send(&app, json!({"object": "whatsapp_business_account", "entry": [{"id": "100200300400500", "time": 1789306500,
+    send(
+        &app,
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "100200300400500", "time": 1789306500,
         "changes": [{"field": "phone_number_quality_update", "value": {"display_phone_number": "15550100100",
-        "event": "DOWNGRADE"}}]}]}))
+        "event": "DOWNGRADE"}}]}]}),
+    )
     .await;
     b.wait_text("#numbers [role=alert]", "Quality rating dropped to medium (yellow)").await;
     b.wait_text("header a[href='#/numbers']", "Quality rating dropped to medium (yellow)").await;
@@ -171,8 +174,10 @@ async fn admins_are_warned_live_when_a_numbers_quality_drops_or_it_is_restricted
     assert_eq!(app.signed_webhook(&fixture("account-update-restriction.json")).await, StatusCode::OK);
     b.wait_text("#numbers [role=alert]", "Meta restricted this account’s messaging").await;
     b.go_to("Inbox").await;
-    let header = b.element("header a[href='#/numbers']").await;
-    assert!(header.text().await.unwrap().contains("555"), "names the number");
+    let header =
+        b.c.find(Locator::XPath("//header//a[contains(., '+15550100100: Quality rating dropped')]"))
+            .await
+            .expect("the header's warning names the number");
     header.click().await.unwrap();
     b.wait_text("#numbers", "Restricted").await;
     b.close().await;
@@ -198,7 +203,11 @@ async fn the_lead_panel_shows_an_opt_out_and_the_chat_shows_calls_live() {
             b.wait_listed(name).await;
             let xpath = format!("//a[contains(@class,'conv')][.//span[text()='{name}']]");
             b.c.find(Locator::XPath(&xpath)).await.unwrap().click().await.unwrap();
-            b.until("the lead panel", &format!("return document.getElementById('lead-name')?.textContent === '{name}'")).await;
+            b.until(
+                "the lead panel",
+                &format!("return document.getElementById('lead-name')?.textContent === '{name}'"),
+            )
+            .await;
         }
     };
     open("Hiroshi Tanaka").await;
@@ -222,10 +231,16 @@ async fn the_lead_panel_shows_an_opt_out_and_the_chat_shows_calls_live() {
     b.wait_text("[role=log] .row", "Missed call from the customer").await;
 
     // Our marketing template to Hiroshi was billed: the Dashboard counts it by category.
-    crate::webhooks::seed_outbound(&app, number["id"].as_str().unwrap(), hiroshi["id"].as_str().unwrap(), "wamid.bill.1")
-        .await;
+    crate::webhooks::seed_outbound(
+        &app,
+        number["id"].as_str().unwrap(),
+        hiroshi["id"].as_str().unwrap(),
+        "wamid.bill.1",
+    )
+    .await;
     let mut priced: serde_json::Value =
-        serde_json::from_slice(&crate::browser::status_payload("wamid.bill.1", "sent", 1789306700, "15550100155")).unwrap();
+        serde_json::from_slice(&crate::browser::status_payload("wamid.bill.1", "sent", 1789306700, "15550100155"))
+            .unwrap();
     priced["entry"][0]["changes"][0]["value"]["statuses"][0]["pricing"] =
         json!({"billable": true, "pricing_model": "PMP", "category": "marketing", "type": "regular"});
     send(&app, priced).await;
