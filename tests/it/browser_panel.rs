@@ -128,9 +128,8 @@ async fn a_watcher_gets_no_lead_editor() {
     say(&app, "wamid.ww.1", "15550100178", 30, "Hello there").await;
     app.webhooks_processed().await;
     let conv = conversation_of(&app, &id_of(&lead)).await;
-    let (status, _) = app
-        .post(&format!("/api/v1/conversations/{conv}/access"), &app.admin_token, json!({"member_ids": [kim]}))
-        .await;
+    let (status, _) =
+        app.post(&format!("/api/v1/conversations/{conv}/access"), &app.admin_token, json!({"member_ids": [kim]})).await;
     assert_eq!(status, StatusCode::OK);
 
     let Some(b) = browser(&app).await else { return };
@@ -205,17 +204,24 @@ async fn reacting_to_a_message_and_seeing_the_customers_reaction() {
     })
     .await;
     assert_eq!(sent.body["reaction"], json!({"message_id": "wamid.rr.1", "emoji": "👍"}));
-    b.until("our reaction under the message", "return !!document.querySelector(\"[aria-label='You reacted 👍']\")").await;
+    b.until("our reaction under the message", "return !!document.querySelector(\"[aria-label='You reacted 👍']\")")
+        .await;
     assert_eq!(
-        b.js("return [...document.querySelectorAll('.msg')].filter((m) => m.textContent.trim().startsWith('👍')).length")
-            .await,
+        b.js(
+            "return [...document.querySelectorAll('.msg')].filter((m) => m.textContent.trim().startsWith('👍')).length"
+        )
+        .await,
         json!(0),
         "a reaction is not a bubble of its own"
     );
 
     // The customer reacts to our reply: it shows under that reply.
     let (status, reply) = app
-        .post(&format!("/api/v1/conversations/{conv}/messages"), &app.admin_token, json!({"type": "text", "text": "Glad to hear!"}))
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &app.admin_token,
+            json!({"type": "text", "text": "Glad to hear!"}),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
     let wamid = eventually("the reply is sent", || async {
@@ -225,8 +231,7 @@ async fn reacting_to_a_message_and_seeing_the_customers_reaction() {
     .await;
     let ts = app.clock.now().timestamp();
     app.signed_webhook(&reaction_payload("wamid.rr.2", "15550100181", ts, &wamid, "❤️")).await;
-    b.until("the customer's reaction", "return !!document.querySelector(\"[aria-label='Customer reacted ❤️']\")")
-        .await;
+    b.until("the customer's reaction", "return !!document.querySelector(\"[aria-label='Customer reacted ❤️']\")").await;
 
     // Picking ours again takes it back (an empty emoji).
     press_named(&b, ".messages", "React to this message").await;
@@ -292,12 +297,21 @@ async fn a_quick_reply_is_found_with_a_slash_and_filled_in() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{lead}");
     for (kind, title, shortcut, body) in [
-        ("message", "Opening hours", "hours", "Hi {{lead.name}}, {{member.name}} here: we open at 9 in {{lead.custom.city}}."),
+        (
+            "message",
+            "Opening hours",
+            "hours",
+            "Hi {{lead.name}}, {{member.name}} here: we open at 9 in {{lead.custom.city}}.",
+        ),
         ("message", "Thanks", "thanks", "Thank you!"),
         ("page", "Price list", "prices", "# Prices\n\nTables from 300 €."),
     ] {
         let (status, item) = app
-            .post("/api/v1/content", &app.admin_token, json!({"kind": kind, "title": title, "shortcut": shortcut, "body": body}))
+            .post(
+                "/api/v1/content",
+                &app.admin_token,
+                json!({"kind": kind, "title": title, "shortcut": shortcut, "body": body}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{item}");
     }
@@ -311,7 +325,8 @@ async fn a_quick_reply_is_found_with_a_slash_and_filled_in() {
     b.wait_text(".messages", "When do you open?").await;
     let message = "//textarea[@aria-label='Message']";
     type_into(&b, message, "/hou").await;
-    find(&b, "//*[@role='listbox'][@aria-label='Quick replies']//*[@role='option'][contains(., 'Opening hours')]").await;
+    find(&b, "//*[@role='listbox'][@aria-label='Quick replies']//*[@role='option'][contains(., 'Opening hours')]")
+        .await;
     b.until(
         "only the matching item is offered",
         "return document.querySelectorAll(\"[aria-label='Quick replies'] [role=option]\").length === 1",
@@ -323,7 +338,10 @@ async fn a_quick_reply_is_found_with_a_slash_and_filled_in() {
         "return document.querySelector(\"textarea[aria-label='Message']\").value === 'Hi Quinn Quick, Ada Admin here: we open at 9 in Lyon.'",
     )
     .await;
-    assert!(graph.requests().iter().all(|r| r.body.get("text").is_none()), "nothing sent yet: the agent checks it first");
+    assert!(
+        graph.requests().iter().all(|r| r.body.get("text").is_none()),
+        "nothing sent yet: the agent checks it first"
+    );
     type_into(&b, message, "\u{E007}").await;
     eventually("the reply reaches the Graph API", || async {
         graph
@@ -422,7 +440,14 @@ async fn the_content_page_follows_the_rules() {
     let shortcut = find(&b, "//input[@id='content-shortcut']").await;
     shortcut.clear().await.unwrap();
     click(&b, "//form[@aria-label='New content']//button[normalize-space()='Create']").await;
-    b.wait_text("form[aria-label='Edit Greeting']", "Sharing it wider needs the “Manage content visibility” permission").await;
-    assert_eq!(b.js("return !!document.querySelector(\"form[aria-label='Edit Greeting'] select\")").await, json!(false));
+    b.wait_text(
+        "form[aria-label='Edit Greeting']",
+        "Sharing it wider needs the “Manage content visibility” permission",
+    )
+    .await;
+    assert_eq!(
+        b.js("return !!document.querySelector(\"form[aria-label='Edit Greeting'] select\")").await,
+        json!(false)
+    );
     b.close().await;
 }
