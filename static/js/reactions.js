@@ -64,12 +64,13 @@ export function reactButton(conv, m, ours, onSent, onError) {
     }
   };
   const buttons = COMMON.map((e) => {
-    const b = h('button', { type: 'button', class: ['btn ghost small', ours === e && 'on'], 'aria-label': `React ${e}`, 'aria-pressed': String(ours === e) }, e);
+    // Not tab stops (a long chat would need presses per message): arrows move in the picker.
+    const b = h('button', { type: 'button', class: ['btn ghost small', ours === e && 'on'], 'aria-label': `React ${e}`, 'aria-pressed': String(ours === e), tabindex: '-1' }, e);
     b.addEventListener('click', () => send(ours === e ? '' : e));
     return b;
   });
   if (ours) {
-    const remove = h('button', { type: 'button', class: 'btn ghost small', 'aria-label': 'Remove my reaction' }, '✕');
+    const remove = h('button', { type: 'button', class: 'btn ghost small', 'aria-label': 'Remove my reaction', tabindex: '-1' }, '✕');
     remove.addEventListener('click', () => send(''));
     buttons.push(remove);
   }
@@ -83,6 +84,10 @@ export function reactButton(conv, m, ours, onSent, onError) {
     if (ev.key === 'Escape') {
       close();
       open.focus();
+    } else if (ev.key === 'ArrowRight' || ev.key === 'ArrowLeft') {
+      ev.preventDefault();
+      const i = buttons.indexOf(document.activeElement);
+      buttons[(i + (ev.key === 'ArrowRight' ? 1 : buttons.length - 1)) % buttons.length].focus();
     }
   });
   wrap.append(open, picker);
