@@ -20,6 +20,7 @@ export const PAGES = [
   { name: 'dashboard', title: 'Dashboard', module: './pages/dashboard.js', show: () => true },
   { name: 'leads', title: 'Leads', module: './pages/leads.js', show: () => true },
   { name: 'activity', title: 'Activity', module: './pages/activity.js', show: () => true },
+  { name: 'content', title: 'Content', module: './pages/content.js', settings: true, who: 'admins and members who may create or edit content', show: (c) => c.isAdmin || c.perms.create_content || c.perms.manage_content_visibility || c.perms.edit_others_content },
   { name: 'audit', title: 'Audit', module: './pages/audit.js', settings: true, who: 'admins', show: (c) => c.isAdmin },
   { name: 'team', title: 'Team', module: './pages/team.js', settings: true, who: 'admins and members with the “Manage members” permission', show: (c) => c.isAdmin || c.perms.manage_members },
   { name: 'labels', title: 'Labels', module: './pages/labels.js', settings: true, who: 'admins', show: (c) => c.isAdmin },

@@ -8,6 +8,8 @@ import { time, full, dayKey, dayLabel, relative, phone } from './format.js';
 import { noteRow, noteBox } from './notes.js';
 import { changeMarks, changeSig } from './msgmarks.js';
 import { templatePicker } from './templatepicker.js';
+import { ourReactions, isRow, reactionsLine, reactButton, typingNotifier } from './reactions.js';
+import { quickReplies } from './quickreply.js';
 
 const TICKS = {
   pending: ['🕓', 'Sending'],
@@ -400,7 +402,11 @@ export class ChatView {
     const input = h('textarea', { id: 'composer-text', class: 'composer-input', rows: '1', maxlength: '4096', placeholder: 'Type a message', 'aria-label': 'Message', enterkeyhint: 'send' });
     const send = h('button', { type: 'submit', class: 'btn primary', id: 'composer-send' }, 'Send');
     const error = h('p', { class: 'form-error', role: 'alert' });
-    const form = h('form', { class: 'composer', 'aria-label': 'Reply' }, this.replyBox, h('div', { class: 'composer-row' }, input, send), h('div', { class: 'composer-meta' }, this.windowHint, error));
+    // Hooks: "/" quick replies (before the keydown below, so its Enter never sends) and typing.
+    const quick = quickReplies(this.ctx, this, input);
+    typingNotifier(input, () => this.ctx.can(this.conv, 'reply'), () => this.conv.id);
+    const form = h('form', { class: 'composer', 'aria-label': 'Reply' }, this.replyBox, quick, h('div', { class: 'composer-row' }, input, send), h('div', { class: 'composer-meta' }, this.windowHint, error));
+    this.composerError = error;
     input.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
         ev.preventDefault();
@@ -442,7 +448,7 @@ export class ChatView {
    * reason" with Retry (the same Idempotency-Key, so the server keeps at most one message) and
    * Discard; nothing is put back in the composer, so nothing is sent twice by accident.
    */
-  sendText(text) {
+  sendText(text, body = { type: 'text', text }) {
     const me = this.ctx.me;
     const pending = {
       id: `pending-${++pendingSeq}`,
@@ -456,7 +462,7 @@ export class ChatView {
       sent_by: { id: me.id, email: me.email, name: me.name },
       reactions: [],
       context: this.replyTo && this.replyTo.wamid ? { wamid: this.replyTo.wamid } : undefined,
-      body: { type: 'text', text },
+      body,
       key: idempotencyKey(),
     };
     if (this.replyTo) pending.body.reply_to = this.replyTo.id;
@@ -496,6 +502,17 @@ export class ChatView {
   discard(pending) {
     this.remove(pending.id);
     this.els.delete(pending.id);
+    this.renderMessages();
+  }
+
+  /** Sends a content item (a page or file) as its own message: `{"type":"content"}`. */
+  sendContent(item) {
+    this.sendText(item.title, { type: 'content', content_id: item.id });
+  }
+
+  /** Our reaction message came back: it shows under its target. */
+  onReaction(m) {
+    this.put(m);
     this.renderMessages();
   }
 
@@ -560,7 +577,9 @@ export class ChatView {
     const nodes = [];
     let day = null;
     const byWamid = new Map(this.messages.filter((m) => m.wamid).map((m) => [m.wamid, m]));
+    this.ours = ourReactions(this.messages);
     for (const m of this.messages) {
+      if (!isRow(m)) continue;
       const k = dayKey(m.created_at);
       if (k !== day) {
         day = k;
@@ -585,7 +604,7 @@ export class ChatView {
 
   bubble(m, byWamid) {
     const quoted = m.context && m.context.wamid ? byWamid.get(m.context.wamid) : null;
-    const sig = JSON.stringify([m.status, m.reactions, m.text, m.call, m.error, m.localError, m.sent_by, quoted && quoted.id, this.ctx.can(this.conv, 'reply'), changeSig(m)]);
+    const sig = JSON.stringify([m.status, m.reactions, this.ours && m.wamid ? this.ours.get(m.wamid) : null, m.text, m.call, m.error, m.localError, m.sent_by, quoted && quoted.id, this.ctx.can(this.conv, 'reply'), changeSig(m)]);
     const cached = this.els.get(m.id);
     if (cached && cached.dataset.sig === sig) return cached;
     const el = this.buildBubble(m, quoted);
@@ -613,9 +632,8 @@ export class ChatView {
       changeMarks(m),
       meta,
     );
-    const reactions = (m.reactions || []).length
-      ? h('div', { class: 'reactions', 'aria-label': 'Reactions' }, m.reactions.map((r) => h('span', { class: 'reaction', title: `${r.from} · ${full(r.at)}` }, r.emoji)))
-      : null;
+    const ours = (m.wamid && this.ours && this.ours.get(m.wamid)) || '';
+    const reactions = reactionsLine(m, ours);
     let by = null;
     if (out) {
       const who = echo ? 'WhatsApp app' : m.sent_by && typeof m.sent_by === 'object' ? m.sent_by.name || m.sent_by.email : null;
@@ -638,6 +656,7 @@ export class ChatView {
       // replies to the newest customer message; the pointer shows this button on hover.
       replyBtn = h('button', { type: 'button', class: 'btn ghost small reply-btn', 'aria-label': 'Reply to this message', tabindex: '-1' }, '↩');
       replyBtn.addEventListener('click', () => this.setReplyTo(m));
+      replyBtn = [replyBtn, reactButton(this.conv, m, ours, (r) => this.onReaction(r), (text) => this.composerError && (this.composerError.textContent = text))];
     }
     return h('div', { class: ['row', out ? 'out' : 'in'], dataset: { id: m.id, type: m.type, status: m.status, direction: m.direction } }, h('div', { class: 'bubble-line' }, out ? replyBtn : null, bubble, out ? null : replyBtn), reactions, by, failedNote);
   }

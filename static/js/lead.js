@@ -6,6 +6,8 @@ import { h, replace } from './dom.js';
 import { full, phone, time } from './format.js';
 import { assignControl } from './chat.js';
 import { labelHue } from './convlist.js';
+import { renderLeadDetails, renderLeadChats, renderDecisions } from './leadform.js';
+import { AccessBox } from './access.js';
 
 const TYPES = [
   ['', 'All activity'],
@@ -28,12 +30,16 @@ export class LeadPanel {
     this.details = h('section', { class: 'panel-section', 'aria-labelledby': 'lead-name' });
     this.labelsBox = h('section', { class: 'panel-section', 'aria-label': 'Labels' });
     this.assignBox = h('section', { class: 'panel-section', 'aria-label': 'Assignment' });
+    this.access = new AccessBox(ctx, conv, () => this.onGone());
+    this.chatsBox = h('section', { class: 'panel-section', 'aria-label': 'Chats' });
+    this.decisionsBox = h('section', { class: 'panel-section', 'aria-label': 'Why assigned' });
+    this.groups = new Map();
     this.timelineList = h('ol', { class: 'timeline', 'aria-label': 'Activity' });
     this.history = h('ol', { class: 'history' });
     // Where the panel lies over the chat (narrow screens), it closes with this or Escape.
     const close = h('button', { type: 'button', class: 'btn ghost small panel-close', 'aria-label': 'Close details' }, '×');
     close.addEventListener('click', () => this.el.dispatchEvent(new CustomEvent('sb-close-details', { bubbles: true })));
-    this.el = h('aside', { class: 'lead-panel', id: 'lead-panel', 'aria-label': 'Lead details', tabindex: '-1' }, h('div', { class: 'panel-top' }, close), this.details, this.labelsBox, this.assignBox, this.timelineSection());
+    this.el = h('aside', { class: 'lead-panel', id: 'lead-panel', 'aria-label': 'Lead details', tabindex: '-1' }, h('div', { class: 'panel-top' }, close), this.details, this.labelsBox, this.assignBox, this.decisionsBox, this.access.el, this.chatsBox, this.timelineSection());
     this.destroyed = false;
   }
 
@@ -45,12 +51,19 @@ export class LeadPanel {
   async load() {
     this.renderLabels();
     this.renderAssign();
-    await Promise.all([this.loadLead(), this.loadTimeline()]);
+    await Promise.all([this.loadLead(), this.loadTimeline(), this.access.load(), this.loadExtras()]);
+  }
+
+  /** The lead's chats per number and the assignment decisions (reloaded on assignment changes). */
+  async loadExtras() {
+    await Promise.all([renderLeadChats(this.ctx, this.chatsBox, this.conv.lead_id), renderDecisions(this.ctx, this.decisionsBox, this.conv.lead_id)]);
   }
 
   async loadLead() {
     try {
-      this.lead = await api.get(`/leads/${this.conv.lead_id}`);
+      const [lead, groups] = await Promise.all([api.get(`/leads/${this.conv.lead_id}`), api.get('/groups').catch(() => ({ groups: [] }))]);
+      this.lead = lead;
+      this.groups = new Map((groups.groups || []).map((g) => [g.id, g]));
     } catch (e) {
       if (e.status === 404) this.onGone();
       else replace(this.details, h('p', { class: 'form-error' }, e.message));
@@ -60,22 +73,15 @@ export class LeadPanel {
   }
 
   renderDetails() {
-    const l = this.lead;
-    const custom = Object.entries(l.custom_fields || {});
-    replace(
-      this.details,
-      h('h2', { id: 'lead-name' }, l.name),
-      l.marketing_opt_out ? h('span', { class: 'chip state state-failed opt-out', title: 'They asked WhatsApp to stop marketing messages: marketing templates are refused until they resume.' }, 'Opted out of marketing') : null,
-      h(
-        'dl',
-        { class: 'facts' },
-        l.phone ? [h('dt', {}, 'Phone'), h('dd', {}, phone(l.phone))] : null,
-        !l.phone && this.conv.contact_bsuid ? [h('dt', {}, 'WhatsApp user'), h('dd', {}, this.conv.contact_bsuid)] : null,
-        l.source ? [h('dt', {}, 'Source'), h('dd', {}, l.source)] : null,
-        h('dt', {}, 'Created'), h('dd', {}, full(l.created_at)),
-        custom.map(([k, v]) => [h('dt', {}, k), h('dd', {}, typeof v === 'string' ? v : JSON.stringify(v))]),
-      ),
-    );
+    // An open editor is kept while live updates arrive: nothing typed is lost.
+    if (this.details.querySelector('form')) return;
+    renderLeadDetails(this.ctx, this.details, this.lead, {
+      bsuid: this.conv.contact_bsuid,
+      groups: this.groups,
+      onSaved: (lead) => {
+        this.lead = lead;
+      },
+    });
   }
 
   setConversation(c) {
@@ -85,9 +91,12 @@ export class LeadPanel {
       JSON.stringify(c.label_ids) !== JSON.stringify(this.conv.label_ids) ||
       (c.can && JSON.stringify(c.can) !== JSON.stringify(this.conv.can));
     this.conv = { ...this.conv, ...c };
+    this.access.setConversation(c);
     if (changed) {
       this.renderLabels();
       this.renderAssign();
+      renderDecisions(this.ctx, this.decisionsBox, this.conv.lead_id);
+      if (c.can) this.loadLead();
     }
   }
 
@@ -178,7 +187,10 @@ export class LeadPanel {
   /** Reloads the timeline soon (live events come in bursts). */
   refreshSoon() {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.loadTimeline(), 250);
+    this.timer = setTimeout(() => {
+      this.loadTimeline();
+      this.loadExtras();
+    }, 250);
   }
 
   async loadTimeline() {

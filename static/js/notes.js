@@ -46,20 +46,27 @@ export function noteBox(ctx, conv, onNote) {
     return at ? { start: before.length - at[2].length - 1, query: at[2].toLowerCase() } : null;
   };
 
+  let membersLoad = null; // one request, however many keystrokes wait for it
   const showPicker = async () => {
+    if (!token()) {
+      picker.hidden = true;
+      return;
+    }
+    if (!members) {
+      membersLoad = membersLoad || api.get(`/conversations/${conv.id}/access`).then((p) => p.members || [], () => []);
+      members = await membersLoad;
+    }
+    // The box as it is now (keystrokes may have come while the list loaded).
     const t = token();
     if (!t) {
       picker.hidden = true;
       return;
     }
-    if (!members) {
-      try {
-        members = (await api.get(`/conversations/${conv.id}/access`)).members || [];
-      } catch {
-        members = [];
-      }
-    }
     const fits = members.filter((m) => (m.name || m.email).toLowerCase().startsWith(t.query));
+    // The same options stay the same elements (a pointer on one keeps its target).
+    const key = fits.map((m) => m.member_id).join(',');
+    if (!picker.hidden && picker.dataset.key === key) return;
+    picker.dataset.key = key;
     replace(
       picker,
       fits.map((m) => {

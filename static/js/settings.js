@@ -152,9 +152,9 @@ export const PERMISSIONS = [
   ['view_unassigned', 'See unassigned chats', 'See unassigned leads and chats, and claim them'],
   ['manage_groups', 'Manage groups', 'Create and edit lead groups'],
   ['delete_leads', 'Delete leads', 'Delete leads assigned to themselves'],
-  ['create_content', 'Create content', null],
-  ['manage_content_visibility', 'Manage content visibility', null],
-  ['edit_others_content', 'Edit others’ content', null],
+  ['create_content', 'Create content', 'Write quick replies and pages (private until shared)'],
+  ['manage_content_visibility', 'Manage content visibility', 'Share content with their teams or the whole workspace'],
+  ['edit_others_content', 'Edit others’ content', 'Edit content others made that they can see'],
   ['manage_members', 'Manage members', 'Invite and manage members (not admins)'],
   ['manage_integrations', 'Manage integrations', 'Connect numbers and import leads'],
 ];

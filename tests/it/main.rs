@@ -12,6 +12,7 @@ mod browser_desk;
 mod browser_inbox;
 mod browser_meta;
 mod browser_notes;
+mod browser_panel;
 mod cli;
 mod content;
 mod csv;

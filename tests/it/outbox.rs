@@ -56,7 +56,9 @@ async fn graph_post(
         });
         seen.len()
     };
-    let scripted = g.script.lock().unwrap().pop_front();
+    // Scripted answers are for message sends: a read receipt or typing indicator (a body with
+    // `status`) never takes one meant for the next message.
+    let scripted = if body.0.get("status").is_none() { g.script.lock().unwrap().pop_front() } else { None };
     let hold = g.hold.lock().unwrap().clone();
     if let (None, None, Some(hold)) = (&scripted, body.0.get("status"), hold) {
         let (go, wait) = tokio::sync::oneshot::channel();

@@ -24,6 +24,7 @@ const OPS = [
 const ROUTES = [
   ['member', 'Assign to one member'],
   ['round_robin', 'Round robin among'],
+  ['team', 'Round robin in a team'],
   ['unassigned', 'Leave unassigned'],
 ];
 
@@ -32,6 +33,14 @@ export function render(root, ctx) {
   const body = settingsFrame(root, 'Assignment', 'Who gets a new lead, and a chat a customer re-opens. Rules are tried top to bottom; the first whose conditions all hold decides. When none does, the default applies.');
   let s = null; // the settings being edited
   let destroyed = false;
+  let teams = []; // for the team route
+  api
+    .get('/teams')
+    .then((p) => {
+      teams = p.teams || [];
+      if (s) renderRules();
+    })
+    .catch(() => {});
 
   const error = errorLine('assign-error');
   const status = statusLine('assign-status');
@@ -93,7 +102,7 @@ export function render(root, ctx) {
       rules: s.rules.map((r) => ({
         name: r.name,
         criteria: r.criteria.map((c) => ({ field: c.field === 'custom' ? `custom.${c.key || ''}` : c.field, op: c.op, value: c.value })),
-        route: r.route.type === 'member' ? { type: 'member', member_id: r.route.member_id || null } : r.route.type === 'round_robin' ? { type: 'round_robin', member_ids: r.route.member_ids || [] } : { type: 'unassigned' },
+        route: routePayload(r.route),
       })),
     };
   }
@@ -294,12 +303,18 @@ export function render(root, ctx) {
           return c.label;
         });
         replace(detail, h('fieldset', { class: 'checks' }, h('legend', { class: 'sr-only' }, 'Members taking turns'), boxes));
+      } else if (r.route.type === 'team') {
+        const sel = h('select', { id: `${id}-team`, 'aria-label': 'Team' }, h('option', { value: '' }, 'Choose a team…'), teams.map((t) => h('option', { value: t.id, selected: r.route.team_id === t.id }, t.name)));
+        sel.addEventListener('change', () => {
+          r.route.team_id = sel.value || null;
+        });
+        replace(detail, sel, teams.length ? null : h('span', { class: 'muted small' }, ' No teams yet: create them in Team settings.'));
       } else {
         replace(detail);
       }
     };
     type.addEventListener('change', () => {
-      r.route = type.value === 'member' ? { type: 'member', member_id: null } : type.value === 'round_robin' ? { type: 'round_robin', member_ids: [] } : { type: 'unassigned' };
+      r.route = type.value === 'member' ? { type: 'member', member_id: null } : type.value === 'round_robin' ? { type: 'round_robin', member_ids: [] } : type.value === 'team' ? { type: 'team', team_id: null } : { type: 'unassigned' };
       renderDetail();
     });
     renderDetail();
@@ -312,6 +327,14 @@ export function render(root, ctx) {
       destroyed = true;
     },
   };
+}
+
+/** A rule's route as the API takes it. */
+function routePayload(route) {
+  if (route.type === 'member') return { type: 'member', member_id: route.member_id || null };
+  if (route.type === 'round_robin') return { type: 'round_robin', member_ids: route.member_ids || [] };
+  if (route.type === 'team') return { type: 'team', team_id: route.team_id || null };
+  return { type: 'unassigned' };
 }
 
 /** The API's settings, with custom.<key> fields split for editing. */

@@ -6,6 +6,7 @@
 import { all, api } from '../api.js';
 import { h, replace, avatar } from '../dom.js';
 import { labelHue } from '../convlist.js';
+import { teamsPanel } from '../teams.js';
 import { PERMISSIONS, settingsFrame, notAllowed, panel, field, checkbox, errorLine, confirmButton, statusChip, busy, copyButton, nextId } from '../settings.js';
 
 const FILTERS = [
@@ -75,6 +76,7 @@ export function render(root, ctx) {
     body,
     invitePanel,
     panel('Members', h('div', { class: 'tool-row settings-tools' }, field('Show', filter)), listError, loading, list),
+    teamsPanel(ctx).el,
   );
 
   async function load() {
