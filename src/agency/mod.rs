@@ -247,9 +247,9 @@ async fn audit_both(
     agency: (Uuid, Uuid),
     client_ws: Uuid,
     e: &EntryRow,
-    to: ClientStatus,
 ) -> Result<()> {
     let (agency_id, agency_ws) = agency;
+    let to = if action == AuditAction::AgencyLinked { ClientStatus::Managing } else { ClientStatus::NotLinked };
     let changes = Changes::new()
         .field("status", e.status, to)
         .field("client_workspace_id", None::<Uuid>, client_ws)
@@ -269,7 +269,7 @@ pub async fn unlink(tx: &mut Tx, v: &Viewer, agency: &AgencyView, id: Uuid, now:
     set_not_linked(tx, id, ClientStatus::Managing, now).await?;
     let client_ws = row.client_workspace_id.ok_or_else(Error::not_found)?;
     let ids = (agency.id, agency.workspace_id);
-    audit_both(tx, now, v.user_id, AuditAction::AgencyUnlinked, ids, client_ws, &row, ClientStatus::NotLinked).await?;
+    audit_both(tx, now, v.user_id, AuditAction::AgencyUnlinked, ids, client_ws, &row).await?;
     Ok(entry_tx(tx, agency, id).await?.view(None))
 }
 
@@ -335,8 +335,7 @@ pub async fn accept(tx: &mut Tx, v: &Viewer, caller_email: &str, inv: Usable, no
         return Err(gone());
     }
     let ids = (inv.agency.id, inv.agency.workspace_id);
-    audit_both(tx, now, v.user_id, AuditAction::AgencyLinked, ids, v.workspace_id, &inv.entry, ClientStatus::Managing)
-        .await?;
+    audit_both(tx, now, v.user_id, AuditAction::AgencyLinked, ids, v.workspace_id, &inv.entry).await?;
     let name = mail::workspace_name(tx, v.workspace_id).await?;
     Ok(AcceptedView {
         workspace: WorkspaceRef { id: v.workspace_id, name },
@@ -371,7 +370,7 @@ pub async fn unlink_from_client(tx: &mut Tx, v: &Viewer, now: DateTime<Utc>) -> 
         .fetch_one(c)
         .await)?;
     let ids = (row.agency_id, agency_ws);
-    audit_both(tx, now, v.user_id, AuditAction::AgencyUnlinked, ids, v.workspace_id, &row, ClientStatus::NotLinked).await
+    audit_both(tx, now, v.user_id, AuditAction::AgencyUnlinked, ids, v.workspace_id, &row).await
 }
 
 #[derive(sqlx::FromRow)]
@@ -439,7 +438,7 @@ pub async fn reader(db: &Db, v: &Viewer, agency: &AgencyView, id: Uuid) -> Resul
 }
 
 const CONV_STATUS: &str =
-    "SELECT c.status FROM conversations c WHERE c.lead_id = $1 ORDER BY c.last_message_at DESC, c.id DESC LIMIT 1";
+    "SELECT c.status FROM conversations c WHERE c.lead_id = $1 ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC LIMIT 1";
 
 async fn with_status(db: &Db, lead: &leads::Lead) -> Result<AgencyLeadView> {
     let status: Option<ConversationStatus> =
