@@ -20,7 +20,9 @@ use crate::policy::agency::{Removal, founding_admin};
 use crate::reports::parse_time;
 use crate::state::AppState;
 use crate::timeline::read as timeline_read;
-use crate::views::agency::{ManagedWorkspace, AgencyLeadDetail, AgencyLeadsPage, AgencyView, ClientInvitationView, ClientView, ClientsPage};
+use crate::views::agency::{
+    AgencyLeadDetail, AgencyLeadsPage, AgencyView, ClientInvitationView, ClientView, ClientsPage, ManagedWorkspace,
+};
 use crate::views::preferences::TeamView;
 use crate::views::report::TeamReport;
 use crate::views::timeline::ActivityKind;

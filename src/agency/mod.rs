@@ -59,7 +59,8 @@ pub async fn of(db: &Db, v: &Viewer) -> Result<AgencyView> {
     rules::may_act_for_agency(v).map_err(denied)?;
     let found: Option<AgencyView> =
         on_db!(db, |p| sqlx::query_as(AGENCY).bind(v.workspace_id).fetch_optional(p).await)?;
-    found.ok_or_else(|| Error::client(axum::http::StatusCode::NOT_FOUND, "not_an_agency", "this workspace is no agency"))
+    found
+        .ok_or_else(|| Error::client(axum::http::StatusCode::NOT_FOUND, "not_an_agency", "this workspace is no agency"))
 }
 
 /// Makes `v`'s workspace an agency named `name` (409 when it already is one).
@@ -156,11 +157,12 @@ pub async fn invite(
     now: DateTime<Utc>,
 ) -> Result<ClientInvitationView> {
     rules::may_act_for_agency(v).map_err(denied)?;
-    let own: Option<Uuid> = on_tx!(tx, |c| sqlx::query_scalar("SELECT id FROM users WHERE email = $1 AND workspace_id = $2")
-        .bind(email)
-        .bind(v.workspace_id)
-        .fetch_optional(c)
-        .await)?;
+    let own: Option<Uuid> =
+        on_tx!(tx, |c| sqlx::query_scalar("SELECT id FROM users WHERE email = $1 AND workspace_id = $2")
+            .bind(email)
+            .bind(v.workspace_id)
+            .fetch_optional(c)
+            .await)?;
     if own.is_some() {
         return Err(Error::unprocessable("own_workspace", "that email belongs to this agency's own workspace"));
     }
@@ -297,23 +299,27 @@ pub async fn usable(db: &Db, accept_token: &str, now: DateTime<Utc>) -> Result<U
     static SQL: LazyLock<String> =
         LazyLock::new(|| format!("SELECT {ENTRY_COLS} FROM agency_clients e WHERE e.token_hash = $1"));
     let hash = token::digest(accept_token.trim());
-    let found: Option<EntryRow> =
-        on_db!(db, |p| sqlx::query_as(SQL.as_str()).bind(&hash).fetch_optional(p).await)?;
+    let found: Option<EntryRow> = on_db!(db, |p| sqlx::query_as(SQL.as_str()).bind(&hash).fetch_optional(p).await)?;
     let entry = found
         .filter(|e| e.status == ClientStatus::Invited && e.expires_at.is_some_and(|x| x > now))
         .ok_or_else(gone)?;
-    let agency: AgencyView = on_db!(db, |p| sqlx::query_as(
-        "SELECT id, workspace_id, name, created_at FROM agencies WHERE id = $1"
-    )
-    .bind(entry.agency_id)
-    .fetch_one(p)
-    .await)?;
+    let agency: AgencyView =
+        on_db!(db, |p| sqlx::query_as("SELECT id, workspace_id, name, created_at FROM agencies WHERE id = $1")
+            .bind(entry.agency_id)
+            .fetch_one(p)
+            .await)?;
     Ok(Usable { entry, agency })
 }
 
 /// Links the invitation's agency to `v`'s workspace, `v` being an admin there with the invited
 /// email (403 otherwise; 409 when another agency manages the workspace already).
-pub async fn accept(tx: &mut Tx, v: &Viewer, caller_email: &str, inv: Usable, now: DateTime<Utc>) -> Result<AcceptedView> {
+pub async fn accept(
+    tx: &mut Tx,
+    v: &Viewer,
+    caller_email: &str,
+    inv: Usable,
+    now: DateTime<Utc>,
+) -> Result<AcceptedView> {
     rules::may_accept(v, caller_email, &inv.entry.email).map_err(denied)?;
     if v.workspace_id == inv.agency.workspace_id {
         return Err(Error::unprocessable("own_agency", "an agency can't manage its own workspace"));
@@ -437,8 +443,7 @@ pub async fn reader(db: &Db, v: &Viewer, agency: &AgencyView, id: Uuid) -> Resul
     rules::may_read_client(v, row.status, row.client_workspace_id).map_err(denied)
 }
 
-const CONV_STATUS: &str =
-    "SELECT c.status FROM conversations c WHERE c.lead_id = $1 ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC LIMIT 1";
+const CONV_STATUS: &str = "SELECT c.status FROM conversations c WHERE c.lead_id = $1 ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC LIMIT 1";
 
 async fn with_status(db: &Db, lead: &leads::Lead) -> Result<AgencyLeadView> {
     let status: Option<ConversationStatus> =
@@ -509,7 +514,12 @@ pub async fn queue_mail(
         mail::escape_html(ask),
         mail::escape_html(&validity)
     );
-    let m = Mail { to: inv.client.email.clone(), subject: format!("{} asks to manage your workspace", agency.name), text, html };
+    let m = Mail {
+        to: inv.client.email.clone(),
+        subject: format!("{} asks to manage your workspace", agency.name),
+        text,
+        html,
+    };
     mail::enqueue(tx, Some(agency.workspace_id), &m, now).await?;
     Ok(())
 }

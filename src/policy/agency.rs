@@ -133,11 +133,7 @@ impl AgencyReader {
 
 /// May `v` (an admin of the agency that owns the entry) read the client of an entry in
 /// `status`, linked to `client`? Only while `managing`; otherwise the entry reads as absent.
-pub fn may_read_client(
-    v: &Viewer,
-    status: ClientStatus,
-    client: Option<Uuid>,
-) -> Result<AgencyReader, AgencyDenied> {
+pub fn may_read_client(v: &Viewer, status: ClientStatus, client: Option<Uuid>) -> Result<AgencyReader, AgencyDenied> {
     may_act_for_agency(v)?;
     match (status, client) {
         (ClientStatus::Managing, Some(ws)) if ws != v.workspace_id => {
@@ -161,7 +157,10 @@ mod tests {
             assert_eq!(may_read_client(&admin, s, Some(client)).unwrap_err(), AgencyDenied::WrongStatus);
         }
         let member = viewer(Role::Member, Permissions { view_others_leads: true, ..Default::default() });
-        assert_eq!(may_read_client(&member, ClientStatus::Managing, Some(client)).unwrap_err(), AgencyDenied::AdminOnly);
+        assert_eq!(
+            may_read_client(&member, ClientStatus::Managing, Some(client)).unwrap_err(),
+            AgencyDenied::AdminOnly
+        );
         let r = may_read_client(&admin, ClientStatus::Managing, Some(client)).unwrap().read_viewer();
         assert_eq!(r.workspace_id, client);
     }

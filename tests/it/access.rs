@@ -463,9 +463,9 @@ fn matrix() -> Vec<Row> {
             "POST",
             "/api/v1/agency-invitations/accept",
             AgencyClient,
-            Some(|_, f, n| {
-                json!({"accept_token": f.accept_token, "workspace_name": format!("Accepting {n}"), "name": "C", "password": PASSWORD})
-            }),
+            Some(
+                |_, f, n| json!({"accept_token": f.accept_token, "workspace_name": format!("Accepting {n}"), "name": "C", "password": PASSWORD}),
+            ),
             [201; 12],
         ),
         row(

@@ -45,7 +45,8 @@ async fn world(app: &TestApp) -> World {
 }
 
 async fn invite(app: &TestApp, email: &str) -> (Uuid, String) {
-    let (status, inv) = app.post("/api/v1/agency/clients", &app.admin_token, json!({"email": email, "name": "Client"})).await;
+    let (status, inv) =
+        app.post("/api/v1/agency/clients", &app.admin_token, json!({"email": email, "name": "Client"})).await;
     assert_eq!(status, StatusCode::CREATED, "{inv}");
     assert_eq!(inv["status"], "invited");
     (id_of(&inv), inv["accept_token"].as_str().unwrap().to_owned())
@@ -94,56 +95,56 @@ async fn check_reads(app: &TestApp, w: &World, id: Uuid, lead_id: Uuid) {
     let leads_path = format!("/api/v1/agency/clients/{id}/leads");
     let lead_path = format!("/api/v1/agency/clients/{id}/leads/{lead_id}");
     let report_path = format!("/api/v1/agency/clients/{id}/reports/team");
-        let (status, page) = app.get(&leads_path, &app.admin_token).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        let leads = page["leads"].as_array().unwrap();
-        assert_eq!(leads.len(), 2, "{page}");
-        let lena = leads.iter().find(|l| id_of(l) == lead_id).unwrap();
-        assert_eq!(lena["assignee_id"], w.boss_id.to_string());
-        assert_eq!(lena["contacted"], true, "{lena}");
-        assert!(lena.get("first_response_secs").is_some() && lena.get("status").is_some(), "{lena}");
-        assert!(lena.get("can").is_none(), "the agency is told of no action: {lena}");
-        let (status, page) = app.get(&format!("{leads_path}?contacted=false"), &app.admin_token).await;
-        assert_eq!((status, page["leads"].as_array().unwrap().len()), (StatusCode::OK, 1), "{page}");
+    let (status, page) = app.get(&leads_path, &app.admin_token).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let leads = page["leads"].as_array().unwrap();
+    assert_eq!(leads.len(), 2, "{page}");
+    let lena = leads.iter().find(|l| id_of(l) == lead_id).unwrap();
+    assert_eq!(lena["assignee_id"], w.boss_id.to_string());
+    assert_eq!(lena["contacted"], true, "{lena}");
+    assert!(lena.get("first_response_secs").is_some() && lena.get("status").is_some(), "{lena}");
+    assert!(lena.get("can").is_none(), "the agency is told of no action: {lena}");
+    let (status, page) = app.get(&format!("{leads_path}?contacted=false"), &app.admin_token).await;
+    assert_eq!((status, page["leads"].as_array().unwrap().len()), (StatusCode::OK, 1), "{page}");
 
-        let (status, detail) = app.get(&lead_path, &app.admin_token).await;
-        assert_eq!(status, StatusCode::OK, "{detail}");
-        assert_eq!(detail["name"], "Lena Lead");
-        let kinds: Vec<&str> =
-            detail["timeline"]["activities"].as_array().unwrap().iter().map(|a| a["type"].as_str().unwrap()).collect();
-        assert!(kinds.contains(&"note"), "{detail}");
+    let (status, detail) = app.get(&lead_path, &app.admin_token).await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["name"], "Lena Lead");
+    let kinds: Vec<&str> =
+        detail["timeline"]["activities"].as_array().unwrap().iter().map(|a| a["type"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"note"), "{detail}");
 
-        let (status, report) = app.get(&report_path, &app.admin_token).await;
-        assert_eq!(status, StatusCode::OK, "{report}");
-        assert_eq!(report["totals"]["assigned"], 1, "{report}");
-        assert!(report["members"].as_array().unwrap().iter().any(|m| m["member_id"] == w.boss_id.to_string()));
+    let (status, report) = app.get(&report_path, &app.admin_token).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["totals"]["assigned"], 1, "{report}");
+    assert!(report["members"].as_array().unwrap().iter().any(|m| m["member_id"] == w.boss_id.to_string()));
 
-        let e = entry(&app, id).await.unwrap();
-        assert_eq!((e["leads"].as_i64(), e["uncontacted"].as_i64()), (Some(2), Some(1)), "{e}");
+    let e = entry(&app, id).await.unwrap();
+    assert_eq!((e["leads"].as_i64(), e["uncontacted"].as_i64()), (Some(2), Some(1)), "{e}");
 }
 
 /// What the client's admin sees of their workspace (for "nothing changed").
 async fn snapshot(app: &TestApp, w: &World, conv: Uuid) -> Vec<Value> {
-            let mut all = Vec::new();
-            for path in [
-                "/api/v1/workspace",
-                "/api/v1/leads",
-                "/api/v1/members",
-                "/api/v1/numbers",
-                "/api/v1/labels",
-                "/api/v1/groups",
-                "/api/v1/api-keys",
-                "/api/v1/conversations",
-                "/api/v1/assignment",
-                "/api/v1/distribution",
-            ] {
-                let (status, body) = app.get(path, &w.boss).await;
-                assert_eq!(status, StatusCode::OK, "{path}: {body}");
-                all.push(body);
-            }
-            let (_, messages) = app.get(&format!("/api/v1/conversations/{conv}/messages"), &w.boss).await;
-            all.push(messages);
-            all
+    let mut all = Vec::new();
+    for path in [
+        "/api/v1/workspace",
+        "/api/v1/leads",
+        "/api/v1/members",
+        "/api/v1/numbers",
+        "/api/v1/labels",
+        "/api/v1/groups",
+        "/api/v1/api-keys",
+        "/api/v1/conversations",
+        "/api/v1/assignment",
+        "/api/v1/distribution",
+    ] {
+        let (status, body) = app.get(path, &w.boss).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        all.push(body);
+    }
+    let (_, messages) = app.get(&format!("/api/v1/conversations/{conv}/messages"), &w.boss).await;
+    all.push(messages);
+    all
 }
 
 on_both! {

@@ -51,7 +51,8 @@ async fn an_agency_invites_a_client_reads_its_lead_and_unlinks() {
     let (status, lead) = app.post("/api/v1/leads", &boss, json!({"name": "Lena Lead", "phone": "+447700900111"})).await;
     assert_eq!(status, StatusCode::CREATED, "{lead}");
     let lead_id = lead["id"].as_str().unwrap().to_owned();
-    let (status, _) = app.post(&format!("/api/v1/leads/{lead_id}/notes"), &boss, json!({"text": "called her back"})).await;
+    let (status, _) =
+        app.post(&format!("/api/v1/leads/{lead_id}/notes"), &boss, json!({"text": "called her back"})).await;
     assert_eq!(status, StatusCode::CREATED);
 
     let Some(b) = browser(&app).await else { return };
