@@ -119,7 +119,7 @@ async fn check_reads(app: &TestApp, w: &World, id: Uuid, lead_id: Uuid) {
     assert_eq!(report["totals"]["assigned"], 1, "{report}");
     assert!(report["members"].as_array().unwrap().iter().any(|m| m["member_id"] == w.boss_id.to_string()));
 
-    let e = entry(&app, id).await.unwrap();
+    let e = entry(app, id).await.unwrap();
     assert_eq!((e["leads"].as_i64(), e["uncontacted"].as_i64()), (Some(2), Some(1)), "{e}");
 }
 
