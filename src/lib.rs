@@ -1,6 +1,7 @@
 //! switchboard: a self-hosted shared inbox for WhatsApp Business numbers.
 #![forbid(unsafe_code)]
 
+pub mod agency;
 pub mod api;
 pub mod apikeys;
 pub mod app;

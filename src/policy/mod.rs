@@ -5,6 +5,7 @@
 //! `$1` workspace id, `$2` user id, `$3` is admin, `$4` view_others_leads, `$5` view_unassigned.
 //! Queries that embed them number their own parameters from `$6`.
 
+pub mod agency;
 pub mod chat;
 pub mod content;
 pub mod inbox;

@@ -2,6 +2,7 @@
 //! no I/O; domain modules build them from their rows. Statuses, directions and states are
 //! enums here, serialised as the contract's strings.
 
+pub mod agency;
 pub mod apikey;
 pub mod audit;
 pub mod auth;

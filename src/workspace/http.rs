@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::extract::Json;
 use crate::policy::team::may_change_workspace;
 use crate::state::AppState;
+use crate::views::agency::ManagedWorkspace;
 use crate::views::workspace::WorkspaceView;
 
 pub fn routes() -> Api {
@@ -19,8 +20,10 @@ pub fn routes() -> Api {
 }
 
 #[instrument(skip_all)]
-pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<WorkspaceView>> {
-    Ok(Json(super::get(&st.db, user.workspace_id).await?))
+pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<ManagedWorkspace>> {
+    let workspace = super::get(&st.db, user.workspace_id).await?;
+    let managed_by = crate::agency::managed_by(&st.db, user.workspace_id).await?;
+    Ok(Json(ManagedWorkspace { workspace, managed_by }))
 }
 
 #[derive(Deserialize)]

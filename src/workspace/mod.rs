@@ -189,3 +189,42 @@ pub async fn session_gap(db: &Db, configured: Option<i64>, workspace_id: Uuid) -
         .await)?;
     Ok(gap)
 }
+
+/// A new workspace and its first admin, created together in `tx` (by someone accepting an
+/// agency's invitation without an account). The name and the email must be new (409).
+/// Returns (workspace id, admin id).
+pub async fn create_with_admin(
+    tx: &mut Tx,
+    now: chrono::DateTime<chrono::Utc>,
+    workspace: &str,
+    email: &str,
+    name: &str,
+    password_hash: &str,
+) -> Result<(Uuid, Uuid)> {
+    let workspace_id = Uuid::now_v7();
+    on_tx!(tx, |c| sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)")
+        .bind(workspace_id)
+        .bind(workspace)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+    .on_unique("name_taken", "another workspace has that name")?;
+    let user_id = Uuid::now_v7();
+    on_tx!(tx, |c| sqlx::query(
+        "INSERT INTO users (id, workspace_id, email, name, role, status, password_hash, permissions, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'admin', 'active', $5, $6, $7, $7)"
+    )
+    .bind(user_id)
+    .bind(workspace_id)
+    .bind(email)
+    .bind(name)
+    .bind(password_hash)
+    .bind(sqlx::types::Json(Permissions::default()))
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))
+    .on_unique("email_taken", "an account with that email exists: sign in and accept")?;
+    Ok((workspace_id, user_id))
+}

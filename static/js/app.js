@@ -7,6 +7,7 @@ import { Live } from './live.js';
 import { h, replace, avatar } from './dom.js';
 import { renderLogin } from './pages/login.js';
 import { renderAccept } from './pages/accept.js';
+import { renderAgencyAccept } from './pages/agencyaccept.js';
 import { notAllowed } from './settings.js';
 import { Attention, notifyControl } from './attention.js';
 import { healthAlert } from './numberhealth.js';
@@ -26,6 +27,7 @@ export const PAGES = [
   { name: 'labels', title: 'Labels', module: './pages/labels.js', settings: true, who: 'admins', show: (c) => c.isAdmin },
   { name: 'numbers', title: 'Numbers', module: './pages/numbers.js', settings: true, who: 'admins and members with the “Manage integrations” permission', show: (c) => c.isAdmin || c.perms.manage_integrations },
   { name: 'assignment', title: 'Assignment', module: './pages/assignment.js', settings: true, who: 'admins and members with the “Manage members” permission', show: (c) => c.isAdmin || c.perms.manage_members },
+  { name: 'agency', title: 'Agency', module: './pages/agency.js', settings: true, who: 'admins', show: (c) => c.isAdmin },
   { name: 'webhooks', title: 'Webhooks', module: './pages/webhooks.js', settings: true, who: 'admins', show: (c) => c.isAdmin },
 ];
 
@@ -43,6 +45,10 @@ async function boot() {
   const r = parseRoute();
   if (r.page === 'accept' && r.id) {
     showAccept(decodeURIComponent(r.id));
+    return;
+  }
+  if (r.page === 'agency-accept' && r.id) {
+    showAgencyAccept(decodeURIComponent(r.id));
     return;
   }
   let me;
@@ -78,6 +84,26 @@ function showAccept(token) {
       const me = await api.get('/auth/me');
       session = await startSession(me);
     },
+  });
+}
+
+/** An agency's invitation (#/agency-accept/<token>): grant access, then the Agency page. */
+function showAgencyAccept(token) {
+  root.setAttribute('aria-busy', 'false');
+  document.title = 'Grant an agency access · Switchboard';
+  const onDone = async () => {
+    history.replaceState(null, '', '#/agency');
+    const me = await api.get('/auth/me');
+    session = await startSession(me);
+  };
+  renderAgencyAccept(root, {
+    token,
+    onDone,
+    onLogIn: () =>
+      renderLogin(root, {
+        notice: 'Log in as the admin the invitation names, then grant access.',
+        onLoggedIn: async () => showAgencyAccept(token),
+      }),
   });
 }
 

@@ -83,11 +83,17 @@ enum Target {
     Team,
     /// A `workspace` content item owned by the admin.
     Content,
+    /// An agency client entry, `invited` (the admin's workspace made an agency first).
+    AgencyClient,
+    /// An agency client entry `managing` a new workspace with one lead (`{lead_id}`).
+    ManagedClient,
 }
 
 struct Fresh {
     id: Uuid,
     accept_token: String,
+    /// What `{lead_id}` stands for.
+    sub: Uuid,
 }
 
 struct World {
@@ -428,6 +434,47 @@ fn matrix() -> Vec<Row> {
         row("GET", "/api/v1/content/{id}", Content, Option::None, ALL_OK),
         row("PATCH", "/api/v1/content/{id}", Content, Some(|_, _, _| json!({"title": "Renamed"})), ADMIN_ONLY),
         row("DELETE", "/api/v1/content/{id}", Content, Option::None, with(ADMIN_ONLY, 200, 204)),
+        // Agencies: admins act for the agency (the first row makes the workspace one); anyone
+        // with the token accepts (here as a new person creating a workspace); only the client's
+        // admins unlink (the matrix's workspace is managed by nobody: 404).
+        row(
+            "POST",
+            "/api/v1/agency",
+            None,
+            Some(|_, _, n| json!({"name": format!("Agency {n}")})),
+            [201, 403, 403, 403, 403, 403, 403, 403, 403, 403, 401, 401],
+        ),
+        row("GET", "/api/v1/agency", None, Option::None, ADMIN_ONLY),
+        row("GET", "/api/v1/agency/clients", None, Option::None, ADMIN_ONLY),
+        row(
+            "POST",
+            "/api/v1/agency/clients",
+            None,
+            Some(|_, _, n| json!({"email": format!("client{n}@example.com"), "name": "Client"})),
+            with(ADMIN_ONLY, 200, 201),
+        ),
+        row("POST", "/api/v1/agency/clients/{id}/resend", AgencyClient, Option::None, ADMIN_ONLY),
+        row("DELETE", "/api/v1/agency/clients/{id}", AgencyClient, Option::None, with(ADMIN_ONLY, 200, 204)),
+        row("POST", "/api/v1/agency/clients/{id}/unlink", ManagedClient, Option::None, ADMIN_ONLY),
+        row("GET", "/api/v1/agency/clients/{id}/leads", ManagedClient, Option::None, ADMIN_ONLY),
+        row("GET", "/api/v1/agency/clients/{id}/leads/{lead_id}", ManagedClient, Option::None, ADMIN_ONLY),
+        row("GET", "/api/v1/agency/clients/{id}/reports/team", ManagedClient, Option::None, ADMIN_ONLY),
+        row(
+            "POST",
+            "/api/v1/agency-invitations/accept",
+            AgencyClient,
+            Some(
+                |_, f, n| json!({"accept_token": f.accept_token, "workspace_name": format!("Accepting {n}"), "name": "C", "password": PASSWORD}),
+            ),
+            [201; 12],
+        ),
+        row(
+            "POST",
+            "/api/v1/workspace/unlink-agency",
+            None,
+            Option::None,
+            [404, 403, 403, 403, 403, 403, 403, 403, 403, 403, 401, 401],
+        ),
         // Last: it revokes the caller's token.
         row("GET", "/api/v1/me/preferences", None, Option::None, ALL_OK),
         row(
@@ -523,7 +570,7 @@ async fn make_world(app: &TestApp) -> World {
 
 async fn fresh(app: &TestApp, w: &World, target: Target, n: u32) -> Fresh {
     let ws = app.workspace_id;
-    let plain = |id| Fresh { id, accept_token: String::new() };
+    let plain = |id| Fresh { id, accept_token: String::new(), sub: Uuid::nil() };
     let conv = |assignee: Option<Uuid>| async move {
         let lead = insert_lead(&app.db, ws, assignee).await;
         let conv = insert_conversation(&app.db, ws, w.number, lead, assignee, &[w.label], &[w.id(Who::Explicit)]).await;
@@ -546,7 +593,30 @@ async fn fresh(app: &TestApp, w: &World, target: Target, n: u32) -> Fresh {
             Fresh {
                 id: Uuid::parse_str(inv["id"].as_str().unwrap()).unwrap(),
                 accept_token: inv["accept_token"].as_str().unwrap().to_owned(),
+                sub: Uuid::nil(),
             }
+        }
+        Target::AgencyClient | Target::ManagedClient => {
+            // The admin's workspace is an agency (made by the matrix's first agency row).
+            let _ = app.post("/api/v1/agency", &app.admin_token, json!({"name": "Matrix agency"})).await;
+            let email = format!("agencyclient{n}@example.com");
+            let (status, inv) = app.post("/api/v1/agency/clients", &app.admin_token, json!({"email": email})).await;
+            assert_eq!(status, StatusCode::CREATED, "{inv}");
+            let id = Uuid::parse_str(inv["id"].as_str().unwrap()).unwrap();
+            let accept_token = inv["accept_token"].as_str().unwrap().to_owned();
+            if matches!(target, Target::AgencyClient) {
+                return Fresh { id, accept_token, sub: Uuid::nil() };
+            }
+            let body = json!({"accept_token": accept_token, "workspace_name": format!("Client {n}"), "name": "C", "password": PASSWORD});
+            let resp = app.call(Method::POST, "/api/v1/agency-invitations/accept", None, Some(body)).await;
+            assert_eq!(resp.status(), StatusCode::CREATED);
+            let session: Value = resp.json().await.unwrap();
+            let client_token = session["token"].as_str().unwrap();
+            let (status, lead) = app
+                .post("/api/v1/leads", client_token, json!({"name": "Client lead", "phone": format!("+4420{n:08}")}))
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{lead}");
+            Fresh { id, accept_token: String::new(), sub: Uuid::parse_str(lead["id"].as_str().unwrap()).unwrap() }
         }
         Target::Label => plain(insert_label(&app.db, ws, &format!("Fresh {n}")).await),
         Target::Number => plain(insert_number(&app.db, ws).await),
@@ -658,7 +728,7 @@ on_both! {
             for (i, who) in WHO.iter().enumerate() {
                 n += 1;
                 let f = fresh(&app, &w, r.target, n).await;
-                let path = r.path.replace("{id}", &f.id.to_string());
+                let path = r.path.replace("{id}", &f.id.to_string()).replace("{lead_id}", &f.sub.to_string());
                 let body = r.body.map(|b| b(&w, &f, n));
                 let token = match who {
                     Who::Anonymous => None,

@@ -4,10 +4,12 @@ mod smtp_sink;
 mod support;
 
 mod access;
+mod agency;
 mod assignment;
 mod auth;
 mod browser;
 mod browser_admin;
+mod browser_agency;
 mod browser_desk;
 mod browser_inbox;
 mod browser_meta;
