@@ -10,6 +10,7 @@ pub mod groups;
 pub mod http;
 pub mod leads;
 pub mod leads_csv;
+pub mod lost;
 pub mod messages;
 pub mod notes;
 pub mod numbers;
