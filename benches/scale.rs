@@ -11,7 +11,8 @@
 //! `cargo bench --bench scale` (both backends, full size)
 //! `cargo bench --bench scale -- --small` (5k leads, 50k messages: a quick run)
 //! `cargo bench --bench scale -- --backend sqlite --leads 20000 --messages 200000 --iters 300`
-//! `--keep` leaves the databases behind (their URLs are printed) to look at query plans.
+//! `--keep` leaves the databases behind (their URLs are printed) to look at query plans;
+//! `--reuse URL` measures again on one of them without writing a dataset.
 //! PostgreSQL: `SWITCHBOARD_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`) is
 //! used to create and drop a fresh database `sbbench_<uuid>`.
 
@@ -42,6 +43,8 @@ struct Args {
     /// Which groups of requests to measure (`report`, `list`, `timeline`, `activities`,
     /// `search`); all when empty.
     only: Vec<String>,
+    /// Measure on a database a `--keep` run left behind (its URL) instead of writing one.
+    reuse: Option<String>,
 }
 
 impl Args {
@@ -60,6 +63,7 @@ fn args() -> Args {
         backends: vec!["sqlite", "postgres"],
         keep: false,
         only: Vec::new(),
+        reuse: None,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -83,6 +87,12 @@ fn args() -> Args {
             "--only" => {
                 let list = argv.get(i + 1).expect("--only report,list,timeline,activities,search");
                 a.only = list.split(',').map(str::to_owned).collect();
+            }
+            "--reuse" => {
+                let url = argv.get(i + 1).expect("--reuse URL").clone();
+                a.backends = if url.starts_with("sqlite:") { vec!["sqlite"] } else { vec!["postgres"] };
+                a.reuse = Some(url);
+                a.keep = true;
             }
             "--keep" => {
                 a.keep = true;
@@ -422,6 +432,33 @@ async fn seed(db: &Db, a: &Args) -> Dataset {
     }
 }
 
+/// The dataset of a database an earlier run wrote (`--reuse`).
+async fn reread(db: &Db) -> Dataset {
+    let ids = |sql: &'static str| async move {
+        on_db!(db, |p| sqlx::query_scalar::<_, Uuid>(sql).fetch_all(p).await).expect(sql)
+    };
+    let members = ids("SELECT id FROM users WHERE email LIKE 'm%@bench.test' ORDER BY CAST(substr(email, 2, instr(email, '@') - 2) AS INTEGER)").await;
+    let plain_id = members[1];
+    let plain_leads: Vec<Uuid> =
+        on_db!(db, |p| sqlx::query_scalar("SELECT id FROM leads WHERE assignee_id = $1 ORDER BY created_at")
+            .bind(plain_id)
+            .fetch_all(p)
+            .await)
+        .expect("plain leads");
+    Dataset {
+        number: ids("SELECT id FROM numbers").await[0],
+        members,
+        admin_email: "admin@bench.test".into(),
+        others_email: "m0@bench.test".into(),
+        plain_email: "m1@bench.test".into(),
+        plain_id,
+        groups: ids("SELECT id FROM crm_groups ORDER BY name").await,
+        plain_leads,
+        leads: ids("SELECT id FROM leads ORDER BY created_at").await,
+        convs: ids("SELECT id FROM conversations ORDER BY created_at").await,
+    }
+}
+
 /// (id, conversation, inbound, sent by, time, text)
 type MessageRow = (Uuid, Uuid, bool, Option<Uuid>, DateTime<Utc>, String);
 
@@ -608,7 +645,7 @@ async fn run(backend: &str, url: &str, db: Db, a: &Args) -> Vec<Measure> {
         a.leads, a.leads, a.messages, a.members
     );
     let t = Instant::now();
-    let d = seed(&db, a).await;
+    let d = if a.reuse.is_some() { reread(&db).await } else { seed(&db, a).await };
     println!("dataset written in {:.1?}", t.elapsed());
 
     let mut config = Config::for_database(url);
@@ -795,7 +832,10 @@ async fn main() {
     for backend in a.backends.clone() {
         match backend {
             "sqlite" => {
-                let path = std::env::temp_dir().join(format!("sbbench-{}.db", Uuid::new_v4().simple()));
+                let path = match a.reuse.as_deref().and_then(|u| u.strip_prefix("sqlite://")) {
+                    Some(p) => std::path::PathBuf::from(p),
+                    None => std::env::temp_dir().join(format!("sbbench-{}.db", Uuid::new_v4().simple())),
+                };
                 let url = format!("sqlite://{}", path.display());
                 let db = Db::connect(&url).await.expect("sqlite");
                 let ms = run("sqlite", &url, db, &a).await;
@@ -814,12 +854,18 @@ async fn main() {
             _ => {
                 let admin_url = std::env::var("SWITCHBOARD_TEST_PG")
                     .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-                let name = format!("sbbench_{}", Uuid::new_v4().simple());
                 let Db::Postgres(admin) = Db::connect(&admin_url).await.expect("postgres admin connection") else {
                     panic!("SWITCHBOARD_TEST_PG must be a postgres:// URL")
                 };
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create database");
-                let url = format!("{}/{name}", admin_url.rsplit_once('/').expect("a database path").0);
+                let url = match &a.reuse {
+                    Some(url) => url.clone(),
+                    None => {
+                        let name = format!("sbbench_{}", Uuid::new_v4().simple());
+                        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create database");
+                        format!("{}/{name}", admin_url.rsplit_once('/').expect("a database path").0)
+                    }
+                };
+                let name = url.rsplit_once('/').expect("a database path").1.to_owned();
                 let db = Db::connect(&url).await.expect("postgres");
                 let ms = run("postgres", &url, db, &a).await;
                 if a.keep {

@@ -157,14 +157,30 @@ impl Position {
 
 /// Lead matches: every word a prefix of a word of the name, or the phone holding the digits.
 /// `$6` phone pattern, `$7`/`$8` keyset, `$9` limit, `$10..` the words as `% word%` patterns.
-static LEADS: LazyLock<String> = LazyLock::new(|| {
+static LEADS: LazyLock<String> = LazyLock::new(|| leads_sql(""));
+
+/// [`LEADS`] for a viewer of the narrow list strategy: among the leads they are named in
+/// (assignee of the lead or of one of its chats, a granted label or explicit access on one),
+/// the only ones they can see, instead of testing every lead of the workspace.
+static LEADS_NAMED: LazyLock<String> = LazyLock::new(|| {
+    leads_sql(
+        "l.id IN (SELECT own.id FROM leads own WHERE own.workspace_id = $1 AND own.assignee_id = $2 \
+         UNION SELECT c.lead_id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
+         UNION SELECT c.lead_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
+             JOIN conversations c ON c.id = cl.conversation_id WHERE ml.user_id = $2 \
+         UNION SELECT c.lead_id FROM conversation_access ca JOIN conversations c ON c.id = ca.conversation_id \
+             WHERE ca.user_id = $2) AND ",
+    )
+});
+
+fn leads_sql(candidates: &str) -> String {
     let words: Vec<String> =
         (0..MAX_WORDS).map(|i| format!("(${n} IS NULL OR ' ' || lower(l.name) LIKE ${n})", n = 10 + i)).collect();
     format!(
         "SELECT l.id, l.name, l.phone, l.created_at, \
          (SELECT c.id FROM conversations c WHERE c.lead_id = l.id AND {conv} \
           ORDER BY c.updated_at DESC, c.id DESC LIMIT 1) AS conversation_id \
-         FROM leads l WHERE {lead} \
+         FROM leads l WHERE {candidates}{lead} \
          AND (({words}) OR ($6 IS NOT NULL AND l.phone LIKE $6)) \
          AND ($7 IS NULL OR l.created_at < $7 OR (l.created_at = $7 AND l.id < $8)) \
          ORDER BY l.created_at DESC, l.id DESC LIMIT $9",
@@ -172,7 +188,7 @@ static LEADS: LazyLock<String> = LazyLock::new(|| {
         lead = *LEAD_VISIBLE,
         words = words.join(" AND "),
     )
-});
+}
 
 #[derive(sqlx::FromRow)]
 struct LeadRow {
@@ -215,8 +231,11 @@ const NAMED_IN: &str = "d.conversation_id IN (SELECT c.id FROM conversations c W
 
 /// Few matches: the full-text index finds them all (SQLite FTS5, `$6` a query of prefix
 /// phrases `"word"* "word"*`), the visible ones are sorted.
-static DOCS_SQLITE: LazyLock<String> =
-    LazyLock::new(|| docs_sql("search_docs d", "d.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH $6)"));
+/// (`CROSS JOIN` keeps SQLite's join order: from the matches, never a walk of every document
+/// testing each against them.)
+static DOCS_SQLITE: LazyLock<String> = LazyLock::new(|| {
+    docs_sql("search_fts CROSS JOIN search_docs d", "search_fts MATCH $6 AND d.id = search_fts.rowid")
+});
 /// PostgreSQL: the GIN index's expression, `$6` a tsquery of prefixes (`word:* & word:*`).
 static DOCS_POSTGRES: LazyLock<String> =
     LazyLock::new(|| docs_sql("search_docs d", "to_tsvector('simple', d.terms) @@ to_tsquery('simple', $6)"));
@@ -317,7 +336,8 @@ fn far_future() -> DateTime<Utc> {
 async fn leads(db: &Db, v: &Viewer, q: &Query, after: Option<(DateTime<Utc>, Uuid)>, n: i64) -> Result<Vec<LeadRow>> {
     let patterns: Vec<Option<String>> = (0..MAX_WORDS).map(|i| q.words.get(i).map(|w| format!("% {w}%"))).collect();
     Ok(on_db!(db, |p| {
-        let mut query = bind_viewer!(sqlx::query_as(LEADS.as_str()), v)
+        let sql = if list_strategy(v) == ListStrategy::Narrow { LEADS_NAMED.as_str() } else { LEADS.as_str() };
+        let mut query = bind_viewer!(sqlx::query_as(sql), v)
             .bind(q.phone.as_deref())
             .bind(after.map(|a| a.0))
             .bind(after.map(|a| a.1))
