@@ -151,7 +151,8 @@ struct AcrossRow {
 /// each a plain comparison, and the page position as a row value, so both databases walk an
 /// index newest first from where the page starts (`activities_workspace`, or with a member
 /// or type filter the indexes of migration 0116) instead of testing `$n IS NULL OR …` on
-/// every row.
+/// every row. The activity's conversation is a join, not an `EXISTS` beside `IS NULL` (which
+/// PostgreSQL answered by hashing every conversation of the workspace first).
 fn across_sql(narrow: bool, f: &AcrossFilter) -> String {
     let mut n = 5;
     let mut next = || {
@@ -200,8 +201,9 @@ fn across_sql(narrow: bool, f: &AcrossFilter) -> String {
     format!(
         "SELECT a.seq, a.id, a.lead_id, l.name AS lead_name, a.conversation_id, a.type, a.member_id, a.data, \
          a.created_at, a.updated_at FROM activities a JOIN leads l ON l.id = a.lead_id \
+         LEFT JOIN conversations c ON c.id = a.conversation_id \
          WHERE a.workspace_id = $1 {candidates}{filters} AND {lead} \
-         AND (a.conversation_id IS NULL OR EXISTS (SELECT 1 FROM conversations c WHERE c.id = a.conversation_id AND {conv})) \
+         AND (a.conversation_id IS NULL OR {conv}) \
          ORDER BY a.created_at DESC, a.seq DESC LIMIT {limit}",
         lead = *LEAD_VISIBLE,
         conv = *CONV_VISIBLE,
