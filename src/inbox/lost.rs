@@ -10,6 +10,7 @@
 //! The same policy functions decide as everywhere else ([`policy::can_see`]).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use uuid::Uuid;
 
@@ -64,9 +65,8 @@ pub async fn before(tx: &mut Tx, ids: &[Uuid]) -> Result<Seen> {
     let convs = facts(tx, ids).await?;
     let mut viewers = HashMap::new();
     for (_, _, f) in &convs {
-        if !viewers.contains_key(&f.workspace_id) {
-            let v = members(tx, f.workspace_id).await?;
-            viewers.insert(f.workspace_id, v);
+        if let Entry::Vacant(e) = viewers.entry(f.workspace_id) {
+            e.insert(members(tx, f.workspace_id).await?);
         }
     }
     Ok(Seen { convs, viewers })
@@ -168,9 +168,8 @@ async fn tell(
     let mut now: HashMap<Uuid, Vec<Viewer>> = HashMap::new();
     for (id, lead_id, was, is) in pairs {
         let ws = was.workspace_id;
-        if !now.contains_key(&ws) {
-            let v = members(w.tx(), ws).await?;
-            now.insert(ws, v);
+        if let Entry::Vacant(e) = now.entry(ws) {
+            e.insert(members(w.tx(), ws).await?);
         }
         let current = &now[&ws];
         let before = then.entry(ws).or_insert_with(|| current.clone());
