@@ -11,7 +11,8 @@
 //! `cargo bench --bench scale` (both backends, full size)
 //! `cargo bench --bench scale -- --small` (5k leads, 50k messages: a quick run)
 //! `cargo bench --bench scale -- --backend sqlite --leads 20000 --messages 200000 --iters 300`
-//! `--keep` leaves the databases behind (their URLs are printed) to look at query plans.
+//! `--keep` leaves the databases behind (their URLs are printed) to look at query plans;
+//! `--reuse URL` measures again on one of them without writing a dataset.
 //! PostgreSQL: `SWITCHBOARD_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`) is
 //! used to create and drop a fresh database `sbbench_<uuid>`.
 
@@ -39,6 +40,17 @@ struct Args {
     backends: Vec<&'static str>,
     /// Keep the databases afterwards (to look at query plans).
     keep: bool,
+    /// Which groups of requests to measure (`report`, `list`, `timeline`, `activities`,
+    /// `search`); all when empty.
+    only: Vec<String>,
+    /// Measure on a database a `--keep` run left behind (its URL) instead of writing one.
+    reuse: Option<String>,
+}
+
+impl Args {
+    fn measures(&self, what: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == what)
+    }
 }
 
 fn args() -> Args {
@@ -50,6 +62,8 @@ fn args() -> Args {
         iters: 200,
         backends: vec!["sqlite", "postgres"],
         keep: false,
+        only: Vec::new(),
+        reuse: None,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -62,6 +76,23 @@ fn args() -> Args {
                 a.iters = 100;
                 i += 1;
                 continue;
+            }
+            "--quick" => {
+                a.leads = 2_000;
+                a.messages = 20_000;
+                a.iters = 50;
+                i += 1;
+                continue;
+            }
+            "--only" => {
+                let list = argv.get(i + 1).expect("--only report,list,timeline,activities,search");
+                a.only = list.split(',').map(str::to_owned).collect();
+            }
+            "--reuse" => {
+                let url = argv.get(i + 1).expect("--reuse URL").clone();
+                a.backends = if url.starts_with("sqlite:") { vec!["sqlite"] } else { vec!["postgres"] };
+                a.reuse = Some(url);
+                a.keep = true;
             }
             "--keep" => {
                 a.keep = true;
@@ -122,6 +153,8 @@ macro_rules! insert_rows {
 }
 
 struct Dataset {
+    number: Uuid,
+    members: Vec<Uuid>,
     admin_email: String,
     others_email: String,
     plain_email: String,
@@ -328,7 +361,15 @@ async fn seed(db: &Db, a: &Args) -> Dataset {
         for k in 0..c.count {
             let inbound = k % 2 == 0;
             let sent_by = if inbound || rng.gen_bool(0.3) { None } else { c.assignee };
-            batch.push((Uuid::new_v4(), c.id, inbound, sent_by, c.first + chrono::Duration::seconds(240 * k as i64)));
+            let text = message_text(&mut rng);
+            batch.push((
+                Uuid::new_v4(),
+                c.id,
+                inbound,
+                sent_by,
+                c.first + chrono::Duration::seconds(240 * k as i64),
+                text,
+            ));
         }
         if batch.len() >= 50_000 {
             insert_messages(db, ws, &batch).await;
@@ -378,6 +419,8 @@ async fn seed(db: &Db, a: &Args) -> Dataset {
     }
     let plain_id = members[1];
     Dataset {
+        number,
+        members: members.clone(),
         admin_email: "admin@bench.test".into(),
         others_email: "m0@bench.test".into(),
         plain_email: "m1@bench.test".into(),
@@ -389,12 +432,132 @@ async fn seed(db: &Db, a: &Args) -> Dataset {
     }
 }
 
-/// (id, conversation, inbound, sent by, time)
-type MessageRow = (Uuid, Uuid, bool, Option<Uuid>, DateTime<Utc>);
+/// The dataset of a database an earlier run wrote (`--reuse`).
+async fn reread(db: &Db) -> Dataset {
+    let ids = |sql: &'static str| async move {
+        on_db!(db, |p| sqlx::query_scalar::<_, Uuid>(sql).fetch_all(p).await).expect(sql)
+    };
+    let members = ids("SELECT id FROM users WHERE email LIKE 'm%@bench.test' ORDER BY CAST(substr(email, 2, instr(email, '@') - 2) AS INTEGER)").await;
+    let plain_id = members[1];
+    let plain_leads: Vec<Uuid> =
+        on_db!(db, |p| sqlx::query_scalar("SELECT id FROM leads WHERE assignee_id = $1 ORDER BY created_at")
+            .bind(plain_id)
+            .fetch_all(p)
+            .await)
+        .expect("plain leads");
+    Dataset {
+        number: ids("SELECT id FROM numbers").await[0],
+        members,
+        admin_email: "admin@bench.test".into(),
+        others_email: "m0@bench.test".into(),
+        plain_email: "m1@bench.test".into(),
+        plain_id,
+        groups: ids("SELECT id FROM crm_groups ORDER BY name").await,
+        plain_leads,
+        leads: ids("SELECT id FROM leads ORDER BY created_at").await,
+        convs: ids("SELECT id FROM conversations ORDER BY created_at").await,
+    }
+}
+
+/// (id, conversation, inbound, sent by, time, text)
+type MessageRow = (Uuid, Uuid, bool, Option<Uuid>, DateTime<Utc>, String);
+
+/// Words messages are made of, the first ones most often (a Zipf-like draw), so that a search
+/// matches anything from a handful of messages to a good share of them.
+const WORDS: [&str; 48] = [
+    "the",
+    "you",
+    "thanks",
+    "hello",
+    "please",
+    "order",
+    "price",
+    "delivery",
+    "today",
+    "tomorrow",
+    "available",
+    "size",
+    "colour",
+    "payment",
+    "invoice",
+    "address",
+    "discount",
+    "shipping",
+    "return",
+    "refund",
+    "question",
+    "photo",
+    "catalogue",
+    "morning",
+    "evening",
+    "week",
+    "confirm",
+    "booking",
+    "table",
+    "chair",
+    "sofa",
+    "lamp",
+    "walnut",
+    "oak",
+    "blue",
+    "green",
+    "black",
+    "white",
+    "small",
+    "large",
+    "store",
+    "stock",
+    "warranty",
+    "assembly",
+    "cushion",
+    "velvet",
+    "linen",
+    "marble",
+];
+
+/// A message of 4 to 12 words; a third name a product code (`SKU-<n>`, 20,000 of them), a few
+/// a reference (`ref <hex>`), each rare.
+fn message_text(rng: &mut StdRng) -> String {
+    let n = rng.gen_range(4..=12);
+    let mut words: Vec<String> = (0..n)
+        .map(|_| {
+            let u: f64 = rng.r#gen();
+            WORDS[((WORDS.len() as f64) * u.powf(2.2)) as usize % WORDS.len()].to_owned()
+        })
+        .collect();
+    if rng.gen_bool(0.33) {
+        let at = rng.gen_range(0..words.len());
+        words.insert(at, format!("SKU-{}", rng.gen_range(0..20_000)));
+    }
+    if rng.gen_bool(0.05) {
+        words.push(format!("ref {:08x}", rng.r#gen::<u32>()));
+    }
+    let mut text = words.join(" ");
+    if let Some(first) = text.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    text.push('.');
+    text
+}
 /// (id, lead, conversation, type, member, time)
 type ActivityRow = (Uuid, Uuid, Uuid, &'static str, Option<Uuid>, DateTime<Utc>);
 
+/// Messages and their search index rows (the words as the server indexes them).
 async fn insert_messages(db: &Db, ws: Uuid, rows: &[MessageRow]) {
+    insert_message_rows(db, ws, rows).await;
+    let docs: Vec<(Uuid, Uuid, DateTime<Utc>, String)> =
+        rows.iter().map(|m| (m.0, m.1, m.4, switchboard::inbox::search::terms(&m.5))).collect();
+    insert_rows!(
+        db,
+        "INSERT INTO search_docs (workspace_id, conversation_id, message_id, created_at, terms) ",
+        docs,
+        |b, d| {
+            b.push_bind(ws).push_bind(d.1).push_bind(d.0).push_bind(d.2).push_bind(d.3.clone());
+        }
+    );
+}
+
+async fn insert_message_rows(db: &Db, ws: Uuid, rows: &[MessageRow]) {
     insert_rows!(
         db,
         "INSERT INTO messages (id, workspace_id, conversation_id, direction, type, text, status, sent_by_user_id, \
@@ -406,7 +569,7 @@ async fn insert_messages(db: &Db, ws: Uuid, rows: &[MessageRow]) {
                 .push_bind(m.1)
                 .push_bind(if m.2 { "in" } else { "out" })
                 .push_bind("text")
-                .push_bind("a message of ordinary length, about this long")
+                .push_bind(m.5.clone())
                 .push_bind(if m.2 { "received" } else { "read" })
                 .push_bind(m.3)
                 .push_bind(!m.2 && m.3.is_none())
@@ -482,7 +645,7 @@ async fn run(backend: &str, url: &str, db: Db, a: &Args) -> Vec<Measure> {
         a.leads, a.leads, a.messages, a.members
     );
     let t = Instant::now();
-    let d = seed(&db, a).await;
+    let d = if a.reuse.is_some() { reread(&db).await } else { seed(&db, a).await };
     println!("dataset written in {:.1?}", t.elapsed());
 
     let mut config = Config::for_database(url);
@@ -496,79 +659,155 @@ async fn run(backend: &str, url: &str, db: Db, a: &Args) -> Vec<Measure> {
     let g = d.groups[0];
     let range = "from=2025-03-15T09:30:00Z&to=2025-06-13T17:00:00Z";
     let mut out = Vec::new();
-    let filters = [
-        ("all time", String::new()),
-        ("90 days", format!("?{range}")),
-        ("one group", format!("?group_id={g}")),
-        ("group + 90 days", format!("?{range}&group_id={g}")),
-    ];
-    for (who, token) in [("admin", &admin), ("view_others member", &others)] {
-        for (name, q) in &filters {
-            out.push(
-                measure(&c, token, &format!("report, {who}, {name}"), 100.0, iters, |_| {
-                    format!("/api/v1/reports/team{q}")
-                })
-                .await,
-            );
-        }
-    }
-    out.push(
-        measure(&c, &plain, "report, plain member, all time", 100.0, iters, |_| "/api/v1/reports/team".into()).await,
-    );
-
-    // Conversation list: first page, and page 21 (1,000 conversations in) by keyset cursor.
-    for (who, token) in [("admin", &admin), ("view_others member", &others), ("plain member", &plain)] {
-        out.push(
-            measure(&c, token, &format!("conversations page 1, {who}"), 10.0, iters, |_| {
-                "/api/v1/conversations".into()
-            })
-            .await,
-        );
-        let mut cursor: Option<String> = None;
-        for _ in 0..20 {
-            let q = cursor.as_ref().map(|c| format!("?cursor={c}")).unwrap_or_default();
-            let (_, page) = c.get(token, &format!("/api/v1/conversations{q}")).await;
-            cursor = page["next_cursor"].as_str().map(str::to_owned);
-            if cursor.is_none() {
-                break;
+    if a.measures("report") {
+        let filters = [
+            ("all time", String::new()),
+            ("90 days", format!("?{range}")),
+            ("one group", format!("?group_id={g}")),
+            ("group + 90 days", format!("?{range}&group_id={g}")),
+        ];
+        for (who, token) in [("admin", &admin), ("view_others member", &others)] {
+            for (name, q) in &filters {
+                out.push(
+                    measure(&c, token, &format!("report, {who}, {name}"), 100.0, iters, |_| {
+                        format!("/api/v1/reports/team{q}")
+                    })
+                    .await,
+                );
             }
         }
-        if let Some(cur) = cursor {
+        out.push(
+            measure(&c, &plain, "report, plain member, all time", 100.0, iters, |_| "/api/v1/reports/team".into())
+                .await,
+        );
+    }
+
+    if a.measures("list") {
+        // Conversation list: first page, and page 21 (1,000 conversations in) by keyset cursor.
+        for (who, token) in [("admin", &admin), ("view_others member", &others), ("plain member", &plain)] {
             out.push(
-                measure(&c, token, &format!("conversations page 21, {who}"), 10.0, iters, |_| {
-                    format!("/api/v1/conversations?cursor={cur}")
+                measure(&c, token, &format!("conversations page 1, {who}"), 10.0, iters, |_| {
+                    "/api/v1/conversations".into()
+                })
+                .await,
+            );
+            let mut cursor: Option<String> = None;
+            for _ in 0..20 {
+                let q = cursor.as_ref().map(|c| format!("?cursor={c}")).unwrap_or_default();
+                let (_, page) = c.get(token, &format!("/api/v1/conversations{q}")).await;
+                cursor = page["next_cursor"].as_str().map(str::to_owned);
+                if cursor.is_none() {
+                    break;
+                }
+            }
+            if let Some(cur) = cursor {
+                out.push(
+                    measure(&c, token, &format!("conversations page 21, {who}"), 10.0, iters, |_| {
+                        format!("/api/v1/conversations?cursor={cur}")
+                    })
+                    .await,
+                );
+            }
+        }
+    }
+
+    if a.measures("timeline") {
+        // Timeline and messages of random leads / conversations.
+        let pick = |i: usize, v: &[Uuid]| v[(i * 7919) % v.len()];
+        out.push(
+            measure(&c, &admin, "timeline page, admin", 10.0, iters, |i| {
+                format!("/api/v1/leads/{}/timeline", pick(i, &d.leads))
+            })
+            .await,
+        );
+        if !d.plain_leads.is_empty() {
+            out.push(
+                measure(&c, &plain, "timeline page, plain member (own leads)", 10.0, iters, |i| {
+                    format!("/api/v1/leads/{}/timeline", pick(i, &d.plain_leads))
                 })
                 .await,
             );
         }
-    }
-
-    // Timeline and messages of random leads / conversations.
-    let pick = |i: usize, v: &[Uuid]| v[(i * 7919) % v.len()];
-    out.push(
-        measure(&c, &admin, "timeline page, admin", 10.0, iters, |i| {
-            format!("/api/v1/leads/{}/timeline", pick(i, &d.leads))
-        })
-        .await,
-    );
-    if !d.plain_leads.is_empty() {
         out.push(
-            measure(&c, &plain, "timeline page, plain member (own leads)", 10.0, iters, |i| {
-                format!("/api/v1/leads/{}/timeline", pick(i, &d.plain_leads))
+            measure(&c, &admin, "messages page, admin", 10.0, iters, |i| {
+                format!("/api/v1/conversations/{}/messages", pick(i, &d.convs))
             })
             .await,
         );
     }
-    out.push(
-        measure(&c, &admin, "messages page, admin", 10.0, iters, |i| {
-            format!("/api/v1/conversations/{}/messages", pick(i, &d.convs))
-        })
-        .await,
-    );
-    let _ = d.plain_id;
+
+    if a.measures("activities") {
+        activities(&c, &d, &mut out, [&admin, &others, &plain], iters).await;
+    }
+    if a.measures("search") {
+        search(&c, &d, &mut out, [&admin, &others, &plain], iters).await;
+    }
     running.shutdown().await.expect("shutdown");
     db.close().await;
     out
+}
+
+/// `GET /activities`: the first page unfiltered and by each filter, and page 2 by cursor, as
+/// admin, `view_others_leads` member and plain member (goal p99 < 10 ms).
+async fn activities(c: &Client, d: &Dataset, out: &mut Vec<Measure>, tokens: [&String; 3], iters: usize) {
+    let [admin, others, plain] = tokens;
+    let range = "from=2025-03-15T09:30:00Z&to=2025-06-13T17:00:00Z";
+    let busy = d.members[2];
+    let filters = [
+        ("no filter", String::new()),
+        ("type", "?type=whatsapp_session".to_owned()),
+        ("member", format!("?member_id={busy}")),
+        ("number", format!("?number_id={}", d.number)),
+        ("90 days", format!("?{range}")),
+        ("type + member + 90 days", format!("?type=message_sent&member_id={busy}&{range}")),
+    ];
+    for (who, token) in [("admin", admin), ("view_others member", others), ("plain member", plain)] {
+        for (name, q) in &filters {
+            out.push(
+                measure(c, token, &format!("activities, {who}, {name}"), 10.0, iters, |_| {
+                    format!("/api/v1/activities{q}")
+                })
+                .await,
+            );
+        }
+        let (_, page) = c.get(token, "/api/v1/activities").await;
+        if let Some(cur) = page["next_cursor"].as_str() {
+            out.push(
+                measure(c, token, &format!("activities, {who}, page 2"), 10.0, iters, |_| {
+                    format!("/api/v1/activities?cursor={cur}")
+                })
+                .await,
+            );
+        }
+    }
+    let _ = d.plain_id;
+}
+
+/// `GET /search`: words as prefixes (common, rare, two words, none), a lead's name and phone
+/// digits, as admin, `view_others_leads` member and plain member (goal p99 < 50 ms).
+async fn search(c: &Client, d: &Dataset, out: &mut Vec<Measure>, tokens: [&String; 3], iters: usize) {
+    let [admin, others, plain] = tokens;
+    let lead = |v: &[Uuid]| v.first().map(|l| l.simple().to_string()[..4].to_owned()).unwrap_or_default();
+    let own = lead(&d.plain_leads);
+    let any = lead(&d.leads);
+    let queries = [
+        ("common word prefix", "ord".to_owned()),
+        ("two words", "walnut tab".to_owned()),
+        ("rare code", "sku-1234".to_owned()),
+        ("no hit", "zebra".to_owned()),
+        ("lead name", format!("lead {any}")),
+        ("own lead name", format!("lead {own}")),
+        ("phone digits", "49151000123".to_owned()),
+    ];
+    for (who, token) in [("admin", admin), ("view_others member", others), ("plain member", plain)] {
+        for (name, q) in &queries {
+            let q = q.replace(' ', "%20");
+            out.push(
+                measure(c, token, &format!("search, {who}, {name}"), 50.0, iters, |_| format!("/api/v1/search?q={q}"))
+                    .await,
+            );
+        }
+    }
 }
 
 fn print(backend: &str, ms: &[Measure]) {
@@ -593,7 +832,10 @@ async fn main() {
     for backend in a.backends.clone() {
         match backend {
             "sqlite" => {
-                let path = std::env::temp_dir().join(format!("sbbench-{}.db", Uuid::new_v4().simple()));
+                let path = match a.reuse.as_deref().and_then(|u| u.strip_prefix("sqlite://")) {
+                    Some(p) => std::path::PathBuf::from(p),
+                    None => std::env::temp_dir().join(format!("sbbench-{}.db", Uuid::new_v4().simple())),
+                };
                 let url = format!("sqlite://{}", path.display());
                 let db = Db::connect(&url).await.expect("sqlite");
                 let ms = run("sqlite", &url, db, &a).await;
@@ -612,12 +854,18 @@ async fn main() {
             _ => {
                 let admin_url = std::env::var("SWITCHBOARD_TEST_PG")
                     .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-                let name = format!("sbbench_{}", Uuid::new_v4().simple());
                 let Db::Postgres(admin) = Db::connect(&admin_url).await.expect("postgres admin connection") else {
                     panic!("SWITCHBOARD_TEST_PG must be a postgres:// URL")
                 };
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create database");
-                let url = format!("{}/{name}", admin_url.rsplit_once('/').expect("a database path").0);
+                let url = match &a.reuse {
+                    Some(url) => url.clone(),
+                    None => {
+                        let name = format!("sbbench_{}", Uuid::new_v4().simple());
+                        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create database");
+                        format!("{}/{name}", admin_url.rsplit_once('/').expect("a database path").0)
+                    }
+                };
+                let name = url.rsplit_once('/').expect("a database path").1.to_owned();
                 let db = Db::connect(&url).await.expect("postgres");
                 let ms = run("postgres", &url, db, &a).await;
                 if a.keep {

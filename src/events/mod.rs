@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::views::Deleted;
 use crate::views::content::ContentViewedView;
-use crate::views::conversation::ConversationView;
+use crate::views::conversation::{AccessLost, ConversationView};
 use crate::views::lead::LeadView;
 use crate::views::mention::MentionNotice;
 use crate::views::message::{MessageView, NoteView};
@@ -81,6 +81,8 @@ events! {
     TimelineDeleted(ActivityDeleted) = "timeline.deleted",
     /// To the conversation's assignee only.
     CallMissed(CallNotice) = "call.missed",
+    /// To a member who no longer sees the conversation after a change.
+    AccessLost(AccessLost) = "access.lost",
     /// A lead opened a page sent to them; to the lead's assignee only.
     ContentViewed(ContentViewedView) = "content.viewed",
 }

@@ -2,7 +2,8 @@
 //! `assignee_id` after creation goes through [`of_lead`], [`of_conversation`] or
 //! [`of_lead_conversations`], each under a [`Change`]: the first row a change really moves
 //! sends `assignment.alert` to the new assignee (addressed to them only), unless they made the
-//! change themselves. One change, one alert: a conversation assigned with its lead, or a lead
+//! change themselves; every conversation that moves sends `access.lost` to whoever stops
+//! seeing it ([`lost`]). One change, one alert: a conversation assigned with its lead, or a lead
 //! moved with its conversations, alerts once.
 //!
 //! Callers: assign and claim (`ownership`), `PATCH /leads/{id}` (`leads::update`), the CSV
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::events::{Event, NewEvent, Work};
+use crate::inbox::lost;
 use crate::on_tx;
 use crate::views::timeline::AssignmentNotice;
 
@@ -74,6 +76,16 @@ pub enum Holder {
 }
 
 impl Holder {
+    /// The assignee a row held before a change that moved it, when the holder says (`None`
+    /// for [`Holder::Anyone`]: read it).
+    fn former(self) -> Option<Option<Uuid>> {
+        match self {
+            Holder::Anyone => None,
+            Holder::Unassigned => Some(None),
+            Holder::Member(m) => Some(Some(m)),
+        }
+    }
+
     /// `(only unassigned, only this member)` as the statements bind them.
     fn binds(self) -> (bool, Option<Uuid>) {
         match self {
@@ -128,6 +140,14 @@ pub async fn of_conversation(
 ) -> Result<bool> {
     let now = w.now();
     let (unassigned, member) = from.binds();
+    let former = match from.former() {
+        Some(f) => f,
+        None => on_tx!(w.tx(), |c| sqlx::query_scalar("SELECT assignee_id FROM conversations WHERE id = $1")
+            .bind(conversation_id)
+            .fetch_optional(c)
+            .await)?
+        .flatten(),
+    };
     let n = on_tx!(w.tx(), |c| sqlx::query(CONVERSATION)
         .bind(to)
         .bind(now)
@@ -139,6 +159,7 @@ pub async fn of_conversation(
         .map(|r| r.rows_affected()))?;
     if n == 1 {
         change.alert(w, lead_id, Some(conversation_id), to);
+        lost::after_reassign(w, &[(conversation_id, former)], change.by).await?;
     }
     Ok(n == 1)
 }
@@ -154,6 +175,13 @@ pub async fn of_lead_conversations(
 ) -> Result<Vec<Uuid>> {
     let now = w.now();
     let (unassigned, member) = from.binds();
+    let held: Vec<(Uuid, Option<Uuid>)> = match from.former() {
+        Some(_) => Vec::new(),
+        None => on_tx!(w.tx(), |c| sqlx::query_as("SELECT id, assignee_id FROM conversations WHERE lead_id = $1")
+            .bind(lead_id)
+            .fetch_all(c)
+            .await)?,
+    };
     let moved: Vec<Uuid> = on_tx!(w.tx(), |c| sqlx::query_scalar(CONVERSATIONS_OF_LEAD)
         .bind(to)
         .bind(now)
@@ -164,6 +192,14 @@ pub async fn of_lead_conversations(
         .await)?;
     if let Some(first) = moved.first() {
         change.alert(w, lead_id, Some(*first), to);
+        let formers: Vec<(Uuid, Option<Uuid>)> = moved
+            .iter()
+            .map(|id| {
+                let f = from.former().or_else(|| held.iter().find(|h| h.0 == *id).map(|h| h.1));
+                (*id, f.flatten())
+            })
+            .collect();
+        lost::after_reassign(w, &formers, change.by).await?;
     }
     Ok(moved)
 }

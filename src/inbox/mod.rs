@@ -11,6 +11,7 @@ pub mod http;
 pub mod jobs;
 pub mod leads;
 pub mod leads_csv;
+pub mod lost;
 pub mod messages;
 pub mod notes;
 pub mod numbers;

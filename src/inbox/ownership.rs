@@ -12,9 +12,10 @@ use crate::events::{Event, Work};
 use crate::inbox::assignee::{self, Change, Holder};
 use crate::inbox::conversations::{self, Conversation, Visible};
 use crate::inbox::leads;
+use crate::inbox::lost;
 use crate::policy::{self, Denied, Viewer};
 use crate::timeline::{self, AssignedData, NewActivity, NoData};
-use crate::views::conversation::ConversationStatus;
+use crate::views::conversation::{ConversationStatus, LostCause};
 use crate::views::timeline::ActivityKind;
 use crate::{on_tx, policy::ConvFacts};
 
@@ -158,6 +159,7 @@ pub async fn set_labels(
         return Ok(());
     }
     let id = c.id;
+    let seen = if removed.is_empty() { None } else { Some(lost::before(w.tx(), &[id]).await?) };
     for l in &removed {
         on_tx!(w.tx(), |x| sqlx::query(
             "DELETE FROM conversation_labels WHERE conversation_id = $1 AND label_id = $2"
@@ -190,6 +192,9 @@ pub async fn set_labels(
     c.label_ids = wanted;
     c.updated_at = now;
     conversations::emit(w, Event::ConversationUpdated, c);
+    if let Some(seen) = seen {
+        lost::after(w, seen, LostCause::Label, Some(by)).await?;
+    }
     Ok(())
 }
 
@@ -203,6 +208,7 @@ struct AccessData<'a> {
 pub async fn change_access(w: &mut Work, c: &mut Conversation, ids: &[Uuid], grant: bool, by: Uuid) -> Result<bool> {
     let now = w.now();
     let id = c.id;
+    let seen = if grant { None } else { Some(lost::before(w.tx(), &[id]).await?) };
     let mut changed = Vec::new();
     for m in ids {
         let known: Option<Uuid> =
@@ -248,6 +254,9 @@ pub async fn change_access(w: &mut Work, c: &mut Conversation, ids: &[Uuid], gra
     let a = NewActivity::new(c.workspace_id, c.lead_id, kind, AccessData { member_ids: &changed });
     timeline::record(w, a.conversation(c.id).by(by)).await?;
     conversations::emit(w, Event::ConversationUpdated, c);
+    if let Some(seen) = seen {
+        lost::after(w, seen, LostCause::Access, Some(by)).await?;
+    }
     Ok(true)
 }
 

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::db::{Backend, Db, Tx};
 use crate::error::{Error, Result};
+use crate::policy::inbox::{ListStrategy, list_strategy};
 use crate::policy::{CONV_VISIBLE, LEAD_VISIBLE, Viewer};
 use crate::views::mention::{HitKind, SearchHit, SearchPage};
 use crate::{bind_viewer, on_db, on_tx};
@@ -156,14 +157,30 @@ impl Position {
 
 /// Lead matches: every word a prefix of a word of the name, or the phone holding the digits.
 /// `$6` phone pattern, `$7`/`$8` keyset, `$9` limit, `$10..` the words as `% word%` patterns.
-static LEADS: LazyLock<String> = LazyLock::new(|| {
+static LEADS: LazyLock<String> = LazyLock::new(|| leads_sql(""));
+
+/// [`LEADS`] for a viewer of the narrow list strategy: among the leads they are named in
+/// (assignee of the lead or of one of its chats, a granted label or explicit access on one),
+/// the only ones they can see, instead of testing every lead of the workspace.
+static LEADS_NAMED: LazyLock<String> = LazyLock::new(|| {
+    leads_sql(
+        "l.id IN (SELECT own.id FROM leads own WHERE own.workspace_id = $1 AND own.assignee_id = $2 \
+         UNION SELECT c.lead_id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
+         UNION SELECT c.lead_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
+             JOIN conversations c ON c.id = cl.conversation_id WHERE ml.user_id = $2 \
+         UNION SELECT c.lead_id FROM conversation_access ca JOIN conversations c ON c.id = ca.conversation_id \
+             WHERE ca.user_id = $2) AND ",
+    )
+});
+
+fn leads_sql(candidates: &str) -> String {
     let words: Vec<String> =
         (0..MAX_WORDS).map(|i| format!("(${n} IS NULL OR ' ' || lower(l.name) LIKE ${n})", n = 10 + i)).collect();
     format!(
         "SELECT l.id, l.name, l.phone, l.created_at, \
          (SELECT c.id FROM conversations c WHERE c.lead_id = l.id AND {conv} \
           ORDER BY c.updated_at DESC, c.id DESC LIMIT 1) AS conversation_id \
-         FROM leads l WHERE {lead} \
+         FROM leads l WHERE {candidates}{lead} \
          AND (({words}) OR ($6 IS NOT NULL AND l.phone LIKE $6)) \
          AND ($7 IS NULL OR l.created_at < $7 OR (l.created_at = $7 AND l.id < $8)) \
          ORDER BY l.created_at DESC, l.id DESC LIMIT $9",
@@ -171,7 +188,7 @@ static LEADS: LazyLock<String> = LazyLock::new(|| {
         lead = *LEAD_VISIBLE,
         words = words.join(" AND "),
     )
-});
+}
 
 #[derive(sqlx::FromRow)]
 struct LeadRow {
@@ -182,27 +199,64 @@ struct LeadRow {
     conversation_id: Option<Uuid>,
 }
 
-/// Messages and notes in visible conversations; `{match}` is the backend's full-text test of
-/// `$6`. `$7`/`$8` keyset, `$9` limit.
-fn docs_sql(matches: &str) -> String {
+/// Messages and notes in visible conversations; `{matches}` is how a row is found to match and
+/// `{from}` where rows come from. `$7`/`$8` keyset (always bound), `$9` limit.
+fn docs_sql(from: &str, matches: &str) -> String {
     format!(
         "SELECT d.id, d.conversation_id, c.lead_id, l.name AS lead_name, d.message_id, d.note_id, d.created_at, \
          COALESCE(n.text, m.text, m.media ->> 'caption') AS body \
-         FROM search_docs d JOIN conversations c ON c.id = d.conversation_id JOIN leads l ON l.id = c.lead_id \
+         FROM {from} JOIN conversations c ON c.id = d.conversation_id JOIN leads l ON l.id = c.lead_id \
          LEFT JOIN messages m ON m.id = d.message_id LEFT JOIN notes n ON n.id = d.note_id \
          WHERE {matches} AND d.workspace_id = $1 AND {conv} \
-         AND ($7 IS NULL OR d.created_at < $7 OR (d.created_at = $7 AND d.id < $8)) \
+         AND (d.created_at, d.id) < ($7, $8) \
          ORDER BY d.created_at DESC, d.id DESC LIMIT $9",
         conv = *CONV_VISIBLE,
     )
 }
 
-/// SQLite: FTS5, `$6` a query of prefix phrases (`"word"* "word"*`).
-static DOCS_SQLITE: LazyLock<String> =
-    LazyLock::new(|| docs_sql("d.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH $6)"));
+/// Each word of `q` (`$10..`, as `% word%`, or NULL) a prefix of a word of `d.terms`: the
+/// index's own test, row by row (the words are letters and digits only, lower-cased on both
+/// sides, so `LIKE` means the same on both databases).
+static WORDS_LIKE: LazyLock<String> = LazyLock::new(|| {
+    let words: Vec<String> =
+        (0..MAX_WORDS).map(|i| format!("(${n} IS NULL OR ' ' || d.terms LIKE ${n})", n = 10 + i)).collect();
+    format!("({})", words.join(" AND "))
+});
+
+/// The conversations a viewer of the narrow list strategy is named in (their own, granted
+/// labels, explicit access): the only ones such a viewer can see.
+const NAMED_IN: &str = "d.conversation_id IN (SELECT c.id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
+     UNION SELECT cl.conversation_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
+     WHERE ml.user_id = $2 UNION SELECT ca.conversation_id FROM conversation_access ca WHERE ca.user_id = $2)";
+
+/// Few matches: the full-text index finds them all (SQLite FTS5, `$6` a query of prefix
+/// phrases `"word"* "word"*`), the visible ones are sorted.
+/// (`CROSS JOIN` keeps SQLite's join order: from the matches, never a walk of every document
+/// testing each against them.)
+static DOCS_SQLITE: LazyLock<String> = LazyLock::new(|| {
+    docs_sql("search_fts CROSS JOIN search_docs d", "search_fts MATCH $6 AND d.id = search_fts.rowid")
+});
 /// PostgreSQL: the GIN index's expression, `$6` a tsquery of prefixes (`word:* & word:*`).
 static DOCS_POSTGRES: LazyLock<String> =
-    LazyLock::new(|| docs_sql("to_tsvector('simple', d.terms) @@ to_tsquery('simple', $6)"));
+    LazyLock::new(|| docs_sql("search_docs d", "to_tsvector('simple', d.terms) @@ to_tsquery('simple', $6)"));
+/// Many matches, a viewer who sees much: the workspace's documents newest first (the index
+/// `search_docs_recent`), each tested by its words, until the page is full (`$6` is there
+/// only to be bound alike).
+static DOCS_RECENT: LazyLock<String> =
+    LazyLock::new(|| docs_sql("search_docs d", &format!("$6 IS NOT NULL AND {}", *WORDS_LIKE)));
+/// Many matches, a viewer who sees only where named: the documents of their conversations,
+/// each tested by its words.
+static DOCS_NAMED: LazyLock<String> =
+    LazyLock::new(|| docs_sql("search_docs d", &format!("$6 IS NOT NULL AND {NAMED_IN} AND {}", *WORDS_LIKE)));
+
+/// Up to this many matches the full-text index answers; past it the newest documents are
+/// walked instead (a page of a common word is found in the first few thousand).
+const FEW: i64 = 2_000;
+
+/// How many documents match (up to `FEW + 1`), counted in the full-text index.
+const COUNT_SQLITE: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH $1 LIMIT $2) x";
+const COUNT_POSTGRES: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM search_docs d \
+    WHERE to_tsvector('simple', d.terms) @@ to_tsquery('simple', $1) LIMIT $2) x";
 
 #[derive(sqlx::FromRow)]
 struct DocRow {
@@ -282,7 +336,8 @@ fn far_future() -> DateTime<Utc> {
 async fn leads(db: &Db, v: &Viewer, q: &Query, after: Option<(DateTime<Utc>, Uuid)>, n: i64) -> Result<Vec<LeadRow>> {
     let patterns: Vec<Option<String>> = (0..MAX_WORDS).map(|i| q.words.get(i).map(|w| format!("% {w}%"))).collect();
     Ok(on_db!(db, |p| {
-        let mut query = bind_viewer!(sqlx::query_as(LEADS.as_str()), v)
+        let sql = if list_strategy(v) == ListStrategy::Narrow { LEADS_NAMED.as_str() } else { LEADS.as_str() };
+        let mut query = bind_viewer!(sqlx::query_as(sql), v)
             .bind(q.phone.as_deref())
             .bind(after.map(|a| a.0))
             .bind(after.map(|a| a.1))
@@ -295,21 +350,37 @@ async fn leads(db: &Db, v: &Viewer, q: &Query, after: Option<(DateTime<Utc>, Uui
 }
 
 async fn docs(db: &Db, v: &Viewer, q: &Query, after: Option<(DateTime<Utc>, i64)>, n: i64) -> Result<Vec<DocRow>> {
-    let (sql, matching) = match db.backend() {
-        Backend::Sqlite => {
-            (DOCS_SQLITE.as_str(), q.words.iter().map(|w| format!("\"{w}\"*")).collect::<Vec<_>>().join(" "))
-        }
-        Backend::Postgres => {
-            (DOCS_POSTGRES.as_str(), q.words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & "))
-        }
+    let (indexed, matching, count) = match db.backend() {
+        Backend::Sqlite => (
+            DOCS_SQLITE.as_str(),
+            q.words.iter().map(|w| format!("\"{w}\"*")).collect::<Vec<_>>().join(" "),
+            COUNT_SQLITE,
+        ),
+        Backend::Postgres => (
+            DOCS_POSTGRES.as_str(),
+            q.words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & "),
+            COUNT_POSTGRES,
+        ),
     };
-    Ok(on_db!(db, |p| bind_viewer!(sqlx::query_as(sql), v)
-        .bind(&matching)
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1))
-        .bind(n)
-        .fetch_all(p)
-        .await)?)
+    let matches: i64 = on_db!(db, |p| sqlx::query_scalar(count).bind(&matching).bind(FEW + 1).fetch_one(p).await)?;
+    let sql = if matches <= FEW {
+        indexed
+    } else if list_strategy(v) == ListStrategy::Narrow {
+        DOCS_NAMED.as_str()
+    } else {
+        DOCS_RECENT.as_str()
+    };
+    let patterns: Vec<Option<String>> = (0..MAX_WORDS).map(|i| q.words.get(i).map(|w| format!("% {w}%"))).collect();
+    let (at, id) = after.unwrap_or((far_future(), i64::MAX));
+    Ok(on_db!(db, |p| {
+        let mut query = bind_viewer!(sqlx::query_as(sql), v).bind(&matching).bind(at).bind(id).bind(n);
+        if sql != indexed {
+            for pat in &patterns {
+                query = query.bind(pat.as_deref());
+            }
+        }
+        query.fetch_all(p).await
+    })?)
 }
 
 /// Characters of context a snippet shows before the first match, and in all.

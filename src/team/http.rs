@@ -22,6 +22,7 @@ use crate::mail;
 use crate::policy::{Permissions, Role};
 use crate::state::AppState;
 use crate::views::auth::UserOut;
+use crate::views::conversation::LostCause;
 use crate::views::preferences::Preferences;
 use crate::views::team::{
     InvitationView, InvitationsView, InviteAnswer, LabelView, LabelsPage, MemberView, MembersPage, TeamView, TeamsPage,
@@ -366,8 +367,10 @@ pub async fn patch_label(
 #[instrument(skip_all)]
 pub async fn delete_label(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
+    let seen = crate::inbox::lost::before_label(work.tx(), id).await?;
     let (label, convs) = labels::delete(&mut work, &user.viewer(), id).await?;
     crate::inbox::ownership::label_removed(&mut work, &convs, (id, &label.name), user.id).await?;
+    crate::inbox::lost::after(&mut work, seen, LostCause::Label, Some(user.id)).await?;
     labels::deleted(&mut work, &label);
     work.commit(&st.hub).await?;
     tracing::info!(label_id = %id, "label deleted");

@@ -146,56 +146,90 @@ struct AcrossRow {
 /// Activities of the viewer's workspace newest first, kept in SQL to those on leads the
 /// viewer sees (the policy's lead predicate) and, for an activity of a conversation, to
 /// conversations they see (its conversation predicate): the same rules as single reads.
-static ACROSS: LazyLock<String> = LazyLock::new(|| across_sql(""));
-
-/// [`ACROSS`] for a viewer who sees only what names them (the policy's narrow list strategy):
-/// the same predicates, over the activities of the leads they are named in (assignee of the
-/// lead or one of its chats, a granted label or explicit access on one of its chats), so a
-/// member with a few leads never walks the workspace's whole timeline.
-static ACROSS_NARROW: LazyLock<String> = LazyLock::new(|| {
-    across_sql(
+///
+/// The text holds only the filters given (`$6` on, in the order of [`AcrossFilter`]'s fields),
+/// each a plain comparison, and the page position as a row value, so both databases walk an
+/// index newest first from where the page starts (`activities_workspace`, or with a member
+/// or type filter the indexes of migration 0116) instead of testing `$n IS NULL OR …` on
+/// every row. The activity's conversation is a join, not an `EXISTS` beside `IS NULL` (which
+/// PostgreSQL answered by hashing every conversation of the workspace first).
+fn across_sql(narrow: bool, f: &AcrossFilter) -> String {
+    let mut n = 5;
+    let mut next = || {
+        n += 1;
+        format!("${n}")
+    };
+    let mut filters = String::new();
+    if f.kind.is_some() {
+        filters += &format!(" AND a.type = {}", next());
+    }
+    if f.member.is_some() {
+        filters += &format!(" AND a.member_id = {}", next());
+    }
+    if f.lead.is_some() {
+        filters += &format!(" AND a.lead_id = {}", next());
+    }
+    if f.number.is_some() {
+        filters += &format!(
+            " AND EXISTS (SELECT 1 FROM conversations n WHERE n.id = a.conversation_id AND n.number_id = {})",
+            next()
+        );
+    }
+    if f.from.is_some() {
+        filters += &format!(" AND a.created_at >= {}", next());
+    }
+    if f.to.is_some() {
+        filters += &format!(" AND a.created_at < {}", next());
+    }
+    if f.after.is_some() {
+        filters += &format!(" AND (a.created_at, a.seq) < ({}, {})", next(), next());
+    }
+    // A viewer who sees only what names them (the policy's narrow list strategy): the same
+    // predicates, over the activities of the leads they are named in (assignee of the lead or
+    // one of its chats, a granted label or explicit access on one of its chats), so a member
+    // with a few leads never walks the workspace's whole timeline.
+    let candidates = if narrow {
         "AND a.lead_id IN (SELECT own.id FROM leads own WHERE own.workspace_id = $1 AND own.assignee_id = $2 \
          UNION SELECT c.lead_id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
          UNION SELECT c.lead_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
              JOIN conversations c ON c.id = cl.conversation_id WHERE ml.user_id = $2 \
          UNION SELECT c.lead_id FROM conversation_access ca JOIN conversations c ON c.id = ca.conversation_id \
-             WHERE ca.user_id = $2)",
-    )
-});
-
-fn across_sql(candidates: &str) -> String {
+             WHERE ca.user_id = $2)"
+    } else {
+        ""
+    };
     format!(
         "SELECT a.seq, a.id, a.lead_id, l.name AS lead_name, a.conversation_id, a.type, a.member_id, a.data, \
          a.created_at, a.updated_at FROM activities a JOIN leads l ON l.id = a.lead_id \
-         WHERE a.workspace_id = $1 {candidates} AND {} \
-         AND (a.conversation_id IS NULL OR EXISTS (SELECT 1 FROM conversations c WHERE c.id = a.conversation_id AND {})) \
-         AND ($6 IS NULL OR a.type = $6) AND ($7 IS NULL OR a.member_id = $7) AND ($8 IS NULL OR a.lead_id = $8) \
-         AND ($9 IS NULL OR EXISTS (SELECT 1 FROM conversations n WHERE n.id = a.conversation_id AND n.number_id = $9)) \
-         AND ($10 IS NULL OR a.created_at >= $10) AND ($11 IS NULL OR a.created_at < $11) \
-         AND ($12 IS NULL OR a.created_at < $12 OR (a.created_at = $12 AND a.seq < $13)) \
-         ORDER BY a.created_at DESC, a.seq DESC LIMIT $14",
-        *LEAD_VISIBLE, *CONV_VISIBLE
+         LEFT JOIN conversations c ON c.id = a.conversation_id \
+         WHERE a.workspace_id = $1 {candidates}{filters} AND {lead} \
+         AND (a.conversation_id IS NULL OR {conv}) \
+         ORDER BY a.created_at DESC, a.seq DESC LIMIT {limit}",
+        lead = *LEAD_VISIBLE,
+        conv = *CONV_VISIBLE,
+        limit = next(),
     )
 }
 
 /// A page of the activity timeline across the leads `v` may see.
 pub async fn across(db: &Db, v: &Viewer, f: &AcrossFilter, now: DateTime<Utc>) -> Result<ActivitiesPage> {
-    let sql = match list_strategy(v) {
-        ListStrategy::Narrow => ACROSS_NARROW.as_str(),
-        ListStrategy::Wide => ACROSS.as_str(),
-    };
-    let mut rows: Vec<AcrossRow> = on_db!(db, |p| bind_viewer!(sqlx::query_as(sql), v)
-        .bind(f.kind)
-        .bind(f.member)
-        .bind(f.lead)
-        .bind(f.number)
-        .bind(f.from)
-        .bind(f.to)
-        .bind(f.after.map(|a| a.0))
-        .bind(f.after.map(|a| a.1))
-        .bind(f.limit + 1)
-        .fetch_all(p)
-        .await)?;
+    let sql = across_sql(list_strategy(v) == ListStrategy::Narrow, f);
+    let mut rows: Vec<AcrossRow> = on_db!(db, |p| {
+        let mut q = bind_viewer!(sqlx::query_as(&sql), v);
+        if let Some(kind) = f.kind {
+            q = q.bind(kind);
+        }
+        for id in [f.member, f.lead, f.number].into_iter().flatten() {
+            q = q.bind(id);
+        }
+        for at in [f.from, f.to].into_iter().flatten() {
+            q = q.bind(at);
+        }
+        if let Some((at, seq)) = f.after {
+            q = q.bind(at).bind(seq);
+        }
+        q.bind(f.limit + 1).fetch_all(p).await
+    })?;
     let next_cursor = if rows.len() as i64 > f.limit {
         rows.truncate(f.limit as usize);
         rows.last().map(|a| format!("{}.{}", a.created_at.timestamp_micros(), a.seq))

@@ -50,6 +50,26 @@ pub struct ConversationView {
     pub can: Option<ConversationCan>,
 }
 
+string_enum! {
+    /// What ended a member's access to a conversation (`access.lost`): its assignee changed
+    /// (assigned, claimed, reassigned), a label they were granted left it, or their explicit
+    /// access was revoked.
+    pub enum LostCause { Assignee = "assignee", Label = "label", Access = "access" }
+}
+
+/// `access.lost`, addressed to a member who saw the conversation before a change and no
+/// longer does: a client drops it from its lists and closes it if open.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessLost {
+    pub conversation_id: Uuid,
+    pub lead_id: Uuid,
+    pub cause: LostCause,
+    /// The conversation's assignee now.
+    pub assignee_id: Option<Uuid>,
+    /// The member who made the change (`null`: the assignment engine).
+    pub by_member_id: Option<Uuid>,
+}
+
 /// Who can see a conversation and why (`GET/POST/DELETE /conversations/{id}/access`).
 #[derive(Debug, Clone, Serialize)]
 pub struct AccessListing {

@@ -132,10 +132,15 @@ export class Attention {
       case 'assignment.alert':
         this.alerted(e, d);
         break;
-      case 'mention.created':
-        this.notify(e, 'You were mentioned', 'In an internal note', d.conversation_id);
-        this.toast('You were mentioned in a note', d.conversation_id);
+      case 'access.lost':
+        if (this.mine.delete(d.conversation_id) | this.pool.delete(d.conversation_id)) this.changed();
         break;
+      case 'mention.created': {
+        const by = (d.by && d.by.name) || 'Someone';
+        this.notify(e, `${by} mentioned you`, d.text || 'In an internal note', d.conversation_id);
+        this.toast(`${by} mentioned you in a note`, d.conversation_id);
+        break;
+      }
       case 'resync':
         this.load();
         break;

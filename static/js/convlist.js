@@ -166,36 +166,6 @@ export class ConvList {
     return c.assignee_id !== ctx.me.id;
   }
 
-  /** Refetches the first page and drops what the server no longer lists for us. */
-  async revalidate() {
-    if (this.loading) return;
-    const gen = this.generation;
-    let page;
-    try {
-      page = await api.get('/conversations', { ...this.params(), limit: 50 });
-    } catch {
-      return;
-    }
-    if (gen !== this.generation) return;
-    const fresh = new Map(page.conversations.map((c) => [c.id, c]));
-    const last = page.conversations[page.conversations.length - 1];
-    let changed = false;
-    for (const [id, c] of [...this.items]) {
-      if (fresh.has(id) || !this.atRisk(c)) continue;
-      if (page.next_cursor && last && byActivity(c, last) > 0) continue; // beyond the first page
-      this.items.delete(id);
-      changed = true;
-    }
-    for (const c of page.conversations) {
-      const prev = this.items.get(c.id);
-      if (!prev || JSON.stringify(prev) !== JSON.stringify({ ...prev, ...c })) {
-        this.items.set(c.id, prev ? { ...prev, ...c } : c);
-        changed = true;
-      }
-    }
-    if (changed) this.render();
-  }
-
   sorted() {
     return [...this.items.values()].sort(byActivity);
   }

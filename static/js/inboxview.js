@@ -118,33 +118,28 @@ export function renderInboxLike(root, ctx, route, opts) {
    * it leaves the list and the chat says who took it, or that access ended.
    */
   let givenTo = null; // the assignee our own last action chose
-  function gone(id) {
+  function gone(id, why = {}) {
     const last = list.get(id) || (chat && chat.conv);
     list.remove(id);
-    if (openId !== id || !chat) return;
-    const to = last && last.assignee_id && last.assignee_id !== ctx.me.id ? ctx.memberName(last.assignee_id) : null;
+    if (openId !== id || !chat || chat.gone) return;
+    const now = 'assignee_id' in why ? why.assignee_id : last && last.assignee_id;
+    const to = now && now !== ctx.me.id ? ctx.memberName(now) : null;
     const named = to && to !== 'someone else';
+    const by = why.by_member_id && why.by_member_id !== now && why.by_member_id !== ctx.me.id ? ctx.memberName(why.by_member_id) : null;
     chat.showGone(
-      named && givenTo === last.assignee_id
+      named && (givenTo === now || why.by_member_id === ctx.me.id)
         ? `You gave this chat to ${to} — you no longer have access to it.`
-        : named
-          ? `${to} took this chat — you no longer have access to it.`
-          : 'You no longer have access to this chat.',
+        : named && by && by !== 'someone else'
+          ? `${by} gave this chat to ${to} — you no longer have access to it.`
+          : named && why.cause !== 'label' && why.cause !== 'access'
+            ? `${to} took this chat — you no longer have access to it.`
+            : 'You no longer have access to this chat.',
     );
     if (lead) lead.destroy();
     lead = null;
     replace(leadPane);
     document.body.classList.remove('show-lead');
   }
-
-  // What can vanish without an event (no event reaches someone who can no longer see its
-  // subject) is asked about while the page is in view: the first page of the list when it
-  // holds such chats, and the open chat when it is one.
-  const watch = setInterval(() => {
-    if (document.visibilityState !== 'visible') return;
-    if (list.sorted().some((c) => list.atRisk(c))) list.revalidate();
-    if (openId && chat && !chat.gone && list.atRisk(chat.conv)) refresh(openId);
-  }, 1000);
 
   const offDirectory = ctx.onDirectory(() => {
     list.render();
@@ -179,9 +174,20 @@ export function renderInboxLike(root, ctx, route, opts) {
           refresh(openId);
         }
         break;
+      case 'access.lost':
+        // Addressed to us alone: a change (reassignment, a claim, a label or access removed)
+        // ended our access to this chat.
+        if (d.conversation_id) gone(d.conversation_id, d);
+        break;
+      case 'member.updated':
+        // Our own role, permissions or granted labels changed: what we see may have too.
+        if (d.id === ctx.me.id && !('presence' in d && Object.keys(d).length <= 2)) {
+          list.load();
+          if (openId && chat && !chat.gone) refresh(openId);
+        }
+        break;
       case 'label.updated':
       case 'label.deleted':
-      case 'member.updated':
         break; // the directory refresh below redraws what names them
       case 'resync':
         list.load();
@@ -244,7 +250,6 @@ export function renderInboxLike(root, ctx, route, opts) {
     destroy() {
       off();
       offDirectory();
-      clearInterval(watch);
       mentions.destroy();
       document.removeEventListener('keydown', onKey);
       document.body.classList.remove('has-chat', 'show-lead');

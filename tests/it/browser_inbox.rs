@@ -315,7 +315,7 @@ on_both! {
         let claimed = Instant::now();
         let (status, _) = app.post(&format!("/api/v1/conversations/{wes_chat}/claim"), &sam_token, json!({})).await;
         assert_eq!(status, StatusCode::OK);
-        b.sees("You no longer have access to this chat").await;
+        b.sees("sam took this chat — you no longer have access to it.").await;
         b.wait_for("Wes leaves the list", "const l = sb.one('list', 'Inbox'); return l && !l.innerText.includes('Walk-in Wes')").await;
         assert!(claimed.elapsed() < Duration::from_secs(3), "within a second or so: {:?}", claimed.elapsed());
         assert!(!b.has_role("button", "Claim").await, "nothing left to do there");

@@ -121,7 +121,7 @@ async fn refused(app: &TestApp, query: &str, headers: &[(&'static str, String)])
 }
 
 /// Appends `e` in its own transaction and wakes the live readers, as a change would.
-async fn emit(app: &TestApp, e: NewEvent) -> i64 {
+pub(crate) async fn emit(app: &TestApp, e: NewEvent) -> i64 {
     let st = &app.running.as_ref().expect("running").state;
     let mut work = Work::begin(&st.db, app.clock.now()).await.expect("begin");
     work.emit(e);
@@ -135,7 +135,7 @@ fn message_event(app: &TestApp, conversation: Uuid, text: &str) -> NewEvent {
 }
 
 /// A number, a lead and a conversation with the given assignee, inserted directly.
-async fn conversation(app: &TestApp, phone: &str, assignee: Option<Uuid>) -> (Uuid, Uuid) {
+pub(crate) async fn conversation(app: &TestApp, phone: &str, assignee: Option<Uuid>) -> (Uuid, Uuid) {
     let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
     let number = app.connect_number(&format!("1{digits}"), phone, false).await;
     let number_id = Uuid::parse_str(number["id"].as_str().unwrap()).unwrap();

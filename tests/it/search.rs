@@ -175,3 +175,68 @@ on_both! {
         assert_eq!(now["results"].as_array().unwrap().len(), 4, "{now}");
     }
 }
+
+/// `n` search documents in conversation `conv`, `terms` each, a second apart from `t0`
+/// (written straight into the index: past a few thousand matches the search walks the newest
+/// documents instead of asking the full-text index).
+async fn index_docs(app: &TestApp, conv: &str, n: i64, t0: i64, terms: &str) {
+    let conv = Uuid::parse_str(conv).unwrap();
+    let ws = app.workspace_id;
+    let rows: Vec<i64> = (0..n).collect();
+    for chunk in rows.chunks(500) {
+        switchboard::on_db!(&app.db, |p| {
+            let mut qb =
+                sqlx::QueryBuilder::new("INSERT INTO search_docs (workspace_id, conversation_id, created_at, terms) ");
+            qb.push_values(chunk, |mut b, i| {
+                b.push_bind(ws)
+                    .push_bind(conv)
+                    .push_bind(chrono::DateTime::from_timestamp(t0 + i, 0).unwrap())
+                    .push_bind(format!("{terms} number {i}"));
+            });
+            qb.build().execute(p).await.map(|_| ())
+        })
+        .expect("index docs");
+    }
+}
+
+on_both! {
+    async fn many_matches_are_walked_newest_first_and_still_filtered(t: TestDb) {
+        let app = spawn_app(&t).await;
+        app.connect_number("100200300400600", "15550100100", false).await;
+        let (agent, agent_tok) = app.member("agent@example.com", json!({})).await;
+        let (_, mine) = chat(&app, "Mine", "15550107001", Some(agent), &[text_payload("wamid.w1", "15550107001", T0, "hi")]).await;
+        let (_, theirs) = chat(&app, "Theirs", "15550107002", None, &[text_payload("wamid.w2", "15550107002", T0, "hi")]).await;
+        // 2,500 matches in each chat: more than the full-text index is asked to sort.
+        index_docs(&app, &mine, 2_500, T0, "zebra crossing mine").await;
+        index_docs(&app, &theirs, 2_500, T0 + 10_000, "zebra crossing theirs").await;
+
+        let page = |token: String, q: &'static str| {
+            let app = &app;
+            async move {
+                let mut seen = Vec::new();
+                let mut cursor: Option<String> = None;
+                for _ in 0..3 {
+                    let c = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+                    let body = search(app, &token, &format!("q={}&limit=20{c}", urlencode(q))).await;
+                    let results = body["results"].as_array().unwrap().clone();
+                    assert_eq!(results.len(), 20, "full pages: {body}");
+                    seen.extend(results);
+                    cursor = body["next_cursor"].as_str().map(str::to_owned);
+                }
+                seen
+            }
+        };
+        // The admin sees the newest first: all of them in `theirs` (written later).
+        let all = page(app.admin_token.clone(), "zeb cross").await;
+        assert!(all.iter().all(|r| r["conversation_id"] == json!(theirs)), "newest first");
+        let times: Vec<&str> = all.iter().map(|r| r["created_at"].as_str().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] > w[1]), "strictly newest first across pages: {times:?}");
+        // The agent only ever finds their own chat, pages still full.
+        let own = page(agent_tok.clone(), "zeb cross").await;
+        assert!(own.iter().all(|r| r["conversation_id"] == json!(mine)), "only their chat");
+        // Every word must match: "theirs" narrows the admin's, and finds nothing for the agent.
+        assert!(page(app.admin_token.clone(), "zebra their").await.iter().all(|r| r["conversation_id"] == json!(theirs)));
+        let body = search(&app, &agent_tok, "q=zebra%20their").await;
+        assert_eq!(body["results"], json!([]), "{body}");
+    }
+}
