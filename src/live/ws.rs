@@ -39,6 +39,8 @@ pub const PING_EVERY: Duration = Duration::from_secs(20);
 pub const IDLE_LIMIT: Duration = Duration::from_secs(60);
 /// The member's token is re-checked this often (deactivation also closes at once, by event).
 pub const RECHECK_EVERY: Duration = Duration::from_secs(30);
+/// A socket's initial read buffer (it grows for a larger client frame).
+const READ_BUFFER: usize = 512;
 /// The contract's limit for a client frame; larger closes with 1009.
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
@@ -75,8 +77,10 @@ pub async fn upgrade(
     let ws =
         ws.map_err(|r| Error::client(r.status(), "websocket_required", "this endpoint needs a websocket upgrade"))?;
     let (cursor, reset) = start_cursor(&st, after).await?;
+    // Clients send small frames (pings, presence): a small read buffer, grown by a larger
+    // frame, keeps an idle socket small (4 KiB of it was a third of an idle socket's memory).
     Ok(ws
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_write_buffer_size(4 << 20)
         .max_message_size(MAX_CLIENT_MESSAGE)
@@ -258,7 +262,7 @@ async fn follow(
                         if change.deactivated {
                             return Some((close::UNAUTHORIZED, MemberStatus::Deactivated.as_str()));
                         }
-                        if !refresh(st, token, &mut user, &mut viewer).await {
+                        if !Box::pin(refresh(st, token, &mut user, &mut viewer)).await {
                             return Some((close::UNAUTHORIZED, "signed out"));
                         }
                         bell.set_viewer(viewer.clone());
@@ -288,7 +292,7 @@ async fn follow(
                     st.presence.declare(user.workspace_id, user.id, away);
                 }
                 Some(Ctrl::Recheck) => {
-                    if !refresh(st, token, &mut user, &mut viewer).await {
+                    if !Box::pin(refresh(st, token, &mut user, &mut viewer)).await {
                         return Some((close::UNAUTHORIZED, "signed out"));
                     }
                     bell.set_viewer(viewer.clone());
@@ -325,8 +329,10 @@ async fn next_batch<'t>(st: &AppState, t: &'t Tail, cursor: i64) -> Result<(Cow<
     if let Some(events) = t.after(cursor) {
         return Ok((Cow::Borrowed(events), Cow::Borrowed(&t.facts)));
     }
-    let page = events::read_after(&st.db, cursor, PAGE).await?;
-    let facts = filter::load(&st.db, &page).await?;
+    // Boxed: a socket's task holds its largest future all its life, idle or not, and these
+    // database reads (rare: resuming from far back) are the largest.
+    let page = Box::pin(events::read_after(&st.db, cursor, PAGE)).await?;
+    let facts = Box::pin(filter::load(&st.db, &page)).await?;
     Ok((Cow::Owned(page.into_iter().map(Arc::new).collect()), Cow::Owned(facts)))
 }
 

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::EntryState;
 use super::codec::{Arrived, unpack};
-use super::writer::{FLOOD_QUIET, MAX_BATCH};
+use super::writer::MAX_BATCH;
 use crate::db::{Backend, Db, TRANSIENT_TRIES, Tx, pause_before_retry, push_ids};
 use crate::error::Result;
 use crate::events::Work;
@@ -129,31 +129,17 @@ async fn insert_pending(tx: &mut Tx, webhooks: &[Arrived<'_>]) -> sqlx::Result<(
     }
 }
 
-/// While flooded, the processor still runs a batch at least this often. Each such batch takes
-/// CPU from acknowledging (on PostgreSQL ~1 ms per message); at one batch per second per
-/// processor that was a fifth of the machine during a flood (docs/benchmarks.md, round eleven).
-const MAX_DEFER: Duration = Duration::from_secs(5);
-
 /// Unpacks arrivals and processes pending rows until none is left, then waits for a wake-up
-/// (or a periodic tick).
-///
-/// During a flood (webhooks queueing up for the journal) processing
-/// yields to acknowledging: it runs one batch at least every [`MAX_DEFER`] and catches up once
-/// the flood is over. The journal is durable, so nothing waits but the inbox; at ordinary rates
-/// (e.g. 1,000 messages/s) there is no flood and processing follows at once.
+/// (or a periodic tick). Nothing defers processing: when webhooks come in faster than they
+/// are processed, the journal writer holds acknowledgements back instead
+/// ([`super::writer::BACKLOG_HIGH`]), so the journal stays short and agents see messages
+/// within a second rather than after the load.
 pub async fn run_processor(st: AppState, wake: Arc<Notify>) {
     let mut shutdown = st.shutdown.clone();
     loop {
         loop {
             if *shutdown.borrow() {
                 return;
-            }
-            let deferred = Instant::now();
-            while st.journal.flooded() && deferred.elapsed() < MAX_DEFER {
-                tokio::select! {
-                    _ = tokio::time::sleep(FLOOD_QUIET / 5) => {}
-                    _ = shutdown.wait_for(|s| *s) => return,
-                }
             }
             let unpacked = match unpack_next(&st).await {
                 Ok(n) => n,
@@ -164,8 +150,14 @@ pub async fn run_processor(st: AppState, wake: Arc<Notify>) {
                 }
             };
             match process_batch(&st).await {
-                Ok(0) if unpacked == 0 => break,
-                Ok(_) => continue,
+                Ok(0) if unpacked == 0 => {
+                    st.journal.caught_up();
+                    break;
+                }
+                Ok(n) => {
+                    st.journal.processed(n);
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "webhook processing failed; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -2,8 +2,8 @@
 //! statement, written as one `webhook_arrivals` row) before Meta gets its 200.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -33,12 +33,13 @@ pub struct Journal {
     tx: mpsc::Sender<Pending>,
     /// Wakes the processor when rows were journaled or replayed.
     pub wake: Arc<Notify>,
-    /// Webhooks appended and not yet committed: the processor ends its transaction early when
-    /// some wait, so acknowledging Meta never waits long behind processing (SQLite has one
-    /// writer). See [`Journal::should_yield`].
-    queued: Arc<AtomicUsize>,
-    /// When webhooks last queued up for the journal (the processor holds back meanwhile).
-    flood: Arc<Flood>,
+    /// Set while the writer waits for SQLite's write lock: the processor then ends its
+    /// transaction after a slice of work, so acknowledging never waits long behind processing
+    /// (SQLite has one writer). See [`Journal::should_yield`].
+    wants_lock: Arc<AtomicBool>,
+    /// Journaled webhooks this node's processing has not caught up with; the writer holds
+    /// commits back while it is large (see [`Backlog`]).
+    backlog: Arc<Backlog>,
 }
 
 impl Journal {
@@ -46,27 +47,36 @@ impl Journal {
     pub fn start(db: Db) -> (Journal, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let wake = Arc::new(Notify::new());
-        let queued = Arc::new(AtomicUsize::new(0));
-        let flood = Arc::new(Flood::new());
+        let wants_lock = Arc::new(AtomicBool::new(false));
+        let backlog = Arc::new(Backlog::default());
         // One writer on both backends. PostgreSQL could commit concurrently, and two writers
         // used to keep a commit in flight while the other gathered; but the second one started
         // with whatever had queued, so commits held ~14 webhooks instead of ~27, and each commit
         // costs the database about as much CPU as a batch's bytes do (docs/benchmarks.md, round eleven).
-        let handle = tokio::spawn(writer(db, wake.clone(), flood.clone(), queued.clone(), rx));
-        (Journal { tx, wake, queued, flood }, handle)
+        let handle = tokio::spawn(writer(db, wake.clone(), wants_lock.clone(), backlog.clone(), rx));
+        (Journal { tx, wake, wants_lock, backlog }, handle)
     }
 
-    /// True while webhooks queue up for the journal ([`FLOOD_STREAK`] commits in a row that
-    /// each started with [`FLOOD_BATCH`] waiting, the last within [`FLOOD_QUIET`]).
-    pub fn flooded(&self) -> bool {
-        self.flood.active()
-    }
-
-    /// Should a processing transaction that did `worked` of work end now, to let waiting
-    /// webhooks be journaled?
+    /// Should a processing transaction that did `worked` of work end now, to let the journal
+    /// writer, waiting for the write lock, commit?
     pub fn should_yield(&self, worked: Duration) -> bool {
-        let queued = self.queued.load(Ordering::Relaxed);
-        queued > 0 && worked >= SLICE
+        worked >= SLICE && self.wants_lock.load(Ordering::Relaxed)
+    }
+
+    /// Processing on this node finished `n` journal entries (committed).
+    pub fn processed(&self, n: usize) {
+        self.backlog.processed(n);
+    }
+
+    /// Processing on this node found nothing left to do: whatever it counted as behind was
+    /// processed elsewhere (another node) or is not there.
+    pub fn caught_up(&self) {
+        self.backlog.caught_up();
+    }
+
+    /// Webhooks journaled and not yet processed here, as this node counts them.
+    pub fn behind(&self) -> u64 {
+        self.backlog.behind()
     }
 
     /// Makes `body` durable; returns once it is committed.
@@ -74,15 +84,6 @@ impl Journal {
         let (committed, done) = oneshot::channel();
         let id = Uuid::now_v7();
         let pending = Pending { id, body, received_at: clock.now(), committed };
-        // Counted until this returns or is dropped (the client went away).
-        struct Queued<'a>(&'a AtomicUsize);
-        impl Drop for Queued<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        let _queued = Queued(&self.queued);
         self.tx.send(pending).await.map_err(|_| Error::unavailable("shutting_down", "the server is stopping"))?;
         match done.await {
             Ok(true) => Ok(id),
@@ -91,50 +92,64 @@ impl Journal {
     }
 }
 
-/// This many webhooks waiting for the journal when a commit starts means they queue up faster
-/// than they are committed: at 1,000 webhooks/s a commit takes at most the ~20 that arrive
-/// during one processing slice.
-const FLOOD_BATCH: usize = 48;
-/// A flood is that many such commits in a row. One alone is a burst (a client's hiccup, or a
-/// commit that waited for a processing slice), which the next commit clears: counting it as a
-/// flood held processing back for 100 ms and more at a steady 1,000 webhooks/s.
-const FLOOD_STREAK: u32 = 3;
-/// The flood is over when no such commit happened for this long.
-pub const FLOOD_QUIET: Duration = Duration::from_millis(100);
-/// While webhooks wait to be journaled, a processing transaction (SQLite: it holds the one
-/// write lock) ends after this much work. Longer slices process more per commit; acknowledging
+/// While the journal writer waits for SQLite's write lock, a processing transaction (it holds
+/// the lock) ends after this much work. Longer slices process more per commit; acknowledging
 /// waits at most about this long.
 const SLICE: Duration = Duration::from_millis(20);
 
-struct Flood {
-    /// When the last commit that started with [`FLOOD_BATCH`] or more webhooks waiting, the
-    /// last of a streak of [`FLOOD_STREAK`], happened (ms since `epoch`; 0: never).
-    at: AtomicU64,
-    /// Such commits in a row, up to now.
-    streak: AtomicU32,
-    epoch: Instant,
+/// Journaled webhooks not yet processed above which the writer holds its next commit back
+/// until processing catches up (at a few thousand webhooks/s of processing, well under a
+/// second of work). Acknowledging then goes at the pace of processing instead of piling up a
+/// backlog that agents see later and later: Meta's senders wait for the 200 and retry, the
+/// journal stays short, and nothing defers processing.
+pub const BACKLOG_HIGH: u64 = 1000;
+/// A commit is held back at most this long, so that under overload answers still come within
+/// a second (the backlog then grows, and is processed when the load falls).
+pub const MAX_HOLD: Duration = Duration::from_millis(300);
+
+/// This node's count of journaled and processed webhooks: backpressure for the writer.
+#[derive(Default)]
+pub struct Backlog {
+    journaled: AtomicU64,
+    processed: AtomicU64,
+    /// Rung after every processing commit.
+    progress: Notify,
 }
 
-impl Flood {
-    fn new() -> Flood {
-        Flood { at: AtomicU64::new(0), streak: AtomicU32::new(0), epoch: Instant::now() }
+impl Backlog {
+    fn journaled(&self, n: usize) {
+        self.journaled.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    fn active(&self) -> bool {
-        let at = self.at.load(Ordering::Relaxed);
-        at > 0 && self.now_ms().saturating_sub(at) < FLOOD_QUIET.as_millis() as u64
+    fn processed(&self, n: usize) {
+        let journaled = self.journaled.load(Ordering::Relaxed);
+        // Never ahead of what was journaled here (replays, what a restart left pending).
+        let _ = self
+            .processed
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| Some((p + n as u64).min(journaled.max(p))));
+        self.progress.notify_one();
     }
 
-    fn now_ms(&self) -> u64 {
-        (self.epoch.elapsed().as_millis() as u64).max(1)
+    fn caught_up(&self) {
+        let journaled = self.journaled.load(Ordering::Relaxed);
+        self.processed.fetch_max(journaled, Ordering::Relaxed);
+        self.progress.notify_one();
     }
 
-    /// A commit that started with `waiting` webhooks not yet committed succeeded.
-    fn arrived(&self, waiting: usize) {
-        if waiting < FLOOD_BATCH {
-            self.streak.store(0, Ordering::Relaxed);
-        } else if self.streak.fetch_add(1, Ordering::Relaxed).saturating_add(1) >= FLOOD_STREAK {
-            self.at.store(self.now_ms(), Ordering::Relaxed);
+    fn behind(&self) -> u64 {
+        self.journaled.load(Ordering::Relaxed).saturating_sub(self.processed.load(Ordering::Relaxed))
+    }
+
+    /// Waits until the backlog is at most [`BACKLOG_HIGH`], or [`MAX_HOLD`] has passed.
+    async fn hold(&self) {
+        if self.behind() <= BACKLOG_HIGH {
+            return;
+        }
+        let until = tokio::time::Instant::now() + MAX_HOLD;
+        while self.behind() > BACKLOG_HIGH {
+            if tokio::time::timeout_at(until, self.progress.notified()).await.is_err() {
+                return;
+            }
         }
     }
 }
@@ -142,8 +157,8 @@ impl Flood {
 async fn writer(
     db: Db,
     wake: Arc<Notify>,
-    flood: Arc<Flood>,
-    queued: Arc<AtomicUsize>,
+    wants_lock: Arc<AtomicBool>,
+    backlog: Arc<Backlog>,
     mut rx: mpsc::Receiver<Pending>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -157,9 +172,13 @@ async fn writer(
             }
             return;
         }
+        // Processing far behind: let it catch up first (what queues meanwhile joins this commit).
+        backlog.hold().await;
         // SQLite: once the write lock is ours, take what queued up while processing held it,
-        // so that all of it goes in this commit and the batch size shows the queue (a flood).
+        // so that all of it goes in this commit.
+        wants_lock.store(true, Ordering::Relaxed);
         let write = db.lock_writes().await;
+        wants_lock.store(false, Ordering::Relaxed);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(p) => batch.push(p),
@@ -167,8 +186,6 @@ async fn writer(
             }
         }
         let n = batch.len();
-        // Everything appended and not yet committed: this batch and what waits in the channel.
-        let waiting = queued.load(Ordering::Relaxed);
         let ok = commit_on(&db, &mut conn, &batch)
             .await
             .inspect_err(|e| tracing::error!(error = %e, "journal batch failed"))
@@ -178,7 +195,7 @@ async fn writer(
             let _ = p.committed.send(ok);
         }
         if ok {
-            flood.arrived(waiting.max(n));
+            backlog.journaled(n);
             wake.notify_one();
         }
     }
@@ -269,7 +286,7 @@ fn insert_arrivals_sql(rows: usize, again: bool) -> std::borrow::Cow<'static, st
 #[cfg(test)]
 mod tests {
     use super::super::codec::unpack;
-    use super::{FLOOD_BATCH, Flood, Pending, by_bytes, commit, insert_arrivals_sql};
+    use super::{BACKLOG_HIGH, Backlog, Pending, by_bytes, commit, insert_arrivals_sql};
     use crate::db::Db;
     use crate::on_conn;
     use bytes::Bytes;
@@ -333,16 +350,32 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_is_not_a_flood_but_a_streak_is() {
-        let f = Flood::new();
-        f.arrived(FLOOD_BATCH * 4);
-        f.arrived(3);
-        f.arrived(FLOOD_BATCH);
-        assert!(!f.active(), "single large commits between small ones");
-        f.arrived(FLOOD_BATCH);
-        f.arrived(FLOOD_BATCH + 1);
-        assert!(f.active(), "three in a row");
-        f.arrived(1);
-        assert!(f.active(), "it lasts until quiet");
+    fn the_backlog_counts_what_this_node_has_not_processed() {
+        let b = Backlog::default();
+        b.journaled(10);
+        b.processed(4);
+        assert_eq!(b.behind(), 6);
+        b.processed(100);
+        assert_eq!(b.behind(), 0, "never ahead of what was journaled here");
+        b.journaled(5);
+        assert_eq!(b.behind(), 5, "what was processed beyond does not count later");
+        b.caught_up();
+        assert_eq!(b.behind(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_commit_is_held_back_while_far_behind_and_at_most_max_hold() {
+        let b = std::sync::Arc::new(Backlog::default());
+        b.journaled(BACKLOG_HIGH as usize + 10);
+        let t = std::time::Instant::now();
+        b.hold().await;
+        assert!(t.elapsed() >= super::MAX_HOLD, "held until the limit while nothing was processed");
+        let waiter = tokio::spawn({
+            let b = b.clone();
+            async move { b.hold().await }
+        });
+        tokio::task::yield_now().await;
+        b.processed(20);
+        tokio::time::timeout(super::MAX_HOLD / 2, waiter).await.expect("released by processing").unwrap();
     }
 }
