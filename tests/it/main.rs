@@ -10,6 +10,7 @@ mod browser;
 mod browser_admin;
 mod browser_desk;
 mod browser_inbox;
+mod browser_intake;
 mod browser_meta;
 mod browser_notes;
 mod cli;
