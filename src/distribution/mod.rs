@@ -183,7 +183,10 @@ pub fn validate(mut s: Settings) -> Result<Settings> {
             }
             p.channels = seen;
             if p.channels.is_empty() {
-                return Err(bad("invalid_channels", format!("{at}.channels: give at least one of app, email, whatsapp")));
+                return Err(bad(
+                    "invalid_channels",
+                    format!("{at}.channels: give at least one of app, email, whatsapp"),
+                ));
             }
             if let Some(phone) = &p.whatsapp_phone {
                 let digits = crate::phone::normalize(phone).ok_or_else(|| {
@@ -231,10 +234,13 @@ pub async fn check_numbers(tx: &mut Tx, workspace_id: Uuid, s: &Settings) -> Res
             if sending_number(tx, workspace_id, p.whatsapp_number_id).await?.is_none() {
                 let at = format!("rules[{i}].recipients[{j}]");
                 return Err(match p.whatsapp_number_id {
-                    Some(_) => {
-                        bad("unknown_number", format!("{at}.whatsapp_number_id is not a connected number of this workspace"))
+                    Some(_) => bad(
+                        "unknown_number",
+                        format!("{at}.whatsapp_number_id is not a connected number of this workspace"),
+                    ),
+                    None => {
+                        bad("no_number", format!("{at}.channels: whatsapp needs a connected number in this workspace"))
                     }
-                    None => bad("no_number", format!("{at}.channels: whatsapp needs a connected number in this workspace")),
                 });
             }
         }
@@ -400,10 +406,9 @@ pub async fn plan(tx: &mut Tx, workspace_id: Uuid) -> Result<Option<Plan>> {
     let Some(row) = row.filter(|r| !r.settings.0.rules.is_empty()) else { return Ok(None) };
     let workspace = mail::workspace_name(tx, workspace_id).await?;
     let sender: Option<String> = match row.updated_by {
-        Some(id) => on_tx!(tx, |c| sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(c)
-            .await)?,
+        Some(id) => {
+            on_tx!(tx, |c| sqlx::query_scalar("SELECT name FROM users WHERE id = $1").bind(id).fetch_optional(c).await)?
+        }
         None => None,
     };
     let sent_by = format!("{} at {workspace}", sender.as_deref().unwrap_or(&workspace));
@@ -511,10 +516,9 @@ async fn deliver(work: &mut Work, rule: &Rule, r: &Recipient, lead: &Snapshot, s
     for channel in &r.channels {
         let d = match channel {
             Channel::App => match account(work.tx(), &r.email).await? {
-                Some((_, their_ws)) if their_ws == ws => Stored::failed(
-                    Channel::App,
-                    "the recipient is a member of this workspace: assign the lead instead",
-                ),
+                Some((_, their_ws)) if their_ws == ws => {
+                    Stored::failed(Channel::App, "the recipient is a member of this workspace: assign the lead instead")
+                }
                 Some((user, their_ws)) => {
                     hand_over(work, user, their_ws, lead, &rule.name).await?;
                     Stored::new(Channel::App, DeliveryStatus::Sent, None)
@@ -947,8 +951,7 @@ async fn message_states(db: &Db, ids: Vec<Uuid>) -> Result<HashMap<Uuid, State>>
         return Ok(HashMap::new());
     }
     let rows: Vec<(Uuid, MessageStatus, Option<i64>, Option<String>)> = on_db!(db, |p| {
-        let mut qb =
-            sqlx::QueryBuilder::new("SELECT id, status, error_code, error_title FROM messages WHERE id IN (");
+        let mut qb = sqlx::QueryBuilder::new("SELECT id, status, error_code, error_title FROM messages WHERE id IN (");
         let mut list = qb.separated(", ");
         for id in &ids {
             list.push_bind(*id);

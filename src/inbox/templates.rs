@@ -292,8 +292,11 @@ pub async fn body_in(tx: &mut Tx, number_id: Uuid, name: &str, lang: &str) -> Re
     .fetch_optional(c)
     .await)?;
     let Some(stored) = stored else { return Ok(None) };
-    let body = stored.0.as_array().into_iter().flatten().find(|c| {
-        c.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("BODY"))
-    });
+    let body = stored
+        .0
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("BODY")));
     Ok(body.and_then(|b| b.get("text")).and_then(Value::as_str).map(str::to_owned))
 }

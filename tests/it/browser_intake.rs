@@ -28,6 +28,15 @@ async fn labelled(b: &Browser, scope: &str, label: &str) -> fantoccini::elements
     b.element(&format!("#{}", id.as_str().unwrap())).await
 }
 
+/// Clicks the control labelled `label` inside `scope`, scrolled to the middle of the page
+/// first (clear of the sticky save bar).
+async fn tick(b: &Browser, scope: &str, label: &str) {
+    let el = labelled(b, scope, label).await;
+    let _ =
+        b.c.execute("arguments[0].scrollIntoView({block: 'center'})", vec![serde_json::to_value(&el).unwrap()]).await;
+    el.click().await.unwrap_or_else(|e| panic!("click {label}: {e}"));
+}
+
 async fn fill(b: &Browser, scope: &str, label: &str, text: &str) {
     let el = labelled(b, scope, label).await;
     el.clear().await.unwrap();
@@ -39,14 +48,15 @@ async fn press(b: &Browser, name: &str) {
     let t = json!(name);
     let xpath = format!("//button[normalize-space()={t} or @aria-label={t}]");
     for attempt in 1.. {
-        let el = b
-            .c
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::XPath(&xpath))
-            .await
-            .unwrap_or_else(|e| panic!("a button {name:?}: {e}"));
-        let _ = b.c.execute("arguments[0].scrollIntoView({block: 'center'})", vec![serde_json::to_value(&el).unwrap()]).await;
+        let el =
+            b.c.wait()
+                .at_most(Duration::from_secs(20))
+                .for_element(Locator::XPath(&xpath))
+                .await
+                .unwrap_or_else(|e| panic!("a button {name:?}: {e}"));
+        let _ =
+            b.c.execute("arguments[0].scrollIntoView({block: 'center'})", vec![serde_json::to_value(&el).unwrap()])
+                .await;
         match el.click().await {
             Ok(()) => return,
             Err(e) if attempt < 5 && e.to_string().contains("stale") => continue,
@@ -94,7 +104,11 @@ async fn an_admin_creates_an_api_key_sees_it_once_and_revokes_it() {
     press(&b, "Revoke Website form").await;
     press(&b, "Revoke Website form now").await;
     page_says(&b, "revoked: it no longer works").await;
-    b.until("the key shows revoked", "return document.querySelector('[aria-label=\"API keys\"]').innerText.includes('Revoked')").await;
+    b.until(
+        "the key shows revoked",
+        "return document.querySelector('[aria-label=\"API keys\"]').innerText.includes('Revoked')",
+    )
+    .await;
     let (status, _) = app.post("/api/v1/intake/leads", &key, lead).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     b.close().await;
@@ -119,8 +133,8 @@ async fn an_admin_writes_a_distribution_rule_and_reads_the_history() {
     press(&b, "Add recipient").await;
     let second = "[aria-label=\"Recipients of rule 1\"] li:nth-child(2)";
     fill(&b, second, "Email", "cy@gamma.test").await;
-    labelled(&b, second, "By email").await.click().await.unwrap();
-    labelled(&b, second, "In Switchboard").await.click().await.unwrap();
+    tick(&b, second, "By email").await;
+    tick(&b, second, "In Switchboard").await;
     // Cy first: move him up.
     press(&b, "Move cy@gamma.test up").await;
     let keep = labelled(&b, "main", "Keep a copy of distributed leads").await;
@@ -139,11 +153,16 @@ async fn an_admin_writes_a_distribution_rule_and_reads_the_history() {
     );
 
     // A lead comes in; the history page shows where it went.
-    let (status, key) = app.post("/api/v1/api-keys", &app.admin_token, json!({"name": "Form", "scopes": ["leads:write"]})).await;
+    let (status, key) =
+        app.post("/api/v1/api-keys", &app.admin_token, json!({"name": "Form", "scopes": ["leads:write"]})).await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, lead) = app
-        .json(Method::POST, "/api/v1/intake/leads", key["key"].as_str().unwrap(),
-            Some(json!({"name": "Ann Lee", "phone": "+442079460001", "source": "website"})))
+        .json(
+            Method::POST,
+            "/api/v1/intake/leads",
+            key["key"].as_str().unwrap(),
+            Some(json!({"name": "Ann Lee", "phone": "+442079460001", "source": "website"})),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{lead}");
     b.go_to("History").await;

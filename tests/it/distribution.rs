@@ -269,8 +269,12 @@ fn template(name: &str, status: &str, body: &str) -> Value {
 
 async fn connect_with_waba(app: &TestApp, auto_import: bool) -> Value {
     let (status, body) = app
-        .post("/api/v1/numbers", &app.admin_token, json!({"phone_number_id": NUMBER, "display_phone_number": "15550100100",
-            "waba_id": WABA, "access_token": "EAAG-test-token", "auto_import_contacts": auto_import}))
+        .post(
+            "/api/v1/numbers",
+            &app.admin_token,
+            json!({"phone_number_id": NUMBER, "display_phone_number": "15550100100",
+            "waba_id": WABA, "access_token": "EAAG-test-token", "auto_import_contacts": auto_import}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body
@@ -287,10 +291,8 @@ fn failed_status(wamid: &str, ts: i64, code: i64, title: &str) -> Vec<u8> {
 
 /// The history entry for `email`, once `ready` holds for it.
 async fn entry_for(app: &TestApp, email: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    eventually(what, || async {
-        history(app).await.into_iter().find(|e| e["recipient_email"] == email && ready(e))
-    })
-    .await
+    eventually(what, || async { history(app).await.into_iter().find(|e| e["recipient_email"] == email && ready(e)) })
+        .await
 }
 
 on_both! {
