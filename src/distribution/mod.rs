@@ -599,7 +599,7 @@ fn variables(body: &str) -> Vec<String> {
         let Some(end) = after.find("}}") else { break };
         let key = after[..end].trim();
         let plain = key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !key.is_empty() && key.len() <= 100 && plain && !out.iter().any(|k| k == key) {
+        if !key.is_empty() && key.len() <= 100 && plain && !out.iter().any(|k| k.as_str() == key) {
             out.push(key.to_owned());
         }
         rest = &after[end + 2..];
