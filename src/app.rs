@@ -212,6 +212,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         tokio::spawn(processor::run_retention(state.clone())),
         tokio::spawn(crate::outbox::worker::run(state.clone(), state.outbox_wake.clone())),
         tokio::spawn(crate::inbox::jobs::run_health(state.clone())),
+        tokio::spawn(crate::distribution::worker::run(state.clone())),
         tokio::spawn(state.db.clone().checkpoints(state.shutdown.clone())),
         tokio::spawn(state.db.clone().statistics(state.shutdown.clone())),
     ];

@@ -30,6 +30,7 @@ pub async fn put(State(st): State<AppState>, user: CurrentUser, Json(body): Json
     may::may_manage_distribution(&user.viewer()).map_err(denied)?;
     let settings = super::validate(body)?;
     let mut tx = st.db.begin().await?;
+    super::check_numbers(&mut tx, user.workspace_id, &settings).await?;
     super::save(&mut tx, user.workspace_id, user.id, &settings, st.clock.now()).await?;
     tx.commit().await?;
     tracing::info!(rules = settings.rules.len(), keep_copy = settings.keep_copy, by = %user.id, "distribution settings changed");

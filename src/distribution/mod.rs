@@ -5,14 +5,24 @@
 //! turn it is (`leads_per_round` each; the position is kept in `distribution_rr`, locked per
 //! rule, so concurrent leads take turns exactly). A recipient gets the lead by their channels:
 //! `app` creates it in their own workspace assigned to them, with `assignment.alert` (or keeps
-//! it waiting in `distribution_pending` until an account with that email is active); `email`
-//! queues a mail with the lead's details and who sent it. Each (lead, recipient) makes one
-//! history entry. With `keep_copy: false` a lead that at least one rule distributed is deleted
-//! from the sending workspace. The handlers are in [`http`].
+//! it waiting in `distribution_pending` until an account with that email is active);
+//! `email` queues a mail with the lead's details and who sent it; `whatsapp` queues a template
+//! message to the recipient's phone through the outbox, in the sending workspace's chat with
+//! them. Each (lead, recipient) makes one history entry, whose deliveries follow their mail or
+//! message. With `keep_copy: false` a lead that at least one rule distributed is deleted from
+//! the sending workspace (not one that came with a customer's WhatsApp message: its chat is
+//! here).
+//!
+//! It runs for every new lead (intake, `POST /leads`, each CSV row, WhatsApp auto-import),
+//! before the assignment, in the transaction that creates the lead. Runs take the event-log
+//! lock first, as assignment runs do, so locks are always taken in the same order. The
+//! handlers are in [`http`]; [`worker`] delivers leads that waited for an account created by
+//! any path (an invitation accepted delivers at once).
 
 pub mod http;
+pub mod worker;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,11 +35,15 @@ use crate::db::{Db, Tx, cursor};
 use crate::error::{Error, Result};
 use crate::events::{Event, NewEvent, Work};
 use crate::inbox::assignee::Change;
+use crate::inbox::chat::{self, Contact};
 use crate::inbox::leads::{self, Lead, NewLead};
+use crate::inbox::{conversations, templates};
 use crate::mail;
+use crate::outbox::{self, SendBody};
 use crate::views::distribution::{
     Channel, Delivery, DeliveryStatus, DistributionMode, HistoryEntry, HistoryLead, HistoryPage,
 };
+use crate::views::message::MessageStatus;
 use crate::views::timeline::AssignmentNotice;
 use crate::{on_db, on_tx};
 
@@ -85,6 +99,20 @@ pub struct Recipient {
     /// Leads in a row in round robin, 1 to 10.
     #[serde(default = "one")]
     pub leads_per_round: i64,
+    /// The template channel `whatsapp` sends (required with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whatsapp_template: Option<TemplateRef>,
+    /// The number channel `whatsapp` sends from; none: the workspace's first connected number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whatsapp_number_id: Option<Uuid>,
+}
+
+/// An approved template of the sending number, by name and language code.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRef {
+    pub name: String,
+    pub language: String,
 }
 
 fn bad(code: &'static str, message: impl Into<String>) -> Error {
@@ -155,13 +183,37 @@ pub fn validate(mut s: Settings) -> Result<Settings> {
             }
             p.channels = seen;
             if p.channels.is_empty() {
-                return Err(bad("invalid_channels", format!("{at}.channels: give at least one of app, email")));
+                return Err(bad(
+                    "invalid_channels",
+                    format!("{at}.channels: give at least one of app, email, whatsapp"),
+                ));
+            }
+            if let Some(phone) = &p.whatsapp_phone {
+                let digits = crate::phone::normalize(phone).ok_or_else(|| {
+                    bad("invalid_phone", format!("{at}.whatsapp_phone is not a valid international number"))
+                })?;
+                p.whatsapp_phone = Some(digits);
+            }
+            if let Some(t) = &mut p.whatsapp_template {
+                t.name = t.name.trim().to_owned();
+                t.language = templates::language(&t.language);
+                if t.name.is_empty() || t.name.len() > 512 || t.language.is_empty() || t.language.len() > 20 {
+                    return Err(bad(
+                        "invalid_template",
+                        format!("{at}.whatsapp_template needs a name and a language code"),
+                    ));
+                }
             }
             if p.channels.contains(&Channel::Whatsapp) {
-                return Err(bad(
-                    "channel_unavailable",
-                    format!("{at}.channels: whatsapp delivery is not available on this server yet (use app or email)"),
-                ));
+                if p.whatsapp_phone.is_none() {
+                    return Err(bad("invalid_phone", format!("{at}.whatsapp_phone is needed for channel whatsapp")));
+                }
+                if p.whatsapp_template.is_none() {
+                    return Err(bad(
+                        "invalid_template",
+                        format!("{at}.whatsapp_template ({{\"name\",\"language\"}}) is needed for channel whatsapp"),
+                    ));
+                }
             }
             if !(1..=10).contains(&p.leads_per_round) {
                 return Err(bad("invalid_leads_per_round", format!("{at}.leads_per_round must be between 1 and 10")));
@@ -169,6 +221,43 @@ pub fn validate(mut s: Settings) -> Result<Settings> {
         }
     }
     Ok(s)
+}
+
+/// Checks that the numbers channel `whatsapp` sends from are connected numbers of the
+/// workspace (422 naming the recipient otherwise).
+pub async fn check_numbers(tx: &mut Tx, workspace_id: Uuid, s: &Settings) -> Result<()> {
+    for (i, r) in s.rules.iter().enumerate() {
+        for (j, p) in r.recipients.iter().enumerate() {
+            if !p.channels.contains(&Channel::Whatsapp) {
+                continue;
+            }
+            if sending_number(tx, workspace_id, p.whatsapp_number_id).await?.is_none() {
+                let at = format!("rules[{i}].recipients[{j}]");
+                return Err(match p.whatsapp_number_id {
+                    Some(_) => bad(
+                        "unknown_number",
+                        format!("{at}.whatsapp_number_id is not a connected number of this workspace"),
+                    ),
+                    None => {
+                        bad("no_number", format!("{at}.channels: whatsapp needs a connected number in this workspace"))
+                    }
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The connected number `wanted` of the workspace, or its first connected number.
+async fn sending_number(tx: &mut Tx, workspace_id: Uuid, wanted: Option<Uuid>) -> Result<Option<Uuid>> {
+    Ok(on_tx!(tx, |c| sqlx::query_scalar(
+        "SELECT id FROM numbers WHERE workspace_id = $1 AND disconnected_at IS NULL AND ($2 IS NULL OR id = $2) \
+         ORDER BY created_at, id LIMIT 1"
+    )
+    .bind(workspace_id)
+    .bind(wanted)
+    .fetch_optional(c)
+    .await)?)
 }
 
 #[derive(sqlx::FromRow)]
@@ -205,7 +294,8 @@ pub async fn save(tx: &mut Tx, workspace_id: Uuid, by: Uuid, s: &Settings, now: 
     Ok(())
 }
 
-/// A delivery as stored: the view's fields and the queued mail of an `email` delivery.
+/// A delivery as stored: the view's fields, the queued mail of an `email` delivery and the
+/// queued message of a `whatsapp` one (whose states the history reads).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Stored {
     channel: Channel,
@@ -214,11 +304,17 @@ struct Stored {
     reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mail_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message_id: Option<Uuid>,
 }
 
 impl Stored {
     fn new(channel: Channel, status: DeliveryStatus, reason: Option<&str>) -> Stored {
-        Stored { channel, status, reason: reason.map(str::to_owned), mail_id: None }
+        Stored { channel, status, reason: reason.map(str::to_owned), mail_id: None, message_id: None }
+    }
+
+    fn failed(channel: Channel, reason: impl Into<String>) -> Stored {
+        Stored { reason: Some(reason.into()), ..Stored::new(channel, DeliveryStatus::Failed, None) }
     }
 }
 
@@ -265,56 +361,106 @@ pub enum Distributed {
     Dropped,
 }
 
-/// Runs the workspace's distribution rules on a new `lead` in `work`. `mail_enabled`: SMTP is
-/// configured (else email deliveries fail with that reason).
-pub async fn distribute(work: &mut Work, lead: &Lead, mail_enabled: bool) -> Result<Distributed> {
-    let ws = lead.workspace_id;
-    let row: Option<SettingsRow> = on_tx!(work.tx(), |c| sqlx::query_as(
+/// Where a new lead came from, as far as distribution cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Intake, the API, an import: without `keep_copy` a distributed lead leaves.
+    Entered,
+    /// A customer's WhatsApp message (auto-import): the lead stays whatever `keep_copy` says,
+    /// its chat is in this workspace.
+    Chat,
+}
+
+/// What the channels need of the server's configuration.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Setup {
+    /// SMTP is configured (else email deliveries fail with that reason).
+    pub mail_enabled: bool,
+    /// The operator's session gap (seconds), overriding the workspaces' (for WhatsApp sends).
+    pub session_gap: Option<i64>,
+}
+
+impl Setup {
+    pub fn new(mail_enabled: bool, session_gap: Option<i64>) -> Setup {
+        Setup { mail_enabled, session_gap }
+    }
+}
+
+/// A workspace's rules and sender, loaded once for any number of new leads (a CSV import
+/// distributes each row with the same plan).
+pub struct Plan {
+    workspace_id: Uuid,
+    settings: Settings,
+    /// "NAME at WORKSPACE".
+    sent_by: String,
+}
+
+/// The workspace's plan; `None` when it has no rules.
+pub async fn plan(tx: &mut Tx, workspace_id: Uuid) -> Result<Option<Plan>> {
+    let row: Option<SettingsRow> = on_tx!(tx, |c| sqlx::query_as(
         "SELECT settings, updated_by FROM distribution_settings WHERE workspace_id = $1"
     )
-    .bind(ws)
+    .bind(workspace_id)
     .fetch_optional(c)
     .await)?;
-    let Some(row) = row else { return Ok(Distributed::No) };
-    let settings = row.settings.0;
-    let fields =
-        LeadFields { source: lead.source.clone(), phone: lead.phone.clone(), custom: lead.custom_fields.0.clone() };
-    let matching: Vec<&Rule> =
-        settings.rules.iter().filter(|r| r.criteria.iter().all(|c| engine::holds(c, &fields))).collect();
-    if matching.is_empty() {
-        return Ok(Distributed::No);
-    }
-    let workspace = mail::workspace_name(work.tx(), ws).await?;
+    let Some(row) = row.filter(|r| !r.settings.0.rules.is_empty()) else { return Ok(None) };
+    let workspace = mail::workspace_name(tx, workspace_id).await?;
     let sender: Option<String> = match row.updated_by {
-        Some(id) => on_tx!(work.tx(), |c| sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(c)
-            .await)?,
+        Some(id) => {
+            on_tx!(tx, |c| sqlx::query_scalar("SELECT name FROM users WHERE id = $1").bind(id).fetch_optional(c).await)?
+        }
         None => None,
     };
-    let snapshot = Snapshot {
-        name: lead.name.clone(),
-        phone: lead.phone.clone(),
-        source: lead.source.clone(),
-        custom_fields: lead.custom_fields.0.clone(),
-        sent_by: format!("{} at {workspace}", sender.as_deref().unwrap_or(&workspace)),
-        sender_workspace_id: ws,
-    };
-    for rule in matching {
-        let recipients: Vec<&Recipient> = match rule.mode {
-            DistributionMode::Broadcast => rule.recipients.iter().collect(),
-            DistributionMode::RoundRobin => vec![next_in_turn(work.tx(), ws, rule).await?],
-        };
-        for r in recipients {
-            deliver(work, rule, r, &snapshot, mail_enabled).await?;
-        }
+    let sent_by = format!("{} at {workspace}", sender.as_deref().unwrap_or(&workspace));
+    Ok(Some(Plan { workspace_id, settings: row.settings.0, sent_by }))
+}
+
+/// Runs the workspace's distribution rules on a new `lead` in `work` (see the module docs).
+pub async fn distribute(work: &mut Work, lead: &Lead, setup: Setup, origin: Origin) -> Result<Distributed> {
+    match plan(work.tx(), lead.workspace_id).await? {
+        Some(plan) => plan.apply(work, lead, setup, origin).await,
+        None => Ok(Distributed::No),
     }
-    tracing::info!(lead_id = %lead.id, keep_copy = settings.keep_copy, "lead distributed");
-    if settings.keep_copy {
-        Ok(Distributed::Kept)
-    } else {
-        leads::delete(work, lead).await?;
-        Ok(Distributed::Dropped)
+}
+
+impl Plan {
+    /// Distributes one new lead of the plan's workspace.
+    pub async fn apply(&self, work: &mut Work, lead: &Lead, setup: Setup, origin: Origin) -> Result<Distributed> {
+        debug_assert_eq!(lead.workspace_id, self.workspace_id);
+        let fields =
+            LeadFields { source: lead.source.clone(), phone: lead.phone.clone(), custom: lead.custom_fields.0.clone() };
+        let matching: Vec<&Rule> =
+            self.settings.rules.iter().filter(|r| r.criteria.iter().all(|c| engine::holds(c, &fields))).collect();
+        if matching.is_empty() {
+            return Ok(Distributed::No);
+        }
+        // As the assignment engine: the event-log lock first, then the round-robin rows.
+        crate::events::log::serialise(work.tx()).await?;
+        let snapshot = Snapshot {
+            name: lead.name.clone(),
+            phone: lead.phone.clone(),
+            source: lead.source.clone(),
+            custom_fields: lead.custom_fields.0.clone(),
+            sent_by: self.sent_by.clone(),
+            sender_workspace_id: self.workspace_id,
+        };
+        for rule in matching {
+            let recipients: Vec<&Recipient> = match rule.mode {
+                DistributionMode::Broadcast => rule.recipients.iter().collect(),
+                DistributionMode::RoundRobin => vec![next_in_turn(work.tx(), self.workspace_id, rule).await?],
+            };
+            for r in recipients {
+                deliver(work, rule, r, &snapshot, setup).await?;
+            }
+        }
+        let keep = self.settings.keep_copy || origin == Origin::Chat;
+        tracing::info!(lead_id = %lead.id, keep, "lead distributed");
+        if keep {
+            Ok(Distributed::Kept)
+        } else {
+            leads::delete(work, lead).await?;
+            Ok(Distributed::Dropped)
+        }
     }
 }
 
@@ -361,7 +507,7 @@ async fn account(tx: &mut Tx, email: &str) -> Result<Option<(Uuid, Uuid)>> {
 const WAITING: &str = "waiting for an account with this email";
 
 /// Sends `lead` to one recipient by each of their channels, and records the history entry.
-async fn deliver(work: &mut Work, rule: &Rule, r: &Recipient, lead: &Snapshot, mail_enabled: bool) -> Result<()> {
+async fn deliver(work: &mut Work, rule: &Rule, r: &Recipient, lead: &Snapshot, setup: Setup) -> Result<()> {
     let now = work.now();
     let ws = lead.sender_workspace_id;
     let history_id = Uuid::now_v7();
@@ -370,11 +516,9 @@ async fn deliver(work: &mut Work, rule: &Rule, r: &Recipient, lead: &Snapshot, m
     for channel in &r.channels {
         let d = match channel {
             Channel::App => match account(work.tx(), &r.email).await? {
-                Some((_, their_ws)) if their_ws == ws => Stored::new(
-                    Channel::App,
-                    DeliveryStatus::Failed,
-                    Some("the recipient is a member of this workspace: assign the lead instead"),
-                ),
+                Some((_, their_ws)) if their_ws == ws => {
+                    Stored::failed(Channel::App, "the recipient is a member of this workspace: assign the lead instead")
+                }
                 Some((user, their_ws)) => {
                     hand_over(work, user, their_ws, lead, &rule.name).await?;
                     Stored::new(Channel::App, DeliveryStatus::Sent, None)
@@ -384,8 +528,8 @@ async fn deliver(work: &mut Work, rule: &Rule, r: &Recipient, lead: &Snapshot, m
                     Stored::new(Channel::App, DeliveryStatus::Queued, Some(WAITING))
                 }
             },
-            Channel::Email if !mail_enabled => {
-                Stored::new(Channel::Email, DeliveryStatus::Failed, Some("SMTP is not configured on this server"))
+            Channel::Email if !setup.mail_enabled => {
+                Stored::failed(Channel::Email, "SMTP is not configured on this server")
             }
             Channel::Email => {
                 let (workspace, sender) = lead.sent_by.rsplit_once(" at ").map(|(n, w)| (w, n)).unwrap_or(("", ""));
@@ -394,11 +538,7 @@ async fn deliver(work: &mut Work, rule: &Rule, r: &Recipient, lead: &Snapshot, m
                 let mail_id = mail::enqueue(work.tx(), Some(ws), &m, now).await?;
                 Stored { mail_id: Some(mail_id), ..Stored::new(Channel::Email, DeliveryStatus::Queued, None) }
             }
-            Channel::Whatsapp => Stored::new(
-                Channel::Whatsapp,
-                DeliveryStatus::Failed,
-                Some("whatsapp delivery is not available on this server yet"),
-            ),
+            Channel::Whatsapp => whatsapp(work, r, lead, setup).await?,
         };
         deliveries.push(d);
     }
@@ -434,6 +574,146 @@ async fn deliver(work: &mut Work, rule: &Rule, r: &Recipient, lead: &Snapshot, m
         .map(|r| r.rows_affected()))?;
     }
     Ok(())
+}
+
+/// The text that stands for a template variable: `{{1}}`…`{{4}}` (or `{{name}}`, `{{phone}}`,
+/// `{{source}}`, `{{sent_by}}`) are the lead's name, phone, source and who sent it; any other
+/// variable is `-`.
+fn variable(lead: &Snapshot, key: &str) -> String {
+    let or_dash = |v: Option<String>| v.filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "-".to_owned());
+    match key {
+        "1" | "name" | "lead_name" => lead.name.clone(),
+        "2" | "phone" | "lead_phone" => or_dash(lead.phone.as_ref().map(|p| format!("+{p}"))),
+        "3" | "source" | "lead_source" => or_dash(lead.source.clone()),
+        "4" | "sent_by" => lead.sent_by.clone(),
+        _ => "-".to_owned(),
+    }
+}
+
+/// The variables of a template body, each once, in order of appearance.
+fn variables(body: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        let key = after[..end].trim();
+        let plain = key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !key.is_empty() && key.len() <= 100 && plain && !out.iter().any(|k| k.as_str() == key) {
+            out.push(key.to_owned());
+        }
+        rest = &after[end + 2..];
+    }
+    out
+}
+
+/// A template component of a send, as the Graph API takes it.
+#[derive(Serialize)]
+struct BodyComponent {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    parameters: Vec<TextParameter>,
+}
+
+#[derive(Serialize)]
+struct TextParameter {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameter_name: Option<String>,
+}
+
+/// The body parameters of a template send with `body` (its synced text, if any), and the text
+/// the chat shows. An unsynced template is sent without parameters.
+fn template_send(body: Option<&str>, lead: &Snapshot) -> Result<(Option<Value>, Option<String>)> {
+    let Some(body) = body else { return Ok((None, None)) };
+    let keys = variables(body);
+    let numbered = keys.iter().filter_map(|k| k.parse::<usize>().ok()).max();
+    let params: Vec<TextParameter> = match numbered {
+        Some(n) => (1..=n.min(50))
+            .map(|i| TextParameter { kind: "text", text: variable(lead, &i.to_string()), parameter_name: None })
+            .collect(),
+        None => keys
+            .iter()
+            .map(|k| TextParameter { kind: "text", text: variable(lead, k), parameter_name: Some(k.clone()) })
+            .collect(),
+    };
+    let mut text = body.to_owned();
+    for (i, p) in params.iter().enumerate() {
+        let key = p.parameter_name.clone().unwrap_or_else(|| (i + 1).to_string());
+        text = text.replace(&format!("{{{{{key}}}}}"), &p.text);
+    }
+    if params.is_empty() {
+        return Ok((None, Some(text)));
+    }
+    let components = serde_json::to_value([BodyComponent { kind: "body", parameters: params }])?;
+    Ok((Some(components), Some(text)))
+}
+
+/// The workspace's lead with this phone.
+async fn lead_by_phone(tx: &mut Tx, ws: Uuid, phone: &str) -> Result<Option<Uuid>> {
+    Ok(on_tx!(tx, |c| sqlx::query_scalar("SELECT id FROM leads WHERE workspace_id = $1 AND phone = $2")
+        .bind(ws)
+        .bind(phone)
+        .fetch_optional(c)
+        .await)?)
+}
+
+/// Channel `whatsapp`: the recipient's template, queued in the outbox from the sending
+/// workspace's number, in its chat with the recipient (their lead there, by phone, created
+/// when missing: their answers land in this inbox). Checked before anything is queued: a
+/// missing number or a template the number can't send fails the delivery with the reason.
+async fn whatsapp(work: &mut Work, r: &Recipient, lead: &Snapshot, setup: Setup) -> Result<Stored> {
+    let (Some(phone), Some(template)) = (&r.whatsapp_phone, &r.whatsapp_template) else {
+        return Ok(Stored::failed(Channel::Whatsapp, "the recipient has no whatsapp_phone or whatsapp_template"));
+    };
+    let ws = lead.sender_workspace_id;
+    let Some(number) = sending_number(work.tx(), ws, r.whatsapp_number_id).await? else {
+        return Ok(Stored::failed(Channel::Whatsapp, "no connected WhatsApp number to send from"));
+    };
+    let existing = lead_by_phone(work.tx(), ws, phone).await?;
+    match templates::check_send_in(work.tx(), number, existing, &template.name, &template.language).await {
+        Ok(()) => {}
+        Err(Error::Client { message, .. }) => return Ok(Stored::failed(Channel::Whatsapp, message)),
+        Err(e) => return Err(e),
+    }
+    let body = templates::body_in(work.tx(), number, &template.name, &template.language).await?;
+    let (components, text) = template_send(body.as_deref(), lead)?;
+    let send = SendBody::Template {
+        template: outbox::Template::new(&template.name, &template.language, components),
+        reply_to: None,
+    };
+    let mut out = outbox::validate(send)?;
+    out.text = text;
+    let lead_id = match existing {
+        Some(id) => id,
+        None => {
+            let new = NewLead {
+                workspace_id: ws,
+                name: r.email.clone(),
+                phone: Some(phone.clone()),
+                source: Some("distribution".to_owned()),
+                assignee_id: None,
+                custom_fields: Map::new(),
+                group_ids: Vec::new(),
+            };
+            leads::insert(work, new).await?.id
+        }
+    };
+    let contact = Contact { phone: Some(phone), bsuid: None };
+    let chat = chat::open(work, None, ws, number, lead_id, contact).await?;
+    let conv = conversations::load_in(work.tx(), chat.id).await?.ok_or_else(|| Error::internal("chat vanished"))?;
+    let gap = match setup.session_gap {
+        Some(g) => g,
+        None => on_tx!(work.tx(), |c| sqlx::query_scalar("SELECT session_gap_secs FROM workspaces WHERE id = $1")
+            .bind(ws)
+            .fetch_one(c)
+            .await)?,
+    };
+    let message = outbox::queue(work, &conv, None, out, None, gap).await?;
+    tracing::info!(message_id = %message.id, "distributed lead queued to its recipient on WhatsApp");
+    Ok(Stored { message_id: Some(message.id), ..Stored::new(Channel::Whatsapp, DeliveryStatus::Queued, None) })
 }
 
 /// Puts the lead in the recipient's workspace, assigned to them, and alerts them. A lead with
@@ -494,7 +774,9 @@ struct PendingRow {
 }
 
 /// Delivers the app leads that waited for `email`, now the active account `user` of
-/// `workspace_id`. Returns how many.
+/// `workspace_id`. Returns how many. Each waiting row is claimed by deleting it first, so two
+/// deliveries at once (an invitation accepted while [`worker`] sweeps, two nodes) give each
+/// lead once.
 pub async fn deliver_waiting(work: &mut Work, user: Uuid, workspace_id: Uuid, email: &str) -> Result<usize> {
     let rows: Vec<PendingRow> = on_tx!(work.tx(), |c| {
         sqlx::query_as(
@@ -504,15 +786,20 @@ pub async fn deliver_waiting(work: &mut Work, user: Uuid, workspace_id: Uuid, em
     .fetch_all(c)
     .await
     })?;
-    let n = rows.len();
+    let mut n = 0;
     for row in rows {
+        let claimed = on_tx!(work.tx(), |c| sqlx::query("DELETE FROM distribution_pending WHERE id = $1")
+            .bind(row.id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if claimed == 0 {
+            continue;
+        }
+        n += 1;
         let lead = row.lead.0;
         let status = if lead.sender_workspace_id == workspace_id {
-            Stored::new(
-                Channel::App,
-                DeliveryStatus::Failed,
-                Some("the recipient joined the sending workspace: assign the lead instead"),
-            )
+            Stored::failed(Channel::App, "the recipient joined the sending workspace: assign the lead instead")
         } else {
             hand_over(work, user, workspace_id, &lead, &row.rule).await?;
             Stored::new(Channel::App, DeliveryStatus::Sent, None)
@@ -533,16 +820,23 @@ pub async fn deliver_waiting(work: &mut Work, user: Uuid, workspace_id: Uuid, em
                 .await
                 .map(|r| r.rows_affected()))?;
         }
-        on_tx!(work.tx(), |c| sqlx::query("DELETE FROM distribution_pending WHERE id = $1")
-            .bind(row.id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
     }
     if n > 0 {
         tracing::info!(user_id = %user, leads = n, "distributed leads that waited for this account delivered");
     }
     Ok(n)
+}
+
+/// Accounts that became active since leads waited for their email (created by any path:
+/// bootstrap, a new workspace, a reactivation): (user, workspace, email), a few at a time.
+pub async fn awaited_accounts(db: &Db, limit: i64) -> Result<Vec<(Uuid, Uuid, String)>> {
+    Ok(on_db!(db, |p| sqlx::query_as(
+        "SELECT DISTINCT u.id, u.workspace_id, u.email FROM distribution_pending p \
+         JOIN users u ON u.email = p.recipient_email AND u.status = 'active' LIMIT $1"
+    )
+    .bind(limit)
+    .fetch_all(p)
+    .await)?)
 }
 
 #[derive(sqlx::FromRow)]
@@ -582,13 +876,17 @@ pub async fn history(
     } else {
         None
     };
+    let all = || rows.iter().flat_map(|r| r.deliveries.0.iter());
+    let mails = mail_states(db, all().filter_map(|d| d.mail_id).collect()).await?;
+    let messages = message_states(db, all().filter_map(|d| d.message_id).collect()).await?;
     let mut entries = Vec::with_capacity(rows.len());
     for row in rows {
         let mut deliveries = Vec::new();
         for d in row.deliveries.0 {
-            let (status, reason) = match d.mail_id {
-                Some(mail_id) => mail_state(db, mail_id).await?,
-                None => (d.status, d.reason),
+            let (status, reason) = match (d.mail_id, d.message_id) {
+                (Some(id), _) => mails.get(&id).cloned().unwrap_or_else(|| gone("the mail is gone from the queue")),
+                (None, Some(id)) => messages.get(&id).cloned().unwrap_or_else(|| gone("the message is gone")),
+                (None, None) => (d.status, d.reason),
             };
             deliveries.push(Delivery { channel: d.channel, status, reason });
         }
@@ -613,17 +911,71 @@ pub async fn history(
     Ok(HistoryPage { entries, next_cursor })
 }
 
-/// An email delivery's state: its mail's.
-async fn mail_state(db: &Db, mail_id: Uuid) -> Result<(DeliveryStatus, Option<String>)> {
-    let row: Option<(mail::MailState, Option<String>)> =
-        on_db!(db, |p| sqlx::query_as("SELECT state, last_error FROM mail_queue WHERE id = $1")
-            .bind(mail_id)
-            .fetch_optional(p)
-            .await)?;
-    Ok(match row {
-        Some((mail::MailState::Sent, _)) => (DeliveryStatus::Sent, None),
-        Some((mail::MailState::Failed, e)) => (DeliveryStatus::Failed, e),
-        Some((mail::MailState::Pending, e)) => (DeliveryStatus::Queued, e),
-        None => (DeliveryStatus::Failed, Some("the mail is gone from the queue".to_owned())),
-    })
+type State = (DeliveryStatus, Option<String>);
+
+fn gone(why: &str) -> State {
+    (DeliveryStatus::Failed, Some(why.to_owned()))
+}
+
+/// Email deliveries' states: their mails'.
+async fn mail_states(db: &Db, ids: Vec<Uuid>) -> Result<HashMap<Uuid, State>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, mail::MailState, Option<String>)> = on_db!(db, |p| {
+        let mut qb = sqlx::QueryBuilder::new("SELECT id, state, last_error FROM mail_queue WHERE id IN (");
+        let mut list = qb.separated(", ");
+        for id in &ids {
+            list.push_bind(*id);
+        }
+        qb.push(")");
+        qb.build_query_as().fetch_all(p).await
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, state, e)| {
+            let s = match state {
+                mail::MailState::Sent => (DeliveryStatus::Sent, None),
+                mail::MailState::Failed => (DeliveryStatus::Failed, e),
+                mail::MailState::Pending => (DeliveryStatus::Queued, e),
+            };
+            (id, s)
+        })
+        .collect())
+}
+
+/// WhatsApp deliveries' states: their messages' (sent once Meta took it, failed with Meta's
+/// reason, as the outbox and the status webhooks move it).
+async fn message_states(db: &Db, ids: Vec<Uuid>) -> Result<HashMap<Uuid, State>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, MessageStatus, Option<i64>, Option<String>)> = on_db!(db, |p| {
+        let mut qb = sqlx::QueryBuilder::new("SELECT id, status, error_code, error_title FROM messages WHERE id IN (");
+        let mut list = qb.separated(", ");
+        for id in &ids {
+            list.push_bind(*id);
+        }
+        qb.push(")");
+        qb.build_query_as().fetch_all(p).await
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, status, code, title)| {
+            let s = match status {
+                MessageStatus::Failed => {
+                    let why = match (title, code) {
+                        (Some(t), Some(c)) => format!("{t} ({c})"),
+                        (Some(t), None) => t,
+                        (None, Some(c)) => format!("WhatsApp error {c}"),
+                        (None, None) => "WhatsApp refused the message".to_owned(),
+                    };
+                    (DeliveryStatus::Failed, Some(why))
+                }
+                MessageStatus::Queued => (DeliveryStatus::Queued, None),
+                _ => (DeliveryStatus::Sent, None),
+            };
+            (id, s)
+        })
+        .collect())
 }

@@ -35,8 +35,10 @@
 //! integration permission, like auto-import), whether or not the importer can see it.
 //! New leads get source `import` unless the row gives one, the same `lead.updated` event and
 //! `lead_created` activity as other creations, written [`BATCH`] rows per transaction with
-//! multi-row INSERTs (on PostgreSQL two transactions at once, see [`Writer`]). Assignment
-//! rules run for new leads without an assignee when the workspace has assignment configured
+//! multi-row INSERTs (on PostgreSQL two transactions at once, see [`Writer`]). Each new row is
+//! distributed (one decision per row, as for `POST /leads`; a row distributed without
+//! `keep_copy` is not kept). Assignment rules then run for new leads without an assignee when
+//! the workspace has assignment configured
 //! (mode `round_robin` or any rule) — as for `POST /leads`, one decision per lead. In a
 //! workspace left on `mode: "unassigned"` with no rules the engine can only choose nobody, so
 //! it is not run: no per-lead decisions or pool alerts, and an export imported into a fresh
@@ -62,6 +64,7 @@ use uuid::Uuid;
 use crate::assignment::run;
 use crate::clock::Clock;
 use crate::db::{Db, Tx};
+use crate::distribution::{self, Distributed, Origin};
 use crate::error::{Error, Result};
 use crate::events::{Hub, Work};
 use crate::inbox::assignee::{self, Change, Holder};
@@ -392,6 +395,8 @@ pub struct Importer {
     pub workspace_id: Uuid,
     /// The member importing.
     pub by: Uuid,
+    /// What distributing the new leads needs of the server.
+    pub distribution: distribution::Setup,
 }
 
 /// The line of the file where a record starts, counted from its byte offset: the csv crate's
@@ -668,10 +673,18 @@ async fn flush(
     apply_updates(&mut work, counted).await?;
     created.extend(insert_all(&mut work, shared, out).await?);
     if !created.is_empty() {
+        // Each new row is distributed, then assigned, as any new lead.
+        let plan = distribution::plan(work.tx(), ws).await?;
         let s = crate::assignment::load(work.tx(), ws).await?;
-        if crate::assignment::Mode::parse(&s.mode) != Some(crate::assignment::Mode::Unassigned) || !s.rules.is_empty() {
-            let presence = |id| (imp.presence)(id);
-            for mut lead in created.into_iter().filter(|l| l.assignee_id.is_none()) {
+        let assigning =
+            crate::assignment::Mode::parse(&s.mode) != Some(crate::assignment::Mode::Unassigned) || !s.rules.is_empty();
+        let presence = |id| (imp.presence)(id);
+        for mut lead in created {
+            let distributed = match &plan {
+                Some(plan) => plan.apply(&mut work, &lead, imp.distribution, Origin::Entered).await?,
+                None => Distributed::No,
+            };
+            if assigning && lead.assignee_id.is_none() && distributed != Distributed::Dropped {
                 run::new_lead(&mut work, &presence, &mut lead).await?;
             }
         }

@@ -154,6 +154,38 @@ pub async fn check_send(db: &Db, number_id: Uuid, lead_id: Uuid, name: &str, lan
     .fetch_optional(p)
     .await)?
     .ok_or_else(Error::not_found)?;
+    verdict(synced, opted_out, status, category, name, lang)
+}
+
+/// [`check_send`] inside a transaction, for a send the server makes itself (a distributed
+/// lead's template to its recipient) to `lead_id` when that lead exists already.
+pub async fn check_send_in(tx: &mut Tx, number_id: Uuid, lead_id: Option<Uuid>, name: &str, lang: &str) -> Result<()> {
+    type Found = (Option<DateTime<Utc>>, bool, Option<String>, Option<String>);
+    let (synced, opted_out, status, category): Found = on_tx!(tx, |c| sqlx::query_as(
+        "SELECT n.templates_synced_at, COALESCE((SELECT l.marketing_opt_out FROM leads l WHERE l.id = $2), FALSE), \
+         t.status, t.category FROM numbers n \
+         LEFT JOIN message_templates t ON t.workspace_id = n.workspace_id AND t.waba_id = n.waba_id \
+         AND t.name = $3 AND t.language = $4 WHERE n.id = $1"
+    )
+    .bind(number_id)
+    .bind(lead_id)
+    .bind(name)
+    .bind(language(lang))
+    .fetch_optional(c)
+    .await)?
+    .ok_or_else(Error::not_found)?;
+    verdict(synced, opted_out, status, category, name, lang)
+}
+
+/// The decision of [`check_send`] from what the database knows.
+fn verdict(
+    synced: Option<DateTime<Utc>>,
+    opted_out: bool,
+    status: Option<String>,
+    category: Option<String>,
+    name: &str,
+    lang: &str,
+) -> Result<()> {
     if synced.is_none() {
         return Ok(());
     }
@@ -245,4 +277,26 @@ pub async fn render(
         text = text.replace(&format!("{{{{{key}}}}}"), value);
     }
     Ok(Some(text))
+}
+
+/// The synced body text of a number's template (with its `{{1}}` or `{{name}}` variables),
+/// read inside a transaction; `None` when the template is not synced or has no body.
+pub async fn body_in(tx: &mut Tx, number_id: Uuid, name: &str, lang: &str) -> Result<Option<String>> {
+    let stored: Option<Json<Value>> = on_tx!(tx, |c| sqlx::query_scalar(
+        "SELECT t.components FROM message_templates t JOIN numbers n ON n.workspace_id = t.workspace_id \
+         AND n.waba_id = t.waba_id WHERE n.id = $1 AND t.name = $2 AND t.language = $3"
+    )
+    .bind(number_id)
+    .bind(name)
+    .bind(language(lang))
+    .fetch_optional(c)
+    .await)?;
+    let Some(stored) = stored else { return Ok(None) };
+    let body = stored
+        .0
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("BODY")));
+    Ok(body.and_then(|b| b.get("text")).and_then(Value::as_str).map(str::to_owned))
 }

@@ -12,7 +12,7 @@ use super::{Outcome, Submission, validate_ref};
 use crate::api::Api;
 use crate::apikeys::{self, KeyCaller};
 use crate::assignment::run;
-use crate::distribution::{self, Distributed};
+use crate::distribution::{self, Distributed, Origin, Setup};
 use crate::error::{Error, Result};
 use crate::events::Work;
 use crate::extract::Json;
@@ -74,7 +74,8 @@ pub async fn submit(
             let (mut lead, outcome) = super::submit(&mut work, key.workspace_id, submission.clone()).await?;
             let mut distributed = Distributed::No;
             if outcome == Outcome::Created {
-                distributed = distribution::distribute(&mut work, &lead, st.config.smtp_url.is_some()).await?;
+                let setup = Setup::new(st.config.smtp_url.is_some(), st.config.session_gap_secs);
+                distributed = distribution::distribute(&mut work, &lead, setup, Origin::Entered).await?;
                 if distributed != Distributed::Dropped {
                     let presence = |id| run::availability(st.presence.availability(id).as_str());
                     run::new_lead(&mut work, &presence, &mut lead).await?;
@@ -88,6 +89,7 @@ pub async fn submit(
                 work.commit(&st.hub).await?;
                 if distributed != Distributed::No {
                     st.mail_wake.notify_one();
+                    st.outbox_wake.notify_one();
                 }
                 tracing::info!(lead_id = %lead.id, ?outcome, ?distributed, "lead taken in");
                 let status = if outcome == Outcome::Created { StatusCode::CREATED } else { StatusCode::OK };

@@ -81,6 +81,14 @@ pub struct Template {
     components: Option<Value>,
 }
 
+impl Template {
+    /// A template send the server makes itself: `language` is its code, `components` the
+    /// Graph API's array (body parameters), if any.
+    pub fn new(name: &str, language: &str, components: Option<Value>) -> Template {
+        Template { name: name.to_owned(), language: Value::String(language.to_owned()), components }
+    }
+}
+
 #[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaRef {
@@ -267,6 +275,19 @@ pub async fn queue_reply(
     context_wamid: Option<String>,
     session_gap: i64,
 ) -> Result<MessageView> {
+    queue(work, conv, Some(member), out, context_wamid, session_gap).await
+}
+
+/// [`queue_reply`] of a message sent by `member`, or by the server itself (`None`: a
+/// distributed lead's template to its recipient).
+pub async fn queue(
+    work: &mut Work,
+    conv: &Conversation,
+    member: Option<Uuid>,
+    out: Outgoing,
+    context_wamid: Option<String>,
+    session_gap: i64,
+) -> Result<MessageView> {
     let now = work.now();
     let mut chat = Chat::from(conv);
     let new = NewMessage {
@@ -280,7 +301,7 @@ pub async fn queue_reply(
         context_wamid,
         forwarded: false,
         status: MessageStatus::Queued,
-        sent_by_user_id: Some(member),
+        sent_by_user_id: member,
         sent_by_app: false,
         created_at: now,
         sent_at: None,

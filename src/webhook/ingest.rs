@@ -72,6 +72,8 @@ pub struct Setting<'a> {
     pub session_gap: Option<i64>,
     /// Who is online, for the assignment of new leads and re-opened conversations.
     pub presence: &'a Presence,
+    /// What distributing auto-imported leads needs of the server.
+    pub distribution: crate::distribution::Setup,
 }
 
 /// Processes a journaled body in `work`, which gets its changes and events.
@@ -150,6 +152,7 @@ pub async fn process(work: &mut Work, batch: &mut Batch, setting: Setting<'_>, b
                 out: &mut out,
                 recording: Recording::ingest(gap),
                 presence: setting.presence,
+                distribution: setting.distribution,
                 found: None,
                 history: field == HISTORY,
             };
@@ -507,6 +510,8 @@ struct Ctx<'a> {
     recording: Recording,
     /// Who is online, for the assignment of new leads and re-opened conversations.
     presence: &'a Presence,
+    /// What distributing auto-imported leads needs of the server.
+    distribution: crate::distribution::Setup,
     /// The conversation with this number that [`Ctx::lead_for`] found along with the lead,
     /// for [`chat::open`] right after (one round trip instead of two).
     found: Option<Chat>,
@@ -629,6 +634,9 @@ impl Ctx<'_> {
             };
             let mut created = leads::insert(self.work, new).await?;
             if !self.history {
+                // A new lead: distributed (kept here, its chat is here), then assigned.
+                let origin = crate::distribution::Origin::Chat;
+                crate::distribution::distribute(self.work, &created, self.distribution, origin).await?;
                 let presence = self.presence;
                 crate::assignment::run::new_lead(self.work, &|id| presence.availability(id), &mut created).await?;
             }

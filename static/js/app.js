@@ -29,6 +29,9 @@ export const PAGES = [
   { name: 'assignment', title: 'Assignment', module: './pages/assignment.js', settings: true, who: 'admins and members with the “Manage members” permission', show: (c) => c.isAdmin || c.perms.manage_members },
   { name: 'agency', title: 'Agency', module: './pages/agency.js', settings: true, who: 'admins', show: (c) => c.isAdmin },
   { name: 'webhooks', title: 'Webhooks', module: './pages/webhooks.js', settings: true, who: 'admins', show: (c) => c.isAdmin },
+  { name: 'apikeys', title: 'API keys', module: './pages/apikeys.js', settings: true, who: 'admins and members with the “Manage integrations” permission', show: (c) => c.isAdmin || c.perms.manage_integrations },
+  { name: 'distribution', title: 'Distribution', module: './pages/distribution.js', settings: true, who: 'admins and members with the “Manage integrations” permission', show: (c) => c.isAdmin || c.perms.manage_integrations },
+  { name: 'history', title: 'History', module: './pages/history.js', settings: true, who: 'admins and members with the “Manage integrations” permission', show: (c) => c.isAdmin || c.perms.manage_integrations },
 ];
 
 let session = null;

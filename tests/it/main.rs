@@ -13,6 +13,7 @@ mod browser_agency;
 mod browser_attention;
 mod browser_desk;
 mod browser_inbox;
+mod browser_intake;
 mod browser_meta;
 mod browser_notes;
 mod browser_panel;

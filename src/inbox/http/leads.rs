@@ -1,5 +1,6 @@
-//! `POST/GET /leads`, `GET/PATCH/DELETE /leads/{id}`. Creating a lead without an assignee runs
-//! the assignment engine (the edge calls the inbox, then assignment).
+//! `POST/GET /leads`, `GET/PATCH/DELETE /leads/{id}`. Creating a lead runs the distribution
+//! rules, then (without an assignee) the assignment engine: the edge calls the inbox, then
+//! distribution, then assignment.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,6 +13,7 @@ use super::forbidden;
 use crate::assignment::run;
 use crate::auth::CurrentUser;
 use crate::db::{cursor, page_limit};
+use crate::distribution::{self, Distributed, Origin, Setup};
 use crate::error::{Error, Result};
 use crate::events::Work;
 use crate::extract::{Json, Path, Query};
@@ -64,12 +66,19 @@ pub async fn create(
         group_ids: dedup(body.group_ids),
     };
     let mut lead = leads::insert(&mut work, new).await?;
-    if body.assignee_id.is_none() {
+    // A new lead is distributed first, then assigned (unless distribution took it away).
+    let setup = Setup::new(st.config.smtp_url.is_some(), st.config.session_gap_secs);
+    let distributed = distribution::distribute(&mut work, &lead, setup, Origin::Entered).await?;
+    if body.assignee_id.is_none() && distributed != Distributed::Dropped {
         let presence = |id| run::availability(st.presence.availability(id).as_str());
         run::new_lead(&mut work, &presence, &mut lead).await?;
     }
     work.commit(&st.hub).await?;
-    tracing::info!(lead_id = %lead.id, "lead created");
+    if distributed != Distributed::No {
+        st.mail_wake.notify_one();
+        st.outbox_wake.notify_one();
+    }
+    tracing::info!(lead_id = %lead.id, ?distributed, "lead created");
     Ok((StatusCode::CREATED, Json(lead.view_for(&v))))
 }
 

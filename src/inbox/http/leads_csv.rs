@@ -11,6 +11,7 @@ use tracing::instrument;
 use super::forbidden;
 use crate::assignment::run;
 use crate::auth::CurrentUser;
+use crate::distribution::Setup;
 use crate::error::{Error, Result};
 use crate::extract::Json;
 use crate::inbox::leads_csv::{self, Export, IMPORT_MAX_BYTES, Importer, Outcome};
@@ -39,8 +40,13 @@ pub async fn import(
         presence: Arc::new(move |id| run::availability(presence.availability(id).as_str())),
         workspace_id: user.workspace_id,
         by: user.id,
+        distribution: Setup::new(st.config.smtp_url.is_some(), st.config.session_gap_secs),
     };
-    Ok(Json(leads_csv::import(&imp, text).await?))
+    let outcome = leads_csv::import(&imp, text).await?;
+    // New rows may have been distributed by mail or WhatsApp.
+    st.mail_wake.notify_one();
+    st.outbox_wake.notify_one();
+    Ok(Json(outcome))
 }
 
 /// `GET /leads/export`: the leads the caller can see, as a streamed CSV file.

@@ -234,7 +234,8 @@ pub async fn process_batch(st: &AppState) -> Result<usize> {
 
 /// What processing needs of the server's settings.
 fn setting(st: &AppState) -> Setting<'_> {
-    Setting { session_gap: st.config.session_gap_secs, presence: &st.presence }
+    let distribution = crate::distribution::Setup::new(st.config.smtp_url.is_some(), st.config.session_gap_secs);
+    Setting { session_gap: st.config.session_gap_secs, presence: &st.presence, distribution }
 }
 
 /// Commits a processing unit of work (its events appended once) and wakes the live readers.
