@@ -21,6 +21,7 @@ pub mod inbox;
 pub mod intake;
 pub mod live;
 pub mod mail;
+pub mod openapi;
 pub mod metrics;
 pub mod outbox;
 pub mod phone;

@@ -47,7 +47,7 @@ fn one() -> i64 {
 }
 
 /// The workspace's distribution settings, as `GET/PUT /distribution` carry them.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Keep a distributed lead in this workspace too.
@@ -63,7 +63,7 @@ impl Default for Settings {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub name: String,
@@ -75,7 +75,7 @@ pub struct Rule {
     pub recipients: Vec<Recipient>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recipient {
     pub email: String,
@@ -206,7 +206,7 @@ pub async fn save(tx: &mut Tx, workspace_id: Uuid, by: Uuid, s: &Settings, now: 
 }
 
 /// A delivery as stored: the view's fields and the queued mail of an `email` delivery.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 struct Stored {
     channel: Channel,
     status: DeliveryStatus,
@@ -223,7 +223,7 @@ impl Stored {
 }
 
 /// The lead as forwarded (kept for a recipient who has no account yet).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 struct Snapshot {
     name: String,
     phone: Option<String>,
