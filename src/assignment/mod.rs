@@ -57,6 +57,7 @@ pub struct Route {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = AssignmentRule)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub name: String,
@@ -66,6 +67,7 @@ pub struct Rule {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = AssignmentSettings)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub mode: String,

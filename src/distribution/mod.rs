@@ -48,6 +48,7 @@ fn one() -> i64 {
 
 /// The workspace's distribution settings, as `GET/PUT /distribution` carry them.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DistributionSettings)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Keep a distributed lead in this workspace too.
@@ -64,6 +65,7 @@ impl Default for Settings {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DistributionRule)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub name: String,

@@ -92,6 +92,7 @@ pub struct LeadFacts {
 
 /// The ways a member may come to see a conversation (the contract's list, plus admins).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = PolicyRule)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     Admin,

@@ -125,6 +125,7 @@ pub async fn timeline(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewLeadNote)]
 #[serde(deny_unknown_fields)]
 pub struct NewNote {
     text: String,

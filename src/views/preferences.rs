@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// called without an explicit `assignee_id` / `unassigned` filter. It only ever narrows what
 /// the policy lets them see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TeamFilter)]
 #[serde(deny_unknown_fields)]
 pub struct TeamView {
     /// Those assigned to other members.

@@ -19,6 +19,7 @@ use crate::views::mention::{MentionView, MentionsPage};
 use crate::views::message::NoteView;
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewConversationNote)]
 #[serde(deny_unknown_fields)]
 pub struct NewNote {
     text: String,
