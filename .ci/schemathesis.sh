@@ -64,7 +64,7 @@ for who in anonymous member admin; do
     --max-time "${ST_MAX_TIME:-100}" \
     --request-timeout 10 \
     --seed "${ST_SEED:-35}" \
-    --workers 2 \
+    --workers 1 \
     --suppress-health-check all \
     --warnings off \
     "${auth[@]}" || failed=1

@@ -274,7 +274,9 @@ async fn main() {
     let peak_during = peak_during.await.expect("sampler");
     let left = backlog(&db).await;
     lat.sort();
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or_default()
+    };
     let under = lat.iter().filter(|d| **d < Duration::from_secs(1)).count() as f64 / total as f64;
     println!(
         "overload: {total} webhooks at {rate}/s (2 × R) in {:.1} s: {} acknowledged, {errors} failed; \

@@ -162,15 +162,9 @@ impl Modify for Shared {
 
 /// The operations of a path, whatever their method.
 fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
-    [
-        item.get.as_mut(),
-        item.put.as_mut(),
-        item.post.as_mut(),
-        item.delete.as_mut(),
-        item.patch.as_mut(),
-    ]
-    .into_iter()
-    .flatten()
+    [item.get.as_mut(), item.put.as_mut(), item.post.as_mut(), item.delete.as_mut(), item.patch.as_mut()]
+        .into_iter()
+        .flatten()
 }
 
 /// A `{name}` of a route: every id in the API is a UUID.
@@ -180,7 +174,9 @@ fn id_parameter(name: &str) -> utoipa::openapi::path::Parameter {
         .parameter_in(ParameterIn::Path)
         .required(Required::True)
         .description(Some(format!("The {name} of the resource (a UUID).")))
-        .schema(Some(ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))))
+        .schema(Some(
+            ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+        ))
         .build()
 }
 
