@@ -49,6 +49,7 @@ pub fn api() -> Api {
         .merge(crate::distribution::http::routes())
         .merge(crate::content::http::routes())
         .merge(crate::agency::http::routes())
+        .merge(crate::openapi::routes())
 }
 
 /// (method, full path) of every `/api/v1` route, e.g. `("POST", "/api/v1/conversations/{id}/claim")`.

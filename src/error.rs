@@ -3,7 +3,6 @@
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -85,12 +84,25 @@ impl IntoResponse for Error {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".to_owned(), None)
             }
         };
-        let body = axum::Json(json!({"error": {"code": code, "message": message}}));
+        let body = axum::Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message } });
         match retry_after {
             Some(secs) => (status, [(header::RETRY_AFTER, secs.to_string())], body).into_response(),
             None => (status, body).into_response(),
         }
     }
+}
+
+/// The contract's error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable machine-readable `code` and a message for people.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
 }
 
 /// Maps database constraint violations to client errors.

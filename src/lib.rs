@@ -23,6 +23,7 @@ pub mod intake;
 pub mod live;
 pub mod mail;
 pub mod metrics;
+pub mod openapi;
 pub mod outbox;
 pub mod phone;
 pub mod policy;

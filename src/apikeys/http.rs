@@ -61,13 +61,21 @@ impl KeyCaller {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     name: String,
     scopes: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api-keys",
+    tag = "apikeys",
+    description = "Creates an API key with scopes; its secret is shown only in this answer.",
+    request_body = CreateKey,
+    responses((status = 201, description = "Created.", body = ApiKeyCreated))
+)]
 #[instrument(skip_all)]
 pub async fn create(
     State(st): State<AppState>,
@@ -90,13 +98,22 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListKeys {
     cursor: Option<String>,
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api-keys",
+    tag = "apikeys",
+    description = "The workspace's API keys (without secrets), paginated.",
+    params(ListKeys),
+    responses((status = 200, description = "OK.", body = ApiKeysPage))
+)]
 #[instrument(skip_all)]
 pub async fn list(
     State(st): State<AppState>,
@@ -109,6 +126,13 @@ pub async fn list(
     Ok(Json(super::list(&st.db, user.workspace_id, after, limit).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api-keys/{id}",
+    tag = "apikeys",
+    description = "Revokes an API key.",
+    responses((status = 204, description = "Done."))
+)]
 #[instrument(skip_all)]
 pub async fn revoke(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
     may::may_manage_api_keys(&user.viewer()).map_err(denied)?;

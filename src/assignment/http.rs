@@ -25,6 +25,13 @@ pub fn routes() -> Api {
         .post("/leads/bulk-reassign", bulk_reassign)
 }
 
+#[utoipa::path(
+    get,
+    path = "/assignment",
+    tag = "assignment",
+    description = "The workspace's assignment settings (mode, rules).",
+    responses((status = 200, description = "OK.", body = Settings))
+)]
 #[instrument(skip_all)]
 pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<Settings>> {
     let mut tx = st.db.begin().await?;
@@ -33,6 +40,14 @@ pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<S
     Ok(Json(s))
 }
 
+#[utoipa::path(
+    put,
+    path = "/assignment",
+    tag = "assignment",
+    description = "Replaces the workspace's assignment settings.",
+    request_body = Settings,
+    responses((status = 200, description = "OK.", body = Settings))
+)]
 #[instrument(skip_all)]
 pub async fn put(State(st): State<AppState>, user: CurrentUser, Json(body): Json<Settings>) -> Result<Json<Settings>> {
     may::can_change_assignment(&user.viewer()).map_err(|_| {
@@ -54,19 +69,26 @@ pub async fn put(State(st): State<AppState>, user: CurrentUser, Json(body): Json
     Ok(Json(s))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DecisionLog {
     decisions: Vec<DecisionView>,
 }
 
 /// Every decision about a visible lead, oldest first.
+#[utoipa::path(
+    get,
+    path = "/leads/{id}/assignment-log",
+    tag = "assignment",
+    description = "Every assignment decision about a visible lead, oldest first.",
+    responses((status = 200, description = "OK.", body = DecisionLog))
+)]
 #[instrument(skip_all)]
 pub async fn log(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<DecisionLog>> {
     let lead = leads::get_visible(&st.db, &user.viewer(), id).await?;
     Ok(Json(DecisionLog { decisions: run::decisions(&st.db, lead.id).await? }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkReassign {
     /// `null`: unassigned leads (then `lead_ids` is required).
@@ -77,7 +99,7 @@ pub struct BulkReassign {
     lead_ids: Option<Vec<Uuid>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Moved {
     moved: usize,
 }
@@ -85,6 +107,14 @@ pub struct Moved {
 /// Moves `from`'s leads (all, or the listed ones still assigned to them) and their
 /// conversations assigned to `from` to `to`, in one transaction; `from_member_id: null` gives
 /// the listed unassigned leads (and their unassigned conversations) to `to`.
+#[utoipa::path(
+    post,
+    path = "/leads/bulk-reassign",
+    tag = "assignment",
+    description = "Moves a member's leads (all, or the listed ones) and their conversations to another member.",
+    request_body = BulkReassign,
+    responses((status = 200, description = "OK.", body = Moved))
+)]
 #[instrument(skip_all)]
 pub async fn bulk_reassign(
     State(st): State<AppState>,

@@ -26,14 +26,14 @@ string_enum! {
     pub enum RouteKind { Member = "member", RoundRobin = "round_robin", Team = "team", Unassigned = "unassigned" }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberToggle {
     pub member_id: Uuid,
     pub enabled: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Criterion {
     pub field: String,
@@ -43,7 +43,7 @@ pub struct Criterion {
 
 /// `{"type":"member","member_id"}`, `{"type":"round_robin","member_ids":[..]}`,
 /// `{"type":"team","team_id"}` or `{"type":"unassigned"}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     #[serde(rename = "type")]
@@ -56,7 +56,8 @@ pub struct Route {
     pub team_id: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = AssignmentRule)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub name: String,
@@ -65,7 +66,8 @@ pub struct Rule {
     pub route: Route,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = AssignmentSettings)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub mode: String,

@@ -331,13 +331,14 @@ pub async fn reopened(w: &mut Work, presence: Presence<'_>, conversation_id: Uui
 }
 
 /// A decision as `GET /leads/{id}/assignment-log` shows it.
-#[derive(Debug, sqlx::FromRow, Serialize)]
+#[derive(Debug, sqlx::FromRow, Serialize, utoipa::ToSchema)]
 pub struct DecisionView {
     at: DateTime<Utc>,
     cause: String,
     rule: Option<String>,
     reason: String,
     conversation_id: Option<Uuid>,
+    #[schema(value_type = Vec<Object>)]
     candidates: sqlx::types::Json<Value>,
     chosen_member_id: Option<Uuid>,
 }

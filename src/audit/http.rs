@@ -19,7 +19,8 @@ pub fn routes() -> Api {
     Api::new().get("/audit", list)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     actor_id: Option<String>,
@@ -30,6 +31,14 @@ pub struct AuditQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/audit",
+    tag = "audit",
+    description = "The audit trail of admin actions, newest first, filtered by actor, action and time (admins).",
+    params(AuditQuery),
+    responses((status = 200, description = "OK.", body = AuditPage))
+)]
 #[instrument(skip_all)]
 pub async fn list(
     State(st): State<AppState>,

@@ -43,12 +43,20 @@ pub async fn issue_session(st: &AppState, user: UserOut, status: StatusCode) -> 
     Ok((status, [(SET_COOKIE, cookie)], Json(SessionView { token, user })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginBody {
     email: String,
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    description = "Signs in with email and password: a session token (also set as an HttpOnly cookie) and the user. Failures are throttled per email and client address.",
+    request_body = LoginBody,
+    responses((status = 200, description = "Signed in.", body = SessionView))
+)]
 #[instrument(skip_all)]
 pub async fn login(
     State(st): State<AppState>,
@@ -74,6 +82,13 @@ pub async fn login(
     issue_session(&st, row.public(), StatusCode::OK).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    description = "Revokes the caller's session token and clears the session cookie.",
+    responses((status = 204, description = "Signed out."))
+)]
 #[instrument(skip_all)]
 pub async fn logout(State(st): State<AppState>, user: CurrentUser) -> Result<Response> {
     super::revoke(&st.db, &user.token_hash).await?;
@@ -81,6 +96,13 @@ pub async fn logout(State(st): State<AppState>, user: CurrentUser) -> Result<Res
     Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, clear)]).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    tag = "auth",
+    description = "The caller: user, effective permissions and the labels they hold.",
+    responses((status = 200, description = "OK.", body = MeView))
+)]
 #[instrument(skip_all)]
 pub async fn me(user: CurrentUser) -> Json<MeView> {
     Json(MeView { user: user.public(), permissions: user.permissions, label_ids: user.label_ids })

@@ -30,7 +30,8 @@ fn parse_kind(raw: &str) -> Option<ContentKind> {
     ContentKind::parse(raw)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListContent {
     kind: Option<String>,
@@ -39,6 +40,14 @@ pub struct ListContent {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/content",
+    tag = "content",
+    description = "Saved content (quick replies, files, pages), filtered by kind and text, paginated.",
+    params(ListContent),
+    responses((status = 200, description = "OK.", body = ContentPage))
+)]
 #[instrument(skip_all)]
 pub async fn list(
     State(st): State<AppState>,
@@ -60,7 +69,7 @@ pub async fn list(
     Ok(Json(super::list(&st.db, &user.viewer(), &f).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateContent {
     kind: String,
@@ -70,6 +79,14 @@ pub struct CreateContent {
     shortcut: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/content",
+    tag = "content",
+    description = "Creates a content item.",
+    request_body = CreateContent,
+    responses((status = 201, description = "Created.", body = ContentView))
+)]
 #[instrument(skip_all)]
 pub async fn create(
     State(st): State<AppState>,
@@ -86,12 +103,19 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(k.view())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/content/{id}",
+    tag = "content",
+    description = "One content item.",
+    responses((status = 200, description = "OK.", body = ContentView))
+)]
 #[instrument(skip_all)]
 pub async fn get(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<ContentView>> {
     Ok(Json(super::get(&st.db, &user.viewer(), id).await?.view()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchContent {
     title: Option<String>,
@@ -102,6 +126,14 @@ pub struct PatchContent {
     team_ids: Option<Vec<Uuid>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/content/{id}",
+    tag = "content",
+    description = "Changes a content item.",
+    request_body = PatchContent,
+    responses((status = 200, description = "OK.", body = ContentView))
+)]
 #[instrument(skip_all)]
 pub async fn patch(
     State(st): State<AppState>,
@@ -133,6 +165,13 @@ pub async fn patch(
     Ok(Json(k.view()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/content/{id}",
+    tag = "content",
+    description = "Deletes a content item.",
+    responses((status = 204, description = "Done."))
+)]
 #[instrument(skip_all)]
 pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
     let mut work = Work::begin(&st.db, st.clock.now()).await?;

@@ -19,12 +19,27 @@ pub fn routes() -> Api {
     Api::new().get("/distribution", get).put("/distribution", put).get("/distribution/history", history)
 }
 
+#[utoipa::path(
+    get,
+    path = "/distribution",
+    tag = "distribution",
+    description = "The workspace's lead distribution settings.",
+    responses((status = 200, description = "OK.", body = Settings))
+)]
 #[instrument(skip_all)]
 pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<Settings>> {
     may::may_manage_distribution(&user.viewer()).map_err(denied)?;
     Ok(Json(super::load(&st.db, user.workspace_id).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/distribution",
+    tag = "distribution",
+    description = "Replaces the lead distribution settings.",
+    request_body = Settings,
+    responses((status = 200, description = "OK.", body = Settings))
+)]
 #[instrument(skip_all)]
 pub async fn put(State(st): State<AppState>, user: CurrentUser, Json(body): Json<Settings>) -> Result<Json<Settings>> {
     may::may_manage_distribution(&user.viewer()).map_err(denied)?;
@@ -37,13 +52,22 @@ pub async fn put(State(st): State<AppState>, user: CurrentUser, Json(body): Json
     Ok(Json(settings))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     cursor: Option<String>,
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/distribution/history",
+    tag = "distribution",
+    description = "Past distribution settings, newest first, paginated.",
+    params(HistoryQuery),
+    responses((status = 200, description = "OK.", body = HistoryPage))
+)]
 #[instrument(skip_all)]
 pub async fn history(
     State(st): State<AppState>,

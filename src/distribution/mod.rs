@@ -61,7 +61,8 @@ fn one() -> i64 {
 }
 
 /// The workspace's distribution settings, as `GET/PUT /distribution` carry them.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DistributionSettings)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Keep a distributed lead in this workspace too.
@@ -77,7 +78,8 @@ impl Default for Settings {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DistributionRule)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub name: String,
@@ -89,7 +91,7 @@ pub struct Rule {
     pub recipients: Vec<Recipient>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recipient {
     pub email: String,
@@ -296,7 +298,7 @@ pub async fn save(tx: &mut Tx, workspace_id: Uuid, by: Uuid, s: &Settings, now: 
 
 /// A delivery as stored: the view's fields, the queued mail of an `email` delivery and the
 /// queued message of a `whatsapp` one (whose states the history reads).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 struct Stored {
     channel: Channel,
     status: DeliveryStatus,
@@ -319,7 +321,7 @@ impl Stored {
 }
 
 /// The lead as forwarded (kept for a recipient who has no account yet).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 struct Snapshot {
     name: String,
     phone: Option<String>,

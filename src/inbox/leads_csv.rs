@@ -319,14 +319,14 @@ fn parse_row(h: &Header, d: &Directory, rec: &csv::StringRecord, line: u64) -> s
     if problems.is_empty() { Ok(row) } else { Err(problems.join("; ")) }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct LineError {
     line: u64,
     message: String,
 }
 
 /// The answer of an import.
-#[derive(Default, Serialize)]
+#[derive(Default, Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     created: u64,
     updated: u64,

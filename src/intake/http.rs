@@ -25,7 +25,7 @@ pub fn routes() -> Api {
     Api::new().post("/intake/leads", submit)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntakeBody {
     name: String,
@@ -56,6 +56,14 @@ fn validate(body: IntakeBody) -> Result<Submission> {
 /// lead, one inserts it, the other meets the unique phone and finds it on its next try.
 const TRIES: u32 = 3;
 
+#[utoipa::path(
+    post,
+    path = "/intake/leads",
+    tag = "intake",
+    description = "Creates or updates a lead from a web form (API key with the intake scope).",
+    request_body = IntakeBody,
+    responses((status = 201, description = "A new lead.", body = LeadView), (status = 200, description = "An existing lead, updated.", body = LeadView))
+)]
 #[instrument(skip_all, fields(api_key = %key.key_id))]
 pub async fn submit(
     State(st): State<AppState>,

@@ -62,6 +62,13 @@ pub fn routes() -> Api {
 
 /// Authenticates (bearer header or session cookie; a cookie needs a same-origin `Origin`),
 /// checks `?after=`, then upgrades.
+#[utoipa::path(
+    get,
+    path = "/live",
+    tag = "live",
+    description = "Upgrades to a websocket that streams the caller's events from a cursor (`?after=`).",
+    responses((status = 101, description = "Switched to the websocket protocol."))
+)]
 pub async fn upgrade(
     State(st): State<AppState>,
     headers: HeaderMap,

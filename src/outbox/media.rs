@@ -13,11 +13,19 @@ use crate::on_db;
 pub const MAX_MEDIA: usize = 16 << 20;
 
 /// What an upload answers: the media id to send by.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Uploaded {
     pub id: String,
     pub mime_type: String,
     pub size: usize,
+}
+
+/// The multipart form of an upload (the OpenAPI document's request body).
+#[derive(utoipa::ToSchema)]
+pub struct UploadForm {
+    /// The file, with its content type and name.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
 }
 
 /// Largest upload accepted (Meta: image 5 MB, audio/video 16 MB; documents are capped here too).

@@ -29,7 +29,7 @@ use crate::views::message::{Direction, MessageStatus, MessageView};
 use crate::views::timeline::ActivityKind;
 use crate::{on_db, on_tx, string_enum};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum SendBody {
     Text {
@@ -67,14 +67,14 @@ pub enum SendBody {
     },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReactionRef {
     message_id: Uuid,
     emoji: String,
 }
 
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
 pub struct Template {
     name: String,
     language: Value,
@@ -89,7 +89,7 @@ impl Template {
     }
 }
 
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MediaRef {
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -17,7 +17,8 @@ pub fn routes() -> Api {
     Api::new().get("/reports/team", team)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TeamQuery {
     from: Option<String>,
@@ -25,6 +26,14 @@ pub struct TeamQuery {
     group_id: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/reports/team",
+    tag = "reports",
+    description = "The team report over a period: per member counts and response times.",
+    params(TeamQuery),
+    responses((status = 200, description = "OK.", body = TeamReport))
+)]
 #[instrument(skip_all)]
 pub async fn team(
     State(st): State<AppState>,

@@ -59,7 +59,7 @@ fn parse_role(raw: Option<&str>) -> Result<Option<Role>> {
 
 // ---- Invitations ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteBody {
     email: String,
@@ -97,6 +97,14 @@ fn parse_emails(raw: &str) -> Result<Vec<String>> {
 /// Invites one member, or several at once (`"email": "a@x.com, b@y.com"`: all or none, each
 /// with the same role, permissions and labels; a `name` is then refused, as it would be
 /// everyone's).
+#[utoipa::path(
+    post,
+    path = "/invitations",
+    tag = "team",
+    description = "Invites one member, or several at once (comma-separated emails: all or none), and mails each an invitation link.",
+    request_body = InviteBody,
+    responses((status = 201, description = "Created.", body = InviteAnswer))
+)]
 #[instrument(skip_all)]
 pub async fn invite(
     State(st): State<AppState>,
@@ -163,7 +171,7 @@ async fn queue_invitation_mail(
     Ok(true)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptBody {
     accept_token: String,
@@ -172,6 +180,14 @@ pub struct AcceptBody {
 }
 
 /// Accepting answers exactly as login does (201): the invited member is signed in.
+#[utoipa::path(
+    post,
+    path = "/invitations/accept",
+    tag = "team",
+    description = "Accepts an invitation with its token, sets the password and signs the new member in (answers as login does).",
+    request_body = AcceptBody,
+    responses((status = 201, description = "Accepted and signed in.", body = crate::views::auth::SessionView))
+)]
 #[instrument(skip_all)]
 pub async fn accept(State(st): State<AppState>, Json(body): Json<AcceptBody>) -> Result<Response> {
     password::validate(&body.password)?;
@@ -195,6 +211,13 @@ pub async fn accept(State(st): State<AppState>, Json(body): Json<AcceptBody>) ->
     issue_session(&st, user, StatusCode::CREATED).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/invitations/{id}/resend",
+    tag = "team",
+    description = "Sends a pending invitation again with a fresh token.",
+    responses((status = 200, description = "OK.", body = InvitationView))
+)]
 #[instrument(skip_all)]
 pub async fn resend(
     State(st): State<AppState>,
@@ -212,6 +235,13 @@ pub async fn resend(
     Ok(Json(answer))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/invitations/{id}",
+    tag = "team",
+    description = "Cancels a pending invitation.",
+    responses((status = 204, description = "Done."))
+)]
 #[instrument(skip_all)]
 pub async fn cancel(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
@@ -223,7 +253,8 @@ pub async fn cancel(State(st): State<AppState>, user: CurrentUser, Path(id): Pat
 
 // ---- Members ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListMembers {
     status: Option<String>,
@@ -231,6 +262,14 @@ pub struct ListMembers {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/members",
+    tag = "team",
+    description = "The workspace's members, filtered by status, paginated.",
+    params(ListMembers),
+    responses((status = 200, description = "OK.", body = MembersPage))
+)]
 #[instrument(skip_all)]
 pub async fn list_members(
     State(st): State<AppState>,
@@ -255,6 +294,13 @@ pub async fn list_members(
     Ok(Json(page))
 }
 
+#[utoipa::path(
+    get,
+    path = "/members/{id}",
+    tag = "team",
+    description = "One member.",
+    responses((status = 200, description = "OK.", body = MemberView))
+)]
 #[instrument(skip_all)]
 pub async fn get_member(
     State(st): State<AppState>,
@@ -264,7 +310,7 @@ pub async fn get_member(
     Ok(Json(super::load(&st.db, user.workspace_id, id).await?.view()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchMember {
     permissions: Option<Permissions>,
@@ -273,6 +319,14 @@ pub struct PatchMember {
     name: Option<String>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/members/{id}",
+    tag = "team",
+    description = "Changes a member's name, role, permissions, labels or team (admins).",
+    request_body = PatchMember,
+    responses((status = 200, description = "OK.", body = MemberView))
+)]
 #[instrument(skip_all)]
 pub async fn patch_member(
     State(st): State<AppState>,
@@ -290,6 +344,13 @@ pub async fn patch_member(
     Ok(Json(member.view()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/members/{id}/deactivate",
+    tag = "team",
+    description = "Deactivates a member: their sessions end and they can no longer sign in.",
+    responses((status = 200, description = "OK.", body = MemberView))
+)]
 #[instrument(skip_all)]
 pub async fn deactivate(
     State(st): State<AppState>,
@@ -303,6 +364,13 @@ pub async fn deactivate(
     Ok(Json(member.view()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/members/{id}/reactivate",
+    tag = "team",
+    description = "Reactivates a deactivated member.",
+    responses((status = 200, description = "OK.", body = MemberView))
+)]
 #[instrument(skip_all)]
 pub async fn reactivate(
     State(st): State<AppState>,
@@ -318,18 +386,33 @@ pub async fn reactivate(
 
 // ---- Labels ----
 
+#[utoipa::path(
+    get,
+    path = "/labels",
+    tag = "team",
+    description = "The workspace's labels.",
+    responses((status = 200, description = "OK.", body = LabelsPage))
+)]
 #[instrument(skip_all)]
 pub async fn list_labels(State(st): State<AppState>, user: CurrentUser) -> Result<Json<LabelsPage>> {
     Ok(Json(labels::list(&st.db, user.workspace_id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLabel {
     name: String,
     color: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/labels",
+    tag = "team",
+    description = "Creates a label.",
+    request_body = CreateLabel,
+    responses((status = 201, description = "Created.", body = LabelView))
+)]
 #[instrument(skip_all)]
 pub async fn create_label(
     State(st): State<AppState>,
@@ -343,13 +426,21 @@ pub async fn create_label(
     Ok((StatusCode::CREATED, Json(label.view())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchLabel {
     name: Option<String>,
     color: Option<String>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/labels/{id}",
+    tag = "team",
+    description = "Renames or recolours a label.",
+    request_body = PatchLabel,
+    responses((status = 200, description = "OK.", body = LabelView))
+)]
 #[instrument(skip_all)]
 pub async fn patch_label(
     State(st): State<AppState>,
@@ -364,6 +455,13 @@ pub async fn patch_label(
 }
 
 /// Deleting a label takes it off every conversation and member (the visibility it granted ends).
+#[utoipa::path(
+    delete,
+    path = "/labels/{id}",
+    tag = "team",
+    description = "Deletes a label and takes it off every conversation and member.",
+    responses((status = 204, description = "Done."))
+)]
 #[instrument(skip_all)]
 pub async fn delete_label(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
@@ -379,12 +477,19 @@ pub async fn delete_label(State(st): State<AppState>, user: CurrentUser, Path(id
 
 // ---- Teams ----
 
+#[utoipa::path(
+    get,
+    path = "/teams",
+    tag = "team",
+    description = "The workspace's teams.",
+    responses((status = 200, description = "OK.", body = TeamsPage))
+)]
 #[instrument(skip_all)]
 pub async fn list_teams(State(st): State<AppState>, user: CurrentUser) -> Result<Json<TeamsPage>> {
     Ok(Json(teams::list(&st.db, user.workspace_id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTeam {
     name: String,
@@ -392,6 +497,14 @@ pub struct CreateTeam {
     member_ids: Vec<Uuid>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/teams",
+    tag = "team",
+    description = "Creates a team.",
+    request_body = CreateTeam,
+    responses((status = 201, description = "Created.", body = TeamView))
+)]
 #[instrument(skip_all)]
 pub async fn create_team(
     State(st): State<AppState>,
@@ -405,13 +518,21 @@ pub async fn create_team(
     Ok((StatusCode::CREATED, Json(team.view())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTeam {
     name: Option<String>,
     member_ids: Option<Vec<Uuid>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/teams/{id}",
+    tag = "team",
+    description = "Changes a team.",
+    request_body = PatchTeam,
+    responses((status = 200, description = "OK.", body = TeamView))
+)]
 #[instrument(skip_all)]
 pub async fn patch_team(
     State(st): State<AppState>,
@@ -426,6 +547,13 @@ pub async fn patch_team(
     Ok(Json(team.view()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/teams/{id}",
+    tag = "team",
+    description = "Deletes a team.",
+    responses((status = 204, description = "Done."))
+)]
 #[instrument(skip_all)]
 pub async fn delete_team(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
@@ -437,12 +565,27 @@ pub async fn delete_team(State(st): State<AppState>, user: CurrentUser, Path(id)
 
 // ---- The caller's own preferences ----
 
+#[utoipa::path(
+    get,
+    path = "/me/preferences",
+    tag = "team",
+    description = "The caller's own preferences (the team view the lists apply).",
+    responses((status = 200, description = "OK.", body = Preferences))
+)]
 #[instrument(skip_all)]
 pub async fn get_preferences(State(st): State<AppState>, user: CurrentUser) -> Result<Json<Preferences>> {
     Ok(Json(preferences::get(&st.db, user.id).await?))
 }
 
 /// The whole object; a missing or mistyped field answers 422 naming it.
+#[utoipa::path(
+    put,
+    path = "/me/preferences",
+    tag = "team",
+    description = "Replaces the caller's preferences (the whole object).",
+    request_body = Preferences,
+    responses((status = 200, description = "OK.", body = Preferences))
+)]
 #[instrument(skip_all)]
 pub async fn put_preferences(
     State(st): State<AppState>,

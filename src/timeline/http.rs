@@ -21,7 +21,8 @@ pub fn routes() -> Api {
     Api::new().get("/activities", activities).get("/leads/{id}/timeline", timeline).post("/leads/{id}/notes", add_note)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ActivitiesQuery {
     #[serde(rename = "type")]
@@ -46,6 +47,14 @@ fn time_filter(raw: Option<&str>, what: &str) -> Result<Option<chrono::DateTime<
 }
 
 /// `GET /activities`: the timeline across every lead the caller can see, newest first.
+#[utoipa::path(
+    get,
+    path = "/activities",
+    tag = "timeline",
+    description = "The timeline across every lead the caller can see, newest first, filtered and paginated.",
+    params(ActivitiesQuery),
+    responses((status = 200, description = "OK.", body = ActivitiesPage))
+)]
 #[instrument(skip_all)]
 pub async fn activities(
     State(st): State<AppState>,
@@ -65,7 +74,8 @@ pub async fn activities(
     Ok(Json(read::across(&st.db, &user.viewer(), &filter, st.clock.now()).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TimelineQuery {
     #[serde(rename = "type")]
@@ -85,6 +95,14 @@ fn parse_kind(raw: Option<&str>) -> Result<Option<ActivityKind>> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/leads/{id}/timeline",
+    tag = "timeline",
+    description = "A lead's timeline (activities and WhatsApp sessions), newest first, paginated.",
+    params(TimelineQuery),
+    responses((status = 200, description = "OK.", body = TimelinePage))
+)]
 #[instrument(skip_all)]
 pub async fn timeline(
     State(st): State<AppState>,
@@ -106,17 +124,26 @@ pub async fn timeline(
     Ok(Json(read::page(&st.db, &v, lead.lead_id, &filter, st.clock.now()).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewLeadNote)]
 #[serde(deny_unknown_fields)]
 pub struct NewNote {
     text: String,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct NoteData<'a> {
     text: &'a str,
 }
 
+#[utoipa::path(
+    post,
+    path = "/leads/{id}/notes",
+    tag = "timeline",
+    description = "Adds a note to a lead's timeline.",
+    request_body = NewNote,
+    responses((status = 201, description = "Created.", body = TimelineEntry))
+)]
 #[instrument(skip_all)]
 pub async fn add_note(
     State(st): State<AppState>,

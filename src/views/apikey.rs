@@ -15,7 +15,7 @@ string_enum! {
 }
 
 /// An API key in a list: its name, scopes and first characters, never its secret.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyView {
     pub id: Uuid,
     pub name: String,
@@ -29,7 +29,7 @@ pub struct ApiKeyView {
 }
 
 /// `POST /api-keys`: the key, shown this once.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyCreated {
     #[serde(flatten)]
     pub api_key: ApiKeyView,
@@ -37,7 +37,7 @@ pub struct ApiKeyCreated {
 }
 
 /// `GET /api-keys`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiKeysPage {
     pub api_keys: Vec<ApiKeyView>,
     pub next_cursor: Option<String>,

@@ -52,7 +52,7 @@ string_enum! {
 }
 
 /// One entry of `GET /audit`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntryView {
     pub id: Uuid,
     pub at: DateTime<Utc>,
@@ -65,7 +65,7 @@ pub struct AuditEntryView {
 }
 
 /// `GET /audit`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub entries: Vec<AuditEntryView>,
     pub next_cursor: Option<String>,

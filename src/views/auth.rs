@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::policy::{Permissions, Role};
 
 /// The user object of login answers.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct UserOut {
     pub id: Uuid,
     pub email: String,
@@ -16,14 +16,14 @@ pub struct UserOut {
 }
 
 /// Login and invitation accept: the new session's token and who it belongs to.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub token: String,
     pub user: UserOut,
 }
 
 /// `GET /auth/me`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct MeView {
     pub user: UserOut,
     pub permissions: Permissions,

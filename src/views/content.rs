@@ -13,7 +13,7 @@ string_enum! {
 }
 
 /// A content item (API answers).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ContentView {
     pub id: Uuid,
     pub kind: ContentKind,
@@ -29,7 +29,7 @@ pub struct ContentView {
 }
 
 /// `GET /content`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ContentPage {
     pub content: Vec<ContentView>,
     pub next_cursor: Option<String>,
@@ -37,7 +37,7 @@ pub struct ContentPage {
 
 /// A lead opened a page sent to them (`content.viewed`, to the lead's assignee; the
 /// `content_viewed` activity's data without `lead_id`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ContentViewedView {
     pub content_id: Uuid,
     pub lead_id: Uuid,

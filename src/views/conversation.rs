@@ -13,7 +13,7 @@ string_enum! {
 }
 
 /// What the caller may do with a conversation now (computed by `policy::conversation_can`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ConversationCan {
     pub reply: bool,
     pub assign: bool,
@@ -25,7 +25,7 @@ pub struct ConversationCan {
 }
 
 /// A conversation (API answers and `conversation.*` events).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConversationView {
     pub id: Uuid,
     pub lead_id: Uuid,
@@ -71,7 +71,7 @@ pub struct AccessLost {
 }
 
 /// Who can see a conversation and why (`GET/POST/DELETE /conversations/{id}/access`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AccessListing {
     pub conversation_id: Uuid,
     pub assignee_id: Option<Uuid>,
@@ -81,7 +81,7 @@ pub struct AccessListing {
 }
 
 /// A member who sees a conversation, with the policy's reasons.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AccessMember {
     pub member_id: Uuid,
     pub name: String,

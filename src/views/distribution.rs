@@ -37,7 +37,7 @@ string_enum! {
 }
 
 /// One channel's delivery of one entry.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub channel: Channel,
     pub status: DeliveryStatus,
@@ -46,7 +46,7 @@ pub struct Delivery {
 }
 
 /// The lead as it was sent.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryLead {
     pub name: String,
     pub phone: Option<String>,
@@ -54,7 +54,7 @@ pub struct HistoryLead {
 }
 
 /// `GET /distribution/history`: one lead sent to one recipient.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub id: Uuid,
     pub at: DateTime<Utc>,
@@ -69,7 +69,7 @@ pub struct HistoryEntry {
 }
 
 /// `GET /distribution/history`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryPage {
     pub entries: Vec<HistoryEntry>,
     pub next_cursor: Option<String>,

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 /// What the caller may do with a lead now (computed by `policy::lead_can`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LeadCan {
     pub edit: bool,
     pub delete: bool,
@@ -17,7 +17,7 @@ pub struct LeadCan {
 /// `first_response_secs` (as the team report defines it; `None` until there is one) and
 /// `last_activity_at` (the newest of its creation, its newest message and its newest timeline
 /// activity).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LeadProgress {
     pub contacted: bool,
     pub first_response_secs: Option<i64>,
@@ -25,7 +25,7 @@ pub struct LeadProgress {
 }
 
 /// A lead (API answers and `lead.updated` events).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LeadView {
     pub id: Uuid,
     pub name: String,

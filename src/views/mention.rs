@@ -8,7 +8,7 @@ use crate::string_enum;
 use crate::views::message::SentBy;
 
 /// A mention of the caller (`GET /mentions`, `POST /mentions/{id}/read`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MentionView {
     pub id: Uuid,
     pub conversation_id: Uuid,
@@ -22,14 +22,14 @@ pub struct MentionView {
 }
 
 /// `GET /mentions`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MentionsPage {
     pub mentions: Vec<MentionView>,
     pub next_cursor: Option<String>,
 }
 
 /// `mention.created`, addressed to the mentioned member.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MentionNotice {
     pub mention_id: Uuid,
     pub conversation_id: Uuid,
@@ -46,7 +46,7 @@ string_enum! {
 
 /// One result of `GET /search`: a lead (no `message_id`), or a message or note (`message_id`
 /// is its id in the conversation's messages page).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchHit {
     pub kind: HitKind,
     /// A lead's newest conversation the caller sees (`null`: none yet).
@@ -61,7 +61,7 @@ pub struct SearchHit {
 }
 
 /// `GET /search`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchPage {
     pub results: Vec<SearchHit>,
     pub next_cursor: Option<String>,

@@ -58,7 +58,7 @@ impl MessageStatus {
 }
 
 /// A short summary of a message for conversation lists.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessagePreview {
     pub id: Uuid,
     pub direction: Direction,
@@ -74,7 +74,7 @@ pub struct MessagePreview {
 }
 
 /// Who sent an outbound message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum SentBy {
     /// `"whatsapp_app"`: an echo of a message sent from the WhatsApp Business app.
@@ -90,26 +90,26 @@ impl SentBy {
     pub const APP: SentBy = SentBy::App("whatsapp_app");
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReactionView {
     pub emoji: String,
     pub from: String,
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Context {
     pub wamid: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageError {
     pub code: i64,
     pub title: Option<String>,
 }
 
 /// A message (API answers and `message.*` events).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: Uuid,
     pub conversation_id: Uuid,
@@ -148,14 +148,14 @@ pub struct MessageView {
 }
 
 /// An older text of an edited message, and when it was written.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Edit {
     pub text: Option<String>,
     pub at: DateTime<Utc>,
 }
 
 /// A message's pricing as its status webhooks report it.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Pricing {
     #[serde(default)]
     pub category: Option<String>,
@@ -171,7 +171,7 @@ pub const NOTE: &str = "note";
 /// An internal note in a conversation (the answer of `POST /conversations/{id}/notes`, an
 /// item of the messages page, and the data of the `message.created` event a note sends):
 /// `"type": "note"`, `"direction": "internal"`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NoteView {
     pub id: Uuid,
     pub conversation_id: Uuid,
@@ -185,7 +185,7 @@ pub struct NoteView {
 }
 
 /// One item of a conversation's messages page: a WhatsApp message or an internal note.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ChatItem {
     Message(Box<MessageView>),

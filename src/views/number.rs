@@ -5,7 +5,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 /// A connected WhatsApp number (the access token is write-only: only `access_token_set`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NumberView {
     pub id: Uuid,
     pub phone_number_id: String,
@@ -30,21 +30,21 @@ pub struct NumberView {
 }
 
 /// `GET /numbers`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NumbersPage {
     pub numbers: Vec<NumberView>,
     pub next_cursor: Option<String>,
 }
 
 /// A lead group.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct GroupView {
     pub id: Uuid,
     pub name: String,
 }
 
 /// `GET /groups`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GroupsPage {
     pub groups: Vec<GroupView>,
     pub next_cursor: Option<String>,

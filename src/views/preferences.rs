@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 /// The team view: which conversations and leads beyond their own a member wants in lists
 /// called without an explicit `assignee_id` / `unassigned` filter. It only ever narrows what
 /// the policy lets them see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TeamFilter)]
 #[serde(deny_unknown_fields)]
 pub struct TeamView {
     /// Those assigned to other members.
@@ -29,7 +30,7 @@ impl TeamView {
 }
 
 /// `{"team_view": {...}}`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preferences {
     pub team_view: TeamView,

@@ -5,7 +5,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 /// One member's counters (or their sum).
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 pub struct CountsView {
     pub assigned: i64,
     pub contacted: i64,
@@ -18,7 +18,7 @@ pub struct CountsView {
 }
 
 /// A member's row.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ReportRow {
     pub member_id: Uuid,
     pub name: String,
@@ -27,7 +27,7 @@ pub struct ReportRow {
 }
 
 /// `GET /reports/team`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct TeamReport {
     pub members: Vec<ReportRow>,
     pub totals: CountsView,

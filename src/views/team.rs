@@ -18,7 +18,7 @@ string_enum! {
 }
 
 /// A member (API answers and `member.updated` events).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     pub id: Uuid,
     pub email: String,
@@ -36,14 +36,14 @@ pub struct MemberView {
 }
 
 /// `member.updated` carrying only a presence change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PresenceView {
     pub id: Uuid,
     pub presence: Availability,
 }
 
 /// A label (API answers and `label.updated` events).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LabelView {
     pub id: Uuid,
     pub name: String,
@@ -57,7 +57,7 @@ string_enum! {
 }
 
 /// An invitation as answered: the invited member plus the (new) accept token and its expiry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct InvitationView {
     #[serde(flatten)]
     pub member: MemberView,
@@ -66,13 +66,13 @@ pub struct InvitationView {
 }
 
 /// `POST /invitations` with several comma-separated emails: one invitation each, in order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct InvitationsView {
     pub invitations: Vec<InvitationView>,
 }
 
 /// `POST /invitations`: one email answers its invitation, several answer them all.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum InviteAnswer {
     One(InvitationView),
@@ -80,21 +80,21 @@ pub enum InviteAnswer {
 }
 
 /// `GET /members`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MembersPage {
     pub members: Vec<MemberView>,
     pub next_cursor: Option<String>,
 }
 
 /// `GET /labels` (one page: `next_cursor` is always null).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LabelsPage {
     pub labels: Vec<LabelView>,
     pub next_cursor: Option<String>,
 }
 
 /// A team (API answers).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TeamView {
     pub id: Uuid,
     pub name: String,
@@ -104,7 +104,7 @@ pub struct TeamView {
 }
 
 /// `GET /teams` (one page: `next_cursor` is always null).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TeamsPage {
     pub teams: Vec<TeamView>,
     pub next_cursor: Option<String>,

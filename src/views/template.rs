@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// A template a number can send (`GET /numbers/{id}/templates`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TemplateView {
     pub name: String,
     /// As the Graph API spells it (`en_US`).
@@ -22,7 +22,7 @@ pub struct TemplateView {
 }
 
 /// `GET /numbers/{id}/templates`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TemplatesPage {
     pub templates: Vec<TemplateView>,
 }

@@ -30,7 +30,7 @@ string_enum! {
 }
 
 /// An activity on a lead's timeline (`timeline.created` / `timeline.updated`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActivityView {
     pub id: Uuid,
     #[serde(rename = "type")]
@@ -43,7 +43,7 @@ pub struct ActivityView {
 }
 
 /// An activity in `GET /leads/{id}/timeline` (and the answer of `POST /leads/{id}/notes`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     pub id: Uuid,
     #[serde(rename = "type")]
@@ -56,14 +56,14 @@ pub struct TimelineEntry {
 }
 
 /// `GET /leads/{id}/timeline`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimelinePage {
     pub activities: Vec<TimelineEntry>,
     pub next_cursor: Option<String>,
 }
 
 /// An activity in `GET /activities`: the timeline across leads, with the lead's name.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActivityRow {
     pub id: Uuid,
     #[serde(rename = "type")]
@@ -78,14 +78,14 @@ pub struct ActivityRow {
 }
 
 /// `GET /activities`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActivitiesPage {
     pub activities: Vec<ActivityRow>,
     pub next_cursor: Option<String>,
 }
 
 /// `timeline.deleted`: an activity merged into another (session summaries).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActivityDeleted {
     pub id: Uuid,
     pub lead_id: Uuid,
@@ -93,7 +93,7 @@ pub struct ActivityDeleted {
 }
 
 /// `assignment.alert` (to the chosen member) and `assignment.pool` (to those who may claim).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AssignmentNotice {
     pub lead_id: Uuid,
     pub conversation_id: Option<Uuid>,
@@ -106,7 +106,7 @@ pub struct AssignmentNotice {
 }
 
 /// `call.missed`, to the conversation's assignee only: the contact called and nobody answered.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CallNotice {
     pub call_id: String,
     pub conversation_id: Uuid,

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::string_enum;
 
 /// `GET /workspace`.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct WorkspaceView {
     pub id: Uuid,
     pub name: String,
@@ -19,7 +19,7 @@ string_enum! {
 }
 
 /// `GET /healthz`.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
     pub status: HealthStatus,
 }

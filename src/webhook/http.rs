@@ -36,7 +36,7 @@ pub fn routes() -> Api {
         .post("/admin/webhook-events/{id}/replay", replay)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Handshake {
     #[serde(rename = "hub.mode")]
     mode: Option<String>,
@@ -93,7 +93,8 @@ fn may_see_journal(user: &CurrentUser) -> Result<()> {
         .map_err(|_| Error::forbidden("forbidden", "only admins see the webhook journal"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListEntries {
     state: Option<String>,
@@ -102,6 +103,14 @@ pub struct ListEntries {
 }
 
 /// `GET /admin/webhook-events`: the journal, newest first.
+#[utoipa::path(
+    get,
+    path = "/admin/webhook-events",
+    tag = "webhook",
+    description = "The webhook journal, newest first, optionally filtered by state (admins).",
+    params(ListEntries),
+    responses((status = 200, description = "OK.", body = admin::EntryPage))
+)]
 #[instrument(skip_all)]
 pub async fn list(
     State(st): State<AppState>,
@@ -122,6 +131,13 @@ pub async fn list(
 }
 
 /// `GET /admin/webhook-events/{id}`: one entry with its body.
+#[utoipa::path(
+    get,
+    path = "/admin/webhook-events/{id}",
+    tag = "webhook",
+    description = "One journal entry with its raw body (admins).",
+    responses((status = 200, description = "OK.", body = admin::EntryView))
+)]
 #[instrument(skip_all)]
 pub async fn get_one(
     State(st): State<AppState>,
@@ -134,6 +150,13 @@ pub async fn get_one(
 
 /// `POST /admin/webhook-events/{id}/replay`: processes an entry again. Idempotent: storage is
 /// keyed by wamid and statuses only advance.
+#[utoipa::path(
+    post,
+    path = "/admin/webhook-events/{id}/replay",
+    tag = "webhook",
+    description = "Processes a journal entry again; idempotent, so replaying a done entry changes nothing (admins).",
+    responses((status = 200, description = "OK.", body = admin::EntryView))
+)]
 #[instrument(skip_all)]
 pub async fn replay(
     State(st): State<AppState>,

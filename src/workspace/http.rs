@@ -19,6 +19,13 @@ pub fn routes() -> Api {
     Api::new().get("/workspace", get).patch("/workspace", patch)
 }
 
+#[utoipa::path(
+    get,
+    path = "/workspace",
+    tag = "workspace",
+    description = "The caller's workspace and its settings.",
+    responses((status = 200, description = "OK.", body = WorkspaceView))
+)]
 #[instrument(skip_all)]
 pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<ManagedWorkspace>> {
     let workspace = super::get(&st.db, user.workspace_id).await?;
@@ -26,13 +33,21 @@ pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<M
     Ok(Json(ManagedWorkspace { workspace, managed_by }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchWorkspace {
     session_gap_secs: Option<i64>,
     name: Option<String>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/workspace",
+    tag = "workspace",
+    description = "Changes workspace settings (admins).",
+    request_body = PatchWorkspace,
+    responses((status = 200, description = "OK.", body = WorkspaceView))
+)]
 #[instrument(skip_all)]
 pub async fn patch(
     State(st): State<AppState>,

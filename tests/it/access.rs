@@ -162,6 +162,8 @@ fn matrix() -> Vec<Row> {
             [200; 12],
         ),
         row("GET", "/api/v1/auth/me", None, Option::None, ALL_OK),
+        // The OpenAPI document is public, like the routes it describes.
+        row("GET", "/api/v1/openapi.json", None, Option::None, with(ALL_OK, 401, 200)),
         // A plain GET without the websocket upgrade: authenticated callers get 400.
         row("GET", "/api/v1/live", None, Option::None, [400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 401, 401]),
         row("GET", "/api/v1/workspace", None, Option::None, ALL_OK),

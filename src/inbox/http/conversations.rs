@@ -15,7 +15,8 @@ use crate::state::AppState;
 use crate::views::conversation::{ConversationStatus, ConversationView};
 use crate::views::message::ChatItem;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListConversations {
     status: Option<String>,
@@ -29,12 +30,20 @@ pub struct ListConversations {
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ConversationsPage {
     conversations: Vec<ConversationView>,
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/conversations",
+    tag = "inbox",
+    description = "The conversations the caller can see, filtered and paginated, most recent first.",
+    params(ListConversations),
+    responses((status = 200, description = "OK.", body = ConversationsPage))
+)]
 #[instrument(skip_all)]
 pub async fn list(
     State(st): State<AppState>,
@@ -75,6 +84,13 @@ pub async fn list(
     Ok(Json(ConversationsPage { conversations, next_cursor }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/conversations/{id}",
+    tag = "inbox",
+    description = "One conversation.",
+    responses((status = 200, description = "OK.", body = ConversationView))
+)]
 #[instrument(skip_all)]
 pub async fn get_one(
     State(st): State<AppState>,
@@ -86,19 +102,28 @@ pub async fn get_one(
     Ok(Json(conversations::answer(&st.db, &v, &conv).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MessagePage {
     before: Option<String>,
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MessagesPage {
     messages: Vec<ChatItem>,
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/conversations/{id}/messages",
+    tag = "inbox",
+    description = "A conversation's messages and notes, newest first, paginated backwards.",
+    params(MessagePage),
+    responses((status = 200, description = "OK.", body = MessagesPage))
+)]
 #[instrument(skip_all)]
 pub async fn messages(
     State(st): State<AppState>,

@@ -17,7 +17,7 @@ use crate::policy::inbox as may;
 use crate::state::AppState;
 use crate::views::number::{GroupView, GroupsPage};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupBody {
     name: String,
@@ -28,11 +28,26 @@ fn require_manage(user: &CurrentUser) -> Result<()> {
         .map_err(|d| forbidden(d, "managing groups needs the manage_groups permission"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/groups",
+    tag = "inbox",
+    description = "The workspace's lead groups.",
+    responses((status = 200, description = "OK.", body = GroupsPage))
+)]
 #[instrument(skip_all)]
 pub async fn list(State(st): State<AppState>, user: CurrentUser) -> Result<Json<GroupsPage>> {
     Ok(Json(GroupsPage { groups: groups::list(&st.db, user.workspace_id).await?, next_cursor: None }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/groups",
+    tag = "inbox",
+    description = "Creates a lead group.",
+    request_body = GroupBody,
+    responses((status = 201, description = "Created.", body = GroupView))
+)]
 #[instrument(skip_all)]
 pub async fn create(
     State(st): State<AppState>,
@@ -45,6 +60,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(group)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/groups/{id}",
+    tag = "inbox",
+    description = "Changes a lead group.",
+    request_body = GroupBody,
+    responses((status = 200, description = "OK.", body = GroupView))
+)]
 #[instrument(skip_all)]
 pub async fn patch(
     State(st): State<AppState>,
@@ -59,6 +82,13 @@ pub async fn patch(
 }
 
 /// Deleting a group takes it off its leads (each gets a `lead.updated` event).
+#[utoipa::path(
+    delete,
+    path = "/groups/{id}",
+    tag = "inbox",
+    description = "Deletes a lead group and takes it off its leads.",
+    responses((status = 204, description = "Done."))
+)]
 #[instrument(skip_all)]
 pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
     may::can_delete_group(&user.viewer()).map_err(|d| forbidden(d, "only admins delete groups"))?;

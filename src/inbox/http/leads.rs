@@ -25,7 +25,7 @@ use crate::team::preferences;
 use crate::views::lead::LeadView;
 use crate::views::preferences::TeamView;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLead {
     name: String,
@@ -37,6 +37,14 @@ pub struct CreateLead {
     assignee_id: Option<Uuid>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/leads",
+    tag = "inbox",
+    description = "Creates a lead (and runs the assignment).",
+    request_body = CreateLead,
+    responses((status = 201, description = "Created.", body = LeadView))
+)]
 #[instrument(skip_all)]
 pub async fn create(
     State(st): State<AppState>,
@@ -82,7 +90,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(lead.view_for(&v))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListLeads {
     assignee_id: Option<String>,
@@ -94,12 +103,20 @@ pub struct ListLeads {
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LeadsPage {
     leads: Vec<LeadView>,
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/leads",
+    tag = "inbox",
+    description = "The leads the caller can see, filtered and paginated.",
+    params(ListLeads),
+    responses((status = 200, description = "OK.", body = LeadsPage))
+)]
 #[instrument(skip_all)]
 pub async fn list(
     State(st): State<AppState>,
@@ -137,13 +154,20 @@ pub(super) async fn team_view(st: &AppState, user: &CurrentUser, explicit_filter
     Ok(preferences::get(&st.db, user.id).await?.team_view)
 }
 
+#[utoipa::path(
+    get,
+    path = "/leads/{id}",
+    tag = "inbox",
+    description = "One lead.",
+    responses((status = 200, description = "OK.", body = LeadView))
+)]
 #[instrument(skip_all)]
 pub async fn get_one(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<LeadView>> {
     let v = user.viewer();
     Ok(Json(leads::get_visible(&st.db, &v, id).await?.view_for(&v)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchLead {
     name: Option<String>,
@@ -155,6 +179,14 @@ pub struct PatchLead {
     assignee_id: Option<Option<Uuid>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/leads/{id}",
+    tag = "inbox",
+    description = "Changes a lead's fields, group or assignee.",
+    request_body = PatchLead,
+    responses((status = 200, description = "OK.", body = LeadView))
+)]
 #[instrument(skip_all)]
 pub async fn patch(
     State(st): State<AppState>,
@@ -198,6 +230,13 @@ pub async fn patch(
     Ok(Json(lead.view_for(&v)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/leads/{id}",
+    tag = "inbox",
+    description = "Deletes a lead with its conversations.",
+    responses((status = 204, description = "Done."))
+)]
 #[instrument(skip_all)]
 pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
     let v = user.viewer();

@@ -19,6 +19,14 @@ use crate::policy::inbox as may;
 use crate::state::AppState;
 
 /// `POST /leads/import`: creates and updates leads from a CSV file.
+#[utoipa::path(
+    post,
+    path = "/leads/import",
+    tag = "inbox",
+    description = "Creates and updates leads from a CSV file (the request body, text/csv).",
+    request_body(content = String, content_type = "text/csv", description = "The CSV file."),
+    responses((status = 200, description = "OK.", body = Outcome))
+)]
 #[instrument(skip_all)]
 pub async fn import(
     State(st): State<AppState>,
@@ -50,6 +58,13 @@ pub async fn import(
 }
 
 /// `GET /leads/export`: the leads the caller can see, as a streamed CSV file.
+#[utoipa::path(
+    get,
+    path = "/leads/export",
+    tag = "inbox",
+    description = "The leads the caller can see, as a streamed CSV file.",
+    responses((status = 200, description = "The CSV file.", content_type = "text/csv", body = String))
+)]
 #[instrument(skip_all)]
 pub async fn export(State(st): State<AppState>, user: CurrentUser) -> Result<Response> {
     let export = Export::prepare(st.db.clone(), user.viewer(), st.clock.now()).await?;

@@ -2,14 +2,14 @@
 //! (The outbox mounts the sending routes of conversations; the timeline mounts
 //! `/leads/{id}/timeline` and `/leads/{id}/notes`; assignment mounts its own.)
 
-mod conversations;
-mod groups;
-mod leads;
-mod leads_csv;
-mod notes;
-mod numbers;
-mod ownership;
-mod search;
+pub(crate) mod conversations;
+pub(crate) mod groups;
+pub(crate) mod leads;
+pub(crate) mod leads_csv;
+pub(crate) mod notes;
+pub(crate) mod numbers;
+pub(crate) mod ownership;
+pub(crate) mod search;
 
 use crate::api::Api;
 use crate::error::Error;

@@ -18,7 +18,8 @@ use crate::state::AppState;
 use crate::views::mention::{MentionView, MentionsPage};
 use crate::views::message::NoteView;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewConversationNote)]
 #[serde(deny_unknown_fields)]
 pub struct NewNote {
     text: String,
@@ -30,6 +31,14 @@ fn without_access(member: Uuid) -> Error {
     Error::unprocessable("mention_without_access", format!("member {member} can't see this conversation"))
 }
 
+#[utoipa::path(
+    post,
+    path = "/conversations/{id}/notes",
+    tag = "inbox",
+    description = "Adds an internal note (with mentions) to the conversation.",
+    request_body = NewNote,
+    responses((status = 201, description = "Created.", body = NoteView))
+)]
 #[instrument(skip_all)]
 pub async fn add(
     State(st): State<AppState>,
@@ -65,7 +74,8 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(note)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MentionsQuery {
     unread: Option<String>,
@@ -73,6 +83,14 @@ pub struct MentionsQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/mentions",
+    tag = "inbox",
+    description = "Mentions of the caller in notes, newest first, paginated.",
+    params(MentionsQuery),
+    responses((status = 200, description = "OK.", body = MentionsPage))
+)]
 #[instrument(skip_all)]
 pub async fn mentions(
     State(st): State<AppState>,
@@ -85,6 +103,13 @@ pub async fn mentions(
     Ok(Json(notes::mentions(&st.db, &user.viewer(), unread, after, limit).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/mentions/{id}/read",
+    tag = "inbox",
+    description = "Marks a mention read.",
+    responses((status = 200, description = "OK.", body = MentionView))
+)]
 #[instrument(skip_all)]
 pub async fn read(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<MentionView>> {
     let mut work = Work::begin(&st.db, st.clock.now()).await?;

@@ -20,7 +20,7 @@ use crate::state::AppState;
 use crate::views::number::{NumberView, NumbersPage};
 use crate::views::template::TemplatesPage;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateNumber {
     phone_number_id: String,
@@ -53,6 +53,14 @@ fn validate_token(token: &str) -> Result<String> {
     Ok(token.to_owned())
 }
 
+#[utoipa::path(
+    post,
+    path = "/numbers",
+    tag = "inbox",
+    description = "Connects a WhatsApp number (admins with manage_integrations).",
+    request_body = CreateNumber,
+    responses((status = 201, description = "Created.", body = NumberView))
+)]
 #[instrument(skip_all)]
 pub async fn create(
     State(st): State<AppState>,
@@ -93,18 +101,32 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(n.view())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/numbers",
+    tag = "inbox",
+    description = "The workspace's WhatsApp numbers.",
+    responses((status = 200, description = "OK.", body = NumbersPage))
+)]
 #[instrument(skip_all)]
 pub async fn list(State(st): State<AppState>, user: CurrentUser) -> Result<Json<NumbersPage>> {
     let rows = numbers::list(&st.db, user.workspace_id).await?;
     Ok(Json(NumbersPage { numbers: rows.iter().map(numbers::Number::view).collect(), next_cursor: None }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/numbers/{id}",
+    tag = "inbox",
+    description = "One WhatsApp number.",
+    responses((status = 200, description = "OK.", body = NumberView))
+)]
 #[instrument(skip_all)]
 pub async fn get_one(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<NumberView>> {
     Ok(Json(numbers::load(&st.db, user.workspace_id, id).await?.view()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchNumber {
     access_token: Option<String>,
@@ -113,6 +135,14 @@ pub struct PatchNumber {
     owner_member_id: Option<Option<Uuid>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/numbers/{id}",
+    tag = "inbox",
+    description = "Changes a number's name, token or settings.",
+    request_body = PatchNumber,
+    responses((status = 200, description = "OK.", body = NumberView))
+)]
 #[instrument(skip_all)]
 pub async fn patch(
     State(st): State<AppState>,
@@ -144,6 +174,13 @@ pub async fn patch(
     Ok(Json(after.view()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/numbers/{id}",
+    tag = "inbox",
+    description = "Disconnects a number.",
+    responses((status = 204, description = "Done."))
+)]
 #[instrument(skip_all)]
 pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
     require_integrations(&user)?;
@@ -180,6 +217,13 @@ async fn sync(st: &AppState, n: &numbers::Number) -> Result<usize> {
 
 /// `GET /numbers/{id}/templates`: the templates the number can send (anyone in the workspace:
 /// the composer offers them).
+#[utoipa::path(
+    get,
+    path = "/numbers/{id}/templates",
+    tag = "inbox",
+    description = "The message templates the number can send.",
+    responses((status = 200, description = "OK.", body = TemplatesPage))
+)]
 #[instrument(skip_all)]
 pub async fn list_templates(
     State(st): State<AppState>,
@@ -192,6 +236,13 @@ pub async fn list_templates(
 
 /// `POST /numbers/{id}/templates/sync` (admins, `manage_integrations`): reads the templates
 /// again from the Graph API; answers the list.
+#[utoipa::path(
+    post,
+    path = "/numbers/{id}/templates/sync",
+    tag = "inbox",
+    description = "Reads the number's templates from the Graph API again and stores them.",
+    responses((status = 200, description = "OK.", body = TemplatesPage))
+)]
 #[instrument(skip_all)]
 pub async fn sync_templates(
     State(st): State<AppState>,

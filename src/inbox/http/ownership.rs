@@ -30,13 +30,21 @@ async fn answer(st: &AppState, v: &Viewer, c: &Conversation) -> Result<Json<Conv
     Ok(Json(conversations::answer(&st.db, v, c).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Assign {
     #[serde(default)]
     assignee_id: Option<Uuid>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/conversations/{id}/assign",
+    tag = "inbox",
+    description = "Assigns the conversation to a member, or unassigns it.",
+    request_body = Assign,
+    responses((status = 200, description = "OK.", body = ConversationView))
+)]
 #[instrument(skip_all)]
 pub async fn assign(
     State(st): State<AppState>,
@@ -60,6 +68,13 @@ pub async fn assign(
     answer(&st, &v, &c).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/conversations/{id}/claim",
+    tag = "inbox",
+    description = "The caller takes an unassigned conversation.",
+    responses((status = 200, description = "OK.", body = ConversationView))
+)]
 #[instrument(skip_all)]
 pub async fn claim(
     State(st): State<AppState>,
@@ -80,12 +95,20 @@ pub async fn claim(
     answer(&st, &v, &c).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetStatus {
     status: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/conversations/{id}/status",
+    tag = "inbox",
+    description = "Opens or closes the conversation.",
+    request_body = SetStatus,
+    responses((status = 200, description = "OK.", body = ConversationView))
+)]
 #[instrument(skip_all)]
 pub async fn set_status(
     State(st): State<AppState>,
@@ -107,12 +130,20 @@ pub async fn set_status(
     answer(&st, &v, &c).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetLabels {
     label_ids: Vec<Uuid>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/conversations/{id}/labels",
+    tag = "inbox",
+    description = "Replaces the conversation's labels.",
+    request_body = SetLabels,
+    responses((status = 200, description = "OK.", body = ConversationView))
+)]
 #[instrument(skip_all)]
 pub async fn set_labels(
     State(st): State<AppState>,
@@ -165,6 +196,13 @@ async fn access_listing(st: &AppState, c: &Conversation) -> Result<Json<AccessLi
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/conversations/{id}/access",
+    tag = "inbox",
+    description = "The members given explicit access to the conversation.",
+    responses((status = 200, description = "OK.", body = AccessListing))
+)]
 #[instrument(skip_all)]
 pub async fn get_access(
     State(st): State<AppState>,
@@ -175,12 +213,20 @@ pub async fn get_access(
     access_listing(&st, &conv).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberIds {
     member_ids: Vec<Uuid>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/conversations/{id}/access",
+    tag = "inbox",
+    description = "Gives members explicit access to the conversation.",
+    request_body = MemberIds,
+    responses((status = 200, description = "OK.", body = AccessListing))
+)]
 #[instrument(skip_all)]
 pub async fn add_access(
     State(st): State<AppState>,
@@ -191,6 +237,14 @@ pub async fn add_access(
     change_access(st, user, id, body.member_ids, true).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/conversations/{id}/access",
+    tag = "inbox",
+    description = "Takes explicit access to the conversation from members.",
+    request_body = MemberIds,
+    responses((status = 200, description = "OK.", body = AccessListing))
+)]
 #[instrument(skip_all)]
 pub async fn remove_access(
     State(st): State<AppState>,

@@ -12,7 +12,8 @@ use crate::inbox::search;
 use crate::state::AppState;
 use crate::views::mention::SearchPage;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     q: Option<String>,
@@ -20,6 +21,14 @@ pub struct SearchQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/search",
+    tag = "inbox",
+    description = "Full-text search over the messages and notes the caller can see.",
+    params(SearchQuery),
+    responses((status = 200, description = "OK.", body = SearchPage))
+)]
 #[instrument(skip_all)]
 pub async fn search(
     State(st): State<AppState>,

@@ -17,6 +17,13 @@ use crate::state::AppState;
 
 /// `GET /media/{message_id}`: inbound media, fetched lazily through the Graph API with the
 /// number's token, cached in the database, served only to who can see the conversation.
+#[utoipa::path(
+    get,
+    path = "/media/{id}",
+    tag = "outbox",
+    description = "The media of a message, fetched through the Graph API and cached.",
+    responses((status = 200, description = "The media bytes, with their content type.", content_type = "application/octet-stream", body = String))
+)]
 #[instrument(skip_all)]
 pub async fn get(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Response> {
     let (conv_id, media_id) = media::of_message(&st.db, id).await?.ok_or_else(Error::not_found)?;
@@ -48,6 +55,14 @@ pub async fn get(State(st): State<AppState>, user: CurrentUser, Path(id): Path<U
 
 /// `POST /api/v1/conversations/{id}/media` (multipart, field `file`): uploads media to the
 /// Graph API through the conversation's number, for the assignee to send by id.
+#[utoipa::path(
+    post,
+    path = "/conversations/{id}/media",
+    tag = "outbox",
+    description = "Uploads a file (multipart field `file`) to the Graph API for sending in this conversation.",
+    request_body(content = crate::outbox::media::UploadForm, content_type = "multipart/form-data"),
+    responses((status = 201, description = "Created.", body = media::Uploaded))
+)]
 #[instrument(skip_all)]
 pub async fn upload(
     State(st): State<AppState>,

@@ -30,6 +30,14 @@ pub fn routes() -> Api {
 /// `POST /conversations/{id}/messages`: stores the reply as `queued` with its outbox row and
 /// events in one transaction, and wakes the sender. An `Idempotency-Key` answers a repeated
 /// request with the message the first one created.
+#[utoipa::path(
+    post,
+    path = "/conversations/{id}/messages",
+    tag = "outbox",
+    description = "Queues a reply (text, template or media) for the outbox; an idempotency key makes retries safe.",
+    request_body = SendBody,
+    responses((status = 202, description = "Queued for sending (or the message an earlier request with the same idempotency key queued).", body = MessageView))
+)]
 #[instrument(skip_all)]
 pub async fn send(
     State(st): State<AppState>,
@@ -136,6 +144,13 @@ fn base_url(headers: &HeaderMap) -> String {
 
 /// `POST /conversations/{id}/read`: marks inbound messages read here and tells Meta (blue
 /// ticks) for the newest one.
+#[utoipa::path(
+    post,
+    path = "/conversations/{id}/read",
+    tag = "outbox",
+    description = "Marks the conversation's inbound messages read and tells Meta (blue ticks).",
+    responses((status = 200, description = "OK.", body = ConversationView))
+)]
 #[instrument(skip_all)]
 pub async fn mark_read(
     State(st): State<AppState>,
@@ -153,6 +168,13 @@ pub async fn mark_read(
 
 /// `POST /conversations/{id}/typing` (the assignee): Meta shows the contact "typing…", with the
 /// read receipt of their newest message. 202: it is queued.
+#[utoipa::path(
+    post,
+    path = "/conversations/{id}/typing",
+    tag = "outbox",
+    description = "Shows the contact a typing indicator (the assignee only).",
+    responses((status = 202, description = "The indicator was sent (or is still showing)."))
+)]
 #[instrument(skip_all)]
 pub async fn typing(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
     let conv = conversations::get_visible(&st.db, &user.viewer(), id).await?;

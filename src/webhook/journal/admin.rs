@@ -22,7 +22,7 @@ pub struct EntryRow {
 }
 
 /// A journal entry as admins see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EntryView {
     pub id: Uuid,
     pub received_at: DateTime<Utc>,
@@ -37,7 +37,7 @@ pub struct EntryView {
 }
 
 /// A page of journal entries.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EntryPage {
     pub webhook_events: Vec<EntryView>,
     pub next_cursor: Option<String>,
