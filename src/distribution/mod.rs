@@ -110,7 +110,7 @@ pub struct Recipient {
 }
 
 /// An approved template of the sending number, by name and language code.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateRef {
     pub name: String,

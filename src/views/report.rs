@@ -41,7 +41,7 @@ pub struct TeamReport {
 /// Messages Meta charges for in one pricing category (`marketing`, `utility`, ...): those
 /// written in the range, in the leads the report counts, whose status pricing has
 /// `type == "regular"` (or `billable` when it has no type).
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct BillableView {
     pub category: String,
     pub messages: i64,
