@@ -186,10 +186,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         }
     };
     let store = crate::media::store::Store::new(&config.data_dir);
-    store
-        .ensure()
-        .await
-        .map_err(|e| anyhow::anyhow!("SWITCHBOARD_DATA_DIR {}: {e}", config.data_dir.display()))?;
+    store.ensure().await.map_err(|e| anyhow::anyhow!("SWITCHBOARD_DATA_DIR {}: {e}", config.data_dir.display()))?;
     let (journal, writer) = Journal::start(db.clone());
     let graph = crate::outbox::graph::Graph::new(&config.graph_url, &config.graph_version);
     let wake = journal.wake.clone();

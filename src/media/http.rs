@@ -64,8 +64,14 @@ async fn drain(mut field: Field<'_>) {
 pub async fn upload(
     State(st): State<AppState>,
     user: CurrentUser,
+    headers: axum::http::HeaderMap,
     multipart: std::result::Result<axum::extract::Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<UploadView>)> {
+    // A body announced larger than the route takes is refused before any of it is read.
+    let announced = headers.get(header::CONTENT_LENGTH).and_then(|h| h.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > UPLOAD_BODY_LIMIT as u64) {
+        return Err(Error::client(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "uploads are limited to 100 MB"));
+    }
     let v = user.viewer();
     let replies = conversations::has_assigned(&st.db, v.workspace_id, v.user_id).await?;
     if !crate::policy::media::may_upload(&v, replies) {

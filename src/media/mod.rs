@@ -184,12 +184,11 @@ pub async fn record_inbound(db: &Db, message_id: Uuid, mime: &str, size: i64, no
 /// Moves message `message_id`'s media from the database (`media_cache`, where it was kept
 /// before the store) to disk; returns its (MIME type, size) when there was such a row.
 pub async fn move_cached(db: &Db, store: &Store, message_id: Uuid) -> Result<Option<(String, i64)>> {
-    let row: Option<(String, Vec<u8>, DateTime<Utc>)> = on_db!(db, |p| sqlx::query_as(
-        "SELECT mime_type, bytes, fetched_at FROM media_cache WHERE message_id = $1"
-    )
-    .bind(message_id)
-    .fetch_optional(p)
-    .await)?;
+    let row: Option<(String, Vec<u8>, DateTime<Utc>)> =
+        on_db!(db, |p| sqlx::query_as("SELECT mime_type, bytes, fetched_at FROM media_cache WHERE message_id = $1")
+            .bind(message_id)
+            .fetch_optional(p)
+            .await)?;
     let Some((mime, bytes, fetched_at)) = row else { return Ok(None) };
     let size = store::write_whole(store, &store.inbound_path(message_id), &bytes)
         .await
@@ -209,9 +208,8 @@ pub async fn move_cached(db: &Db, store: &Store, message_id: Uuid) -> Result<Opt
 pub async fn move_all_cached(db: &Db, store: &Store) -> Result<u64> {
     let mut moved = 0;
     loop {
-        let ids: Vec<Uuid> = on_db!(db, |p| sqlx::query_scalar("SELECT message_id FROM media_cache LIMIT 64")
-            .fetch_all(p)
-            .await)?;
+        let ids: Vec<Uuid> =
+            on_db!(db, |p| sqlx::query_scalar("SELECT message_id FROM media_cache LIMIT 64").fetch_all(p).await)?;
         if ids.is_empty() {
             return Ok(moved);
         }
@@ -231,7 +229,10 @@ mod tests {
     fn types_follow_meta() {
         assert_eq!(classify(Some("image/png"), "x"), Some(("image/png", MediaKind::Image)));
         assert_eq!(classify(Some("Audio/OGG; codecs=opus"), "x"), Some(("audio/ogg", MediaKind::Audio)));
-        assert_eq!(classify(Some("application/octet-stream"), "Quote.PDF"), Some(("application/pdf", MediaKind::Document)));
+        assert_eq!(
+            classify(Some("application/octet-stream"), "Quote.PDF"),
+            Some(("application/pdf", MediaKind::Document))
+        );
         assert_eq!(classify(None, "clip.mp4"), Some(("video/mp4", MediaKind::Video)));
         assert_eq!(classify(Some("image/svg+xml"), "a.png"), None, "a declared type Meta refuses is refused");
         assert_eq!(classify(Some("text/html"), "a.html"), None);

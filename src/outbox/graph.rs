@@ -149,8 +149,13 @@ impl Graph {
         file_name: &str,
         bytes: Vec<u8>,
     ) -> Result<String, CallError> {
-        self.upload_part(phone_number_id, token, mime, reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned()))
-            .await
+        self.upload_part(
+            phone_number_id,
+            token,
+            mime,
+            reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned()),
+        )
+        .await
     }
 
     /// Uploads the file at `path` as [`Graph::upload_media`] does, streamed from disk (never

@@ -113,7 +113,15 @@ pub struct MediaRef {
 impl MediaRef {
     /// Media naming upload `upload_id`, with an optional caption.
     pub fn upload(upload_id: Uuid, caption: Option<String>) -> MediaRef {
-        MediaRef { link: None, id: None, upload_id: Some(upload_id), caption, filename: None, mime_type: None, size: None }
+        MediaRef {
+            link: None,
+            id: None,
+            upload_id: Some(upload_id),
+            caption,
+            filename: None,
+            mime_type: None,
+            size: None,
+        }
     }
 
     pub fn upload_id(&self) -> Option<Uuid> {

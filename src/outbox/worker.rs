@@ -273,7 +273,10 @@ async fn upload(st: &AppState, phone_number_id: &str, token: &str, upload_id: Uu
     if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
         return Err(Uploading::Gone("the uploaded file is missing from the media store".to_owned()));
     }
-    st.graph.upload_media_file(phone_number_id, token, &up.mime_type, &up.filename, &path).await.map_err(Uploading::Call)
+    st.graph
+        .upload_media_file(phone_number_id, token, &up.mime_type, &up.filename, &path)
+        .await
+        .map_err(Uploading::Call)
 }
 
 impl Target {

@@ -40,15 +40,14 @@ async fn an_agent_sends_a_picked_file_with_a_caption() {
     b.wait_text(".messages", "photo of the sofa").await;
 
     // The composer's "Attach a file" picks the picture (a person chooses it in the file dialog).
-    let picker = b
-        .c
-        .wait()
-        .at_most(std::time::Duration::from_secs(20))
-        .for_element(Locator::XPath(
-            "//input[@type='file'][@id=//label[contains(normalize-space(), 'Attach a file')]/@for]",
-        ))
-        .await
-        .expect("the Attach a file control");
+    let picker =
+        b.c.wait()
+            .at_most(std::time::Duration::from_secs(20))
+            .for_element(Locator::XPath(
+                "//input[@type='file'][@id=//label[contains(normalize-space(), 'Attach a file')]/@for]",
+            ))
+            .await
+            .expect("the Attach a file control");
     picker.send_keys(picture.to_str().unwrap()).await.expect("pick the file");
     b.wait_text("[role=group][aria-label=Attachment]", "sofa.png").await;
     b.element("input[aria-label=Caption]").await.send_keys("The grey sofa").await.unwrap();
@@ -74,9 +73,12 @@ async fn an_agent_sends_a_picked_file_with_a_caption() {
     assert_eq!(b.js("return document.querySelector('[role=group][aria-label=Attachment]').hidden").await, json!(true));
 
     // Clicking it opens the lightbox; Close shuts it.
-    b.c.find(Locator::XPath("//a[starts-with(@aria-label, 'Open image')]")).await.unwrap().click().await.unwrap();
-    b.until("the lightbox is open", "return document.querySelector('dialog.lightbox[open] img')?.getAttribute('alt')").await;
-    b.c.find(Locator::Css("button[aria-label='Close preview']")).await.unwrap().click().await.unwrap();
+    b.c.find(Locator::XPath("//a[starts-with(@aria-label, 'Open image')]")).await.expect("the picture's link");
+    b.js("document.querySelector(\"a[aria-label^='Open image']\").click()").await;
+    b.until("the lightbox is open", "return document.querySelector('dialog.lightbox[open] img')?.getAttribute('alt')")
+        .await;
+    b.c.find(Locator::Css("button[aria-label='Close preview']")).await.expect("the Close button");
+    b.js("document.querySelector(\"button[aria-label='Close preview']\").click()").await;
     b.until("the lightbox is closed", "return !document.querySelector('dialog.lightbox')").await;
     b.close().await;
     std::fs::remove_dir_all(&dir).ok();
