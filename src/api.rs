@@ -38,6 +38,15 @@ impl Api {
 
     api_method!(get => "GET", post => "POST", put => "PUT", patch => "PATCH", delete => "DELETE");
 
+    /// A POST route whose body may be up to `max_bytes` (every other route keeps axum's 2 MB).
+    pub fn post_large<H, T>(self, path: &'static str, handler: H, max_bytes: usize) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.add("POST", path, axum::routing::post(handler).layer(axum::extract::DefaultBodyLimit::max(max_bytes)))
+    }
+
     fn add(mut self, method: &'static str, path: &'static str, route: MethodRouter<AppState>) -> Self {
         assert!(!self.list.contains(&(method, path)), "route {method} {path} added twice");
         self.router = self.router.route(path, route);

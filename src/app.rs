@@ -50,6 +50,7 @@ pub fn api() -> Api {
         .merge(crate::content::http::routes())
         .merge(crate::agency::http::routes())
         .merge(crate::openapi::routes())
+        .merge(crate::media::http::routes())
 }
 
 /// (method, full path) of every `/api/v1` route, e.g. `("POST", "/api/v1/conversations/{id}/claim")`.
@@ -186,6 +187,8 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
             None
         }
     };
+    let store = crate::media::store::Store::new(&config.data_dir);
+    store.ensure().await.map_err(|e| anyhow::anyhow!("SWITCHBOARD_DATA_DIR {}: {e}", config.data_dir.display()))?;
     let (journal, writer) = Journal::start(db.clone());
     let graph = crate::outbox::graph::Graph::new(&config.graph_url, &config.graph_version);
     let wake = journal.wake.clone();
@@ -216,6 +219,7 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
         tokio::spawn(crate::distribution::worker::run(state.clone())),
         tokio::spawn(state.db.clone().checkpoints(state.shutdown.clone())),
         tokio::spawn(state.db.clone().statistics(state.shutdown.clone())),
+        tokio::spawn(move_cached_media(state.db.clone(), store)),
     ];
     if let Some(smtp) = smtp {
         jobs.push(tokio::spawn(crate::mail::worker::run(state.clone(), smtp, state.mail_wake.clone())));
@@ -260,6 +264,15 @@ pub async fn start_with(config: Config, db: Db, clock: Clock) -> anyhow::Result<
 /// served by their own threads, so any runtime may use them. A PostgreSQL connection is
 /// driven by the runtime that opened it, so on PostgreSQL the processor opens a small pool of
 /// its own on its thread.
+/// Moves inbound media that earlier versions kept in the database to the media store.
+async fn move_cached_media(db: Db, store: crate::media::store::Store) {
+    match crate::media::move_all_cached(&db, &store).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(moved = n, "cached media moved from the database to SWITCHBOARD_DATA_DIR"),
+        Err(e) => tracing::error!(error = %e, "moving cached media to SWITCHBOARD_DATA_DIR failed"),
+    }
+}
+
 fn spawn_processor(st: &AppState, wake: Arc<tokio::sync::Notify>) -> JoinHandle<()> {
     match st.db {
         Db::Sqlite(_) => spawn_dedicated("sb-processor", processor::run_processor(st.clone(), wake)),

@@ -20,6 +20,8 @@ struct Cli {
     serve: Config,
 }
 
+// Parsed once at start: the size of the `Serve` variant (the whole configuration) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server (the default)

@@ -3,6 +3,8 @@
 use clap::Args;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://switchboard.db";
+/// Where media bytes are kept unless `SWITCHBOARD_DATA_DIR` says otherwise.
+pub const DEFAULT_DATA_DIR: &str = "./switchboard-data";
 
 #[derive(Args, Clone, Debug)]
 pub struct DatabaseArgs {
@@ -55,6 +57,9 @@ pub struct Config {
     /// The server's address as people reach it, for links in mails (e.g. `https://inbox.example.com`)
     #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", default_value = "http://localhost:8080")]
     pub public_url: String,
+    /// Directory for media bytes (uploads and fetched inbound media); created if missing
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Config {
@@ -75,6 +80,7 @@ impl Config {
             smtp_url: None,
             mail_from: "switchboard@localhost".to_owned(),
             public_url: "http://localhost:8080".to_owned(),
+            data_dir: DEFAULT_DATA_DIR.into(),
         }
     }
 

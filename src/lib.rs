@@ -22,6 +22,7 @@ pub mod inbox;
 pub mod intake;
 pub mod live;
 pub mod mail;
+pub mod media;
 pub mod metrics;
 pub mod openapi;
 pub mod outbox;

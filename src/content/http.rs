@@ -95,6 +95,9 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<ContentView>)> {
     let kind = parse_kind(&body.kind)
         .ok_or_else(|| Error::unprocessable("invalid_kind", "kind must be message, file or page"))?;
+    if let Some(u) = body.upload_id {
+        crate::media::usable_upload(&st.db, &user.viewer(), u).await?;
+    }
     let n = NewContent { kind, title: body.title, body: body.body, upload_id: body.upload_id, shortcut: body.shortcut };
     let mut work = Work::begin(&st.db, st.clock.now()).await?;
     let k = super::create(&mut work, &user.viewer(), n).await?;
@@ -150,6 +153,9 @@ pub async fn patch(
             })
         })
         .transpose()?;
+    if let Some(u) = body.upload_id {
+        crate::media::usable_upload(&st.db, &user.viewer(), u).await?;
+    }
     let c = Change {
         title: body.title,
         body: body.body,

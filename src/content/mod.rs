@@ -3,8 +3,8 @@
 //! `policy::content` (lists filter in SQL with the same rule); the functions here take a
 //! transaction or the database and the caller as a [`Viewer`]. The handlers are in [`http`].
 //!
-//! `file` items reference an upload by `upload_id`, kept as an opaque id: there is no upload
-//! store yet to check it against.
+//! `file` items reference an upload of the media store (`crate::media`) by `upload_id`; sending
+//! one sends that file as a media message of its kind, the item's body as its caption.
 
 pub mod http;
 pub mod pages;
@@ -420,11 +420,21 @@ pub async fn delete(work: &mut Work, v: &Viewer, id: Uuid) -> Result<()> {
 pub struct Prepared {
     pub text: String,
     pub page: Option<(Uuid, String)>,
+    /// A `file`: the upload to send, as which kind of message, with its caption.
+    pub file: Option<PreparedFile>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PreparedFile {
+    pub kind: crate::media::MediaKind,
+    pub upload_id: Uuid,
+    pub caption: Option<String>,
 }
 
 /// Prepares item `content_id` for sending by `v` (named `member_name`) to `lead`: a message
 /// with its variables filled in, a page as its title and a personal link under `base_url`.
-/// An item `v` doesn't see is 422 `unknown_content`; files can't be sent yet (no uploads).
+/// An item `v` doesn't see is 422 `unknown_content`; a file whose upload is gone, 422
+/// `unknown_upload`.
 pub async fn prepare_send(
     db: &Db,
     v: &Viewer,
@@ -447,15 +457,22 @@ pub async fn prepare_send(
                 member_name,
                 custom: Some(&lead.custom_fields.0),
             };
-            Ok(Prepared { text: render::fill(k.body.as_deref().unwrap_or_default(), &vars), page: None })
+            Ok(Prepared { text: render::fill(k.body.as_deref().unwrap_or_default(), &vars), page: None, file: None })
         }
         ContentKind::Page => {
             let token = pages::new_token();
             let text = format!("{}\n{}/p/{token}", k.title, base_url.trim_end_matches('/'));
-            Ok(Prepared { text, page: Some((k.id, token)) })
+            Ok(Prepared { text, page: Some((k.id, token)), file: None })
         }
         ContentKind::File => {
-            Err(Error::unprocessable("content_unsupported", "file content can't be sent yet: there is no upload store"))
+            let upload = match k.upload_id {
+                Some(u) => crate::media::upload(db, u).await?.filter(|u| u.workspace_id == k.workspace_id),
+                None => None,
+            };
+            let upload = upload.ok_or_else(|| Error::unprocessable("unknown_upload", "this file's upload is gone"))?;
+            let caption = k.body.filter(|b| !b.trim().is_empty() && upload.kind != crate::media::MediaKind::Audio);
+            let file = PreparedFile { kind: upload.kind, upload_id: upload.id, caption };
+            Ok(Prepared { text: String::new(), page: None, file: Some(file) })
         }
     }
 }

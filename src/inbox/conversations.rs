@@ -439,3 +439,15 @@ impl Item {
         }
     }
 }
+
+/// Whether member `user` of `workspace` is the assignee of any conversation (so may reply
+/// somewhere: uploading files is for them).
+pub async fn has_assigned(db: &Db, workspace: Uuid, user: Uuid) -> Result<bool> {
+    Ok(on_db!(db, |p| sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM conversations WHERE workspace_id = $1 AND assignee_id = $2)"
+    )
+    .bind(workspace)
+    .bind(user)
+    .fetch_one(p)
+    .await)?)
+}

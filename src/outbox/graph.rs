@@ -185,10 +185,40 @@ impl Graph {
         file_name: &str,
         bytes: Vec<u8>,
     ) -> Result<String, CallError> {
-        let part = reqwest::multipart::Part::bytes(bytes)
-            .file_name(file_name.to_owned())
-            .mime_str(mime)
-            .map_err(|e| CallError::Transport(e.to_string()))?;
+        self.upload_part(
+            phone_number_id,
+            token,
+            mime,
+            reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned()),
+        )
+        .await
+    }
+
+    /// Uploads the file at `path` as [`Graph::upload_media`] does, streamed from disk (never
+    /// whole in memory).
+    pub async fn upload_media_file(
+        &self,
+        phone_number_id: &str,
+        token: &str,
+        mime: &str,
+        file_name: &str,
+        path: &std::path::Path,
+    ) -> Result<String, CallError> {
+        let file = tokio::fs::File::open(path).await.map_err(|e| CallError::Transport(format!("media file: {e}")))?;
+        let len = file.metadata().await.map_err(|e| CallError::Transport(format!("media file: {e}")))?.len();
+        let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::from(file), len)
+            .file_name(file_name.to_owned());
+        self.upload_part(phone_number_id, token, mime, part).await
+    }
+
+    async fn upload_part(
+        &self,
+        phone_number_id: &str,
+        token: &str,
+        mime: &str,
+        part: reqwest::multipart::Part,
+    ) -> Result<String, CallError> {
+        let part = part.mime_str(mime).map_err(|e| CallError::Transport(e.to_string()))?;
         let form = reqwest::multipart::Form::new()
             .text("messaging_product", "whatsapp")
             .text("type", mime.to_owned())
@@ -209,14 +239,14 @@ impl Graph {
         }
     }
 
-    /// Fetches media bytes: `GET /{version}/{media-id}` for the URL, then the URL itself, both
-    /// with the bearer token. Refuses bodies over `max_bytes`.
-    pub async fn fetch_media(
+    /// Opens inbound media for download: `GET /{version}/{media-id}` for the URL, then the URL
+    /// itself, both with the bearer token. Answers the MIME type, the announced length (if
+    /// any) and the response, whose body the caller streams (`chunk()`).
+    pub async fn open_media(
         &self,
         media_id: &str,
         token: &str,
-        max_bytes: usize,
-    ) -> Result<(String, Vec<u8>), CallError> {
+    ) -> Result<(String, Option<u64>, reqwest::Response), CallError> {
         let resp = self
             .client
             .get(self.url(media_id))
@@ -232,7 +262,7 @@ impl Graph {
         let Some(url) = meta["url"].as_str() else {
             return Err(CallError::Transport("media answer without url".to_owned()));
         };
-        let mut resp = self
+        let resp = self
             .client
             .get(url)
             .bearer_auth(token)
@@ -247,14 +277,8 @@ impl Graph {
             .or_else(|| resp.headers().get("content-type").and_then(|h| h.to_str().ok()))
             .unwrap_or("application/octet-stream")
             .to_owned();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| CallError::Transport(e.without_url().to_string()))? {
-            if bytes.len() + chunk.len() > max_bytes {
-                return Err(CallError::Transport("media larger than the cache limit".to_owned()));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok((mime, bytes))
+        let len = resp.content_length();
+        Ok((mime, len, resp))
     }
 }
 

@@ -42,18 +42,26 @@ pub enum SendBody {
     },
     Image {
         media: MediaRef,
+        /// The caption may also stand beside `media` (as inside it).
+        caption: Option<String>,
         reply_to: Option<Uuid>,
     },
     Video {
         media: MediaRef,
+        /// The caption may also stand beside `media` (as inside it).
+        caption: Option<String>,
         reply_to: Option<Uuid>,
     },
     Audio {
         media: MediaRef,
+        /// The caption may also stand beside `media` (as inside it).
+        caption: Option<String>,
         reply_to: Option<Uuid>,
     },
     Document {
         media: MediaRef,
+        /// The caption may also stand beside `media` (as inside it).
+        caption: Option<String>,
         reply_to: Option<Uuid>,
     },
     /// An emoji on a message of the conversation (an empty one removes ours).
@@ -96,10 +104,71 @@ pub struct MediaRef {
     link: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<String>,
+    /// A file of the media store (`POST /api/v1/media`): the outbox uploads it to Meta.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upload_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     caption: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     filename: Option<String>,
+    /// Filled in from the upload (never taken from the client), for the chat to show.
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    mime_type: Option<String>,
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    size: Option<i64>,
+}
+
+impl MediaRef {
+    /// Media naming upload `upload_id`, with an optional caption.
+    pub fn upload(upload_id: Uuid, caption: Option<String>) -> MediaRef {
+        MediaRef {
+            link: None,
+            id: None,
+            upload_id: Some(upload_id),
+            caption,
+            filename: None,
+            mime_type: None,
+            size: None,
+        }
+    }
+
+    pub fn upload_id(&self) -> Option<Uuid> {
+        self.upload_id
+    }
+
+    /// Describes the upload it names: its type and size, and (a document) its file name
+    /// unless the sender gave one.
+    pub fn attach(&mut self, kind: &str, u: &crate::media::Upload) {
+        self.mime_type = Some(u.mime_type.clone());
+        self.size = Some(u.size);
+        if kind == "document" && self.filename.is_none() {
+            self.filename = Some(u.filename.clone());
+        }
+    }
+}
+
+impl SendBody {
+    /// A media message of `kind` (`image`, `video`, `audio` or `document`).
+    pub fn media(kind: crate::media::MediaKind, media: MediaRef, reply_to: Option<Uuid>) -> SendBody {
+        use crate::media::MediaKind;
+        match kind {
+            MediaKind::Image => SendBody::Image { media, caption: None, reply_to },
+            MediaKind::Video => SendBody::Video { media, caption: None, reply_to },
+            MediaKind::Audio => SendBody::Audio { media, caption: None, reply_to },
+            MediaKind::Document => SendBody::Document { media, caption: None, reply_to },
+        }
+    }
+
+    /// The media of a media message, with its kind.
+    pub fn media_mut(&mut self) -> Option<(&'static str, &mut MediaRef)> {
+        match self {
+            SendBody::Image { media, .. } => Some(("image", media)),
+            SendBody::Video { media, .. } => Some(("video", media)),
+            SendBody::Audio { media, .. } => Some(("audio", media)),
+            SendBody::Document { media, .. } => Some(("document", media)),
+            _ => None,
+        }
+    }
 }
 
 /// A validated outgoing message, ready to store.
@@ -151,16 +220,26 @@ struct TemplateContent {
 }
 
 pub fn validate(body: SendBody) -> Result<Outgoing> {
-    let media = |kind: &'static str, m: MediaRef, reply_to| -> Result<Outgoing> {
-        match (&m.link, &m.id) {
-            (Some(l), None) if (l.starts_with("https://") || l.starts_with("http://")) && l.len() <= 2048 => {}
-            (None, Some(id)) if !id.is_empty() && id.len() <= 128 => {}
+    let media = |kind: &'static str, mut m: MediaRef, caption: Option<String>, reply_to| -> Result<Outgoing> {
+        if caption.is_some() {
+            if m.caption.is_some() {
+                return Err(Error::unprocessable("invalid_media", "give the caption once, beside media or in it"));
+            }
+            m.caption = caption.filter(|c| !c.is_empty());
+        }
+        match (&m.link, &m.id, &m.upload_id) {
+            (Some(l), None, None) if (l.starts_with("https://") || l.starts_with("http://")) && l.len() <= 2048 => {}
+            (None, Some(id), None) if !id.is_empty() && id.len() <= 128 => {}
+            (None, None, Some(_)) if m.mime_type.is_some() => {}
             _ => {
                 return Err(Error::unprocessable(
                     "invalid_media",
-                    "media needs exactly one of an http(s) link or a media id",
+                    "media needs exactly one of an http(s) link, a media id or an upload_id",
                 ));
             }
+        }
+        if m.filename.as_ref().is_some_and(|f| f.chars().count() > 240) {
+            return Err(Error::unprocessable("invalid_media", "a filename has at most 240 characters"));
         }
         if m.caption.as_ref().is_some_and(|c| c.chars().count() > 1024) || (kind == "audio" && m.caption.is_some()) {
             return Err(Error::unprocessable("invalid_media", "captions have at most 1024 characters (none on audio)"));
@@ -188,10 +267,10 @@ pub fn validate(body: SendBody) -> Result<Outgoing> {
             let content = serde_json::to_value(TemplateContent { template })?;
             Ok(Outgoing { kind: "template", text: None, media: None, content: Some(content), reply_to })
         }
-        SendBody::Image { media: m, reply_to } => media("image", m, reply_to),
-        SendBody::Video { media: m, reply_to } => media("video", m, reply_to),
-        SendBody::Audio { media: m, reply_to } => media("audio", m, reply_to),
-        SendBody::Document { media: m, reply_to } => media("document", m, reply_to),
+        SendBody::Image { media: m, caption, reply_to } => media("image", m, caption, reply_to),
+        SendBody::Video { media: m, caption, reply_to } => media("video", m, caption, reply_to),
+        SendBody::Audio { media: m, caption, reply_to } => media("audio", m, caption, reply_to),
+        SendBody::Document { media: m, caption, reply_to } => media("document", m, caption, reply_to),
         SendBody::Reaction { reaction } => {
             if reaction.emoji.chars().count() > 16 {
                 return Err(Error::unprocessable("invalid_reaction", "a reaction is one emoji (empty removes it)"));

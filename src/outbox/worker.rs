@@ -183,6 +183,7 @@ async fn send(st: &AppState, job: Job) -> Result<()> {
         // Every send with a dead token would fail: wait for an admin to replace it.
         return retry_later(st, &job, "number needs a new access token", Duration::from_secs(60), false).await;
     }
+    let token = st.secrets.open(&number.access_token)?;
     let mut chat = None;
     let stored: Target;
     let body = match job.kind {
@@ -198,9 +199,21 @@ async fn send(st: &AppState, job: Job) -> Result<()> {
             .fetch_optional(p)
             .await
             })?;
-            let Some(target) = target else { return done(st, &job).await };
+            let Some(mut target) = target else { return done(st, &job).await };
             if target.wamid.is_some() || target.status != MessageStatus::Queued {
                 return done(st, &job).await;
+            }
+            if let Some(upload_id) = target.upload_id() {
+                // A file from the media store: Meta gets the bytes first, then the message names
+                // the media id it answered (uploaded again if this send is retried).
+                match upload(st, &number.phone_number_id, &token, upload_id).await {
+                    Ok(media_id) => target.send_as(&media_id),
+                    Err(Uploading::Gone(why)) => {
+                        let e = GraphError { http_status: 0, code: None, title: why, fbtrace_id: None };
+                        return fail(st, &job, &e, false).await;
+                    }
+                    Err(Uploading::Call(e)) => return call_failed(st, &job, e).await,
+                }
             }
             chat = chat::chat_key(
                 &number.phone_number_id,
@@ -212,26 +225,85 @@ async fn send(st: &AppState, job: Job) -> Result<()> {
         }
     };
     st.throughput.acquire(job.number_id).await;
-    let token = st.secrets.open(&number.access_token)?;
     match st.graph.post_message(&number.phone_number_id, &token, &body).await {
         Ok(answer) => match job.kind {
             JobKind::Read => done(st, &job).await,
             JobKind::Message => sent(st, &job, answer["messages"][0]["id"].as_str(), chat).await,
         },
-        Err(CallError::Transport(e)) => {
+        Err(e) => call_failed(st, &job, e).await,
+    }
+}
+
+/// A Graph call that failed: retried later (transport errors, rate limits, Meta's transient
+/// codes, up to [`MAX_ATTEMPTS`]) or failed for good.
+async fn call_failed(st: &AppState, job: &Job, e: CallError) -> Result<()> {
+    match e {
+        CallError::Transport(e) => {
             tracing::warn!(error = %e, "Graph API unreachable; retrying");
-            retry_later(st, &job, &e, backoff(job.attempts), true).await
+            retry_later(st, job, &e, backoff(job.attempts), true).await
         }
-        Err(CallError::Graph(e)) => {
+        CallError::Graph(e) => {
             tracing::warn!(code = ?e.code, http = e.http_status, fbtrace_id = ?e.fbtrace_id, title = %e.title, "Graph API error");
             match e.verdict() {
                 Verdict::Retry if job.attempts < MAX_ATTEMPTS => {
-                    retry_later(st, &job, &e.title, backoff(job.attempts), true).await
+                    retry_later(st, job, &e.title, backoff(job.attempts), true).await
                 }
-                Verdict::Retry | Verdict::Fail => fail(st, &job, &e, false).await,
-                Verdict::Reauth => fail(st, &job, &e, true).await,
+                Verdict::Retry | Verdict::Fail => fail(st, job, &e, false).await,
+                Verdict::Reauth => fail(st, job, &e, true).await,
             }
         }
+    }
+}
+
+enum Uploading {
+    /// The upload or its file is not there: no retry brings it back.
+    Gone(String),
+    Call(CallError),
+}
+
+/// Uploads a file of the media store to the Graph API (streamed from disk) → the media id.
+async fn upload(st: &AppState, phone_number_id: &str, token: &str, upload_id: Uuid) -> Result<String, Uploading> {
+    let found = crate::media::upload(&st.db, upload_id).await;
+    let up = match found {
+        Ok(Some(u)) => u,
+        Ok(None) => return Err(Uploading::Gone("the uploaded file is gone".to_owned())),
+        Err(e) => return Err(Uploading::Call(CallError::Transport(e.to_string()))),
+    };
+    let path = crate::media::store::Store::new(&st.config.data_dir).upload_path(up.id);
+    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        return Err(Uploading::Gone("the uploaded file is missing from the media store".to_owned()));
+    }
+    st.graph
+        .upload_media_file(phone_number_id, token, &up.mime_type, &up.filename, &path)
+        .await
+        .map_err(Uploading::Call)
+}
+
+impl Target {
+    /// The media store upload a media message sends, if it sends one.
+    fn upload_id(&self) -> Option<Uuid> {
+        if !matches!(self.kind.as_str(), "image" | "video" | "audio" | "document") {
+            return None;
+        }
+        let m = &self.media.as_ref()?.0;
+        m.get("id").is_none().then_some(())?;
+        m.get("upload_id")?.as_str().and_then(|s| Uuid::parse_str(s).ok())
+    }
+
+    /// Sends the media as Meta's `media_id` (with the caption, and a document's filename).
+    fn send_as(&mut self, media_id: &str) {
+        let stored = self.media.as_ref().map(|m| m.0.clone()).unwrap_or_default();
+        let mut media = serde_json::Map::new();
+        media.insert("id".to_owned(), Value::String(media_id.to_owned()));
+        if let Some(c) = stored.get("caption").filter(|c| c.is_string()) {
+            media.insert("caption".to_owned(), c.clone());
+        }
+        if self.kind == "document"
+            && let Some(f) = stored.get("filename").filter(|f| f.is_string())
+        {
+            media.insert("filename".to_owned(), f.clone());
+        }
+        self.media = Some(sqlx::types::Json(Value::Object(media)));
     }
 }
 

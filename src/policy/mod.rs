@@ -10,6 +10,7 @@ pub mod chat;
 pub mod content;
 pub mod inbox;
 pub mod keys;
+pub mod media;
 pub mod team;
 
 pub use team::{can_manage_groups, can_manage_integrations, can_manage_member, is_admin};

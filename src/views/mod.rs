@@ -10,6 +10,7 @@ pub mod content;
 pub mod conversation;
 pub mod distribution;
 pub mod lead;
+pub mod media;
 pub mod mention;
 pub mod message;
 pub mod number;

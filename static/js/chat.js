@@ -10,6 +10,7 @@ import { changeMarks, changeSig } from './msgmarks.js';
 import { templatePicker } from './templatepicker.js';
 import { ourReactions, isRow, reactionsLine, reactButton, typingNotifier } from './reactions.js';
 import { quickReplies } from './quickreply.js';
+import { Attachment, openLightbox } from './attach.js';
 
 const TICKS = {
   pending: ['🕓', 'Sending'],
@@ -402,10 +403,27 @@ export class ChatView {
     const input = h('textarea', { id: 'composer-text', class: 'composer-input', rows: '1', maxlength: '4096', placeholder: 'Type a message', 'aria-label': 'Message', enterkeyhint: 'send' });
     const send = h('button', { type: 'submit', class: 'btn primary', id: 'composer-send' }, 'Send');
     const error = h('p', { class: 'form-error', role: 'alert' });
-    // Hooks: "/" quick replies (before the keydown below, so its Enter never sends) and typing.
+    // Hooks: "/" quick replies (before the keydown below, so its Enter never sends), typing and attachments.
+    const attachment = new Attachment(c, (m) => (this.onMessage(m, true), this.scrollToBottom()));
     const quick = quickReplies(this.ctx, this, input);
     typingNotifier(input, () => this.ctx.can(this.conv, 'reply'), () => this.conv.id);
-    const form = h('form', { class: 'composer', 'aria-label': 'Reply' }, this.replyBox, quick, h('div', { class: 'composer-row' }, input, send), h('div', { class: 'composer-meta' }, this.windowHint, error));
+    const form = h('form', { class: 'composer', 'aria-label': 'Reply' }, this.replyBox, attachment.panel, quick, h('div', { class: 'composer-row' }, attachment.control, input, send), h('div', { class: 'composer-meta' }, this.windowHint, error));
+    attachment.dropTarget(form);
+    if (!this.dropWired) {
+      // A file dropped anywhere on the chat goes to the composer's attachment (when open).
+      this.dropWired = true;
+      this.scroller.addEventListener('dragover', (ev) => {
+        if (this.attachment && ev.dataTransfer && [...ev.dataTransfer.types].includes('Files')) ev.preventDefault();
+      });
+      this.scroller.addEventListener('drop', (ev) => {
+        const file = ev.dataTransfer && ev.dataTransfer.files && ev.dataTransfer.files[0];
+        if (this.attachment && file && this.footer.dataset.mode === 'text' && !this.footer.hidden) {
+          ev.preventDefault();
+          this.attachment.take(file);
+        }
+      });
+    }
+    this.attachment = attachment;
     this.composerError = error;
     input.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
@@ -743,7 +761,7 @@ function content(m) {
     case 'text':
       return h('div', { class: 'msg-text' }, linkify(m.text || ''));
     case 'image':
-      return [h('a', { class: 'media-box image', href: mediaUrl(m), target: '_blank', rel: 'noopener' }, h('img', { src: mediaUrl(m), alt: m.text || 'Image', loading: 'lazy', decoding: 'async' })), caption];
+      return [h('a', { class: 'media-box image', href: mediaUrl(m), target: '_blank', rel: 'noopener', 'aria-label': `Open image${m.text ? `: ${m.text}` : ''}`, onclick: (ev) => (ev.preventDefault(), openLightbox(mediaUrl(m), m.text || 'Image')) }, h('img', { src: mediaUrl(m), alt: m.text || 'Image', loading: 'lazy', decoding: 'async' })), caption];
     case 'sticker':
       return h('div', { class: 'media-box sticker' }, h('img', { src: mediaUrl(m), alt: 'Sticker', loading: 'lazy' }));
     case 'video':

@@ -139,6 +139,9 @@ const INTEGRATIONS: [u16; 12] = [200, 403, 403, 403, 403, 200, 403, 403, 403, 40
 const ASSIGNERS: [u16; 12] = [200, 404, 200, 404, 404, 404, 404, 403, 403, 200, 401, 401];
 /// Status: only the assignee (the admin is not the assignee here).
 const ASSIGNEE_ONLY: [u16; 12] = [403, 404, 403, 404, 404, 404, 404, 403, 403, 200, 401, 401];
+/// Media uploads: admin and the assignee (of the matrix's chats) pass the policy, then get 400
+/// (the matrix sends JSON, not multipart).
+const UPLOADERS: [u16; 12] = [400, 403, 403, 403, 403, 403, 403, 403, 403, 400, 401, 401];
 /// Explicit access changes: admin and assignee.
 const ACCESS_EDITORS: [u16; 12] = [200, 404, 403, 404, 404, 404, 404, 403, 403, 200, 401, 401];
 
@@ -231,6 +234,9 @@ fn matrix() -> Vec<Row> {
         // Uploads are for the assignee (who then gets 400 here: the body is not multipart).
         row("POST", "/api/v1/conversations/{id}/media", Conv, Option::None, with(ASSIGNEE_ONLY, 200, 400)),
         row("GET", "/api/v1/media/{id}", Media, Option::None, SEES),
+        // Uploading to the media store: admins, content creators and whoever is the assignee of
+        // a chat (who then get 400 here: the body is not multipart); the rest 403.
+        row("POST", "/api/v1/media", None, Option::None, UPLOADERS),
         row("GET", "/api/v1/leads/{id}/timeline", Lead, Option::None, SEES),
         // Everyone: the list holds the activities of the leads they can see.
         row("GET", "/api/v1/activities", None, Option::None, ALL_OK),

@@ -127,6 +127,8 @@ pub fn test_config(url: &str) -> Config {
     c.verify_token = Some(VERIFY_TOKEN.to_owned());
     // Nothing listens on the discard port: tests that need the Graph API start a fake one.
     c.graph_url = "http://127.0.0.1:9".to_owned();
+    // Media bytes of this server only, in the temporary directory.
+    c.data_dir = std::env::temp_dir().join(format!("sbt-data-{}", Uuid::new_v4().simple()));
     c
 }
 

@@ -1,9 +1,8 @@
-//! Media routes: inbound media served to who can see it, uploads for the assignee to send.
+//! Uploading straight to the Graph API through a conversation's number, for the assignee to
+//! send by media id (the media store's routes are in `crate::media::http`).
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -14,44 +13,6 @@ use crate::inbox::conversations;
 use crate::outbox::graph::CallError;
 use crate::outbox::media;
 use crate::state::AppState;
-
-/// `GET /media/{message_id}`: inbound media, fetched lazily through the Graph API with the
-/// number's token, cached in the database, served only to who can see the conversation.
-#[utoipa::path(
-    get,
-    path = "/media/{id}",
-    tag = "outbox",
-    description = "The media of a message, fetched through the Graph API and cached.",
-    responses((status = 200, description = "The media bytes, with their content type.", content_type = "application/octet-stream", body = String))
-)]
-#[instrument(skip_all)]
-pub async fn get(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Response> {
-    let (conv_id, media_id) = media::of_message(&st.db, id).await?.ok_or_else(Error::not_found)?;
-    let conv = conversations::get_visible(&st.db, &user.viewer(), conv_id).await?;
-    let media_id = media_id.ok_or_else(Error::not_found)?;
-    let (mime, bytes) = match media::cached(&st.db, id).await? {
-        Some(hit) => hit,
-        None => {
-            let token = st.secrets.open(&media::access_token(&st.db, conv.number_id).await?)?;
-            let (mime, bytes) = st.graph.fetch_media(&media_id, &token, media::MAX_MEDIA).await.map_err(|e| {
-                let why = match e {
-                    CallError::Transport(t) => t,
-                    CallError::Graph(g) => g.title,
-                };
-                tracing::warn!(message_id = %id, why, "media fetch failed");
-                Error::client(
-                    StatusCode::BAD_GATEWAY,
-                    "media_unavailable",
-                    "the media could not be fetched from WhatsApp",
-                )
-            })?;
-            media::cache(&st.db, id, &mime, &bytes, st.clock.now()).await?;
-            (mime, bytes)
-        }
-    };
-    Ok(([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "private, max-age=3600".to_owned())], Body::from(bytes))
-        .into_response())
-}
 
 /// `POST /api/v1/conversations/{id}/media` (multipart, field `file`): uploads media to the
 /// Graph API through the conversation's number, for the assignee to send by id.

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::events::Work;
 use crate::extract::{Json, Path};
 use crate::inbox::conversations;
-use crate::outbox::SendBody;
+use crate::outbox::{MediaRef, SendBody};
 use crate::state::AppState;
 use crate::views::conversation::ConversationView;
 use crate::views::message::MessageView;
@@ -24,7 +24,6 @@ pub fn routes() -> Api {
         .post("/conversations/{id}/read", mark_read)
         .post("/conversations/{id}/typing", typing)
         .post("/conversations/{id}/media", media::upload)
-        .get("/media/{id}", media::get)
 }
 
 /// `POST /conversations/{id}/messages`: stores the reply as `queued` with its outbox row and
@@ -62,7 +61,7 @@ pub async fn send(
         return Ok((StatusCode::ACCEPTED, Json(existing)));
     }
     let now = st.clock.now();
-    let (body, page) = match body {
+    let (mut body, page) = match body {
         SendBody::Content { content_id, reply_to } => {
             let lead = crate::inbox::leads::get_visible(&st.db, &user.viewer(), conv.lead_id).await?;
             let p = crate::content::prepare_send(
@@ -74,10 +73,25 @@ pub async fn send(
                 &base_url(&headers),
             )
             .await?;
-            (SendBody::Text { text: p.text, reply_to }, p.page)
+            match p.file {
+                Some(f) => (SendBody::media(f.kind, MediaRef::upload(f.upload_id, f.caption), reply_to), None),
+                None => (SendBody::Text { text: p.text, reply_to }, p.page),
+            }
         }
         other => (other, None),
     };
+    if let Some((kind, media)) = body.media_mut()
+        && let Some(upload_id) = media.upload_id()
+    {
+        let upload = crate::media::usable_upload(&st.db, &user.viewer(), upload_id).await?;
+        if upload.kind.as_str() != kind {
+            return Err(Error::unprocessable(
+                "media_type_mismatch",
+                format!("upload {upload_id} is a {} file, not {kind}", upload.kind),
+            ));
+        }
+        media.attach(kind, &upload);
+    }
     let mut out = crate::outbox::validate(body)?;
     if !out.is_template() && !crate::outbox::window_open(&conv, now) {
         return Err(Error::unprocessable(
