@@ -44,12 +44,20 @@ pub fn routes() -> Api {
         .post("/workspace/unlink-agency", unlink_from_client)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MakeBody {
     name: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/agency",
+    tag = "agency",
+    description = "Makes the caller's workspace an agency (admins; 409 if it already is).",
+    request_body = MakeBody,
+    responses((status = 201, description = "Created.", body = AgencyView))
+)]
 #[instrument(skip_all)]
 pub async fn make(
     State(st): State<AppState>,
@@ -65,18 +73,34 @@ pub async fn make(
     Ok((StatusCode::CREATED, Json(agency)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/agency",
+    tag = "agency",
+    description = "The caller's agency (404 when the workspace is no agency).",
+    responses((status = 200, description = "OK.", body = AgencyView))
+)]
 #[instrument(skip_all)]
 pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<AgencyView>> {
     Ok(Json(super::of(&st.db, &user.viewer()).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     cursor: Option<String>,
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/agency/clients",
+    tag = "agency",
+    description = "The agency's clients with their status and, while managing, lead counts and average first response.",
+    params(Page),
+    responses((status = 200, description = "OK.", body = ClientsPage))
+)]
 #[instrument(skip_all)]
 pub async fn list_clients(
     State(st): State<AppState>,
@@ -90,7 +114,7 @@ pub async fn list_clients(
     Ok(Json(super::clients(&st.db, &v, &agency, after, limit).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteBody {
     email: String,
@@ -111,6 +135,14 @@ async fn queue_mail(
     Ok(true)
 }
 
+#[utoipa::path(
+    post,
+    path = "/agency/clients",
+    tag = "agency",
+    description = "Invites a client by the email of its workspace's admin; answers the accept token (also mailed when SMTP is set).",
+    request_body = InviteBody,
+    responses((status = 201, description = "Created.", body = ClientInvitationView))
+)]
 #[instrument(skip_all)]
 pub async fn invite(
     State(st): State<AppState>,
@@ -136,6 +168,13 @@ pub async fn invite(
     Ok((StatusCode::CREATED, Json(inv)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/agency/clients/{id}/resend",
+    tag = "agency",
+    description = "Sends an invitation again with a fresh token (invited or not_linked entries).",
+    responses((status = 200, description = "OK.", body = ClientInvitationView))
+)]
 #[instrument(skip_all)]
 pub async fn resend(
     State(st): State<AppState>,
@@ -155,6 +194,13 @@ pub async fn resend(
     Ok(Json(inv))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/agency/clients/{id}",
+    tag = "agency",
+    description = "Cancels an invitation (invited → not_linked) or removes a not_linked entry.",
+    responses((status = 204, description = "Done."))
+)]
 #[instrument(skip_all)]
 pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<StatusCode> {
     let v = user.viewer();
@@ -169,6 +215,13 @@ pub async fn delete(State(st): State<AppState>, user: CurrentUser, Path(id): Pat
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/agency/clients/{id}/unlink",
+    tag = "agency",
+    description = "Ends the agency's access to a client it manages (managing → not_linked).",
+    responses((status = 200, description = "OK.", body = ClientView))
+)]
 #[instrument(skip_all)]
 pub async fn unlink(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Json<ClientView>> {
     let v = user.viewer();
@@ -180,8 +233,9 @@ pub async fn unlink(State(st): State<AppState>, user: CurrentUser, Path(id): Pat
     Ok(Json(client))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LeadsQuery {
     assignee_id: Option<String>,
     contacted: Option<String>,
@@ -190,6 +244,14 @@ pub struct LeadsQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/agency/clients/{id}/leads",
+    tag = "agency",
+    description = "A managed client's leads with status, assignee, contacted and first response (read-only).",
+    params(LeadsQuery),
+    responses((status = 200, description = "OK.", body = AgencyLeadsPage))
+)]
 #[instrument(skip_all)]
 pub async fn client_leads(
     State(st): State<AppState>,
@@ -216,8 +278,9 @@ pub async fn client_leads(
     Ok(Json(super::read_leads(&st.db, &reader, &filter).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LeadQuery {
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -225,6 +288,14 @@ pub struct LeadQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/agency/clients/{id}/leads/{lead_id}",
+    tag = "agency",
+    description = "A managed client's lead with its timeline (read-only).",
+    params(LeadQuery),
+    responses((status = 200, description = "OK.", body = AgencyLeadDetail))
+)]
 #[instrument(skip_all)]
 pub async fn client_lead(
     State(st): State<AppState>,
@@ -252,14 +323,23 @@ pub async fn client_lead(
     Ok(Json(super::read_lead(&st.db, &reader, lead_id, &filter, st.clock.now()).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     from: Option<String>,
     to: Option<String>,
     group_id: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/agency/clients/{id}/reports/team",
+    tag = "agency",
+    description = "A managed client's team report (read-only).",
+    params(ReportQuery),
+    responses((status = 200, description = "OK.", body = TeamReport))
+)]
 #[instrument(skip_all)]
 pub async fn client_report(
     State(st): State<AppState>,
@@ -276,7 +356,7 @@ pub async fn client_report(
     Ok(Json(super::read_report(&st.db, &reader, from, to, group_id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptBody {
     accept_token: String,
@@ -290,6 +370,14 @@ pub struct AcceptBody {
 /// (200 with the workspace and its `managed_by`); someone without an account sends
 /// `workspace_name`, `name` and `password` and gets the workspace, its admin and a session
 /// (201, as login answers), already linked.
+#[utoipa::path(
+    post,
+    path = "/agency-invitations/accept",
+    tag = "agency",
+    description = "Accepts an agency's invitation: a signed-in admin with the invited email links their workspace (200); without an account, `workspace_name`, `name` and `password` create the workspace and its admin, linked (201, answered as login).",
+    request_body = AcceptBody,
+    responses((status = 200, description = "Linked.", body = crate::views::agency::AcceptedView), (status = 201, description = "Workspace created, linked and signed in.", body = crate::views::auth::SessionView))
+)]
 #[instrument(skip_all)]
 pub async fn accept(State(st): State<AppState>, headers: HeaderMap, Json(body): Json<AcceptBody>) -> Result<Response> {
     let now = st.clock.now();
@@ -326,6 +414,13 @@ pub async fn accept(State(st): State<AppState>, headers: HeaderMap, Json(body): 
     Ok((StatusCode::OK, Json(accepted)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/workspace/unlink-agency",
+    tag = "agency",
+    description = "Ends the agency's access to the caller's workspace (admins).",
+    responses((status = 200, description = "OK.", body = ManagedWorkspace))
+)]
 #[instrument(skip_all)]
 pub async fn unlink_from_client(State(st): State<AppState>, user: CurrentUser) -> Result<Json<ManagedWorkspace>> {
     let mut tx = st.db.begin().await?;

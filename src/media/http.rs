@@ -60,6 +60,14 @@ async fn drain(mut field: Field<'_>) {
 /// `POST /media` (multipart, field `file`) → 201 the upload. The file goes to disk a chunk at
 /// a time, never whole in memory; it is refused (413) as soon as it passes its kind's limit,
 /// and (415) when Meta would refuse its type. Its name is kept as a label only.
+#[utoipa::path(
+    post,
+    path = "/media",
+    tag = "media",
+    description = "Uploads a file (multipart field `file`) to the media store, streamed to disk, for a media message (`media.upload_id`) or a `file` content item. Meta's limits per kind: image 5 MB, audio and video 16 MB, document 100 MB (413 beyond; 415 for a type WhatsApp refuses).",
+    request_body(content = crate::outbox::media::UploadForm, content_type = "multipart/form-data"),
+    responses((status = 201, description = "Stored.", body = crate::views::media::UploadView))
+)]
 #[instrument(skip_all)]
 pub async fn upload(
     State(st): State<AppState>,
@@ -122,6 +130,13 @@ pub async fn upload(
 /// anyone else). An upload we sent is served from the store; inbound media from the store once
 /// fetched (through the Graph API with the number's token, streamed to disk), with what was
 /// cached in the database before moved to disk on the way.
+#[utoipa::path(
+    get,
+    path = "/media/{id}",
+    tag = "media",
+    description = "The media of a message (uploaded or inbound), to who can see its conversation, with its content type, `Content-Disposition` and `nosniff`.",
+    responses((status = 200, description = "The media bytes, with their content type.", content_type = "application/octet-stream", body = String))
+)]
 #[instrument(skip_all)]
 pub async fn get(State(st): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> Result<Response> {
     let (conv_id, media) = crate::outbox::media::of_message(&st.db, id).await?.ok_or_else(Error::not_found)?;

@@ -11,7 +11,7 @@ use crate::views::lead::LeadView;
 use crate::views::timeline::TimelinePage;
 
 /// `POST`/`GET /agency`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AgencyView {
     pub id: Uuid,
     pub workspace_id: Uuid,
@@ -20,14 +20,14 @@ pub struct AgencyView {
 }
 
 /// A workspace named in an answer: its id and name only.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WorkspaceRef {
     pub id: Uuid,
     pub name: String,
 }
 
 /// How a managed client is doing (only while `managing`).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
 pub struct ClientStats {
     pub leads: i64,
     pub uncontacted: i64,
@@ -35,7 +35,7 @@ pub struct ClientStats {
 }
 
 /// One client entry of `GET /agency/clients`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientView {
     pub id: Uuid,
     pub email: String,
@@ -51,7 +51,7 @@ pub struct ClientView {
 }
 
 /// An invitation as answered to the agency: the entry and its (new) accept token.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientInvitationView {
     #[serde(flatten)]
     pub client: ClientView,
@@ -60,14 +60,14 @@ pub struct ClientInvitationView {
 }
 
 /// `GET /agency/clients`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientsPage {
     pub clients: Vec<ClientView>,
     pub next_cursor: Option<String>,
 }
 
 /// A client workspace's `managed_by`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ManagedBy {
     pub agency_id: Uuid,
     pub name: String,
@@ -75,7 +75,7 @@ pub struct ManagedBy {
 
 /// A lead as the agency reads it: the lead (without `can`: the agency does nothing with it)
 /// and the status of its newest conversation (`null` without one).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AgencyLeadView {
     #[serde(flatten)]
     pub lead: LeadView,
@@ -83,14 +83,14 @@ pub struct AgencyLeadView {
 }
 
 /// `GET /agency/clients/{id}/leads`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AgencyLeadsPage {
     pub leads: Vec<AgencyLeadView>,
     pub next_cursor: Option<String>,
 }
 
 /// `GET /agency/clients/{id}/leads/{lead_id}`: the lead and a page of its timeline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AgencyLeadDetail {
     #[serde(flatten)]
     pub lead: AgencyLeadView,
@@ -98,7 +98,7 @@ pub struct AgencyLeadDetail {
 }
 
 /// `POST /agency-invitations/accept` by a signed-in admin: their workspace, now managed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AcceptedView {
     pub workspace: WorkspaceRef,
     pub managed_by: ManagedBy,
@@ -106,7 +106,7 @@ pub struct AcceptedView {
 
 /// `GET /workspace` (and `POST /workspace/unlink-agency`): the settings and who manages the
 /// workspace.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ManagedWorkspace {
     #[serde(flatten)]
     pub workspace: crate::views::workspace::WorkspaceView,

@@ -10,7 +10,7 @@ string_enum! {
     pub enum MediaKind { Image = "image", Video = "video", Audio = "audio", Document = "document" }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UploadView {
     pub id: Uuid,
     pub mime_type: String,

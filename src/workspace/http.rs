@@ -23,8 +23,8 @@ pub fn routes() -> Api {
     get,
     path = "/workspace",
     tag = "workspace",
-    description = "The caller's workspace and its settings.",
-    responses((status = 200, description = "OK.", body = WorkspaceView))
+    description = "The caller's workspace and its settings, with the agency managing it (`managed_by`, or null).",
+    responses((status = 200, description = "OK.", body = crate::views::agency::ManagedWorkspace))
 )]
 #[instrument(skip_all)]
 pub async fn get(State(st): State<AppState>, user: CurrentUser) -> Result<Json<ManagedWorkspace>> {
