@@ -12,7 +12,7 @@ CREATE TABLE uploads (
     uploaded_by  BLOB REFERENCES users (id),
     kind         TEXT NOT NULL,
     mime_type    TEXT NOT NULL,
-    size         INTEGER NOT NULL,
+    size         BIGINT NOT NULL,
     filename     TEXT NOT NULL,
     created_at   TEXT NOT NULL
 );
@@ -23,6 +23,6 @@ CREATE INDEX uploads_workspace ON uploads (workspace_id, created_at);
 CREATE TABLE media_files (
     message_id BLOB PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
     mime_type  TEXT NOT NULL,
-    size       INTEGER NOT NULL,
+    size       BIGINT NOT NULL,
     fetched_at TEXT NOT NULL
 );

@@ -386,10 +386,10 @@ on_both! {
         assert_eq!(keys(&session), ["token", "user"]);
 
         let (_, ws) = app.get("/api/v1/workspace", &admin).await;
-        assert_eq!(keys(&ws), ["id", "name", "session_gap_secs"]);
+        assert_eq!(keys(&ws), ["id", "managed_by", "name", "session_gap_secs"]);
 
         let (_, report) = app.get("/api/v1/reports/team", &admin).await;
-        assert_eq!(keys(&report), ["from", "group_id", "members", "to", "totals"]);
+        assert_eq!(keys(&report), ["billable", "from", "group_id", "members", "to", "totals"]);
         let counts = ["activities", "assigned", "avg_first_response_secs", "contacted", "first_responses", "open_conversations", "replies"];
         assert_eq!(keys(&report["totals"]), counts);
         assert_eq!(report["totals"]["avg_first_response_secs"], Value::Null);

@@ -70,7 +70,7 @@ pub async fn send(
                 content_id,
                 &lead,
                 &user.name,
-                &base_url(&headers),
+                &st.config.public_url,
             )
             .await?;
             match p.file {
@@ -146,14 +146,6 @@ pub async fn send(
     st.outbox_wake.notify_one();
     tracing::info!(message_id = %message.id, conversation_id = %conv.id, kind, "reply queued");
     Ok((StatusCode::ACCEPTED, Json(message)))
-}
-
-/// Where this server is reached, for links sent to leads: the request's `Host`, over https
-/// when a proxy says so (`X-Forwarded-Proto`) — http otherwise.
-fn base_url(headers: &HeaderMap) -> String {
-    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https");
-    format!("{}://{host}", proto.unwrap_or("http"))
 }
 
 /// `POST /conversations/{id}/read`: marks inbound messages read here and tells Meta (blue
