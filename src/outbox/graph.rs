@@ -95,21 +95,7 @@ impl Graph {
         token: &str,
         body: &impl serde::Serialize,
     ) -> Result<Value, CallError> {
-        let resp = self
-            .client
-            .post(self.url(&format!("{phone_number_id}/messages")))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| CallError::Transport(e.without_url().to_string()))?;
-        let status = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if (200..300).contains(&status) {
-            Ok(body)
-        } else {
-            Err(CallError::Graph(GraphError::from_body(status, &body)))
-        }
+        answer(self.client.post(self.url(&format!("{phone_number_id}/messages"))).bearer_auth(token).json(body)).await
     }
 
     /// `GET /{version}/{waba_id}/message_templates`, every page (`paging.next` until there is
@@ -119,18 +105,7 @@ impl Graph {
         let mut url = format!("{}?fields={FIELDS}&limit=100", self.url(&format!("{waba_id}/message_templates")));
         let mut all = Vec::new();
         for _ in 0..50 {
-            let resp = self
-                .client
-                .get(&url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(|e| CallError::Transport(e.without_url().to_string()))?;
-            let status = resp.status().as_u16();
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
-            if !(200..300).contains(&status) {
-                return Err(CallError::Graph(GraphError::from_body(status, &body)));
-            }
+            let body = answer(self.client.get(&url).bearer_auth(token)).await?;
             all.extend(body["data"].as_array().into_iter().flatten().cloned());
             match body.pointer("/paging/next").and_then(Value::as_str) {
                 Some(next) if !next.is_empty() => url = next.to_owned(),
@@ -159,21 +134,7 @@ impl Graph {
     }
 
     async fn get_fields(&self, node: &str, token: &str, fields: &str) -> Result<Value, CallError> {
-        let resp = self
-            .client
-            .get(self.url(node))
-            .query(&[("fields", fields)])
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| CallError::Transport(e.without_url().to_string()))?;
-        let status = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if (200..300).contains(&status) {
-            Ok(body)
-        } else {
-            Err(CallError::Graph(GraphError::from_body(status, &body)))
-        }
+        answer(self.client.get(self.url(node)).query(&[("fields", fields)]).bearer_auth(token)).await
     }
 
     /// `POST /{version}/{phone_number_id}/media` (multipart) → the media id.
@@ -280,6 +241,15 @@ impl Graph {
         let len = resp.content_length();
         Ok((mime, len, resp))
     }
+}
+
+/// Sends a Graph API request and reads its JSON answer: the body on a 2xx, Meta's error
+/// otherwise (a transport failure without the URL, which may carry a token).
+async fn answer(req: reqwest::RequestBuilder) -> Result<Value, CallError> {
+    let resp = req.send().await.map_err(|e| CallError::Transport(e.without_url().to_string()))?;
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if (200..300).contains(&status) { Ok(body) } else { Err(CallError::Graph(GraphError::from_body(status, &body))) }
 }
 
 #[cfg(test)]
