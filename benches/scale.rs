@@ -437,7 +437,15 @@ async fn reread(db: &Db) -> Dataset {
     let ids = |sql: &'static str| async move {
         on_db!(db, |p| sqlx::query_scalar::<_, Uuid>(sql).fetch_all(p).await).expect(sql)
     };
-    let members = ids("SELECT id FROM users WHERE email LIKE 'm%@bench.test' ORDER BY CAST(substr(email, 2, instr(email, '@') - 2) AS INTEGER)").await;
+    // Members m0, m1, … in the order of their number (sorted here: the dialects name the
+    // string functions differently).
+    let mut numbered: Vec<(Uuid, String)> =
+        on_db!(db, |p| sqlx::query_as("SELECT id, email FROM users WHERE email LIKE 'm%@bench.test'")
+            .fetch_all(p)
+            .await)
+        .expect("members");
+    numbered.sort_by_key(|(_, email)| email[1..email.find('@').unwrap_or(1)].parse::<u32>().unwrap_or(u32::MAX));
+    let members: Vec<Uuid> = numbered.into_iter().map(|(id, _)| id).collect();
     let plain_id = members[1];
     let plain_leads: Vec<Uuid> =
         on_db!(db, |p| sqlx::query_scalar("SELECT id FROM leads WHERE assignee_id = $1 ORDER BY created_at")

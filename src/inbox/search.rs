@@ -12,8 +12,6 @@
 //! notes, newest first, in conversations the viewer sees (the policy's SQL predicate, in the
 //! query itself).
 
-use std::sync::LazyLock;
-
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -86,8 +84,8 @@ pub const MAX_WORDS: usize = 8;
 pub struct Query {
     /// Its words (each matches as a prefix).
     pub words: Vec<String>,
-    /// A `LIKE` pattern on lead phones when `q` is a phone number (3 digits or more, only
-    /// digits and phone punctuation).
+    /// Its digits, when `q` is a phone number (3 digits or more, only digits and phone
+    /// punctuation): leads whose phone holds them match.
     phone: Option<String>,
 }
 
@@ -114,7 +112,7 @@ pub fn parse(q: &str) -> Result<Query> {
     }
     let phone_like = q.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
     let digits: String = q.chars().filter(char::is_ascii_digit).collect();
-    let phone = (phone_like && digits.len() >= 3).then(|| format!("%{digits}%"));
+    let phone = (phone_like && digits.len() >= 3).then_some(digits);
     Ok(Query { words, phone })
 }
 
@@ -155,39 +153,163 @@ impl Position {
     }
 }
 
-/// Lead matches: every word a prefix of a word of the name, or the phone holding the digits.
-/// `$6` phone pattern, `$7`/`$8` keyset, `$9` limit, `$10..` the words as `% word%` patterns.
-static LEADS: LazyLock<String> = LazyLock::new(|| leads_sql(""));
+/// The leads a viewer of the narrow list strategy is named in (assignee of the lead or of one
+/// of its chats, a granted label or explicit access on one): the only ones they can see, so
+/// their search tests those instead of every lead of the workspace.
+const LEADS_NAMED_IN: &str = "l.id IN (SELECT own.id FROM leads own WHERE own.workspace_id = $1 AND own.assignee_id = $2 \
+     UNION SELECT c.lead_id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
+     UNION SELECT c.lead_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
+         JOIN conversations c ON c.id = cl.conversation_id WHERE ml.user_id = $2 \
+     UNION SELECT c.lead_id FROM conversation_access ca JOIN conversations c ON c.id = ca.conversation_id \
+         WHERE ca.user_id = $2) AND ";
 
-/// [`LEADS`] for a viewer of the narrow list strategy: among the leads they are named in
-/// (assignee of the lead or of one of its chats, a granted label or explicit access on one),
-/// the only ones they can see, instead of testing every lead of the workspace.
-static LEADS_NAMED: LazyLock<String> = LazyLock::new(|| {
-    leads_sql(
-        "l.id IN (SELECT own.id FROM leads own WHERE own.workspace_id = $1 AND own.assignee_id = $2 \
-         UNION SELECT c.lead_id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
-         UNION SELECT c.lead_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
-             JOIN conversations c ON c.id = cl.conversation_id WHERE ml.user_id = $2 \
-         UNION SELECT c.lead_id FROM conversation_access ca JOIN conversations c ON c.id = ca.conversation_id \
-             WHERE ca.user_id = $2) AND ",
-    )
-});
+/// Where a lead search takes its candidates from.
+#[derive(Debug, Clone, PartialEq)]
+enum LeadsFrom {
+    /// The workspace's newest [`WALK`] leads (from where the page starts): enough to fill a
+    /// page when the words are common, so the index is asked only when they are not.
+    Recent,
+    /// SQLite: the matches of this query in the trigram index `lead_fts`.
+    Index(String),
+    /// PostgreSQL: the matches in the trigram indexes (migration 0117).
+    Trigrams,
+    /// Every lead of the workspace (SQLite, when no word is long enough for the index).
+    Workspace,
+    /// The leads a narrow viewer is named in ([`LEADS_NAMED_IN`]).
+    Named,
+}
 
-fn leads_sql(candidates: &str) -> String {
-    let words: Vec<String> =
-        (0..MAX_WORDS).map(|i| format!("(${n} IS NULL OR ' ' || lower(l.name) LIKE ${n})", n = 10 + i)).collect();
-    format!(
+/// Leads or documents a search walks newest first before it asks the index: a word in one
+/// lead or document of 40 (of 200) fills a page from them; rarer words come from the index,
+/// which then holds at most about a page × 40 (200) of every 1,000 … matches.
+const WALK: i64 = 2_000;
+const WALK_DOCS: i64 = 10_000;
+
+/// A value bound to a statement built at run time, in order after the viewer's `$1..$5`.
+#[derive(Debug, Clone, PartialEq)]
+enum Arg {
+    Text(String),
+    Time(DateTime<Utc>),
+    Id(Uuid),
+    /// A search document's id.
+    Id64(i64),
+    Int(i64),
+}
+
+/// The values of a statement built at run time; [`Params::push`] names the next one.
+#[derive(Default)]
+struct Params(Vec<Arg>);
+
+impl Params {
+    fn push(&mut self, a: Arg) -> String {
+        self.0.push(a);
+        format!("${}", 5 + self.0.len())
+    }
+
+    /// Every word of `q` a prefix of a word of `{table}.terms`.
+    fn words(&mut self, q: &Query, table: &str) -> String {
+        let tests: Vec<String> = q
+            .words
+            .iter()
+            .map(|w| format!("' ' || {table}.terms LIKE {}", self.push(Arg::Text(format!("% {w}%")))))
+            .collect();
+        format!("({})", tests.join(" AND "))
+    }
+}
+
+/// Binds an [`Arg`] to a query of either database.
+macro_rules! bind_arg {
+    ($arg:expr, $query:expr) => {
+        match $arg {
+            Arg::Text(s) => $query.bind(s),
+            Arg::Time(t) => $query.bind(t),
+            Arg::Id(id) => $query.bind(id),
+            Arg::Id64(i) | Arg::Int(i) => $query.bind(i),
+        }
+    };
+}
+
+/// The lead search: every word of `q` a prefix of a word of the name (a word: what follows a
+/// space, `' ' || lower(name) LIKE '% word%'`), or the phone holding `q`'s digits; the
+/// viewer's leads only; newest first after `after`; at most `n`. The text holds just the
+/// tests `q` needs, so each is a plain comparison an index can serve.
+fn leads_statement(from: &LeadsFrom, q: &Query, after: Option<(DateTime<Utc>, Uuid)>, n: i64) -> (String, Vec<Arg>) {
+    let mut p = Params::default();
+    let keyset = |p: &mut Params, t: &str| match after {
+        Some((at, id)) => {
+            format!(" AND ({t}.created_at, {t}.id) < ({}, {})", p.push(Arg::Time(at)), p.push(Arg::Id(id)))
+        }
+        None => String::new(),
+    };
+    let (source, candidates) = match from {
+        LeadsFrom::Workspace => ("leads l".to_owned(), String::new()),
+        LeadsFrom::Named => ("leads l".to_owned(), LEADS_NAMED_IN.to_owned()),
+        LeadsFrom::Recent => (
+            format!(
+                "(SELECT * FROM leads r WHERE r.workspace_id = $1{} ORDER BY r.created_at DESC, r.id DESC LIMIT {WALK}) l",
+                keyset(&mut p, "r")
+            ),
+            String::new(),
+        ),
+        // CROSS JOIN keeps SQLite's join order: from the index's matches.
+        LeadsFrom::Index(fts) => (
+            "lead_fts CROSS JOIN lead_search_ids s CROSS JOIN leads l".to_owned(),
+            format!(
+                "lead_fts MATCH {} AND s.id = lead_fts.rowid AND l.id = s.lead_id AND ",
+                p.push(Arg::Text(fts.clone()))
+            ),
+        ),
+        // OFFSET 0 keeps the matches a query of their own, which PostgreSQL takes from the
+        // trigram indexes.
+        LeadsFrom::Trigrams => (
+            format!("(SELECT * FROM leads r WHERE r.workspace_id = $1 AND {} OFFSET 0) l", lead_test(&mut p, q, "r")),
+            String::new(),
+        ),
+    };
+    let test = lead_test(&mut p, q, "l");
+    let keyset = keyset(&mut p, "l");
+    let limit = p.push(Arg::Int(n));
+    let sql = format!(
         "SELECT l.id, l.name, l.phone, l.created_at, \
          (SELECT c.id FROM conversations c WHERE c.lead_id = l.id AND {conv} \
           ORDER BY c.updated_at DESC, c.id DESC LIMIT 1) AS conversation_id \
-         FROM leads l WHERE {candidates}{lead} \
-         AND (({words}) OR ($6 IS NOT NULL AND l.phone LIKE $6)) \
-         AND ($7 IS NULL OR l.created_at < $7 OR (l.created_at = $7 AND l.id < $8)) \
-         ORDER BY l.created_at DESC, l.id DESC LIMIT $9",
+         FROM {source} WHERE {candidates}{lead} AND {test}{keyset} \
+         ORDER BY l.created_at DESC, l.id DESC LIMIT {limit}",
         conv = *CONV_VISIBLE,
         lead = *LEAD_VISIBLE,
-        words = words.join(" AND "),
-    )
+    );
+    (sql, p.0)
+}
+
+/// Every word of `q` a prefix of a word of lead `t`'s name, or its phone holding `q`'s digits.
+fn lead_test(p: &mut Params, q: &Query, t: &str) -> String {
+    let words: Vec<String> = q
+        .words
+        .iter()
+        .map(|w| format!("' ' || lower({t}.name) LIKE {}", p.push(Arg::Text(format!("% {w}%")))))
+        .collect();
+    let test = format!("({})", words.join(" AND "));
+    match &q.phone {
+        Some(digits) => format!("({test} OR {t}.phone LIKE {})", p.push(Arg::Text(format!("%{digits}%")))),
+        None => test,
+    }
+}
+
+/// SQLite: `q` as a query of the trigram index `lead_fts`, finding every lead the search's
+/// tests accept and few others: `name : " word"` for each word of two characters or more (a
+/// phrase of three with its space), `phone : "digits"`. `None` when no word is long enough
+/// (the index would have to return everything).
+fn lead_fts_query(q: &Query) -> Option<String> {
+    let words: Vec<String> =
+        q.words.iter().filter(|w| w.chars().count() >= 2).map(|w| format!("name : \" {w}\"")).collect();
+    if words.is_empty() {
+        return None;
+    }
+    let words = format!("({})", words.join(" AND "));
+    Some(match &q.phone {
+        Some(digits) => format!("{words} OR phone : \"{digits}\""),
+        None => words,
+    })
 }
 
 #[derive(sqlx::FromRow)]
@@ -199,58 +321,102 @@ struct LeadRow {
     conversation_id: Option<Uuid>,
 }
 
-/// Messages and notes in visible conversations; `{matches}` is how a row is found to match and
-/// `{from}` where rows come from. `$7`/`$8` keyset (always bound), `$9` limit.
-fn docs_sql(from: &str, matches: &str) -> String {
-    format!(
-        "SELECT d.id, d.conversation_id, c.lead_id, l.name AS lead_name, d.message_id, d.note_id, d.created_at, \
-         COALESCE(n.text, m.text, m.media ->> 'caption') AS body \
-         FROM {from} JOIN conversations c ON c.id = d.conversation_id JOIN leads l ON l.id = c.lead_id \
-         LEFT JOIN messages m ON m.id = d.message_id LEFT JOIN notes n ON n.id = d.note_id \
-         WHERE {matches} AND d.workspace_id = $1 AND {conv} \
-         AND (d.created_at, d.id) < ($7, $8) \
-         ORDER BY d.created_at DESC, d.id DESC LIMIT $9",
-        conv = *CONV_VISIBLE,
-    )
-}
-
-/// Each word of `q` (`$10..`, as `% word%`, or NULL) a prefix of a word of `d.terms`: the
-/// index's own test, row by row (the words are letters and digits only, lower-cased on both
-/// sides, so `LIKE` means the same on both databases).
-static WORDS_LIKE: LazyLock<String> = LazyLock::new(|| {
-    let words: Vec<String> =
-        (0..MAX_WORDS).map(|i| format!("(${n} IS NULL OR ' ' || d.terms LIKE ${n})", n = 10 + i)).collect();
-    format!("({})", words.join(" AND "))
-});
-
 /// The conversations a viewer of the narrow list strategy is named in (their own, granted
 /// labels, explicit access): the only ones such a viewer can see.
-const NAMED_IN: &str = "d.conversation_id IN (SELECT c.id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
+const NAMED_SET: &str = "SELECT c.id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
      UNION SELECT cl.conversation_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
-     WHERE ml.user_id = $2 UNION SELECT ca.conversation_id FROM conversation_access ca WHERE ca.user_id = $2)";
+     WHERE ml.user_id = $2 UNION SELECT ca.conversation_id FROM conversation_access ca WHERE ca.user_id = $2";
 
-/// Few matches: the full-text index finds them all (SQLite FTS5, `$6` a query of prefix
-/// phrases `"word"* "word"*`), the visible ones are sorted.
-/// (`CROSS JOIN` keeps SQLite's join order: from the matches, never a walk of every document
-/// testing each against them.)
-static DOCS_SQLITE: LazyLock<String> = LazyLock::new(|| {
-    docs_sql("search_fts CROSS JOIN search_docs d", "search_fts MATCH $6 AND d.id = search_fts.rowid")
-});
-/// PostgreSQL: the GIN index's expression, `$6` a tsquery of prefixes (`word:* & word:*`).
-static DOCS_POSTGRES: LazyLock<String> =
-    LazyLock::new(|| docs_sql("search_docs d", "to_tsvector('simple', d.terms) @@ to_tsquery('simple', $6)"));
-/// Many matches, a viewer who sees much: the workspace's documents newest first (the index
-/// `search_docs_recent`), each tested by its words, until the page is full (`$6` is there
-/// only to be bound alike).
-static DOCS_RECENT: LazyLock<String> =
-    LazyLock::new(|| docs_sql("search_docs d", &format!("$6 IS NOT NULL AND {}", *WORDS_LIKE)));
-/// Many matches, a viewer who sees only where named: the documents of their conversations,
-/// each tested by its words.
-static DOCS_NAMED: LazyLock<String> =
-    LazyLock::new(|| docs_sql("search_docs d", &format!("$6 IS NOT NULL AND {NAMED_IN} AND {}", *WORDS_LIKE)));
+/// Where a search of messages and notes takes its candidates from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum DocsFrom {
+    /// The workspace's newest [`WALK_DOCS`] documents (from where the page starts), each
+    /// tested by its words: enough to fill a page when the words are common.
+    Recent,
+    /// The full-text index's matches of the query's longest word (SQLite FTS5, PostgreSQL's
+    /// GIN index), tested by every word and sorted.
+    Index,
+    /// A viewer who sees only where named, many matches: the documents of their
+    /// conversations ([`NAMED_SET`]), each tested by its words.
+    Named,
+}
 
-/// Up to this many matches the full-text index answers; past it the newest documents are
-/// walked instead (a page of a common word is found in the first few thousand).
+/// Messages and notes in conversations the viewer sees, every word of `q` a prefix of a word
+/// of the document (`' ' || terms LIKE '% word%'`: the words are letters and digits only,
+/// lower-cased on both sides, so `LIKE` means the same on both databases), newest first after
+/// `after`, at most `n`. `index` is the full-text query of [`DocsFrom::Index`].
+fn docs_statement(
+    backend: Backend,
+    from: DocsFrom,
+    q: &Query,
+    index: &str,
+    after: (DateTime<Utc>, i64),
+    n: i64,
+) -> (String, Vec<Arg>) {
+    let mut p = Params::default();
+    let (source, test) = match (from, backend) {
+        (DocsFrom::Recent, _) => {
+            let walk = format!(
+                "(SELECT * FROM search_docs s WHERE s.workspace_id = $1 AND (s.created_at, s.id) < ({}, {}) \
+                 ORDER BY s.created_at DESC, s.id DESC LIMIT {WALK_DOCS}) d",
+                p.push(Arg::Time(after.0)),
+                p.push(Arg::Id64(after.1)),
+            );
+            (walk, p.words(q, "d"))
+        }
+        // CROSS JOIN keeps SQLite's join order: from the matches, never a walk of every
+        // document testing each against them.
+        (DocsFrom::Index, Backend::Sqlite) => {
+            let matching = format!("search_fts MATCH {} AND d.id = search_fts.rowid", p.push(Arg::Text(index.into())));
+            ("search_fts CROSS JOIN search_docs d".to_owned(), format!("{matching} AND {}", p.words(q, "d")))
+        }
+        // OFFSET 0 keeps the matches a query of their own, which PostgreSQL takes from the GIN
+        // index whatever it guesses of the words' tests.
+        (DocsFrom::Index, Backend::Postgres) => {
+            let matching = format!(
+                "(SELECT * FROM search_docs s WHERE to_tsvector('simple', s.terms) @@ to_tsquery('simple', {}) \
+                 AND {} OFFSET 0) d",
+                p.push(Arg::Text(index.into())),
+                p.words(q, "s"),
+            );
+            (matching, "TRUE".to_owned())
+        }
+        // From their conversations (CROSS JOIN keeps SQLite's order), each one's documents by
+        // `search_docs_conversation`.
+        (DocsFrom::Named, Backend::Sqlite) => (
+            format!("({NAMED_SET}) nc CROSS JOIN search_docs d"),
+            format!("d.conversation_id = nc.id AND {}", p.words(q, "d")),
+        ),
+        // PostgreSQL: the same order through a lateral query of its own (OFFSET 0), whatever
+        // it guesses of the words' tests.
+        (DocsFrom::Named, Backend::Postgres) => (
+            format!(
+                "({NAMED_SET}) nc CROSS JOIN LATERAL \
+                 (SELECT * FROM search_docs s WHERE s.conversation_id = nc.id OFFSET 0) d"
+            ),
+            p.words(q, "d"),
+        ),
+    };
+    let keyset = format!("(d.created_at, d.id) < ({}, {})", p.push(Arg::Time(after.0)), p.push(Arg::Id64(after.1)));
+    let limit = p.push(Arg::Int(n));
+    // The page is chosen first, and only its rows read their lead and text.
+    let sql = format!(
+        "SELECT d.id, d.conversation_id, d.lead_id, l.name AS lead_name, d.message_id, d.note_id, d.created_at, \
+         COALESCE(n.text, m.text, m.media ->> 'caption') AS body \
+         FROM (SELECT d.id, d.conversation_id, c.lead_id, d.message_id, d.note_id, d.created_at \
+               FROM {source} JOIN conversations c ON c.id = d.conversation_id \
+               WHERE {test} AND d.workspace_id = $1 AND {conv} AND {keyset} \
+               ORDER BY d.created_at DESC, d.id DESC LIMIT {limit}) d \
+         JOIN leads l ON l.id = d.lead_id \
+         LEFT JOIN messages m ON m.id = d.message_id LEFT JOIN notes n ON n.id = d.note_id \
+         ORDER BY d.created_at DESC, d.id DESC",
+        conv = *CONV_VISIBLE,
+    );
+    (sql, p.0)
+}
+
+/// For a viewer who sees only where named: up to this many matches the full-text index
+/// answers; past it their conversations' documents are tested instead.
 const FEW: i64 = 2_000;
 
 /// How many documents match (up to `FEW + 1`), counted in the full-text index.
@@ -334,52 +500,84 @@ fn far_future() -> DateTime<Utc> {
 }
 
 async fn leads(db: &Db, v: &Viewer, q: &Query, after: Option<(DateTime<Utc>, Uuid)>, n: i64) -> Result<Vec<LeadRow>> {
-    let patterns: Vec<Option<String>> = (0..MAX_WORDS).map(|i| q.words.get(i).map(|w| format!("% {w}%"))).collect();
+    if list_strategy(v) == ListStrategy::Narrow {
+        return fetch_leads(db, v, &LeadsFrom::Named, q, after, n).await;
+    }
+    let rows = fetch_leads(db, v, &LeadsFrom::Recent, q, after, n).await?;
+    if rows.len() as i64 >= n {
+        return Ok(rows);
+    }
+    let from = match db.backend() {
+        Backend::Sqlite => lead_fts_query(q).map_or(LeadsFrom::Workspace, LeadsFrom::Index),
+        Backend::Postgres => LeadsFrom::Trigrams,
+    };
+    fetch_leads(db, v, &from, q, after, n).await
+}
+
+async fn fetch_leads(
+    db: &Db,
+    v: &Viewer,
+    from: &LeadsFrom,
+    q: &Query,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    n: i64,
+) -> Result<Vec<LeadRow>> {
+    let (sql, args) = leads_statement(from, q, after, n);
+    // PostgreSQL plans an unprepared statement with its values (how rare the words are).
+    let prepared = db.backend() == Backend::Sqlite;
     Ok(on_db!(db, |p| {
-        let sql = if list_strategy(v) == ListStrategy::Narrow { LEADS_NAMED.as_str() } else { LEADS.as_str() };
-        let mut query = bind_viewer!(sqlx::query_as(sql), v)
-            .bind(q.phone.as_deref())
-            .bind(after.map(|a| a.0))
-            .bind(after.map(|a| a.1))
-            .bind(n);
-        for pat in &patterns {
-            query = query.bind(pat.as_deref());
+        let mut query = bind_viewer!(sqlx::query_as(&sql), v);
+        for arg in &args {
+            query = bind_arg!(arg, query);
         }
-        query.fetch_all(p).await
+        query.persistent(prepared).fetch_all(p).await
     })?)
 }
 
 async fn docs(db: &Db, v: &Viewer, q: &Query, after: Option<(DateTime<Utc>, i64)>, n: i64) -> Result<Vec<DocRow>> {
-    let (indexed, matching, count) = match db.backend() {
-        Backend::Sqlite => (
-            DOCS_SQLITE.as_str(),
-            q.words.iter().map(|w| format!("\"{w}\"*")).collect::<Vec<_>>().join(" "),
-            COUNT_SQLITE,
-        ),
-        Backend::Postgres => (
-            DOCS_POSTGRES.as_str(),
-            q.words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & "),
-            COUNT_POSTGRES,
-        ),
+    // The index is asked for the longest word only (the likeliest to be rare: `sku-1234`
+    // asks for `1234`, not for `sku` in a third of the messages as well); every word is then
+    // tested on what it returns.
+    let longest = q.words.iter().max_by_key(|w| w.chars().count()).expect("a parsed query has a word");
+    let index = match db.backend() {
+        Backend::Sqlite => format!("\"{longest}\"*"),
+        Backend::Postgres => format!("{longest}:*"),
     };
-    let matches: i64 = on_db!(db, |p| sqlx::query_scalar(count).bind(&matching).bind(FEW + 1).fetch_one(p).await)?;
-    let sql = if matches <= FEW {
-        indexed
-    } else if list_strategy(v) == ListStrategy::Narrow {
-        DOCS_NAMED.as_str()
-    } else {
-        DOCS_RECENT.as_str()
-    };
-    let patterns: Vec<Option<String>> = (0..MAX_WORDS).map(|i| q.words.get(i).map(|w| format!("% {w}%"))).collect();
-    let (at, id) = after.unwrap_or((far_future(), i64::MAX));
+    let after = after.unwrap_or((far_future(), i64::MAX));
+    if list_strategy(v) == ListStrategy::Narrow {
+        // Their documents are few of the newest: the index when the word is rare, else theirs.
+        let count = match db.backend() {
+            Backend::Sqlite => COUNT_SQLITE,
+            Backend::Postgres => COUNT_POSTGRES,
+        };
+        let matches: i64 = on_db!(db, |p| sqlx::query_scalar(count).bind(&index).bind(FEW + 1).fetch_one(p).await)?;
+        let from = if matches <= FEW { DocsFrom::Index } else { DocsFrom::Named };
+        return fetch_docs(db, v, from, q, &index, after, n).await;
+    }
+    let rows = fetch_docs(db, v, DocsFrom::Recent, q, &index, after, n).await?;
+    if rows.len() as i64 >= n {
+        return Ok(rows);
+    }
+    fetch_docs(db, v, DocsFrom::Index, q, &index, after, n).await
+}
+
+async fn fetch_docs(
+    db: &Db,
+    v: &Viewer,
+    from: DocsFrom,
+    q: &Query,
+    index: &str,
+    after: (DateTime<Utc>, i64),
+    n: i64,
+) -> Result<Vec<DocRow>> {
+    let (sql, args) = docs_statement(db.backend(), from, q, index, after, n);
+    let prepared = db.backend() == Backend::Sqlite;
     Ok(on_db!(db, |p| {
-        let mut query = bind_viewer!(sqlx::query_as(sql), v).bind(&matching).bind(at).bind(id).bind(n);
-        if sql != indexed {
-            for pat in &patterns {
-                query = query.bind(pat.as_deref());
-            }
+        let mut query = bind_viewer!(sqlx::query_as(&sql), v);
+        for arg in &args {
+            query = bind_arg!(arg, query);
         }
-        query.fetch_all(p).await
+        query.persistent(prepared).fetch_all(p).await
     })?)
 }
 
@@ -436,7 +634,31 @@ mod tests {
         let q = parse("Invoice 12").unwrap();
         assert_eq!(q.words, ["invoice", "12"]);
         assert_eq!(q.phone, None);
-        assert_eq!(parse("+44 20 7946").unwrap().phone.as_deref(), Some("%44207946%"));
+        assert_eq!(parse("+44 20 7946").unwrap().phone.as_deref(), Some("44207946"));
+    }
+
+    #[test]
+    fn lead_searches_hold_only_the_tests_a_query_needs() {
+        let q = parse("Ann 5").unwrap();
+        assert_eq!(lead_fts_query(&q).as_deref(), Some("(name : \" ann\")"), "a one-character word is no phrase");
+        let q = parse("+44 20 7946").unwrap();
+        assert_eq!(
+            lead_fts_query(&q).as_deref(),
+            Some("(name : \" 44\" AND name : \" 20\" AND name : \" 7946\") OR phone : \"44207946\"")
+        );
+        assert_eq!(lead_fts_query(&parse("a b").unwrap()), None, "nothing the index can look up");
+
+        let (sql, args) = leads_statement(&LeadsFrom::Workspace, &parse("ann").unwrap(), None, 11);
+        assert!(sql.contains("' ' || lower(l.name) LIKE $6") && sql.ends_with("LIMIT $7"), "{sql}");
+        assert!(!sql.contains("IS NULL OR"), "{sql}");
+        assert_eq!(args, [Arg::Text("% ann%".into()), Arg::Int(11)]);
+
+        let at = DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap();
+        let id = Uuid::new_v4();
+        let (sql, args) = leads_statement(&LeadsFrom::Index("x".into()), &parse("447 12").unwrap(), Some((at, id)), 3);
+        assert!(sql.contains("lead_fts MATCH $6") && sql.contains("l.phone LIKE $9"), "{sql}");
+        assert!(sql.contains("(l.created_at, l.id) < ($10, $11)") && sql.ends_with("LIMIT $12"), "{sql}");
+        assert_eq!(args.len(), 7);
     }
 
     #[test]

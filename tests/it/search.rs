@@ -136,6 +136,31 @@ on_both! {
         assert_eq!(error_code(&short), "invalid_query");
     }
 
+    async fn a_lead_is_found_by_its_name_and_phone_as_they_are_now(t: TestDb) {
+        let app = spawn_app(&t).await;
+        let admin = app.admin_token.clone();
+        let (status, lead) =
+            app.post("/api/v1/leads", &admin, json!({"name": "Olga Petrova-Ivanova", "phone": "+4915112345678"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{lead}");
+        let id = lead["id"].as_str().unwrap().to_owned();
+        let lead_hit = |snippet: &str| vec![("lead".to_owned(), snippet.to_owned())];
+        assert_eq!(found(&app, &admin, "OLG pet").await, lead_hit("Olga Petrova-Ivanova · +4915112345678"));
+        assert_eq!(found(&app, &admin, "o pet").await, lead_hit("Olga Petrova-Ivanova · +4915112345678"));
+        assert!(found(&app, &admin, "lga").await.is_empty(), "a word of the name matches from its start");
+        assert!(found(&app, &admin, "olga xylophone").await.is_empty(), "every word must match");
+        assert_eq!(found(&app, &admin, "151 123").await, lead_hit("Olga Petrova-Ivanova · +4915112345678"));
+
+        let (status, body) = app
+            .json(reqwest::Method::PATCH, &format!("/api/v1/leads/{id}"), &admin,
+                Some(json!({"name": "Olga Smirnova", "phone": "+4915187654321"})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(found(&app, &admin, "petrova").await.is_empty(), "the old name is gone from the index");
+        assert!(found(&app, &admin, "12345678").await.is_empty(), "and the old phone");
+        assert_eq!(found(&app, &admin, "smir").await, lead_hit("Olga Smirnova · +4915187654321"));
+        assert_eq!(found(&app, &admin, "87654").await, lead_hit("Olga Smirnova · +4915187654321"));
+    }
+
     async fn a_member_never_finds_a_chat_they_cannot_see(t: TestDb) {
         let app = spawn_app(&t).await;
         app.connect_number("100200300400600", "15550100100", false).await;

@@ -17,12 +17,13 @@ async fn migrations_define_the_same_schema() {
     let switchboard::db::Db::Sqlite(lite_db) = &lite.db else { unreachable!() };
     let lp = &lite_db.pool;
     let switchboard::db::Db::Postgres(pp) = &pg.db else { unreachable!() };
-    // The full-text index is each backend's own (SQLite: the FTS5 table search_fts, its shadow
-    // tables and the triggers that keep it; PostgreSQL: the GIN index search_docs_terms).
+    // The full-text indexes are each backend's own (SQLite: the FTS5 tables search_fts and
+    // lead_fts, their shadow tables, the leads' stable keys and the triggers that keep them;
+    // PostgreSQL: GIN indexes).
     let lite_cols: Vec<(String, String, String, bool)> = sqlx::query_as(
         "SELECT m.name, p.name, p.type, p.\"notnull\" OR p.pk > 0 FROM sqlite_master m JOIN pragma_table_info(m.name) p \
          WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%' \
-         AND m.name NOT LIKE 'search_fts%'",
+         AND m.name NOT LIKE 'search_fts%' AND m.name NOT LIKE 'lead_fts%' AND m.name <> 'lead_search_ids'",
     )
     .fetch_all(lp)
     .await
@@ -65,14 +66,16 @@ async fn migrations_define_the_same_schema() {
             .unwrap());
     let pg_indexes = set(sqlx::query_as(
         "SELECT tablename::text, indexname::text FROM pg_indexes WHERE schemaname = 'public' \
-         AND indexname NOT IN (SELECT conname FROM pg_constraint) AND indexname <> 'search_docs_terms'",
+         AND indexname NOT IN (SELECT conname FROM pg_constraint) \
+         AND indexname NOT IN ('search_docs_terms', 'leads_name_trgm', 'leads_phone_trgm')",
     )
     .fetch_all(pp)
     .await
     .unwrap());
     assert_eq!(lite_indexes, pg_indexes, "indexes");
     let lite_triggers = set(sqlx::query_as(
-        "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger' AND name NOT LIKE 'search_fts%'",
+        "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger' AND name NOT LIKE 'search_fts%' \
+         AND name NOT LIKE 'lead_fts%'",
     )
     .fetch_all(lp)
     .await

@@ -41,11 +41,25 @@ const SQLITE_ONLY_SPELLINGS: &[&str] = &["WITHOUT ROWID"];
 /// functions (advisory locks for parallel webhook processing; SQLite has one writer).
 const POSTGRES_ONLY_FUNCTIONS: &[&str] = &["lock_contacts"];
 
-/// The full-text index is each backend's own: statements beginning thus (in the lower-case,
-/// space-separated rendering) are left out of the comparison. SQLite: the FTS5 table and the
-/// triggers that keep it; PostgreSQL: the GIN index.
-const SQLITE_ONLY_STATEMENTS: &[&str] = &["create virtual table search_fts ", "create trigger search_fts_"];
-const POSTGRES_ONLY_STATEMENTS: &[&str] = &["create index search_docs_terms on search_docs using gin "];
+/// The full-text indexes are each backend's own: statements beginning thus (in the lower-case,
+/// space-separated rendering) are left out of the comparison. SQLite: the FTS5 tables, the
+/// triggers that keep them and the leads' stable keys (0103, 0117); PostgreSQL: the GIN
+/// indexes and the trigram extension.
+const SQLITE_ONLY_STATEMENTS: &[&str] = &[
+    "create virtual table search_fts ",
+    "create trigger search_fts_",
+    "create table lead_search_ids ",
+    "create virtual table lead_fts ",
+    "create trigger lead_fts_",
+    "insert into lead_search_ids ",
+    "insert into lead_fts ",
+];
+const POSTGRES_ONLY_STATEMENTS: &[&str] = &[
+    "create index search_docs_terms on search_docs using gin ",
+    "create extension if not exists pg_trgm",
+    "create index leads_name_trgm on leads using gin ",
+    "create index leads_phone_trgm on leads using gin ",
+];
 
 fn left_out(s: &[Tok], prefixes: &[&str]) -> bool {
     let text = render(s);
