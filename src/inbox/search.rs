@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::db::{Backend, Db, Tx};
 use crate::error::{Error, Result};
-use crate::policy::inbox::{ListStrategy, list_strategy};
+use crate::policy::inbox::{ListStrategy, NAMED_CONVERSATIONS, NAMED_LEADS, list_strategy};
 use crate::policy::{CONV_VISIBLE, LEAD_VISIBLE, Viewer};
 use crate::views::mention::{HitKind, SearchHit, SearchPage};
 use crate::{bind_viewer, on_db, on_tx};
@@ -153,16 +153,6 @@ impl Position {
     }
 }
 
-/// The leads a viewer of the narrow list strategy is named in (assignee of the lead or of one
-/// of its chats, a granted label or explicit access on one): the only ones they can see, so
-/// their search tests those instead of every lead of the workspace.
-const LEADS_NAMED_IN: &str = "l.id IN (SELECT own.id FROM leads own WHERE own.workspace_id = $1 AND own.assignee_id = $2 \
-     UNION SELECT c.lead_id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
-     UNION SELECT c.lead_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
-         JOIN conversations c ON c.id = cl.conversation_id WHERE ml.user_id = $2 \
-     UNION SELECT c.lead_id FROM conversation_access ca JOIN conversations c ON c.id = ca.conversation_id \
-         WHERE ca.user_id = $2) AND ";
-
 /// Where a lead search takes its candidates from.
 #[derive(Debug, Clone, PartialEq)]
 enum LeadsFrom {
@@ -175,7 +165,7 @@ enum LeadsFrom {
     Trigrams,
     /// Every lead of the workspace (SQLite, when no word is long enough for the index).
     Workspace,
-    /// The leads a narrow viewer is named in ([`LEADS_NAMED_IN`]).
+    /// The leads a narrow viewer is named in ([`NAMED_LEADS`]).
     Named,
 }
 
@@ -206,13 +196,11 @@ impl Params {
         format!("${}", 5 + self.0.len())
     }
 
-    /// Every word of `q` a prefix of a word of `{table}.terms`.
-    fn words(&mut self, q: &Query, table: &str) -> String {
-        let tests: Vec<String> = q
-            .words
-            .iter()
-            .map(|w| format!("' ' || {table}.terms LIKE {}", self.push(Arg::Text(format!("% {w}%")))))
-            .collect();
+    /// Every word of `q` a prefix of a word of `text` (a column or expression, lower-cased): a
+    /// word is what follows a space, `' ' || text LIKE '% word%'`.
+    fn words(&mut self, q: &Query, text: &str) -> String {
+        let tests: Vec<String> =
+            q.words.iter().map(|w| format!("' ' || {text} LIKE {}", self.push(Arg::Text(format!("% {w}%"))))).collect();
         format!("({})", tests.join(" AND "))
     }
 }
@@ -243,7 +231,7 @@ fn leads_statement(from: &LeadsFrom, q: &Query, after: Option<(DateTime<Utc>, Uu
     };
     let (source, candidates) = match from {
         LeadsFrom::Workspace => ("leads l".to_owned(), String::new()),
-        LeadsFrom::Named => ("leads l".to_owned(), LEADS_NAMED_IN.to_owned()),
+        LeadsFrom::Named => ("leads l".to_owned(), format!("l.id IN ({NAMED_LEADS}) AND ")),
         LeadsFrom::Recent => (
             format!(
                 "(SELECT * FROM leads r WHERE r.workspace_id = $1{} ORDER BY r.created_at DESC, r.id DESC LIMIT {WALK}) l",
@@ -266,7 +254,8 @@ fn leads_statement(from: &LeadsFrom, q: &Query, after: Option<(DateTime<Utc>, Uu
             String::new(),
         ),
     };
-    let test = lead_test(&mut p, q, "l");
+    // The trigram matches were tested inside their own query.
+    let test = if *from == LeadsFrom::Trigrams { "TRUE".to_owned() } else { lead_test(&mut p, q, "l") };
     let keyset = keyset(&mut p, "l");
     let limit = p.push(Arg::Int(n));
     let sql = format!(
@@ -283,12 +272,7 @@ fn leads_statement(from: &LeadsFrom, q: &Query, after: Option<(DateTime<Utc>, Uu
 
 /// Every word of `q` a prefix of a word of lead `t`'s name, or its phone holding `q`'s digits.
 fn lead_test(p: &mut Params, q: &Query, t: &str) -> String {
-    let words: Vec<String> = q
-        .words
-        .iter()
-        .map(|w| format!("' ' || lower({t}.name) LIKE {}", p.push(Arg::Text(format!("% {w}%")))))
-        .collect();
-    let test = format!("({})", words.join(" AND "));
+    let test = p.words(q, &format!("lower({t}.name)"));
     match &q.phone {
         Some(digits) => format!("({test} OR {t}.phone LIKE {})", p.push(Arg::Text(format!("%{digits}%")))),
         None => test,
@@ -321,12 +305,6 @@ struct LeadRow {
     conversation_id: Option<Uuid>,
 }
 
-/// The conversations a viewer of the narrow list strategy is named in (their own, granted
-/// labels, explicit access): the only ones such a viewer can see.
-const NAMED_SET: &str = "SELECT c.id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
-     UNION SELECT cl.conversation_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
-     WHERE ml.user_id = $2 UNION SELECT ca.conversation_id FROM conversation_access ca WHERE ca.user_id = $2";
-
 /// Where a search of messages and notes takes its candidates from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum DocsFrom {
@@ -337,7 +315,7 @@ enum DocsFrom {
     /// GIN index), tested by every word and sorted.
     Index,
     /// A viewer who sees only where named, many matches: the documents of their
-    /// conversations ([`NAMED_SET`]), each tested by its words.
+    /// conversations ([`NAMED_CONVERSATIONS`]), each tested by its words.
     Named,
 }
 
@@ -362,13 +340,13 @@ fn docs_statement(
                 p.push(Arg::Time(after.0)),
                 p.push(Arg::Id64(after.1)),
             );
-            (walk, p.words(q, "d"))
+            (walk, p.words(q, "d.terms"))
         }
         // CROSS JOIN keeps SQLite's join order: from the matches, never a walk of every
         // document testing each against them.
         (DocsFrom::Index, Backend::Sqlite) => {
             let matching = format!("search_fts MATCH {} AND d.id = search_fts.rowid", p.push(Arg::Text(index.into())));
-            ("search_fts CROSS JOIN search_docs d".to_owned(), format!("{matching} AND {}", p.words(q, "d")))
+            ("search_fts CROSS JOIN search_docs d".to_owned(), format!("{matching} AND {}", p.words(q, "d.terms")))
         }
         // OFFSET 0 keeps the matches a query of their own, which PostgreSQL takes from the GIN
         // index whatever it guesses of the words' tests.
@@ -377,24 +355,24 @@ fn docs_statement(
                 "(SELECT * FROM search_docs s WHERE to_tsvector('simple', s.terms) @@ to_tsquery('simple', {}) \
                  AND {} OFFSET 0) d",
                 p.push(Arg::Text(index.into())),
-                p.words(q, "s"),
+                p.words(q, "s.terms"),
             );
             (matching, "TRUE".to_owned())
         }
         // From their conversations (CROSS JOIN keeps SQLite's order), each one's documents by
         // `search_docs_conversation`.
         (DocsFrom::Named, Backend::Sqlite) => (
-            format!("({NAMED_SET}) nc CROSS JOIN search_docs d"),
-            format!("d.conversation_id = nc.id AND {}", p.words(q, "d")),
+            format!("({NAMED_CONVERSATIONS}) nc CROSS JOIN search_docs d"),
+            format!("d.conversation_id = nc.id AND {}", p.words(q, "d.terms")),
         ),
         // PostgreSQL: the same order through a lateral query of its own (OFFSET 0), whatever
         // it guesses of the words' tests.
         (DocsFrom::Named, Backend::Postgres) => (
             format!(
-                "({NAMED_SET}) nc CROSS JOIN LATERAL \
+                "({NAMED_CONVERSATIONS}) nc CROSS JOIN LATERAL \
                  (SELECT * FROM search_docs s WHERE s.conversation_id = nc.id OFFSET 0) d"
             ),
-            p.words(q, "d"),
+            p.words(q, "d.terms"),
         ),
     };
     let keyset = format!("(d.created_at, d.id) < ({}, {})", p.push(Arg::Time(after.0)), p.push(Arg::Id64(after.1)));
@@ -523,15 +501,7 @@ async fn fetch_leads(
     n: i64,
 ) -> Result<Vec<LeadRow>> {
     let (sql, args) = leads_statement(from, q, after, n);
-    // PostgreSQL plans an unprepared statement with its values (how rare the words are).
-    let prepared = db.backend() == Backend::Sqlite;
-    Ok(on_db!(db, |p| {
-        let mut query = bind_viewer!(sqlx::query_as(&sql), v);
-        for arg in &args {
-            query = bind_arg!(arg, query);
-        }
-        query.persistent(prepared).fetch_all(p).await
-    })?)
+    fetch(db, v, &sql, &args).await
 }
 
 async fn docs(db: &Db, v: &Viewer, q: &Query, after: Option<(DateTime<Utc>, i64)>, n: i64) -> Result<Vec<DocRow>> {
@@ -571,10 +541,20 @@ async fn fetch_docs(
     n: i64,
 ) -> Result<Vec<DocRow>> {
     let (sql, args) = docs_statement(db.backend(), from, q, index, after, n);
+    fetch(db, v, &sql, &args).await
+}
+
+/// Runs a statement built here (`$1..$5` the viewer, then `args`). PostgreSQL gets it
+/// unprepared, so that it is planned with its values (how rare the words are).
+async fn fetch<R>(db: &Db, v: &Viewer, sql: &str, args: &[Arg]) -> Result<Vec<R>>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    R: Send + Unpin,
+{
     let prepared = db.backend() == Backend::Sqlite;
     Ok(on_db!(db, |p| {
-        let mut query = bind_viewer!(sqlx::query_as(&sql), v);
-        for arg in &args {
+        let mut query = bind_viewer!(sqlx::query_as(sql), v);
+        for arg in args {
             query = bind_arg!(arg, query);
         }
         query.persistent(prepared).fetch_all(p).await

@@ -112,6 +112,22 @@ pub enum ListStrategy {
     Narrow,
 }
 
+/// The conversations a [`ListStrategy::Narrow`] viewer (`$1` workspace, `$2` member) is named
+/// in: their own, those with a label granted to them, those shared with them. A candidate set
+/// for queries, not a decision: the policy predicate still decides in each.
+pub const NAMED_CONVERSATIONS: &str = "SELECT c.id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
+     UNION SELECT cl.conversation_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
+     WHERE ml.user_id = $2 UNION SELECT ca.conversation_id FROM conversation_access ca WHERE ca.user_id = $2";
+
+/// The leads such a viewer is named in: assignee of the lead or of one of its chats, a granted
+/// label or explicit access on one of its chats (candidates, as [`NAMED_CONVERSATIONS`]).
+pub const NAMED_LEADS: &str = "SELECT own.id FROM leads own WHERE own.workspace_id = $1 AND own.assignee_id = $2 \
+     UNION SELECT c.lead_id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
+     UNION SELECT c.lead_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
+         JOIN conversations c ON c.id = cl.conversation_id WHERE ml.user_id = $2 \
+     UNION SELECT c.lead_id FROM conversation_access ca JOIN conversations c ON c.id = ca.conversation_id \
+         WHERE ca.user_id = $2";
+
 /// The list query for `v` (both answer the same set; the policy predicate decides in each).
 pub fn list_strategy(v: &Viewer) -> ListStrategy {
     if v.is_admin() || v.permissions.view_others_leads || v.permissions.view_unassigned {

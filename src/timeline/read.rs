@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::policy::inbox::{ListStrategy, list_strategy};
+use crate::policy::inbox::{ListStrategy, NAMED_LEADS, list_strategy};
 use crate::policy::{CONV_VISIBLE, LEAD_VISIBLE, Viewer};
 use crate::views::timeline::{ActivitiesPage, ActivityKind, ActivityRow as ActivityOut, TimelineEntry, TimelinePage};
 use crate::{bind_viewer, on_db};
@@ -188,16 +188,7 @@ fn across_sql(narrow: bool, f: &AcrossFilter) -> String {
     // predicates, over the activities of the leads they are named in (assignee of the lead or
     // one of its chats, a granted label or explicit access on one of its chats), so a member
     // with a few leads never walks the workspace's whole timeline.
-    let candidates = if narrow {
-        "AND a.lead_id IN (SELECT own.id FROM leads own WHERE own.workspace_id = $1 AND own.assignee_id = $2 \
-         UNION SELECT c.lead_id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
-         UNION SELECT c.lead_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
-             JOIN conversations c ON c.id = cl.conversation_id WHERE ml.user_id = $2 \
-         UNION SELECT c.lead_id FROM conversation_access ca JOIN conversations c ON c.id = ca.conversation_id \
-             WHERE ca.user_id = $2)"
-    } else {
-        ""
-    };
+    let candidates = if narrow { format!("AND a.lead_id IN ({NAMED_LEADS})") } else { String::new() };
     // The lead is a correlated lookup, not a join: joined, SQLite first built a Bloom filter
     // over every lead of the workspace (~10 ms at 100 k leads) for a walk that stops after a
     // page.
@@ -217,7 +208,23 @@ fn across_sql(narrow: bool, f: &AcrossFilter) -> String {
 
 /// A page of the activity timeline across the leads `v` may see.
 pub async fn across(db: &Db, v: &Viewer, f: &AcrossFilter, now: DateTime<Utc>) -> Result<ActivitiesPage> {
-    let mut rows = across_rows(db, v, f, list_strategy(v) == ListStrategy::Narrow).await?;
+    let sql = across_sql(list_strategy(v) == ListStrategy::Narrow, f);
+    let mut rows: Vec<AcrossRow> = on_db!(db, |p| {
+        let mut q = bind_viewer!(sqlx::query_as(&sql), v);
+        if let Some(kind) = f.kind {
+            q = q.bind(kind);
+        }
+        for id in [f.member, f.lead, f.number].into_iter().flatten() {
+            q = q.bind(id);
+        }
+        for at in [f.from, f.to].into_iter().flatten() {
+            q = q.bind(at);
+        }
+        if let Some((at, seq)) = f.after {
+            q = q.bind(at).bind(seq);
+        }
+        q.bind(f.limit + 1).fetch_all(p).await
+    })?;
     let next_cursor = if rows.len() as i64 > f.limit {
         rows.truncate(f.limit as usize);
         rows.last().map(|a| format!("{}.{}", a.created_at.timestamp_micros(), a.seq))
@@ -239,27 +246,6 @@ pub async fn across(db: &Db, v: &Viewer, f: &AcrossFilter, now: DateTime<Utc>) -
         })
         .collect();
     Ok(ActivitiesPage { activities, next_cursor })
-}
-
-async fn across_rows(db: &Db, v: &Viewer, f: &AcrossFilter, narrow: bool) -> Result<Vec<AcrossRow>> {
-    let sql = across_sql(narrow, f);
-    let rows: Vec<AcrossRow> = on_db!(db, |p| {
-        let mut q = bind_viewer!(sqlx::query_as(&sql), v);
-        if let Some(kind) = f.kind {
-            q = q.bind(kind);
-        }
-        for id in [f.member, f.lead, f.number].into_iter().flatten() {
-            q = q.bind(id);
-        }
-        for at in [f.from, f.to].into_iter().flatten() {
-            q = q.bind(at);
-        }
-        if let Some((at, seq)) = f.after {
-            q = q.bind(at).bind(seq);
-        }
-        q.bind(f.limit + 1).fetch_all(p).await
-    })?;
-    Ok(rows)
 }
 
 /// A filter's id, or 400.

@@ -301,6 +301,15 @@ mod tests {
     use chrono::Utc;
     use uuid::Uuid;
 
+    /// A migrated SQLite database in a directory of its own (remove the directory afterwards).
+    async fn scratch_db() -> (Db, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("sb-unit-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::connect(&format!("sqlite://{}/journal.db", dir.display())).await.unwrap();
+        db.migrate().await.unwrap();
+        (db, dir)
+    }
+
     #[test]
     fn a_batch_past_the_byte_limit_becomes_several_arrivals() {
         let runs = |sizes: &[usize]| by_bytes(sizes, |s| *s, 10).map(<[usize]>::to_vec).collect::<Vec<_>>();
@@ -315,10 +324,7 @@ mod tests {
     /// try after a lost answer stores nothing twice.
     #[tokio::test]
     async fn a_batch_above_the_byte_limit_is_stored_as_several_arrivals_once() {
-        let dir = std::env::temp_dir().join(format!("sb-unit-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::connect(&format!("sqlite://{}/journal.db", dir.display())).await.unwrap();
-        db.migrate().await.unwrap();
+        let (db, dir) = scratch_db().await;
         let mut conn = db.dedicated().await.unwrap();
         let body = Bytes::from(vec![b'x'; (4 << 20) + 1]);
         let batch: Vec<Pending> = (0..5)
@@ -375,10 +381,7 @@ mod tests {
     /// meanwhile (one or two arrival rows, one hold), not 256 per hold (three holds, three rows).
     #[tokio::test]
     async fn a_held_commit_takes_everything_that_queued() {
-        let dir = std::env::temp_dir().join(format!("sb-unit-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::connect(&format!("sqlite://{}/journal.db", dir.display())).await.unwrap();
-        db.migrate().await.unwrap();
+        let (db, dir) = scratch_db().await;
         let (journal, writer) = super::Journal::start(db.clone());
         journal.backlog.journaled(BACKLOG_HIGH as usize + 10);
         let clock = crate::clock::Clock::default();
