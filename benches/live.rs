@@ -23,7 +23,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -42,11 +42,13 @@ struct Args {
     agents: usize,
     rate: u64,
     seconds: u64,
+    /// Admin sockets (each sees every message), besides the agents'.
+    admins: usize,
     webhook: bool,
 }
 
 fn args() -> Args {
-    let mut a = Args { idle: 5000, agents: 2000, rate: 1000, seconds: 10, webhook: true };
+    let mut a = Args { idle: 5000, agents: 2000, rate: 1000, seconds: 10, admins: 20, webhook: true };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < argv.len() {
@@ -56,6 +58,7 @@ fn args() -> Args {
             "--agents" => a.agents = val() as usize,
             "--rate" => a.rate = val(),
             "--seconds" => a.seconds = val(),
+            "--admins" => a.admins = (val() as usize).max(1),
             "--via" => {
                 a.webhook = match argv.get(i + 1).map(String::as_str) {
                     Some("webhook") => true,
@@ -323,18 +326,24 @@ async fn main() {
     let admin_lat = Arc::new(Mutex::new(Vec::with_capacity(warm + total)));
     let mut readers = Vec::new();
     let online = Arc::new(AtomicU64::new(0));
-    let admin_socket = connect(&addr, &admin).await;
+    let admin_sockets = futures_util::future::join_all((0..a.admins).map(|_| connect(&addr, &admin))).await;
     let t = Instant::now();
     let sockets = futures_util::future::join_all(agents.iter().map(|(tok, _)| connect(&addr, tok))).await;
-    for (is_admin, mut ws) in sockets.into_iter().map(|s| (false, s)).chain([(true, admin_socket)]) {
-        let (sent, online) = (sent.clone(), online.clone());
+    // Frames of each marker (`b{seq}`) per socket: every frame is to arrive exactly once.
+    let frames: Arc<Vec<AtomicU64>> = Arc::new((0..warm + total).map(|_| AtomicU64::new(0)).collect());
+    let answered: Arc<Vec<AtomicBool>> = Arc::new((0..warm + total).map(|_| AtomicBool::new(false)).collect());
+    let sockets = sockets.into_iter().map(|s| (false, s)).chain(admin_sockets.into_iter().map(|s| (true, s)));
+    for (n, (is_admin, mut ws)) in sockets.enumerate() {
+        let (sent, online, frames) = (sent.clone(), online.clone(), frames.clone());
         let lat = if is_admin { admin_lat.clone() } else { agent_lat.clone() };
+        // One admin socket counts the presence storm.
+        let counts_presence = n == agents.len();
         readers.push(tokio::spawn(async move {
             while let Some(Ok(m)) = ws.next().await {
                 let Message::Text(t) = m else { continue };
                 let now = origin.elapsed().as_micros() as u64;
                 let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else { continue };
-                if is_admin && v["data"]["presence"] == "available" {
+                if counts_presence && v["data"]["presence"] == "available" {
                     online.fetch_add(1, Ordering::Relaxed);
                 }
                 let marker = if v["type"] == "message.created" { &v["data"]["text"] } else { &v["data"]["name"] };
@@ -343,6 +352,7 @@ async fn main() {
                     continue;
                 };
                 let at = sent[seq].load(Ordering::Relaxed);
+                frames[seq].fetch_add(1, Ordering::Relaxed);
                 if at > 0 {
                     lat.lock().expect("lock").push((now.saturating_sub(at), at, seq));
                 }
@@ -372,6 +382,7 @@ async fn main() {
         for seq in range.clone() {
             tick.tick().await;
             let (http, addr, admin, sent) = (http.clone(), addr.clone(), admin.clone(), sent.clone());
+            let answered = answered.clone();
             let lead = agents[seq % agents.len()].1;
             let via_webhook = a.webhook;
             let from = phone(seq % agents.len());
@@ -389,7 +400,9 @@ async fn main() {
                 };
                 sent[seq].store(origin.elapsed().as_micros() as u64, Ordering::Relaxed);
                 let r = request.send().await;
-                r.map(|r| r.status().is_success()).unwrap_or(false)
+                let ok = r.map(|r| r.status().is_success()).unwrap_or(false);
+                answered[seq].store(ok, Ordering::Relaxed);
+                ok
             }));
         }
         let mut phase_ok = 0;
@@ -427,12 +440,23 @@ async fn main() {
         l
     };
     println!(
-        "latency: {ok}/{total} {} ok in {:.1} s ({:.0}/s), {} agent sockets + 1 admin",
+        "latency: {ok}/{total} {} ok in {:.1} s ({:.0}/s), {} agent sockets + {} admin sockets",
         if a.webhook { "webhooks" } else { "PATCHes" },
         produced.as_secs_f64(),
         ok as f64 / produced.as_secs_f64(),
-        agents.len()
+        agents.len(),
+        a.admins
     );
+    // Each answered change is one frame on its agent's socket (via webhooks; a PATCH is seen by
+    // the admins only) and one on every admin socket.
+    let expected = if a.webhook { 1 + a.admins as u64 } else { a.admins as u64 };
+    let (mut missing, mut duplicate) = (0, 0);
+    for (f, _) in frames.iter().zip(answered.iter()).filter(|(_, ok)| ok.load(Ordering::Relaxed)) {
+        let n = f.load(Ordering::Relaxed);
+        missing += expected.saturating_sub(n);
+        duplicate += n.saturating_sub(expected);
+    }
+    println!("  frames: {missing} missing, {duplicate} duplicate (of {expected} per answered change)");
     if warm > 0 {
         let (ag, ad) = (sorted(&agent_lat, false), sorted(&admin_lat, false));
         println!(

@@ -25,7 +25,7 @@
 //! PostgreSQL: `--pg URL` (default `SWITCHBOARD_TEST_PG`); a fresh database per run, dropped after.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -136,13 +136,17 @@ fn webhook(seq: usize, contacts: usize, run: &str) -> (Vec<u8>, String) {
     (body, sig)
 }
 
+/// `SB_SERVER_LOG=path`: the server also logs every statement with its time (sqlx's
+/// `sqlx::query` at debug: SQL time only, without the hand-offs around it), into `path`.
 fn start_server(bin: &str, url: &str) -> (Child, String) {
+    let statements = std::env::var("SB_SERVER_LOG").ok();
+    let filter = if statements.is_some() { "warn,switchboard=info,sqlx::query=debug" } else { "warn,switchboard=info" };
     let mut child = Command::new(bin)
         .arg("serve")
         .env("DATABASE_URL", url)
         .env("WHATSAPP_APP_SECRET", SECRET)
         .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "warn,switchboard=info")
+        .env("RUST_LOG", filter)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -154,7 +158,15 @@ fn start_server(bin: &str, url: &str) -> (Child, String) {
             break rest.trim().to_owned();
         }
     };
-    std::thread::spawn(move || for _ in lines {}); // keep draining the log
+    // Keep draining the log (into the statement log when asked for).
+    std::thread::spawn(move || {
+        let mut out = statements.map(|p| std::io::BufWriter::new(std::fs::File::create(p).expect("statement log")));
+        for line in lines.map_while(Result::ok) {
+            if let Some(out) = out.as_mut() {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    });
     (child, addr)
 }
 
