@@ -114,13 +114,23 @@ where
     DB: sqlx::Database,
     uuid::Uuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
-    if ids.is_empty() {
+    push_list(qb, ids);
+}
+
+/// Pushes `values` as a comma-separated bind list (for `IN (…)`); an empty list becomes a NULL
+/// that matches nothing.
+pub fn push_list<'a, DB, T>(qb: &mut sqlx::QueryBuilder<'a, DB>, values: &'a [T])
+where
+    DB: sqlx::Database,
+    T: sqlx::Encode<'a, DB> + sqlx::Type<DB> + Copy + 'a,
+{
+    if values.is_empty() {
         qb.push("NULL");
         return;
     }
     let mut sep = qb.separated(", ");
-    for id in ids {
-        sep.push_bind(*id);
+    for v in values {
+        sep.push_bind(*v);
     }
 }
 

@@ -926,10 +926,7 @@ async fn mail_states(db: &Db, ids: Vec<Uuid>) -> Result<HashMap<Uuid, State>> {
     }
     let rows: Vec<(Uuid, mail::MailState, Option<String>)> = on_db!(db, |p| {
         let mut qb = sqlx::QueryBuilder::new("SELECT id, state, last_error FROM mail_queue WHERE id IN (");
-        let mut list = qb.separated(", ");
-        for id in &ids {
-            list.push_bind(*id);
-        }
+        crate::db::push_ids(&mut qb, &ids);
         qb.push(")");
         qb.build_query_as().fetch_all(p).await
     })?;

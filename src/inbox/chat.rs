@@ -12,6 +12,8 @@
 //! - [`mark_read`], [`require_template`], [`contact_changed`]: touching a conversation;
 //! - [`lock_chats`]: the per-chat locks that keep PostgreSQL transactions apart.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -46,7 +48,15 @@ pub struct Chat {
 }
 
 impl Chat {
-    fn session_ref(&self) -> ConvRef {
+    /// Whether `contact` names a phone or BSUID the chat does not reply to yet ([`open`]
+    /// updates the chat then).
+    pub fn contact_is_new(&self, contact: Contact<'_>) -> bool {
+        let phone_changes = contact.phone.is_some() && contact.phone != self.contact_phone.as_deref();
+        let bsuid_changes = contact.bsuid.is_some() && contact.bsuid != self.contact_bsuid.as_deref();
+        phone_changes || bsuid_changes
+    }
+
+    pub(super) fn session_ref(&self) -> ConvRef {
         ConvRef {
             id: self.id,
             workspace_id: self.workspace_id,
@@ -79,12 +89,12 @@ pub async fn conversation_in(tx: &mut Tx, id: Uuid) -> Result<ConversationView> 
     Ok(c.view())
 }
 
-fn conversation_event(kind: fn(ConversationView) -> Event, view: ConversationView, ws: Uuid) -> NewEvent {
+pub(super) fn conversation_event(kind: fn(ConversationView) -> Event, view: ConversationView, ws: Uuid) -> NewEvent {
     let (id, lead) = (view.id, view.lead_id);
     NewEvent::new(ws, kind(view)).conversation(id).lead(lead)
 }
 
-fn message_event(kind: fn(MessageView) -> Event, view: MessageView, ws: Uuid, lead: Uuid) -> NewEvent {
+pub(super) fn message_event(kind: fn(MessageView) -> Event, view: MessageView, ws: Uuid, lead: Uuid) -> NewEvent {
     let conv = view.conversation_id;
     NewEvent::new(ws, kind(view)).conversation(conv).lead(lead)
 }
@@ -129,9 +139,7 @@ pub async fn open(
         None => find(work.tx(), number_id, lead_id).await?,
     };
     if let Some(mut chat) = found {
-        let phone_changes = contact.phone.is_some() && contact.phone != chat.contact_phone.as_deref();
-        let bsuid_changes = contact.bsuid.is_some() && contact.bsuid != chat.contact_bsuid.as_deref();
-        if phone_changes || bsuid_changes {
+        if chat.contact_is_new(contact) {
             on_tx!(work.tx(), |c| {
                 sqlx::query(
                     "UPDATE conversations SET contact_phone = COALESCE($1, contact_phone), \
@@ -296,13 +304,60 @@ pub struct Stored {
     pub reopened: bool,
 }
 
-const INSERT_MESSAGE: &str = "INSERT INTO messages (id, workspace_id, conversation_id, wamid, direction, type, text, \
-    media, content, context_wamid, forwarded, status, sent_by_user_id, sent_by_app, created_at, sent_at, received_at, \
-    error_code, error_title) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
-    ON CONFLICT (wamid) DO NOTHING \
-    RETURNING seq, EXISTS (SELECT 1 FROM reactions WHERE target_wamid = $4 AND emoji <> '') AS reacted, \
-    EXISTS (SELECT 1 FROM message_changes WHERE target_wamid = $4) AS changed";
+const INSERT_MESSAGES: &str = "INSERT INTO messages (id, workspace_id, conversation_id, wamid, direction, type, \
+    text, media, content, context_wamid, forwarded, status, sent_by_user_id, sent_by_app, created_at, sent_at, \
+    received_at, error_code, error_title) ";
+
+/// What [`insert_messages`] returns of each message it inserted: whether reactions, and
+/// edits or revokes, came before it.
+const INSERTED: &str = " ON CONFLICT (wamid) DO NOTHING RETURNING id, \
+    EXISTS (SELECT 1 FROM reactions r WHERE r.target_wamid = messages.wamid AND r.emoji <> '') AS reacted, \
+    EXISTS (SELECT 1 FROM message_changes x WHERE x.target_wamid = messages.wamid) AS changed";
+
+impl NewMessage<'_> {
+    /// The words search finds it by: its text, else its media's caption.
+    pub(super) fn searchable(&self) -> Option<&str> {
+        self.text.as_deref().or_else(|| self.media.as_ref()?.get("caption")?.as_str())
+    }
+}
+
+/// Inserts messages (each with the id of its chat) of workspace `ws` in one statement, skipping
+/// those whose wamid is known (redeliveries). Returns, for each inserted one, whether reactions
+/// and whether edits or revokes were waiting for it.
+pub(super) async fn insert_messages(
+    tx: &mut Tx,
+    ws: Uuid,
+    rows: &[(Uuid, &NewMessage<'_>)],
+    now: DateTime<Utc>,
+) -> Result<HashMap<Uuid, (bool, bool)>> {
+    let inserted: Vec<(Uuid, bool, bool)> = on_tx!(tx, |c| {
+        let mut qb = sqlx::QueryBuilder::new(INSERT_MESSAGES);
+        qb.push_values(rows, |mut b, (conversation_id, m)| {
+            b.push_bind(m.id)
+                .push_bind(ws)
+                .push_bind(*conversation_id)
+                .push_bind(m.wamid)
+                .push_bind(m.direction.as_str())
+                .push_bind(&m.kind)
+                .push_bind(&m.text)
+                .push_bind(m.media.as_ref().map(Json))
+                .push_bind(m.content.as_ref().map(Json))
+                .push_bind(&m.context_wamid)
+                .push_bind(m.forwarded)
+                .push_bind(m.status.as_str())
+                .push_bind(m.sent_by_user_id)
+                .push_bind(m.sent_by_app)
+                .push_bind(m.created_at)
+                .push_bind(m.sent_at)
+                .push_bind(now)
+                .push_bind(m.error.as_ref().and_then(|e| e.code))
+                .push_bind(m.error.as_ref().and_then(|e| e.title.as_deref()));
+        });
+        qb.push(INSERTED);
+        qb.build_query_as().fetch_all(c).await
+    })?;
+    Ok(inserted.into_iter().map(|(id, reacted, changed)| (id, (reacted, changed))).collect())
+}
 
 /// The one way a conversation learns of a new message: its preview and `last_message_at` (the
 /// WhatsApp time lists are ordered by; unless a newer message is there), unread count,
@@ -321,13 +376,13 @@ const TOUCH_CONVERSATION: &str = "UPDATE conversations SET \
 
 /// The conversation's columns after [`TOUCH_CONVERSATION`] (its lead's name is known).
 #[derive(sqlx::FromRow)]
-struct Touched {
-    id: Uuid,
+pub(super) struct Touched {
+    pub(super) id: Uuid,
     lead_id: Uuid,
     number_id: Uuid,
     contact_phone: Option<String>,
     contact_bsuid: Option<String>,
-    status: ConversationStatus,
+    pub(super) status: ConversationStatus,
     assignee_id: Option<Uuid>,
     last_message: Option<Json<Value>>,
     last_message_at: Option<DateTime<Utc>>,
@@ -337,11 +392,11 @@ struct Touched {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     /// Whether it has labels at all (most have none: no second query then).
-    labelled: bool,
+    pub(super) labelled: bool,
 }
 
 impl Touched {
-    fn view(self, label_ids: Vec<Uuid>, lead_name: String) -> ConversationView {
+    pub(super) fn view(self, label_ids: Vec<Uuid>, lead_name: String) -> ConversationView {
         ConversationView {
             id: self.id,
             lead_id: self.lead_id,
@@ -364,6 +419,36 @@ impl Touched {
     }
 }
 
+/// The view of message `m` as just inserted into chat `conversation_id`, with the `reactions`
+/// that came before it.
+pub(super) fn as_inserted(conversation_id: Uuid, m: NewMessage<'_>, reactions: &[messages::Reaction]) -> MessageView {
+    MessageView {
+        id: m.id,
+        conversation_id,
+        wamid: m.wamid.map(str::to_owned),
+        direction: m.direction,
+        kind: m.kind,
+        status: m.status,
+        created_at: m.created_at,
+        forwarded: m.forwarded,
+        sent_at: m.sent_at,
+        delivered_at: None,
+        read_at: None,
+        failed_at: None,
+        reactions: reactions.iter().map(messages::Reaction::view).collect(),
+        text: m.text,
+        media: m.media,
+        content: m.content,
+        context: m.context_wamid.map(|wamid| Context { wamid }),
+        sent_by: None,
+        error: m.error.and_then(|e| Some(MessageError { code: e.code?, title: e.title })),
+        edited_at: None,
+        edits: Vec::new(),
+        revoked_at: None,
+        pricing: None,
+    }
+}
+
 /// Records a message in `chat` unless its wamid is known (`None`: a redelivery, nothing
 /// changed): inserts it, applies statuses that arrived before it, touches the conversation
 /// (a customer message re-opens a closed one, which the assignment rules then place), and
@@ -371,36 +456,13 @@ impl Touched {
 pub async fn record(work: &mut Work, chat: &mut Chat, m: NewMessage<'_>, how: &Recording) -> Result<Option<Stored>> {
     let now = work.now();
     let inbound = m.direction == Direction::In;
-    let media = m.media.map(Json);
-    let content = m.content.map(Json);
-    let inserted: Option<(i64, bool, bool)> = on_tx!(work.tx(), |c| sqlx::query_as(INSERT_MESSAGE)
-        .bind(m.id)
-        .bind(chat.workspace_id)
-        .bind(chat.id)
-        .bind(m.wamid)
-        .bind(m.direction.as_str())
-        .bind(&m.kind)
-        .bind(&m.text)
-        .bind(&media)
-        .bind(&content)
-        .bind(&m.context_wamid)
-        .bind(m.forwarded)
-        .bind(m.status.as_str())
-        .bind(m.sent_by_user_id)
-        .bind(m.sent_by_app)
-        .bind(m.created_at)
-        .bind(m.sent_at)
-        .bind(now)
-        .bind(m.error.as_ref().and_then(|e| e.code))
-        .bind(m.error.as_ref().and_then(|e| e.title.as_deref()))
-        .fetch_optional(c)
-        .await)?;
-    let Some((_seq, reacted, changed)) = inserted else {
+    let inserted = insert_messages(work.tx(), chat.workspace_id, &[(chat.id, &m)], now).await?;
+    let (created_at, sent_by) = (m.created_at, m.sent_by_user_id);
+    let Some(&(reacted, changed)) = inserted.get(&m.id) else {
         tracing::debug!(wamid = m.wamid, "redelivered message ignored");
         return Ok(None);
     };
-    let searchable = m.text.as_deref().or_else(|| media.as_ref().and_then(|j| j.0.get("caption")?.as_str()));
-    search::index_message(work.tx(), m.id, searchable).await?;
+    search::index_message(work.tx(), m.id, m.searchable()).await?;
     let changed = match m.wamid {
         Some(w) if changed => apply_pending_changes(work, m.id, w, chat.number_id).await?,
         _ => false,
@@ -411,31 +473,7 @@ pub async fn record(work: &mut Work, chat: &mut Chat, m: NewMessage<'_>, how: &R
             Some(w) if reacted => messages::reactions_in(work.tx(), w).await?,
             _ => Vec::new(),
         };
-        MessageView {
-            id: m.id,
-            conversation_id: chat.id,
-            wamid: m.wamid.map(str::to_owned),
-            direction: m.direction,
-            kind: m.kind,
-            status: m.status,
-            created_at: m.created_at,
-            forwarded: m.forwarded,
-            sent_at: m.sent_at,
-            delivered_at: None,
-            read_at: None,
-            failed_at: None,
-            reactions: reactions.iter().map(messages::Reaction::view).collect(),
-            text: m.text,
-            media: media.map(|j| j.0),
-            content: content.map(|j| j.0),
-            context: m.context_wamid.map(|wamid| Context { wamid }),
-            sent_by: None,
-            error: m.error.and_then(|e| Some(MessageError { code: e.code?, title: e.title })),
-            edited_at: None,
-            edits: Vec::new(),
-            revoked_at: None,
-            pricing: None,
-        }
+        as_inserted(chat.id, m, &reactions)
     } else {
         if let (Some(w), false) = (m.wamid, inbound) {
             apply_pending_statuses(work, w).await?;
@@ -446,7 +484,7 @@ pub async fn record(work: &mut Work, chat: &mut Chat, m: NewMessage<'_>, how: &R
     let reopens = news && chat.status == ConversationStatus::Closed;
     let touched: Touched = on_tx!(work.tx(), |c| sqlx::query_as(TOUCH_CONVERSATION)
         .bind(chat.id)
-        .bind(m.created_at)
+        .bind(created_at)
         .bind(Json(message.preview()))
         .bind(i64::from(news))
         .bind(news)
@@ -456,14 +494,14 @@ pub async fn record(work: &mut Work, chat: &mut Chat, m: NewMessage<'_>, how: &R
         .await)?;
     let ws = chat.workspace_id;
     let system = message.kind == SYSTEM;
-    let stored = Stored { id: m.id, view: how.answer.then(|| message.clone()), reopened: reopens };
+    let stored = Stored { id: message.id, view: how.answer.then(|| message.clone()), reopened: reopens };
     work.emit(message_event(Event::MessageCreated, message, ws, chat.lead_id));
     let label_ids = if touched.labelled { conversations::labels_in(work.tx(), chat.id).await? } else { Vec::new() };
     let conversation = touched.view(label_ids, chat.lead_name.clone());
     chat.status = conversation.status;
     work.emit(conversation_event(Event::ConversationUpdated, conversation, ws));
     if !system {
-        let msg = Msg { at: m.created_at, inbound, member: m.sent_by_user_id };
+        let msg = Msg { at: created_at, inbound, member: sent_by };
         sessions::place(work, &chat.session_ref(), &msg, how.session_gap).await?;
     }
     Ok(Some(stored))
@@ -600,7 +638,7 @@ pub async fn prune_waiting_changes(db: &Db, before: DateTime<Utc>, chunk: i64) -
 
 /// Applies the edits and revokes that arrived before the message `id` (`wamid`, just stored
 /// on `number_id`), oldest first. Returns whether it changed.
-async fn apply_pending_changes(work: &mut Work, id: Uuid, wamid: &str, number_id: Uuid) -> Result<bool> {
+pub(super) async fn apply_pending_changes(work: &mut Work, id: Uuid, wamid: &str, number_id: Uuid) -> Result<bool> {
     let rows: Vec<(ChangeKind, Option<String>, DateTime<Utc>)> = on_tx!(work.tx(), |c| sqlx::query_as(
         "SELECT kind, text, at FROM message_changes WHERE target_wamid = $1 AND number_id = $2 ORDER BY at, wamid"
     )

@@ -171,9 +171,15 @@ pub async fn labels_in(tx: &mut crate::db::Tx, id: Uuid) -> Result<Vec<Uuid>> {
 
 /// Label ids of each conversation (sorted), in one query.
 pub async fn label_ids(db: &Db, convs: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
-    let labels = Links { table: "conversation_labels", from: "conversation_id", to: "label_id" };
-    Ok(crate::db::linked(db, labels, convs).await?)
+    Ok(crate::db::linked(db, LABELS, convs).await?)
 }
+
+/// [`label_ids`] inside a transaction.
+pub async fn label_ids_in(tx: &mut Tx, convs: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
+    Ok(crate::db::linked_in(tx, LABELS, convs).await?)
+}
+
+const LABELS: Links = Links { table: "conversation_labels", from: "conversation_id", to: "label_id" };
 
 const ACCESS: Links = Links { table: "conversation_access", from: "conversation_id", to: "user_id" };
 

@@ -8,6 +8,7 @@ pub mod chat;
 pub mod conversations;
 pub mod groups;
 pub mod http;
+pub mod inbound;
 pub mod jobs;
 pub mod leads;
 pub mod leads_csv;

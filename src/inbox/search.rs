@@ -58,6 +58,40 @@ pub async fn index_message(tx: &mut Tx, message_id: Uuid, text: Option<&str>) ->
     Ok(())
 }
 
+/// A new message's search document.
+pub struct Doc<'a> {
+    pub message_id: Uuid,
+    pub workspace_id: Uuid,
+    pub conversation_id: Uuid,
+    pub at: DateTime<Utc>,
+    /// Its searchable text (see [`index_message`]).
+    pub text: Option<&'a str>,
+}
+
+/// Indexes messages inserted in this transaction, in one statement ([`index_message`] for many).
+pub async fn index_new_messages(tx: &mut Tx, docs: &[Doc<'_>]) -> Result<()> {
+    let docs: Vec<(&Doc, String)> =
+        docs.iter().map(|d| (d, d.text.map(terms).unwrap_or_default())).filter(|(_, t)| !t.is_empty()).collect();
+    if docs.is_empty() {
+        return Ok(());
+    }
+    on_tx!(tx, |c| {
+        let mut qb = sqlx::QueryBuilder::new(
+            "INSERT INTO search_docs (workspace_id, conversation_id, message_id, created_at, terms) ",
+        );
+        qb.push_values(&docs, |mut b, (d, terms)| {
+            b.push_bind(d.workspace_id)
+                .push_bind(d.conversation_id)
+                .push_bind(d.message_id)
+                .push_bind(d.at)
+                .push_bind(terms);
+        });
+        qb.push(" ON CONFLICT (message_id) DO UPDATE SET terms = excluded.terms");
+        qb.build().execute(c).await.map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
 const INDEX_NOTE: &str = "INSERT INTO search_docs (workspace_id, conversation_id, note_id, created_at, terms) \
     SELECT workspace_id, conversation_id, id, created_at, $2 FROM notes WHERE id = $1 \
     ON CONFLICT (note_id) DO UPDATE SET terms = excluded.terms";

@@ -3,6 +3,8 @@
 //! are placed by WhatsApp's timestamp, so a late message extends or merges sessions. Only the
 //! session a message touches is recomputed, from its own messages.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -357,6 +359,148 @@ async fn recompute(
     let msgs: Vec<Msg> =
         msgs.into_iter().map(|(at, dir, member)| Msg { at, inbound: dir == Direction::In, member }).collect();
     Ok(summarize(&msgs))
+}
+
+/// A chat's newest session, which its next messages extend ([`extend`]).
+pub struct Newest {
+    id: Uuid,
+    summary: Summary,
+}
+
+impl Newest {
+    /// When its last message was written.
+    pub fn ended_at(&self) -> DateTime<Utc> {
+        self.summary.ended_at
+    }
+}
+
+/// Chats read per statement by [`newest`] (SQLite joins at most 500 `SELECT`s in one).
+const NEWEST_CHUNK: usize = 100;
+
+/// The newest session of each of chats `convs` that has one, in a statement per
+/// [`NEWEST_CHUNK`] chats (each part reads one row by the lead's index).
+pub async fn newest(tx: &mut Tx, convs: &[ConvRef]) -> Result<HashMap<Uuid, Newest>> {
+    let mut found = HashMap::new();
+    for chunk in convs.chunks(NEWEST_CHUNK) {
+        let rows: Vec<(Uuid, Uuid, sqlx::types::Json<Value>)> = on_tx!(tx, |c| {
+            let mut qb = sqlx::QueryBuilder::new("");
+            for (i, conv) in chunk.iter().enumerate() {
+                if i > 0 {
+                    qb.push(" UNION ALL ");
+                }
+                qb.push("SELECT * FROM (SELECT id, conversation_id, data FROM activities WHERE lead_id = ")
+                    .push_bind(conv.lead_id)
+                    .push(" AND conversation_id = ")
+                    .push_bind(conv.id)
+                    .push(" AND type = 'whatsapp_session' ORDER BY created_at DESC, seq DESC LIMIT 1) AS s")
+                    .push(i.to_string());
+            }
+            qb.build_query_as().fetch_all(c).await
+        })?;
+        for (id, conv, data) in rows {
+            // A summary that cannot be read back is recomputed by [`place`] instead.
+            if let Some(summary) = Summary::from_data(&data) {
+                found.insert(conv, Newest { id, summary });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A session [`extend`] writes.
+struct Written {
+    conv: ConvRef,
+    /// The row it updates (`None`: a new row).
+    id: Option<Uuid>,
+    summary: Summary,
+}
+
+/// Places the new messages of chats set-wise, as [`place`] would one by one: each chat's
+/// messages (in time order) come at or after the end of its newest session (`newest`, if it
+/// has one), so they extend it while within the gap and start new sessions after. One `UPDATE`
+/// for the sessions extended and one `INSERT` for those started; emits their timeline events.
+pub async fn extend(w: &mut Work, chats: Vec<(ConvRef, Option<Newest>, Vec<Msg>)>, gap_secs: i64) -> Result<()> {
+    let now = w.now();
+    let mut written: Vec<Written> = Vec::new();
+    for (conv, newest, mut msgs) in chats {
+        msgs.sort_by_key(|m| m.at);
+        debug_assert!(newest.as_ref().is_none_or(|n| msgs.first().is_none_or(|m| m.at >= n.ended_at())));
+        let mut current = newest.map(|n| Written { conv, id: Some(n.id), summary: n.summary });
+        let mut extended = false;
+        for m in &msgs {
+            match &mut current {
+                Some(c) if (m.at - c.summary.ended_at).num_seconds() <= gap_secs => {
+                    c.summary.push(m);
+                    extended = true;
+                }
+                _ => {
+                    if let Some(done) = current.take().filter(|_| extended) {
+                        written.push(done);
+                    }
+                    let summary = summarize(std::slice::from_ref(m)).expect("one message");
+                    current = Some(Written { conv, id: None, summary });
+                    extended = true;
+                }
+            }
+        }
+        written.extend(current.filter(|_| extended));
+    }
+    let rows: Vec<(Uuid, bool, Value, Option<Uuid>, &Written)> = written
+        .iter()
+        .map(|s| {
+            let member_id = s.summary.members.first().copied().or(s.conv.assignee_id);
+            let data = s.summary.to_data(s.conv.id, s.conv.number_id, gap_secs, now);
+            (s.id.unwrap_or_else(Uuid::now_v7), s.id.is_none(), data, member_id, s)
+        })
+        .collect();
+    let (created, updated): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.1);
+    if !updated.is_empty() {
+        on_tx!(w.tx(), |c| {
+            let mut qb = sqlx::QueryBuilder::new("WITH v (v_id, v_data, v_member, v_at) AS (");
+            qb.push_values(&updated, |mut b, (id, _, data, member, s)| {
+                b.push_bind(*id).push_bind(sqlx::types::Json(data)).push_bind(*member).push_bind(s.summary.started_at);
+            });
+            qb.push(
+                ") UPDATE activities SET data = v.v_data, member_id = v.v_member, created_at = v.v_at, updated_at = ",
+            )
+            .push_bind(now)
+            .push(" FROM v WHERE activities.id = v.v_id");
+            qb.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    if !created.is_empty() {
+        on_tx!(w.tx(), |c| {
+            let mut qb = sqlx::QueryBuilder::new(
+                "INSERT INTO activities (id, workspace_id, lead_id, conversation_id, type, member_id, data, created_at, updated_at) ",
+            );
+            qb.push_values(&created, |mut b, (id, _, data, member, s)| {
+                b.push_bind(*id)
+                    .push_bind(s.conv.workspace_id)
+                    .push_bind(s.conv.lead_id)
+                    .push_bind(s.conv.id)
+                    .push_bind(KIND.as_str())
+                    .push_bind(*member)
+                    .push_bind(sqlx::types::Json(data))
+                    .push_bind(s.summary.started_at)
+                    .push_bind(now);
+            });
+            qb.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    for (id, created, data, member_id, s) in rows {
+        let activity = ActivityView {
+            id,
+            kind: KIND,
+            lead_id: s.conv.lead_id,
+            conversation_id: Some(s.conv.id),
+            member_id,
+            created_at: s.summary.started_at,
+            data,
+        };
+        let e = if created { Event::TimelineCreated(activity) } else { Event::TimelineUpdated(activity) };
+        w.emit(NewEvent::new(s.conv.workspace_id, e).lead(s.conv.lead_id).conversation(s.conv.id));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ use crate::views::timeline::ActivityKind;
 use crate::views::timeline::CallNotice;
 use crate::webhook::payload::{self, ChangeValue, Contact, Envelope, ErrorObject, MessageHead};
 
+mod many;
+pub use many::process_many;
+
 /// What processing one body did.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -63,6 +66,28 @@ pub struct NumberRow {
 pub struct Batch {
     numbers: HashMap<String, Option<NumberRow>>,
     gaps: HashMap<Uuid, i64>,
+}
+
+impl Batch {
+    /// The connected number with Meta's id `pnid` (`None`: not connected).
+    async fn number(&mut self, tx: &mut Tx, pnid: &str) -> Result<Option<NumberRow>> {
+        if let Some(n) = self.numbers.get(pnid) {
+            return Ok(n.clone());
+        }
+        let n = connected_number(tx, pnid).await?;
+        self.numbers.insert(pnid.to_owned(), n.clone());
+        Ok(n)
+    }
+
+    /// The session gap for workspace `ws` (the operator's, else the workspace's).
+    async fn gap(&mut self, tx: &mut Tx, setting: Setting<'_>, ws: Uuid) -> Result<i64> {
+        if let Some(g) = setting.session_gap.or_else(|| self.gaps.get(&ws).copied()) {
+            return Ok(g);
+        }
+        let g = session_gap(tx, ws).await?;
+        self.gaps.insert(ws, g);
+        Ok(g)
+    }
 }
 
 /// What processing needs besides the body and the unit of work.
@@ -124,27 +149,12 @@ pub async fn process(work: &mut Work, batch: &mut Batch, setting: Setting<'_>, b
                 out.problem(format!("change {field}: no metadata.phone_number_id"));
                 continue;
             };
-            let number = match batch.numbers.get(pnid) {
-                Some(n) => n.clone(),
-                None => {
-                    let n = connected_number(work.tx(), pnid).await?;
-                    batch.numbers.insert(pnid.to_owned(), n.clone());
-                    n
-                }
-            };
-            let Some(number) = number else {
+            let Some(number) = batch.number(work.tx(), pnid).await? else {
                 tracing::info!(phone_number_id = pnid, "webhook for a number that is not connected: journaled only");
                 continue;
             };
             out.workspaces.insert(number.workspace_id);
-            let gap = match setting.session_gap.or_else(|| batch.gaps.get(&number.workspace_id).copied()) {
-                Some(g) => g,
-                None => {
-                    let g = session_gap(work.tx(), number.workspace_id).await?;
-                    batch.gaps.insert(number.workspace_id, g);
-                    g
-                }
-            };
+            let gap = batch.gap(work.tx(), setting, number.workspace_id).await?;
             let mut ctx = Ctx {
                 work: &mut *work,
                 number: &number,
@@ -496,10 +506,62 @@ fn extract(kind: &str, raw: &Value) -> Extracted {
     Extracted { kind: kind.to_owned(), text, media, content: (!content.is_empty()).then_some(Value::Object(content)) }
 }
 
+/// The message a webhook's message (`inbound`) or echo `raw` (with `head`, `wamid` and time
+/// `at` read from it) is to the chat; `history`: imported from the phone's past.
+fn new_message<'w>(
+    head: &MessageHead,
+    raw: &Value,
+    wamid: &'w str,
+    at: chrono::DateTime<chrono::Utc>,
+    inbound: bool,
+    history: bool,
+) -> NewMessage<'w> {
+    let x = extract(head.kind.as_deref().unwrap_or("unknown"), raw);
+    let ctx = head.context.as_ref();
+    let (direction, status, sent_at) = match (inbound, history) {
+        (true, false) => (Direction::In, MessageStatus::Received, None),
+        // Imported past messages were read on the phone.
+        (true, true) => (Direction::In, MessageStatus::Read, None),
+        (false, _) => (Direction::Out, history_status(raw).unwrap_or(MessageStatus::Sent), Some(at)),
+    };
+    NewMessage {
+        id: Uuid::now_v7(),
+        wamid: Some(wamid),
+        direction,
+        kind: x.kind,
+        text: x.text,
+        media: x.media,
+        content: x.content,
+        context_wamid: ctx.and_then(|c| c.id.clone()),
+        forwarded: ctx.is_some_and(|c| c.forwarded || c.frequently_forwarded),
+        status,
+        sent_by_user_id: None,
+        sent_by_app: !inbound,
+        created_at: at,
+        sent_at,
+        error: first_error(raw).filter(|e| e.code.is_some()),
+    }
+}
+
 /// The first of a message's `errors`, as the chat keeps it.
 fn first_error(raw: &Value) -> Option<StatusError> {
     let e: ErrorObject = serde_json::from_value(raw.get("errors")?.get(0)?.clone()).ok()?;
     Some(status_error(&e))
+}
+
+/// A contact's identifiers completed from `value.contacts[]`: a BSUID that arrives only
+/// there (the message names the phone) is linked to the lead too, and the other way round.
+fn completed(contacts: &[Contact], mut ids: ContactIds) -> ContactIds {
+    let same = |c: &&Contact| {
+        (ids.phone.is_some() && c.wa_id.as_deref().and_then(crate::phone::normalize) == ids.phone)
+            || (ids.bsuid.is_some() && c.user_id.as_deref().map(str::trim) == ids.bsuid.as_deref())
+    };
+    let Some(c) = contacts.iter().find(same) else { return ids };
+    let more = ContactIds::new(c.wa_id.as_deref(), c.user_id.as_deref(), c.parent_user_id.as_deref());
+    ids.phone = ids.phone.or(more.phone);
+    ids.bsuid = ids.bsuid.or(more.bsuid);
+    ids.parent_bsuid = ids.parent_bsuid.or(more.parent_bsuid);
+    ids
 }
 
 struct Ctx<'a> {
@@ -520,6 +582,18 @@ struct Ctx<'a> {
     history: bool,
 }
 
+/// The columns of [`Known`]: identities, their leads, and each lead's conversation with the
+/// number bound right after this text.
+macro_rules! known {
+    () => {
+        "SELECT li.lead_id, li.kind, li.value, c.id AS conv_id, c.assignee_id, c.status, \
+        c.contact_phone, c.contact_bsuid, l.name AS lead_name FROM lead_identities li \
+        JOIN leads l ON l.id = li.lead_id \
+        LEFT JOIN conversations c ON c.lead_id = li.lead_id AND c.number_id = "
+    };
+}
+use known;
+
 /// The identities of a contact that are already known, with their leads and each lead's
 /// conversation with number `$5` (if any).
 ///
@@ -528,13 +602,12 @@ struct Ctx<'a> {
 /// SQLite read every identity of the workspace for each incoming message (375 µs per message
 /// at 2,000 leads, and growing with them). `storage::sqlite_finds_a_contact_by_key` checks the
 /// plan.
-pub const FIND_LEAD: &str = "SELECT li.lead_id, li.kind, li.value, c.id AS conv_id, c.assignee_id, c.status, \
-    c.contact_phone, c.contact_bsuid, l.name AS lead_name FROM lead_identities li \
-    JOIN leads l ON l.id = li.lead_id \
-    LEFT JOIN conversations c ON c.lead_id = li.lead_id AND c.number_id = $5 \
-    WHERE li.workspace_id = $1 AND li.kind IN ('phone', 'bsuid', 'parent_bsuid') AND li.value IN ($2, $3, $4) \
+pub const FIND_LEAD: &str = concat!(
+    known!(),
+    "$5 WHERE li.workspace_id = $1 AND li.kind IN ('phone', 'bsuid', 'parent_bsuid') AND li.value IN ($2, $3, $4) \
     AND ((li.kind = 'phone' AND li.value = $2) OR (li.kind = 'bsuid' AND li.value = $3) \
-    OR (li.kind = 'parent_bsuid' AND li.value = $4))";
+    OR (li.kind = 'parent_bsuid' AND li.value = $4))"
+);
 
 /// A row of [`FIND_LEAD`].
 #[derive(sqlx::FromRow)]
@@ -548,6 +621,32 @@ struct Known {
     contact_phone: Option<String>,
     contact_bsuid: Option<String>,
     lead_name: String,
+}
+
+impl Known {
+    /// Which identity of a contact decides its lead when they name several: phone first.
+    fn rank(&self) -> u8 {
+        match self.kind.as_str() {
+            "phone" => 0,
+            "bsuid" => 1,
+            _ => 2,
+        }
+    }
+
+    /// The lead's chat with `number`, if it has one.
+    fn chat(&self, number: &NumberRow) -> Option<Chat> {
+        Some(Chat {
+            id: self.conv_id?,
+            workspace_id: number.workspace_id,
+            lead_id: self.lead_id,
+            number_id: number.id,
+            assignee_id: self.assignee_id,
+            status: self.status?,
+            contact_phone: self.contact_phone.clone(),
+            contact_bsuid: self.contact_bsuid.clone(),
+            lead_name: self.lead_name.clone(),
+        })
+    }
 }
 
 impl Ctx<'_> {
@@ -576,25 +675,8 @@ impl Ctx<'_> {
             .bind(self.number.id)
             .fetch_all(c)
             .await)?;
-        let rank = |kind: &str| match kind {
-            "phone" => 0,
-            "bsuid" => 1,
-            _ => 2,
-        };
-        let best = known.iter().min_by_key(|k| rank(&k.kind));
-        self.found = best.and_then(|k| {
-            Some(Chat {
-                id: k.conv_id?,
-                workspace_id: ws,
-                lead_id: k.lead_id,
-                number_id: self.number.id,
-                assignee_id: k.assignee_id,
-                status: k.status?,
-                contact_phone: k.contact_phone.clone(),
-                contact_bsuid: k.contact_bsuid.clone(),
-                lead_name: k.lead_name.clone(),
-            })
-        });
+        let best = known.iter().min_by_key(|k| k.rank());
+        self.found = best.and_then(|k| k.chat(self.number));
         let mut lead: Option<Uuid> = best.map(|k| k.lead_id);
         if lead.is_none()
             && let Some(phone) = &ids.phone
@@ -677,31 +759,7 @@ impl Ctx<'_> {
         let contact = chat::Contact { phone: ids.phone.as_deref(), bsuid: ids.bsuid.as_deref() };
         let (ws, number) = (self.number.workspace_id, self.number.id);
         let mut conv = chat::open(self.work, self.found.take(), ws, number, lead, contact).await?;
-        let x = extract(head.kind.as_deref().unwrap_or("unknown"), raw);
-        let ctx = head.context.as_ref();
-        let (direction, status, sent_at) = match (inbound, self.history) {
-            (true, false) => (Direction::In, MessageStatus::Received, None),
-            // Imported past messages were read on the phone.
-            (true, true) => (Direction::In, MessageStatus::Read, None),
-            (false, _) => (Direction::Out, history_status(raw).unwrap_or(MessageStatus::Sent), Some(at)),
-        };
-        let message = NewMessage {
-            id: Uuid::now_v7(),
-            wamid: Some(wamid),
-            direction,
-            kind: x.kind,
-            text: x.text,
-            media: x.media,
-            content: x.content,
-            context_wamid: ctx.and_then(|c| c.id.clone()),
-            forwarded: ctx.is_some_and(|c| c.forwarded || c.frequently_forwarded),
-            status,
-            sent_by_user_id: None,
-            sent_by_app: !inbound,
-            created_at: at,
-            sent_at,
-            error: first_error(raw).filter(|e| e.code.is_some()),
-        };
+        let message = new_message(head, raw, wamid, at, inbound, self.history);
         let quiet = Recording { quiet: true, ..Recording::ingest(self.recording.session_gap) };
         let how = if self.history { &quiet } else { &self.recording };
         let Some(stored) = chat::record(self.work, &mut conv, message, how).await? else { return Ok(()) };
@@ -749,19 +807,9 @@ impl Ctx<'_> {
         }
     }
 
-    /// A contact's identifiers completed from `value.contacts[]`: a BSUID that arrives only
-    /// there (the message names the phone) is linked to the lead too, and the other way round.
-    fn completed(&self, mut ids: ContactIds) -> ContactIds {
-        let same = |c: &&Contact| {
-            (ids.phone.is_some() && c.wa_id.as_deref().and_then(crate::phone::normalize) == ids.phone)
-                || (ids.bsuid.is_some() && c.user_id.as_deref().map(str::trim) == ids.bsuid.as_deref())
-        };
-        let Some(c) = self.contacts.iter().find(same) else { return ids };
-        let more = ContactIds::new(c.wa_id.as_deref(), c.user_id.as_deref(), c.parent_user_id.as_deref());
-        ids.phone = ids.phone.or(more.phone);
-        ids.bsuid = ids.bsuid.or(more.bsuid);
-        ids.parent_bsuid = ids.parent_bsuid.or(more.parent_bsuid);
-        ids
+    /// [`completed`] from this change's contacts.
+    fn completed(&self, ids: ContactIds) -> ContactIds {
+        completed(self.contacts, ids)
     }
 
     /// An edit or revoke (inbound or echo) of an earlier message: changes the original, or

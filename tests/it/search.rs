@@ -60,6 +60,11 @@ async fn found(app: &TestApp, token: &str, q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What [`found`] returns for one hit of `kind` with `snippet`.
+fn only(kind: &str, snippet: &str) -> Vec<(String, String)> {
+    vec![(kind.to_owned(), snippet.to_owned())]
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
@@ -94,7 +99,7 @@ on_both! {
         let (_, page) = app.get(&format!("/api/v1/conversations/{conv}/messages"), &admin).await;
         assert_eq!(page["messages"][0]["id"], results[1]["message_id"], "a hit names its message in the chat");
 
-        let message = |s: &str| vec![("message".to_owned(), s.to_owned())];
+        let message = |s: &str| only("message", s);
         assert_eq!(found(&app, &admin, "INV READ").await, message("Your INVOICE number 4711 is ready"));
         assert_eq!(found(&app, &admin, "4711").await, message("Your INVOICE number 4711 is ready"));
         assert!(found(&app, &admin, "voice").await.is_empty(), "a word matches only as a prefix");
@@ -112,7 +117,7 @@ on_both! {
         assert_eq!(results[0]["conversation_id"], conv.as_str());
         assert!(results[0].get("message_id").is_none());
         assert_eq!(results[1]["kind"], "message");
-        assert_eq!(found(&app, &admin, "0100111").await, vec![("lead".to_owned(), format!("Ready Robinson · +{p}"))]);
+        assert_eq!(found(&app, &admin, "0100111").await, only("lead", &format!("Ready Robinson · +{p}")));
 
         // One result a page: the lead, then the message, then the end.
         let mut seen = Vec::new();
@@ -143,7 +148,7 @@ on_both! {
             app.post("/api/v1/leads", &admin, json!({"name": "Olga Petrova-Ivanova", "phone": "+4915112345678"})).await;
         assert_eq!(status, StatusCode::CREATED, "{lead}");
         let id = lead["id"].as_str().unwrap().to_owned();
-        let lead_hit = |snippet: &str| vec![("lead".to_owned(), snippet.to_owned())];
+        let lead_hit = |s: &str| only("lead", s);
         assert_eq!(found(&app, &admin, "OLG pet").await, lead_hit("Olga Petrova-Ivanova · +4915112345678"));
         assert_eq!(found(&app, &admin, "o pet").await, lead_hit("Olga Petrova-Ivanova · +4915112345678"));
         assert!(found(&app, &admin, "lga").await.is_empty(), "a word of the name matches from its start");

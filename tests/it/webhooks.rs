@@ -477,6 +477,29 @@ on_both! {
         }
     }
 
+    async fn a_batch_stores_what_one_by_one_would(t: TestDb) {
+        // The same webhooks processed one at a time by one server, and journaled together
+        // before another's processor looks (one batch: plain messages recorded set-wise, the
+        // rest one by one, in order): the same chats, messages, previews, counters, sessions
+        // and search index.
+        let bodies = batch_story();
+        let alone = {
+            let app = story_app(&t).await;
+            for body in &bodies {
+                assert_eq!(app.signed_webhook(body).await, StatusCode::OK);
+                app.webhooks_processed().await;
+            }
+            inbox_state(&app).await
+        };
+        let other = if t.is_postgres() { TestDb::postgres().await } else { TestDb::sqlite().await };
+        let app = story_app(&other).await;
+        app.journal_at_once(&bodies).await;
+        app.webhooks_processed().await;
+        let together = inbox_state(&app).await;
+        assert_eq!(together, alone);
+        assert_eq!(alone["messages"].as_array().unwrap().len(), 10, "{alone:#}");
+    }
+
     async fn only_leads_are_stored_unless_auto_import(t: TestDb) {
         let app = spawn_app(&t).await;
         let number = app.connect_number("100200300400600", "15550100100", false).await;
@@ -650,4 +673,130 @@ async fn without_a_secret_webhooks_get_503() {
     let app = spawn_app_with(&t, config).await;
     assert_eq!(app.signed_webhook(&fixture("text.json")).await, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(app.count("SELECT COUNT(*) FROM webhook_events").await, 0);
+}
+
+/// Plain messages in chats that exist (set-wise in a batch) mixed with what is not: first
+/// messages, a redelivery, reactions (one before its message), an edit before its message,
+/// messages out of time order, a message hours later (a new session).
+fn batch_story() -> Vec<Vec<u8>> {
+    let (p1, p2, p3) = ("15550200001", "15550200002", "15550200003");
+    let t = 1789300000;
+    let reaction = |id: &str, from: &str, target: &str, emoji: &str, at: i64| {
+        one_message(
+            from,
+            json!({"from": from, "id": id, "timestamp": at.to_string(), "type": "reaction",
+            "reaction": {"message_id": target, "emoji": emoji}}),
+        )
+    };
+    vec![
+        text_payload("wamid.b1", p1, t, "hello there"),
+        text_payload("wamid.b2", p2, t, "hi"),
+        text_payload("wamid.b3", p1, t + 5, "second"),
+        text_payload("wamid.b4", p1, t + 2, "older one"),
+        text_payload("wamid.b5", p2, t + 10, "again"),
+        text_payload("wamid.b3", p1, t + 5, "second"),
+        reaction("wamid.b6", p2, "wamid.b5", "👍", t + 11),
+        text_payload("wamid.b7", p2, t + 12, "after the reaction"),
+        one_message(
+            p3,
+            json!({"from": p3, "id": "wamid.b8", "timestamp": (t + 21).to_string(), "type": "edit",
+            "edit": {"original_message_id": "wamid.b9", "message": {"type": "text", "text": {"body": "edited text"}}}}),
+        ),
+        text_payload("wamid.b10", p3, t + 15, "first from three"),
+        text_payload("wamid.b9", p3, t + 20, "original text"),
+        reaction("wamid.b11", p3, "wamid.b12", "❤️", t + 30),
+        text_payload("wamid.b12", p3, t + 31, "reacted before"),
+        text_payload("wamid.b13", p1, t + 4 * 3600, "much later"),
+    ]
+}
+
+/// A webhook body with one message (`message`) from `from`.
+fn one_message(from: &str, message: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "100200300400500", "changes": [{
+        "field": "messages", "value": {"messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550100100", "phone_number_id": "100200300400600"},
+        "contacts": [{"profile": {"name": "Test Contact"}, "wa_id": from}], "messages": [message]}}]}]}))
+    .unwrap()
+}
+
+async fn story_app(t: &TestDb) -> TestApp {
+    let app = spawn_app(t).await;
+    app.connect_number("100200300400600", "15550100100", false).await;
+    for (name, phone) in [("One", "+15550200001"), ("Two", "+15550200002"), ("Three", "+15550200003")] {
+        app.create_lead(name, phone).await;
+    }
+    app
+}
+
+/// What agents see of every chat, without ids (the same story stored twice has other ids).
+async fn inbox_state(app: &TestApp) -> Value {
+    let (_, convs) = app.get("/api/v1/conversations", &app.admin_token).await;
+    let mut chats = Vec::new();
+    let mut messages = Vec::new();
+    for c in convs["conversations"].as_array().unwrap() {
+        chats.push(json!([
+            c["lead_name"],
+            c["status"],
+            c["unread_count"],
+            c["last_message"]["text"],
+            c["last_message_at"],
+            c["window_expires_at"]
+        ]));
+        let (_, page) =
+            app.get(&format!("/api/v1/conversations/{}/messages", c["id"].as_str().unwrap()), &app.admin_token).await;
+        for m in page["messages"].as_array().unwrap() {
+            let reactions: Vec<&Value> = m["reactions"].as_array().unwrap().iter().map(|r| &r["emoji"]).collect();
+            messages.push(json!([c["lead_name"], m["wamid"], m["text"], m["created_at"], m["edited_at"], reactions]));
+        }
+    }
+    chats.sort_by_key(|c| c.to_string());
+    let sessions: Vec<(String, String)> = on_db!(&app.db, |p| sqlx::query_as(
+        "SELECT l.name, CAST(a.data AS TEXT) FROM activities a JOIN leads l ON l.id = a.lead_id \
+         WHERE a.type = 'whatsapp_session'"
+    )
+    .fetch_all(p)
+    .await)
+    .unwrap();
+    let mut sessions: Vec<Value> = sessions
+        .into_iter()
+        .map(|(lead, data)| {
+            let mut data: Value = serde_json::from_str(&data).unwrap();
+            data.as_object_mut().unwrap().retain(|k, _| !k.ends_with("_id"));
+            json!([lead, data])
+        })
+        .collect();
+    sessions.sort_by_key(|s| s.to_string());
+    let (_, found) = app.get("/api/v1/search?q=text", &app.admin_token).await;
+    let found: Vec<&Value> = found["results"].as_array().unwrap().iter().map(|r| &r["snippet"]).collect();
+    json!({"chats": chats, "messages": messages, "sessions": sessions, "search": found,
+        "documents": app.count("SELECT COUNT(*) FROM search_docs").await})
+}
+
+impl TestApp {
+    /// Journals `bodies` so that the processor finds them all at once (one batch), then wakes
+    /// it with a webhook for a number nobody connected.
+    pub async fn journal_at_once(&self, bodies: &[Vec<u8>]) {
+        for body in bodies {
+            on_db!(&self.db, |p| sqlx::query(
+                "INSERT INTO webhook_events (id, received_at, signature_valid, body, state) VALUES ($1, $2, TRUE, $3, 'failed')"
+            )
+            .bind(Uuid::now_v7())
+            .bind(chrono::Utc::now())
+            .bind(body)
+            .execute(p)
+            .await
+            .map(|_| ()))
+            .unwrap();
+        }
+        let held =
+            on_db!(&self.db, |p| sqlx::query("UPDATE webhook_events SET state = 'pending' WHERE state = 'failed'")
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))
+            .unwrap();
+        assert_eq!(held, bodies.len() as u64);
+        let wake = text_payload("wamid.wake", "15550200999", 1789300000, "anyone?").to_vec();
+        let wake = String::from_utf8(wake).unwrap().replace("100200300400600", "100200300400999");
+        assert_eq!(self.signed_webhook(wake.as_bytes()).await, StatusCode::OK);
+    }
 }

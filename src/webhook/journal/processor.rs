@@ -205,24 +205,20 @@ pub async fn process_batch(st: &AppState) -> Result<usize> {
     }
     lock_contacts(work.tx(), rows.iter().map(|r| r.1.as_slice())).await?;
     let mut batch = ingest::Batch::default();
-    let mut outcomes = Vec::with_capacity(rows.len());
     let started = Instant::now();
-    // SQLite has one writer: after a slice of work, let a waiting journal commit in. (On
-    // PostgreSQL the two do not block each other.)
+    // SQLite has one writer: after a slice of work, let a waiting journal commit in (the rest
+    // stay pending for the next batch). On PostgreSQL the two do not block each other.
     let yields = st.db.backend() == Backend::Sqlite;
-    for (id, body, _) in &rows {
-        if yields && !outcomes.is_empty() && st.journal.should_yield(started.elapsed()) {
-            break; // the rest stay pending for the next batch
+    let stop = || yields && st.journal.should_yield(started.elapsed());
+    let bodies: Vec<&[u8]> = rows.iter().map(|r| r.1.as_slice()).collect();
+    let outcomes = match ingest::process_many(&mut work, &mut batch, setting(st), &bodies, stop).await {
+        Ok(outcomes) => rows.iter().map(|r| r.0).zip(outcomes).collect::<Vec<_>>(),
+        Err(e) => {
+            tracing::warn!(error = %e, "batch rolled back; processing its rows one by one");
+            work.rollback().await?;
+            return one_by_one(st, &rows).await;
         }
-        match ingest::process(&mut work, &mut batch, setting(st), body).await {
-            Ok(outcome) => outcomes.push((*id, outcome)),
-            Err(e) => {
-                tracing::warn!(error = %e, "batch rolled back; processing its rows one by one");
-                work.rollback().await?;
-                return one_by_one(st, &rows).await;
-            }
-        }
-    }
+    };
     if let Err(e) = finish(work.tx(), now, &outcomes).await {
         tracing::warn!(error = %e, "batch rolled back; processing its rows one by one");
         work.rollback().await?;
@@ -276,8 +272,9 @@ pub async fn process_next(st: &AppState, mut only: Option<Uuid>) -> Result<bool>
         let mut batch = ingest::Batch::default();
         let processed = async {
             lock_contacts(work.tx(), std::iter::once(body.as_slice())).await?;
-            let outcome = ingest::process(&mut work, &mut batch, setting(st), &body).await?;
-            finish(work.tx(), now, std::slice::from_ref(&(id, outcome))).await
+            let outcomes = ingest::process_many(&mut work, &mut batch, setting(st), &[&body], || false).await?;
+            let outcomes: Vec<_> = std::iter::once(id).zip(outcomes).collect();
+            finish(work.tx(), now, &outcomes).await
         };
         let e = match processed.await {
             Ok(()) => {
