@@ -421,7 +421,7 @@ impl Touched {
 
 /// The view of message `m` as just inserted into chat `conversation_id`, with the `reactions`
 /// that came before it.
-pub(super) fn as_inserted(conversation_id: Uuid, m: NewMessage<'_>, reactions: &[messages::Reaction]) -> MessageView {
+fn as_inserted(conversation_id: Uuid, m: NewMessage<'_>, reactions: &[messages::Reaction]) -> MessageView {
     MessageView {
         id: m.id,
         conversation_id,
@@ -449,6 +449,35 @@ pub(super) fn as_inserted(conversation_id: Uuid, m: NewMessage<'_>, reactions: &
     }
 }
 
+/// The view of message `m` just inserted into `chat`, for its events: the edits and revokes
+/// that came before it applied (`changed`: some are waiting) and, for a reply, its statuses;
+/// an unchanged customer message is built from what was inserted, plus the reactions that
+/// came before it (`reacted`).
+pub(super) async fn inserted_view(
+    work: &mut Work,
+    chat: &Chat,
+    m: NewMessage<'_>,
+    reacted: bool,
+    changed: bool,
+) -> Result<MessageView> {
+    let inbound = m.direction == Direction::In;
+    let changed = match m.wamid {
+        Some(w) if changed => apply_pending_changes(work, m.id, w, chat.number_id).await?,
+        _ => false,
+    };
+    if inbound && !changed {
+        let reactions = match m.wamid {
+            Some(w) if reacted => messages::reactions_in(work.tx(), w).await?,
+            _ => Vec::new(),
+        };
+        return Ok(as_inserted(chat.id, m, &reactions));
+    }
+    if let (Some(w), false) = (m.wamid, inbound) {
+        apply_pending_statuses(work, w).await?;
+    }
+    messages::view_in(work.tx(), m.id).await
+}
+
 /// Records a message in `chat` unless its wamid is known (`None`: a redelivery, nothing
 /// changed): inserts it, applies statuses that arrived before it, touches the conversation
 /// (a customer message re-opens a closed one, which the assignment rules then place), and
@@ -463,23 +492,7 @@ pub async fn record(work: &mut Work, chat: &mut Chat, m: NewMessage<'_>, how: &R
         return Ok(None);
     };
     search::index_message(work.tx(), m.id, m.searchable()).await?;
-    let changed = match m.wamid {
-        Some(w) if changed => apply_pending_changes(work, m.id, w, chat.number_id).await?,
-        _ => false,
-    };
-    let message = if inbound && !changed {
-        // Built from what was just inserted (plus reactions that came before it).
-        let reactions = match m.wamid {
-            Some(w) if reacted => messages::reactions_in(work.tx(), w).await?,
-            _ => Vec::new(),
-        };
-        as_inserted(chat.id, m, &reactions)
-    } else {
-        if let (Some(w), false) = (m.wamid, inbound) {
-            apply_pending_statuses(work, w).await?;
-        }
-        messages::view_in(work.tx(), m.id).await?
-    };
+    let message = inserted_view(work, chat, m, reacted, changed).await?;
     let news = inbound && !how.quiet;
     let reopens = news && chat.status == ConversationStatus::Closed;
     let touched: Touched = on_tx!(work.tx(), |c| sqlx::query_as(TOUCH_CONVERSATION)
@@ -638,7 +651,7 @@ pub async fn prune_waiting_changes(db: &Db, before: DateTime<Utc>, chunk: i64) -
 
 /// Applies the edits and revokes that arrived before the message `id` (`wamid`, just stored
 /// on `number_id`), oldest first. Returns whether it changed.
-pub(super) async fn apply_pending_changes(work: &mut Work, id: Uuid, wamid: &str, number_id: Uuid) -> Result<bool> {
+async fn apply_pending_changes(work: &mut Work, id: Uuid, wamid: &str, number_id: Uuid) -> Result<bool> {
     let rows: Vec<(ChangeKind, Option<String>, DateTime<Utc>)> = on_tx!(work.tx(), |c| sqlx::query_as(
         "SELECT kind, text, at FROM message_changes WHERE target_wamid = $1 AND number_id = $2 ORDER BY at, wamid"
     )

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::events::{Event, Work};
 use crate::inbox::chat::{self, Chat, NewMessage, Recording, Touched};
-use crate::inbox::{conversations, messages, search};
+use crate::inbox::{conversations, search};
 use crate::on_tx;
 use crate::timeline::sessions::{self, ConvRef, Msg};
 use crate::views::conversation::ConversationStatus;
@@ -118,19 +118,7 @@ pub async fn record(
     let mut views = Vec::with_capacity(stored.len());
     for (chat, m) in stored {
         let (reacted, changed) = inserted[&m.id];
-        let changed = match m.wamid {
-            Some(w) if changed => chat::apply_pending_changes(work, m.id, w, chat.number_id).await?,
-            _ => false,
-        };
-        let view = if changed {
-            messages::view_in(work.tx(), m.id).await?
-        } else {
-            let reactions = match m.wamid {
-                Some(w) if reacted => messages::reactions_in(work.tx(), w).await?,
-                _ => Vec::new(),
-            };
-            chat::as_inserted(chat.id, m, &reactions)
-        };
+        let view = chat::inserted_view(work, &chat, m, reacted, changed).await?;
         views.push((chat, view));
     }
 

@@ -263,6 +263,7 @@ pub async fn place(w: &mut Work, conv: &ConvRef, msg: &Msg, gap_secs: i64) -> Re
         }),
         _ => None,
     };
+    let chat = *conv;
     let conv = conv.id;
     let summary = match appended {
         Some(s) => s,
@@ -324,18 +325,32 @@ pub async fn place(w: &mut Work, conv: &ConvRef, msg: &Msg, gap_secs: i64) -> Re
             (id, true)
         }
     };
+    emit_session(w, &chat, id, created, member_id, summary.started_at, data);
+    Ok(())
+}
+
+/// Emits `timeline.created` (`created`: a new row) or `timeline.updated` for session activity
+/// `id` of chat `conv`.
+fn emit_session(
+    w: &mut Work,
+    conv: &ConvRef,
+    id: Uuid,
+    created: bool,
+    member_id: Option<Uuid>,
+    started_at: DateTime<Utc>,
+    data: Value,
+) {
     let activity = ActivityView {
         id,
         kind: KIND,
-        lead_id,
-        conversation_id: Some(conv),
+        lead_id: conv.lead_id,
+        conversation_id: Some(conv.id),
         member_id,
-        created_at: summary.started_at,
+        created_at: started_at,
         data,
     };
     let e = if created { Event::TimelineCreated(activity) } else { Event::TimelineUpdated(activity) };
-    w.emit(NewEvent::new(workspace_id, e).lead(lead_id).conversation(conv));
-    Ok(())
+    w.emit(NewEvent::new(conv.workspace_id, e).lead(conv.lead_id).conversation(conv.id));
 }
 
 /// Summarises, from the table, the messages of the sessions `touched` plus the new one at `at`.
@@ -488,17 +503,7 @@ pub async fn extend(w: &mut Work, chats: Vec<(ConvRef, Option<Newest>, Vec<Msg>)
         })?;
     }
     for (id, created, data, member_id, s) in rows {
-        let activity = ActivityView {
-            id,
-            kind: KIND,
-            lead_id: s.conv.lead_id,
-            conversation_id: Some(s.conv.id),
-            member_id,
-            created_at: s.summary.started_at,
-            data,
-        };
-        let e = if created { Event::TimelineCreated(activity) } else { Event::TimelineUpdated(activity) };
-        w.emit(NewEvent::new(s.conv.workspace_id, e).lead(s.conv.lead_id).conversation(s.conv.id));
+        emit_session(w, &s.conv, id, created, member_id, s.summary.started_at, data);
     }
     Ok(())
 }
