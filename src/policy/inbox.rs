@@ -121,11 +121,13 @@ pub const NAMED_CONVERSATIONS: &str = "SELECT c.id FROM conversations c WHERE c.
 
 /// The leads such a viewer is named in: assignee of the lead or of one of its chats, a granted
 /// label or explicit access on one of its chats (candidates, as [`NAMED_CONVERSATIONS`]).
+/// Only ever the set of an `IN (…)`, so `UNION ALL`: a lead named twice costs nothing, and
+/// SQLite builds no sorted set of each part to remove it.
 pub const NAMED_LEADS: &str = "SELECT own.id FROM leads own WHERE own.workspace_id = $1 AND own.assignee_id = $2 \
-     UNION SELECT c.lead_id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
-     UNION SELECT c.lead_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
+     UNION ALL SELECT c.lead_id FROM conversations c WHERE c.workspace_id = $1 AND c.assignee_id = $2 \
+     UNION ALL SELECT c.lead_id FROM conversation_labels cl JOIN member_labels ml ON ml.label_id = cl.label_id \
          JOIN conversations c ON c.id = cl.conversation_id WHERE ml.user_id = $2 \
-     UNION SELECT c.lead_id FROM conversation_access ca JOIN conversations c ON c.id = ca.conversation_id \
+     UNION ALL SELECT c.lead_id FROM conversation_access ca JOIN conversations c ON c.id = ca.conversation_id \
          WHERE ca.user_id = $2";
 
 /// The list query for `v` (both answer the same set; the policy predicate decides in each).

@@ -110,6 +110,19 @@ on_both! {
             assert_eq!(status, StatusCode::CREATED);
         }
 
+        // Ann's lead writes too, and its chat goes to others: the newest activities of a lead
+        // she is named in are of a chat she doesn't see (more than a page of them).
+        app.signed_webhook(&text_payload("wamid.ann0", "15550100201", T0 + 300, "hi, Ann?")).await;
+        app.webhooks_processed().await;
+        let (_, convs) = app.get("/api/v1/conversations", &admin).await;
+        let ann_chat = convs["conversations"].as_array().unwrap().iter().find(|c| c["lead_id"] == mine["id"]).expect("Ann's lead's chat")["id"].as_str().unwrap().to_owned();
+        let (zed, _) = app.member("zed@example.com", json!({})).await;
+        let (kim, _) = app.member("kim@example.com", json!({})).await;
+        for to in [&zed, &kim, &zed, &kim, &zed] {
+            let (status, body) = app.post(&format!("/api/v1/conversations/{ann_chat}/assign"), &admin, json!({"assignee_id": to})).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+
         // Each caller gets exactly what they would read lead by lead, newest first, in pages.
         for (who, token) in [("admin", &admin), ("ann", &ann_token), ("bob", &bob_token), ("pool", &pool_token), ("lia", &lia_token), ("max", &max_token)] {
             let all = all_activities(&app, token, "", 2).await;
@@ -142,10 +155,16 @@ on_both! {
         let on_lead = all_activities(&app, &admin, &format!("lead_id={chat_lead}"), 200).await;
         assert!(!on_lead.is_empty() && on_lead.iter().all(|a| a["lead_id"].as_str() == Some(chat_lead.as_str())));
         let sessions = all_activities(&app, &admin, "type=whatsapp_session", 200).await;
-        assert_eq!(sessions.len(), 1, "{sessions:?}");
-        assert_eq!(sessions[0]["data"]["messages_from_lead"], 2);
+        assert_eq!(sessions.len(), 2, "{sessions:?}");
+        let chat_session = sessions.iter().find(|a| a["lead_id"].as_str() == Some(chat_lead.as_str())).unwrap();
+        assert_eq!(chat_session["data"]["messages_from_lead"], 2);
         let on_number = all_activities(&app, &admin, &format!("number_id={}", number["id"].as_str().unwrap()), 200).await;
-        assert!(!on_number.is_empty() && on_number.iter().all(|a| a["conversation_id"].as_str() == Some(conv_id)));
+        assert!(!on_number.is_empty() && on_number.iter().all(|a| [Some(conv_id), Some(ann_chat.as_str())].contains(&a["conversation_id"].as_str())));
+        // Ann sees no activity of her lead's chat, which others hold; Bob only his chat's.
+        let number_q = format!("number_id={}", number["id"].as_str().unwrap());
+        assert_eq!(all_activities(&app, &ann_token, &number_q, 1).await, Vec::<Value>::new());
+        let bobs = all_activities(&app, &bob_token, &number_q, 1).await;
+        assert!(!bobs.is_empty() && bobs.iter().all(|a| a["conversation_id"].as_str() == Some(conv_id)), "{bobs:?}");
         let by_bob = all_activities(&app, &admin, &format!("member_id={bob}"), 200).await;
         assert!(by_bob.is_empty(), "Bob did nothing: {by_bob:?}");
         let newest = everything[0]["created_at"].as_str().unwrap().to_owned();
