@@ -112,9 +112,18 @@ fn args() -> Args {
                     _ => panic!("--backend sqlite|postgres|both"),
                 }
             }
-            _ => {
-                i += 1; // cargo passes --bench
+            // cargo passes --bench
+            "--bench" => {
+                i += 1;
                 continue;
+            }
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => {
+                eprintln!("unknown argument {other}\n{USAGE}");
+                std::process::exit(2);
             }
         }
         i += 2;
@@ -122,6 +131,10 @@ fn args() -> Args {
     assert!(a.members >= 3 && a.leads >= 100 && a.groups >= 1, "at least 3 members, 100 leads, 1 group");
     a
 }
+
+const USAGE: &str = "usage: cargo bench --bench scale -- [--small | --quick] [--backend sqlite|postgres|both] \
+    [--leads N] [--messages N] [--members N] [--groups N] [--iters N] \
+    [--only report,list,timeline,activities,search] [--keep] [--reuse URL]";
 
 /// Rows per INSERT statement (SQLite allows 32766 parameters; the widest row here has 14).
 const CHUNK: usize = 1000;
