@@ -314,7 +314,7 @@ pub async fn client_lead(
         member: None,
         from: None,
         to: None,
-        after: q.cursor.as_deref().map(timeline_read::decode_cursor).transpose()?,
+        after: q.cursor.as_deref().map(cursor::decode_seq).transpose()?,
         limit: page_limit(q.limit)?,
     };
     let v = user.viewer();

@@ -7,12 +7,12 @@ use tracing::instrument;
 use super::{AuditAction, Filter};
 use crate::api::Api;
 use crate::auth::CurrentUser;
-use crate::db::page_limit;
+use crate::db::{cursor, page_limit};
 use crate::error::{Error, Result};
 use crate::extract::{Json, Query};
 use crate::policy::team::may_read_audit;
 use crate::state::AppState;
-use crate::timeline::read::{decode_cursor, parse_id, parse_time};
+use crate::timeline::read::{parse_id, parse_time};
 use crate::views::audit::AuditPage;
 
 pub fn routes() -> Api {
@@ -58,7 +58,7 @@ pub async fn list(
         action,
         from: q.from.as_deref().filter(|f| !f.is_empty()).map(|f| parse_time(f, "from")).transpose()?,
         to: q.to.as_deref().filter(|t| !t.is_empty()).map(|t| parse_time(t, "to")).transpose()?,
-        after: q.cursor.as_deref().map(decode_cursor).transpose()?,
+        after: q.cursor.as_deref().map(cursor::decode_seq).transpose()?,
         limit: page_limit(q.limit)?,
     };
     Ok(Json(super::list(&st.db, user.workspace_id, &filter).await?))

@@ -187,7 +187,7 @@ pub async fn list(db: &Db, workspace_id: Uuid, f: &Filter) -> Result<AuditPage> 
         .await)?;
     let next_cursor = if rows.len() as i64 > f.limit {
         rows.truncate(f.limit as usize);
-        rows.last().map(|r| format!("{}.{}", r.at.timestamp_micros(), r.seq))
+        rows.last().map(|r| crate::db::cursor::encode_seq(r.at, r.seq))
     } else {
         None
     };

@@ -412,6 +412,19 @@ pub mod cursor {
         let id = Uuid::parse_str(id).map_err(|_| bad())?;
         Ok((at, id))
     }
+
+    /// Encodes a `(time, seq)` keyset position (of a log ordered by time, then a sequence).
+    pub fn encode_seq(at: DateTime<Utc>, seq: i64) -> String {
+        format!("{}.{seq}", at.timestamp_micros())
+    }
+
+    /// Decodes what [`encode_seq`] wrote; anything else is a 400.
+    pub fn decode_seq(s: &str) -> Result<(DateTime<Utc>, i64), Error> {
+        let bad = || Error::bad_request("invalid_cursor", "cursor is not one this server issued");
+        let (micros, seq) = s.split_once('.').ok_or_else(bad)?;
+        let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+        Ok((at, seq.parse().map_err(|_| bad())?))
+    }
 }
 
 /// Page size from a `limit` query value: default 50, capped at 200, at least 1.

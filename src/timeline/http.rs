@@ -10,7 +10,7 @@ use super::read::{parse_id, parse_time};
 use super::{NewActivity, read};
 use crate::api::Api;
 use crate::auth::CurrentUser;
-use crate::db::page_limit;
+use crate::db::{cursor, page_limit};
 use crate::error::{Error, Result};
 use crate::events::Work;
 use crate::extract::{Json, Path, Query};
@@ -68,7 +68,7 @@ pub async fn activities(
         number: id_filter(q.number_id.as_deref(), "number_id")?,
         from: time_filter(q.from.as_deref(), "from")?,
         to: time_filter(q.to.as_deref(), "to")?,
-        after: q.cursor.as_deref().map(read::decode_cursor).transpose()?,
+        after: q.cursor.as_deref().map(cursor::decode_seq).transpose()?,
         limit: page_limit(q.limit)?,
     };
     Ok(Json(read::across(&st.db, &user.viewer(), &filter, st.clock.now()).await?))
@@ -116,7 +116,7 @@ pub async fn timeline(
         member: q.member_id.as_deref().map(|m| parse_id(m, "member_id")).transpose()?,
         from: q.from.as_deref().map(|f| parse_time(f, "from")).transpose()?,
         to: q.to.as_deref().map(|t| parse_time(t, "to")).transpose()?,
-        after: q.cursor.as_deref().map(read::decode_cursor).transpose()?,
+        after: q.cursor.as_deref().map(cursor::decode_seq).transpose()?,
         limit,
     };
     let v = user.viewer();

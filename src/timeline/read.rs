@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::db::Db;
+use crate::db::{Db, cursor};
 use crate::error::{Error, Result};
 use crate::policy::inbox::{ListStrategy, NAMED_LEADS, list_strategy};
 use crate::policy::{CONV_VISIBLE, LEAD_VISIBLE, Viewer};
@@ -108,7 +108,7 @@ pub async fn page(db: &Db, v: &Viewer, lead_id: Uuid, f: &Filter, now: DateTime<
         .await)?;
     let next_cursor = if rows.len() as i64 > f.limit {
         rows.truncate(f.limit as usize);
-        rows.last().map(|a| format!("{}.{}", a.created_at.timestamp_micros(), a.seq))
+        rows.last().map(|a| cursor::encode_seq(a.created_at, a.seq))
     } else {
         None
     };
@@ -296,7 +296,7 @@ pub async fn across(db: &Db, v: &Viewer, f: &AcrossFilter, now: DateTime<Utc>) -
     };
     let next_cursor = if rows.len() as i64 > f.limit {
         rows.truncate(f.limit as usize);
-        rows.last().map(|a| format!("{}.{}", a.created_at.timestamp_micros(), a.seq))
+        rows.last().map(|a| cursor::encode_seq(a.created_at, a.seq))
     } else {
         None
     };
@@ -325,12 +325,4 @@ pub fn parse_id(value: &str, what: &str) -> Result<Uuid> {
 /// A filter's RFC 3339 time, or 400.
 pub fn parse_time(v: &str, what: &str) -> Result<DateTime<Utc>> {
     v.trim().parse().map_err(|_| Error::bad_request("invalid_filter", format!("{what} must be an RFC 3339 time")))
-}
-
-/// A page position this server issued (`micros.seq`), or 400.
-pub fn decode_cursor(s: &str) -> Result<(DateTime<Utc>, i64)> {
-    let bad = || Error::bad_request("invalid_cursor", "cursor is not one this server issued");
-    let (micros, seq) = s.split_once('.').ok_or_else(bad)?;
-    let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
-    Ok((at, seq.parse().map_err(|_| bad())?))
 }

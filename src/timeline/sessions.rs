@@ -263,17 +263,15 @@ pub async fn place(w: &mut Work, conv: &ConvRef, msg: &Msg, gap_secs: i64) -> Re
         }),
         _ => None,
     };
-    let chat = *conv;
-    let conv = conv.id;
     let summary = match appended {
         Some(s) => s,
-        None => match recompute(tx, conv, at, &touched).await? {
+        None => match recompute(tx, conv.id, at, &touched).await? {
             Some(s) => s,
             None => return Ok(()),
         },
     };
     let member_id = summary.members.first().copied().or(assignee);
-    let data = summary.to_data(conv, number_id, gap_secs, now);
+    let data = summary.to_data(conv.id, number_id, gap_secs, now);
     let (kept, merged) = match touched.split_first() {
         Some((first, rest)) => (Some(first.0), rest.iter().map(|t| t.0).collect::<Vec<_>>()),
         None => (None, Vec::new()),
@@ -285,7 +283,7 @@ pub async fn place(w: &mut Work, conv: &ConvRef, msg: &Msg, gap_secs: i64) -> Re
             .await
             .map(|r| r.rows_affected()))?;
         let deleted = ActivityDeleted { id: *id, lead_id, merged_into: kept };
-        w.emit(NewEvent::new(workspace_id, Event::TimelineDeleted(deleted)).lead(lead_id).conversation(conv));
+        w.emit(NewEvent::new(workspace_id, Event::TimelineDeleted(deleted)).lead(lead_id).conversation(conv.id));
     }
     let tx = w.tx();
     let (id, created) = match kept {
@@ -313,7 +311,7 @@ pub async fn place(w: &mut Work, conv: &ConvRef, msg: &Msg, gap_secs: i64) -> Re
             .bind(id)
             .bind(workspace_id)
             .bind(lead_id)
-            .bind(conv)
+            .bind(conv.id)
             .bind(member_id)
             .bind(sqlx::types::Json(&data))
             .bind(summary.started_at)
@@ -325,7 +323,7 @@ pub async fn place(w: &mut Work, conv: &ConvRef, msg: &Msg, gap_secs: i64) -> Re
             (id, true)
         }
     };
-    emit_session(w, &chat, id, created, member_id, summary.started_at, data);
+    emit_session(w, conv, id, created, member_id, summary.started_at, data);
     Ok(())
 }
 

@@ -158,10 +158,10 @@ on_both! {
         assert_eq!(sessions.len(), 2, "{sessions:?}");
         let chat_session = sessions.iter().find(|a| a["lead_id"].as_str() == Some(chat_lead.as_str())).unwrap();
         assert_eq!(chat_session["data"]["messages_from_lead"], 2);
-        let on_number = all_activities(&app, &admin, &format!("number_id={}", number["id"].as_str().unwrap()), 200).await;
+        let number_q = format!("number_id={}", number["id"].as_str().unwrap());
+        let on_number = all_activities(&app, &admin, &number_q, 200).await;
         assert!(!on_number.is_empty() && on_number.iter().all(|a| [Some(conv_id), Some(ann_chat.as_str())].contains(&a["conversation_id"].as_str())));
         // Ann sees no activity of her lead's chat, which others hold; Bob only his chat's.
-        let number_q = format!("number_id={}", number["id"].as_str().unwrap());
         assert_eq!(all_activities(&app, &ann_token, &number_q, 1).await, Vec::<Value>::new());
         let bobs = all_activities(&app, &bob_token, &number_q, 1).await;
         assert!(!bobs.is_empty() && bobs.iter().all(|a| a["conversation_id"].as_str() == Some(conv_id)), "{bobs:?}");
