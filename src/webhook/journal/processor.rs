@@ -12,7 +12,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::EntryState;
-use super::codec::{Arrived, unpack};
+use super::codec::{Arrived, unpack as unpack_arrival};
 use super::writer::MAX_BATCH;
 use crate::db::{Backend, Db, TRANSIENT_TRIES, Tx, pause_before_retry, push_ids};
 use crate::error::Result;
@@ -34,35 +34,32 @@ const TAKE_ARRIVALS_PG: &str =
 /// [`PROCESS_BATCH`], and draining was ~20 % slower per webhook.
 const UNPACK_ARRIVALS: i64 = 16;
 
-/// Unpacks the oldest arrivals into `webhook_events` rows, pending, and deletes them, in one
-/// transaction. An arrival that cannot be decoded (it was not written by [`super::pack`]) becomes
-/// one failed entry holding its bytes, for an admin to see, rather than blocking the ones
-/// after it. Returns how many entries it wrote (0: no arrival waiting).
-#[instrument(skip_all)]
-pub async fn unpack_next(st: &AppState) -> Result<usize> {
-    let mut tx = st.db.begin().await?;
-    let take = match st.db.backend() {
+/// Unpacks the oldest arrivals into `webhook_events` rows, pending, and deletes them, in `tx`.
+/// An arrival that cannot be decoded (it was not written by [`super::pack`]) becomes one failed
+/// entry holding its bytes, for an admin to see, rather than blocking the ones after it.
+/// Returns how many entries it wrote (0: no arrival waiting).
+async fn unpack(tx: &mut Tx, now: DateTime<Utc>) -> Result<usize> {
+    let take = match tx.backend() {
         Backend::Sqlite => TAKE_ARRIVALS_SQLITE,
         Backend::Postgres => TAKE_ARRIVALS_PG,
     };
     let arrivals: Vec<(Uuid, DateTime<Utc>, Vec<u8>)> =
-        on_tx!(&mut tx, |c| sqlx::query_as(take).bind(UNPACK_ARRIVALS).fetch_all(c).await)?;
+        on_tx!(tx, |c| sqlx::query_as(take).bind(UNPACK_ARRIVALS).fetch_all(c).await)?;
     if arrivals.is_empty() {
-        tx.rollback().await?;
         return Ok(0);
     }
     let mut webhooks = Vec::new();
     let mut undecodable = Vec::new();
     for (arrival, received_at, entries) in &arrivals {
-        match unpack(entries) {
+        match unpack_arrival(entries) {
             Some(w) => webhooks.extend(w),
             None => undecodable.push((*arrival, *received_at, entries.as_slice())),
         }
     }
-    insert_pending(&mut tx, &webhooks).await?;
+    insert_pending(tx, &webhooks).await?;
     for (arrival, received_at, entries) in &undecodable {
         tracing::error!(%arrival, bytes = entries.len(), "journal arrival could not be decoded; kept as a failed entry");
-        on_tx!(&mut tx, |c| sqlx::query(
+        on_tx!(tx, |c| sqlx::query(
             "INSERT INTO webhook_events (id, received_at, signature_valid, body, state, error, processed_at) \
              VALUES ($1, $2, TRUE, $3, 'failed', 'journal arrival could not be decoded', $4) \
              ON CONFLICT (id) DO NOTHING"
@@ -70,21 +67,29 @@ pub async fn unpack_next(st: &AppState) -> Result<usize> {
         .bind(*arrival)
         .bind(*received_at)
         .bind(*entries)
-        .bind(st.clock.now())
+        .bind(now)
         .execute(c)
         .await
         .map(|_| ()))?;
     }
     let ids: Vec<Uuid> = arrivals.iter().map(|a| a.0).collect();
-    on_tx!(&mut tx, |c| {
+    on_tx!(tx, |c| {
         let mut qb = sqlx::QueryBuilder::new("DELETE FROM webhook_arrivals WHERE id IN (");
         push_ids(&mut qb, &ids);
         qb.push(")");
         qb.build().execute(c).await.map(|_| ())
     })?;
-    tx.commit().await?;
     let written = webhooks.len() + undecodable.len();
     tracing::debug!(arrivals = arrivals.len(), webhooks = written, "journal arrivals unpacked");
+    Ok(written)
+}
+
+/// [`unpack`] in a transaction of its own: before a batch that failed is processed one by one
+/// (its transaction, which had unpacked them, was rolled back).
+async fn unpack_alone(st: &AppState) -> Result<usize> {
+    let mut tx = st.db.begin().await?;
+    let written = unpack(&mut tx, st.clock.now()).await?;
+    tx.commit().await?;
     Ok(written)
 }
 
@@ -129,11 +134,11 @@ async fn insert_pending(tx: &mut Tx, webhooks: &[Arrived<'_>]) -> sqlx::Result<(
     }
 }
 
-/// Unpacks arrivals and processes pending rows until none is left, then waits for a wake-up
-/// (or a periodic tick). Nothing defers processing: when webhooks come in faster than they
-/// are processed, the journal writer holds acknowledgements back instead
-/// ([`super::writer::BACKLOG_HIGH`]), so the journal stays short and agents see messages
-/// within a second rather than after the load.
+/// Processes pending rows and unpacks arrivals (one transaction a round, [`process_batch`])
+/// until none is left, then waits for a wake-up (or a periodic tick). Nothing defers
+/// processing: when webhooks come in faster than they are processed, the journal writer holds
+/// acknowledgements back instead ([`super::writer::BACKLOG_HIGH`]), so the journal stays short
+/// and agents see messages within a second rather than after the load.
 pub async fn run_processor(st: AppState, wake: Arc<Notify>) {
     let mut shutdown = st.shutdown.clone();
     loop {
@@ -141,22 +146,28 @@ pub async fn run_processor(st: AppState, wake: Arc<Notify>) {
             if *shutdown.borrow() {
                 return;
             }
-            let unpacked = match unpack_next(&st).await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::error!(error = %e, "unpacking journal arrivals failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    break;
-                }
+            // PostgreSQL: arrivals are unpacked in a transaction of their own, so that both
+            // processors see their rows at once (see [`process_batch`]).
+            let round = async {
+                let unpacked = match st.db.backend() {
+                    Backend::Sqlite => 0,
+                    Backend::Postgres => unpack_alone(&st).await?,
+                };
+                let round = process_batch(&st).await?;
+                Ok::<_, crate::error::Error>(Round { unpacked: round.unpacked + unpacked, ..round })
             };
-            match process_batch(&st).await {
-                Ok(0) if unpacked == 0 => {
+            match round.await {
+                Ok(Round { unpacked: 0, processed: 0, .. }) => {
                     st.journal.caught_up();
                     break;
                 }
-                Ok(n) => {
-                    st.journal.processed(n);
-                    continue;
+                Ok(round) => {
+                    st.journal.processed(round.processed);
+                    if round.retry_later {
+                        // A row failed and stays pending: not again at once.
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        break;
+                    }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "webhook processing failed; retrying");
@@ -173,59 +184,105 @@ pub async fn run_processor(st: AppState, wake: Arc<Notify>) {
     }
 }
 
-const CLAIM_SQLITE: &str = "SELECT id, body, attempts FROM webhook_events WHERE state = 'pending' \
-    AND ($1 IS NULL OR id = $1) ORDER BY seq LIMIT $2";
-const CLAIM_PG: &str = "SELECT id, body, attempts FROM webhook_events WHERE state = 'pending' \
-    AND ($1::uuid IS NULL OR id = $1) ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED";
+/// What one round of [`process_batch`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Round {
+    /// Journal entries unpacked from arrivals.
+    pub unpacked: usize,
+    /// Pending entries taken (stored, kept as failed, or failed and left pending).
+    pub processed: usize,
+    /// An entry failed and stays pending for another attempt.
+    pub retry_later: bool,
+}
+
+const CLAIM_SQLITE: &str = "SELECT seq, id, body, attempts FROM webhook_events WHERE state = 'pending' \
+    AND ($1 IS NULL OR id = $1) AND seq > $3 ORDER BY seq LIMIT $2";
+const CLAIM_PG: &str = "SELECT seq, id, body, attempts FROM webhook_events WHERE state = 'pending' \
+    AND ($1::uuid IS NULL OR id = $1) AND seq > $3 ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED";
 
 /// Journal rows processed in one transaction (one fsync) when a backlog builds up.
 const PROCESS_BATCH: i64 = 64;
 
-fn claim_sql(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => CLAIM_SQLITE,
-        Backend::Postgres => CLAIM_PG,
-    }
+/// A pending journal entry taken for processing.
+#[derive(sqlx::FromRow)]
+struct Claimed {
+    seq: i64,
+    id: Uuid,
+    body: Vec<u8>,
+    attempts: i64,
 }
 
-/// Processes up to [`PROCESS_BATCH`] pending rows in one transaction. If any of them hits an
-/// error, the batch is rolled back and its rows are processed one by one, so one bad row
-/// neither blocks nor fails the others. Returns how many rows were taken.
-pub async fn process_batch(st: &AppState) -> Result<usize> {
+/// Up to `limit` pending entries (or entry `only`) after position `after`, oldest first,
+/// locked for `tx` on PostgreSQL (skipping those another processor holds).
+async fn claim(tx: &mut Tx, only: Option<Uuid>, after: i64, limit: i64) -> Result<Vec<Claimed>> {
+    let sql = match tx.backend() {
+        Backend::Sqlite => CLAIM_SQLITE,
+        Backend::Postgres => CLAIM_PG,
+    };
+    Ok(on_tx!(tx, |c| sqlx::query_as(sql).bind(only).bind(limit).bind(after).fetch_all(c).await)?)
+}
+
+/// One round of processing, in one transaction: up to [`PROCESS_BATCH`] pending rows, oldest
+/// first. On SQLite, when fewer are pending, the oldest arrivals are unpacked in the same
+/// transaction and their webhooks fill the batch: one commit where unpacking and processing
+/// took one each, on the way from a webhook's 200 to the agent's screen. PostgreSQL's
+/// processors (two) unpack in a transaction of their own ([`run_processor`]): rows unpacked
+/// inside one processor's round stay hidden from the other until that round commits, and
+/// the saturated rate fell by a fifth. If any row hits an error, the round is rolled back,
+/// its arrivals are unpacked on their own, and the rows are processed one by one, so one bad
+/// row neither blocks nor fails the others.
+#[instrument(skip_all)]
+pub async fn process_batch(st: &AppState) -> Result<Round> {
     let now = st.clock.now();
     let mut work = Work::begin(&st.db, now).await?;
-    let rows: Vec<(Uuid, Vec<u8>, i64)> = on_tx!(work.tx(), |c| sqlx::query_as(claim_sql(st.db.backend()))
-        .bind(None::<Uuid>)
-        .bind(PROCESS_BATCH)
-        .fetch_all(c)
-        .await)?;
-    if rows.len() <= 1 {
-        work.rollback().await?;
-        return Ok(usize::from(process_next(st, rows.first().map(|r| r.0)).await?));
-    }
-    lock_contacts(work.tx(), rows.iter().map(|r| r.1.as_slice())).await?;
-    let mut batch = ingest::Batch::default();
-    let started = Instant::now();
-    // SQLite has one writer: after a slice of work, let a waiting journal commit in (the rest
-    // stay pending for the next batch). On PostgreSQL the two do not block each other.
-    let yields = st.db.backend() == Backend::Sqlite;
-    let stop = || yields && st.journal.should_yield(started.elapsed());
-    let bodies: Vec<&[u8]> = rows.iter().map(|r| r.1.as_slice()).collect();
-    let outcomes = match ingest::process_many(&mut work, &mut batch, setting(st), &bodies, stop).await {
-        Ok(outcomes) => rows.iter().map(|r| r.0).zip(outcomes).collect::<Vec<_>>(),
-        Err(e) => {
-            tracing::warn!(error = %e, "batch rolled back; processing its rows one by one");
-            work.rollback().await?;
-            return one_by_one(st, &rows).await;
+    let mut rows = claim(work.tx(), None, 0, PROCESS_BATCH).await?;
+    let mut unpacked = 0;
+    if (rows.len() as i64) < PROCESS_BATCH && st.db.backend() == Backend::Sqlite {
+        unpacked = unpack(work.tx(), now).await?;
+        if unpacked > 0 {
+            // Unpacked rows come after every pending one.
+            let after = rows.last().map_or(0, |r| r.seq);
+            let more = claim(work.tx(), None, after, PROCESS_BATCH - rows.len() as i64).await?;
+            rows.extend(more);
         }
-    };
-    if let Err(e) = finish(work.tx(), now, &outcomes).await {
-        tracing::warn!(error = %e, "batch rolled back; processing its rows one by one");
-        work.rollback().await?;
-        return one_by_one(st, &rows).await;
     }
-    commit(st, work).await?;
-    Ok(outcomes.len())
+    if rows.is_empty() {
+        if unpacked > 0 {
+            work.commit_quietly().await?; // only undecodable arrivals, kept as failed
+        } else {
+            work.rollback().await?;
+        }
+        return Ok(Round { unpacked, processed: 0, retry_later: false });
+    }
+    let processed = async {
+        lock_contacts(work.tx(), rows.iter().map(|r| r.body.as_slice())).await?;
+        let mut batch = ingest::Batch::default();
+        let started = Instant::now();
+        // SQLite has one writer: after a slice of work, let a waiting journal commit in (the
+        // rest stay pending for the next round). On PostgreSQL the two do not block each other.
+        let yields = st.db.backend() == Backend::Sqlite;
+        let stop = || yields && st.journal.should_yield(started.elapsed());
+        let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_slice()).collect();
+        let outcomes = ingest::process_many(&mut work, &mut batch, setting(st), &bodies, stop).await?;
+        let outcomes: Vec<_> = rows.iter().map(|r| r.id).zip(outcomes).collect();
+        finish(work.tx(), now, &outcomes).await?;
+        Ok::<_, crate::error::Error>(outcomes.len())
+    };
+    match processed.await {
+        Ok(processed) => {
+            commit(st, work).await?;
+            Ok(Round { unpacked, processed, retry_later: false })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, rows = rows.len(), "round rolled back; processing its rows one by one");
+            work.rollback().await?;
+            if unpacked > 0 {
+                unpack_alone(st).await?;
+            }
+            let retry_later = one_by_one(st, &rows).await;
+            Ok(Round { unpacked, processed: rows.len(), retry_later })
+        }
+    }
 }
 
 /// What processing needs of the server's settings.
@@ -241,13 +298,16 @@ async fn commit(st: &AppState, work: Work) -> Result<()> {
     Ok(())
 }
 
-async fn one_by_one(st: &AppState, rows: &[(Uuid, Vec<u8>, i64)]) -> Result<usize> {
-    for (id, _, _) in rows {
-        if let Err(e) = process_next(st, Some(*id)).await {
-            tracing::error!(event_id = %id, error = %e, "webhook processing failed");
+/// Processes `rows` each in a transaction of its own; true when one failed and stays pending.
+async fn one_by_one(st: &AppState, rows: &[Claimed]) -> bool {
+    let mut retry_later = false;
+    for row in rows {
+        if let Err(e) = process_next(st, Some(row.id)).await {
+            tracing::error!(event_id = %row.id, error = %e, "webhook processing failed");
+            retry_later = true;
         }
     }
-    Ok(rows.len())
+    retry_later
 }
 
 /// Processes the oldest pending row (or row `only`), in one transaction with everything it
@@ -262,13 +322,9 @@ pub async fn process_next(st: &AppState, mut only: Option<Uuid>) -> Result<bool>
     loop {
         let now = st.clock.now();
         let mut work = Work::begin(&st.db, now).await?;
-        let row: Option<(Uuid, Vec<u8>, i64)> = on_tx!(work.tx(), |c| sqlx::query_as(claim_sql(st.db.backend()))
-            .bind(only)
-            .bind(1i64)
-            .fetch_optional(c)
-            .await)?;
+        let row = claim(work.tx(), only, 0, 1).await?.pop();
         // (On a retry the row may have been processed meanwhile by another processor.)
-        let Some((id, body, attempts)) = row else { return Ok(tries > 1) };
+        let Some(Claimed { id, body, attempts, .. }) = row else { return Ok(tries > 1) };
         let mut batch = ingest::Batch::default();
         let processed = async {
             lock_contacts(work.tx(), std::iter::once(body.as_slice())).await?;
