@@ -228,6 +228,22 @@ async fn send(tx: &mut Tx, m: Message) -> bool {
     matches!(timeout(SEND_LIMIT, tx.send(m)).await, Ok(Ok(())))
 }
 
+/// Queues `m` on the socket's write buffer (written out when it fills, or by [`flush`]).
+async fn feed(tx: &mut Tx, m: Message) -> bool {
+    matches!(timeout(SEND_LIMIT, tx.feed(m)).await, Ok(Ok(())))
+}
+
+/// Ends the session of a client whose socket did not take a frame within [`SEND_LIMIT`].
+fn too_slow(user: &CurrentUser) -> End {
+    tracing::info!(user_id = %user.id, "live: dropping a client that does not keep up");
+    Some((close::TOO_SLOW, "too slow"))
+}
+
+/// Writes out what [`feed`] queued.
+async fn flush(tx: &mut Tx) -> bool {
+    matches!(timeout(SEND_LIMIT, tx.flush()).await, Ok(Ok(())))
+}
+
 /// The socket's loop: deliver, answer, heartbeat, re-check, until something ends it.
 async fn follow(
     st: &AppState,
@@ -263,6 +279,9 @@ async fn follow(
                     }
                     bell.ring(); // paging history: come back for the rest
                 }
+                // The batch's frames are written together: one write for the lot, not one per
+                // frame (an admin gets every event, three or so per message).
+                let mut queued = false;
                 for e in batch.iter() {
                     cursor = e.id;
                     if let Some(change) = about(e, user.id) {
@@ -277,11 +296,14 @@ async fn follow(
                     if !filter::visible(&viewer, e, &facts) {
                         continue;
                     }
-                    if !send(tx, Message::Text(e.frame.clone())).await {
-                        tracing::info!(user_id = %user.id, "live: dropping a client that does not keep up");
-                        return Some((close::TOO_SLOW, "too slow"));
+                    if !feed(tx, Message::Text(e.frame.clone())).await {
+                        return too_slow(&user);
                     }
+                    queued = true;
                     crate::metrics::delivered((st.clock.now() - e.created_at).num_microseconds().unwrap_or(0) as f64 / 1e6);
+                }
+                if queued && !flush(tx).await {
+                    return too_slow(&user);
                 }
             }
             c = ctrl.recv() => match c {
