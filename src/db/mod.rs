@@ -405,12 +405,7 @@ pub mod cursor {
 
     /// Decodes what [`encode`] wrote; anything else is a 400.
     pub fn decode(s: &str) -> Result<(DateTime<Utc>, Uuid), Error> {
-        let bad = || Error::bad_request("invalid_cursor", "cursor is not one this server issued");
-        let (micros, id) = s.split_once('.').ok_or_else(bad)?;
-        let micros: i64 = micros.parse().map_err(|_| bad())?;
-        let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
-        let id = Uuid::parse_str(id).map_err(|_| bad())?;
-        Ok((at, id))
+        decode_with(s, |id| Uuid::parse_str(id).ok())
     }
 
     /// Encodes a `(time, seq)` keyset position (of a log ordered by time, then a sequence).
@@ -420,10 +415,15 @@ pub mod cursor {
 
     /// Decodes what [`encode_seq`] wrote; anything else is a 400.
     pub fn decode_seq(s: &str) -> Result<(DateTime<Utc>, i64), Error> {
+        decode_with(s, |seq| seq.parse().ok())
+    }
+
+    /// `micros.rest`, the rest read by `rest`; anything else is a 400.
+    fn decode_with<T>(s: &str, rest: impl FnOnce(&str) -> Option<T>) -> Result<(DateTime<Utc>, T), Error> {
         let bad = || Error::bad_request("invalid_cursor", "cursor is not one this server issued");
-        let (micros, seq) = s.split_once('.').ok_or_else(bad)?;
-        let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
-        Ok((at, seq.parse().map_err(|_| bad())?))
+        let (micros, tail) = s.split_once('.').ok_or_else(bad)?;
+        let at = micros.parse().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(bad)?;
+        Ok((at, rest(tail).ok_or_else(bad)?))
     }
 }
 

@@ -84,8 +84,9 @@ async fn unpack(tx: &mut Tx, now: DateTime<Utc>) -> Result<usize> {
     Ok(written)
 }
 
-/// [`unpack`] in a transaction of its own: before a batch that failed is processed one by one
-/// (its transaction, which had unpacked them, was rolled back).
+/// [`unpack`] in a transaction of its own: PostgreSQL's way (see [`process_batch`]), and before
+/// the rows of a round that failed are processed one by one (the round, which had unpacked
+/// them, was rolled back).
 async fn unpack_alone(st: &AppState) -> Result<usize> {
     let mut tx = st.db.begin().await?;
     let written = unpack(&mut tx, st.clock.now()).await?;
@@ -146,17 +147,7 @@ pub async fn run_processor(st: AppState, wake: Arc<Notify>) {
             if *shutdown.borrow() {
                 return;
             }
-            // PostgreSQL: arrivals are unpacked in a transaction of their own, so that both
-            // processors see their rows at once (see [`process_batch`]).
-            let round = async {
-                let unpacked = match st.db.backend() {
-                    Backend::Sqlite => 0,
-                    Backend::Postgres => unpack_alone(&st).await?,
-                };
-                let round = process_batch(&st).await?;
-                Ok::<_, crate::error::Error>(Round { unpacked: round.unpacked + unpacked, ..round })
-            };
-            match round.await {
+            match process_batch(&st).await {
                 Ok(Round { unpacked: 0, processed: 0, .. }) => {
                     st.journal.caught_up();
                     break;
@@ -185,7 +176,7 @@ pub async fn run_processor(st: AppState, wake: Arc<Notify>) {
 }
 
 /// What one round of [`process_batch`] did.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Round {
     /// Journal entries unpacked from arrivals.
     pub unpacked: usize,
@@ -226,28 +217,31 @@ async fn claim(tx: &mut Tx, only: Option<Uuid>, after: i64, limit: i64) -> Resul
 /// first. On SQLite, when fewer are pending, the oldest arrivals are unpacked in the same
 /// transaction and their webhooks fill the batch: one commit where unpacking and processing
 /// took one each, on the way from a webhook's 200 to the agent's screen. PostgreSQL's
-/// processors (two) unpack in a transaction of their own ([`run_processor`]): rows unpacked
+/// processors (two) unpack first, in a transaction of their own ([`unpack_alone`]): rows unpacked
 /// inside one processor's round stay hidden from the other until that round commits, and
 /// the saturated rate fell by a fifth. If any row hits an error, the round is rolled back,
 /// its arrivals are unpacked on their own, and the rows are processed one by one, so one bad
 /// row neither blocks nor fails the others.
 #[instrument(skip_all)]
 pub async fn process_batch(st: &AppState) -> Result<Round> {
+    let in_round = st.db.backend() == Backend::Sqlite;
+    let unpacked_apart = if in_round { 0 } else { unpack_alone(st).await? };
     let now = st.clock.now();
     let mut work = Work::begin(&st.db, now).await?;
     let mut rows = claim(work.tx(), None, 0, PROCESS_BATCH).await?;
-    let mut unpacked = 0;
-    if (rows.len() as i64) < PROCESS_BATCH && st.db.backend() == Backend::Sqlite {
-        unpacked = unpack(work.tx(), now).await?;
-        if unpacked > 0 {
+    let mut in_round_unpacked = 0;
+    if (rows.len() as i64) < PROCESS_BATCH && in_round {
+        in_round_unpacked = unpack(work.tx(), now).await?;
+        if in_round_unpacked > 0 {
             // Unpacked rows come after every pending one.
             let after = rows.last().map_or(0, |r| r.seq);
             let more = claim(work.tx(), None, after, PROCESS_BATCH - rows.len() as i64).await?;
             rows.extend(more);
         }
     }
+    let unpacked = unpacked_apart + in_round_unpacked;
     if rows.is_empty() {
-        if unpacked > 0 {
+        if in_round_unpacked > 0 {
             work.commit_quietly().await?; // only undecodable arrivals, kept as failed
         } else {
             work.rollback().await?;
@@ -276,7 +270,7 @@ pub async fn process_batch(st: &AppState) -> Result<Round> {
         Err(e) => {
             tracing::warn!(error = %e, rows = rows.len(), "round rolled back; processing its rows one by one");
             work.rollback().await?;
-            if unpacked > 0 {
+            if in_round_unpacked > 0 {
                 unpack_alone(st).await?;
             }
             let retry_later = one_by_one(st, &rows).await;
