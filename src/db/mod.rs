@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Postgres, Sqlite, Transaction};
 
@@ -151,6 +151,20 @@ const WAL_BACKSTOP_PAGES: u32 = 16_000;
 const SQLITE_MMAP_BYTES: u64 = 1 << 30;
 /// A PostgreSQL connection idle this long is pinged before it is handed out (see [`Db::connect_sized`]).
 const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// Settings of every PostgreSQL connection, unless `DATABASE_URL`'s `options` name them: no
+/// JIT compilation and no parallel workers. The server's queries are short; compiling one
+/// (~25 ms once its estimated cost passes `jit_above_cost`) or starting workers for it
+/// (a few ms, chosen when PostgreSQL cannot estimate a full-text prefix) costs more than it saves.
+const PG_SESSION: [(&str, &str); 2] = [("jit", "off"), ("max_parallel_workers_per_gather", "0")];
+
+/// `url`'s options with [`PG_SESSION`]'s settings it does not name.
+fn pg_options(url: &str) -> anyhow::Result<PgConnectOptions> {
+    let opts = PgConnectOptions::from_str(url)?;
+    let named = opts.get_options().unwrap_or_default().to_owned();
+    let missing: Vec<_> = PG_SESSION.into_iter().filter(|(k, _)| !named.contains(k)).collect();
+    Ok(opts.options(missing))
+}
 /// Rows deleted per statement by [`Db::delete_in_chunks`].
 pub const DELETE_CHUNK: i64 = 5000;
 
@@ -209,7 +223,7 @@ impl Db {
                         Ok(true)
                     })
                 })
-                .connect(url)
+                .connect_with(pg_options(url)?)
                 .await?;
             Ok(Db::Postgres(pool))
         } else {
@@ -433,5 +447,18 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, crate::error::Error> {
         None => Ok(50),
         Some(n) if n >= 1 => Ok(n.min(200)),
         Some(_) => Err(crate::error::Error::bad_request("invalid_limit", "limit must be at least 1")),
+    }
+}
+
+#[cfg(test)]
+mod pg_session_tests {
+    use super::pg_options;
+
+    #[test]
+    fn postgres_connections_turn_off_jit_and_parallel_workers_unless_the_url_says() {
+        let opts = pg_options("postgres://u@localhost/db").unwrap();
+        assert_eq!(opts.get_options(), Some("-c jit=off -c max_parallel_workers_per_gather=0"));
+        let opts = pg_options("postgres://u@localhost/db?options=-c%20jit%3Don").unwrap();
+        assert_eq!(opts.get_options(), Some("-c jit=on -c max_parallel_workers_per_gather=0"));
     }
 }

@@ -268,5 +268,9 @@ on_both! {
         assert!(page(app.admin_token.clone(), "zebra their").await.iter().all(|r| r["conversation_id"] == json!(theirs)));
         let body = search(&app, &agent_tok, "q=zebra%20their").await;
         assert_eq!(body["results"], json!([]), "{body}");
+        // Newer documents without those words: the newest no longer tell that the words are
+        // common, the index counts more matches than it sorts, and the agent's pages are the same.
+        index_docs(&app, &theirs, 1_000, T0 + 20_000, "filler").await;
+        assert_eq!(page(agent_tok.clone(), "zeb cross").await, own);
     }
 }
