@@ -162,7 +162,7 @@ const PG_SESSION: [(&str, &str); 2] = [("jit", "off"), ("max_parallel_workers_pe
 fn pg_options(url: &str) -> anyhow::Result<PgConnectOptions> {
     let opts = PgConnectOptions::from_str(url)?;
     let named = opts.get_options().unwrap_or_default().to_owned();
-    let missing: Vec<_> = PG_SESSION.into_iter().filter(|(k, _)| !named.contains(k)).collect();
+    let missing: Vec<_> = PG_SESSION.into_iter().filter(|(k, _)| !named.contains(&format!("{k}="))).collect();
     Ok(opts.options(missing))
 }
 /// Rows deleted per statement by [`Db::delete_in_chunks`].
@@ -460,5 +460,10 @@ mod pg_session_tests {
         assert_eq!(opts.get_options(), Some("-c jit=off -c max_parallel_workers_per_gather=0"));
         let opts = pg_options("postgres://u@localhost/db?options=-c%20jit%3Don").unwrap();
         assert_eq!(opts.get_options(), Some("-c jit=on -c max_parallel_workers_per_gather=0"));
+        let opts = pg_options("postgres://u@localhost/db?options[jit_above_cost]=500000").unwrap();
+        assert_eq!(
+            opts.get_options(),
+            Some("-c jit_above_cost=500000 -c jit=off -c max_parallel_workers_per_gather=0")
+        );
     }
 }
