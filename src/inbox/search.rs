@@ -585,7 +585,7 @@ async fn docs(db: &Db, v: &Viewer, q: &Query, after: Option<(DateTime<Utc>, i64)
         // Their documents are few of the newest: the index when the word is rare, else theirs.
         // Common words are told by the newest documents, without counting their matches in
         // the index (PostgreSQL's GIN index builds a bitmap of them all: 25-40 ms for a word
-        // in a fifth of a million documents).
+        // in 200,000 of a million documents).
         let from = if sampled(db, v, q).await? >= COMMON_IN_SAMPLE {
             DocsFrom::Named
         } else {

@@ -233,15 +233,15 @@ async fn feed(tx: &mut Tx, m: Message) -> bool {
     matches!(timeout(SEND_LIMIT, tx.feed(m)).await, Ok(Ok(())))
 }
 
+/// Writes out what [`feed`] queued.
+async fn flush(tx: &mut Tx) -> bool {
+    matches!(timeout(SEND_LIMIT, tx.flush()).await, Ok(Ok(())))
+}
+
 /// Ends the session of a client whose socket did not take a frame within [`SEND_LIMIT`].
 fn too_slow(user: &CurrentUser) -> End {
     tracing::info!(user_id = %user.id, "live: dropping a client that does not keep up");
     Some((close::TOO_SLOW, "too slow"))
-}
-
-/// Writes out what [`feed`] queued.
-async fn flush(tx: &mut Tx) -> bool {
-    matches!(timeout(SEND_LIMIT, tx.flush()).await, Ok(Ok(())))
 }
 
 /// The socket's loop: deliver, answer, heartbeat, re-check, until something ends it.
