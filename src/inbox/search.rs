@@ -221,22 +221,13 @@ enum Arg {
 }
 
 /// The values of a statement built at run time; [`Params::push`] names the next one.
-struct Params {
-    /// Parameters bound before these (the viewer's five, unless said).
-    before: usize,
-    args: Vec<Arg>,
-}
-
-impl Default for Params {
-    fn default() -> Params {
-        Params { before: 5, args: Vec::new() }
-    }
-}
+#[derive(Default)]
+struct Params(Vec<Arg>);
 
 impl Params {
     fn push(&mut self, a: Arg) -> String {
-        self.args.push(a);
-        format!("${}", self.before + self.args.len())
+        self.0.push(a);
+        format!("${}", 5 + self.0.len())
     }
 
     /// Every word of `q` a prefix of a word of `text` (a column or expression, lower-cased): a
@@ -310,7 +301,7 @@ fn leads_statement(from: &LeadsFrom, q: &Query, after: Option<(DateTime<Utc>, Uu
         conv = *CONV_VISIBLE,
         lead = *LEAD_VISIBLE,
     );
-    (sql, p.args)
+    (sql, p.0)
 }
 
 /// Every word of `q` a prefix of a word of lead `t`'s name, or its phone holding `q`'s digits.
@@ -433,7 +424,7 @@ fn docs_statement(
          ORDER BY d.created_at DESC, d.id DESC",
         conv = *CONV_VISIBLE,
     );
-    (sql, p.args)
+    (sql, p.0)
 }
 
 /// For a viewer who sees only where named: up to this many matches the full-text index
@@ -454,19 +445,14 @@ const COMMON_IN_SAMPLE: i64 = 3;
 
 /// How many of the workspace's newest [`SAMPLE`] documents hold every word of `q`.
 async fn sampled(db: &Db, v: &Viewer, q: &Query) -> Result<i64> {
-    let mut p = Params { before: 1, args: Vec::new() };
+    let mut p = Params::default();
     let test = p.words(q, "d.terms");
     let sql = format!(
         "SELECT COUNT(*) FROM (SELECT s.terms FROM search_docs s WHERE s.workspace_id = $1 \
          ORDER BY s.created_at DESC, s.id DESC LIMIT {SAMPLE}) d WHERE {test}"
     );
-    Ok(on_db!(db, |c| {
-        let mut query = sqlx::query_scalar(&sql).bind(v.workspace_id);
-        for arg in &p.args {
-            query = bind_arg!(arg, query);
-        }
-        query.fetch_one(c).await
-    })?)
+    let count: Vec<(i64,)> = fetch(db, v, &sql, &p.0).await?;
+    Ok(count.first().map_or(0, |c| c.0))
 }
 
 #[derive(sqlx::FromRow)]
