@@ -181,6 +181,43 @@ on_both! {
         }
     }
 
+    async fn a_member_whose_leads_are_rare_in_the_timeline_still_gets_theirs(t: TestDb) {
+        let app = spawn_app(&t).await;
+        let admin = app.admin_token.clone();
+        let (ann, ann_token) = app.member("ann@example.com", json!({})).await;
+        let (status, mine) = app.post("/api/v1/leads", &admin, json!({"name": "Ann's", "phone": "+15550100201", "assignee_id": ann})).await;
+        assert_eq!(status, StatusCode::CREATED, "{mine}");
+        let (status, _) = app.post(&format!("/api/v1/leads/{}/notes", mine["id"].as_str().unwrap()), &admin, json!({"text": "checked"})).await;
+        assert_eq!(status, StatusCode::CREATED);
+
+        // Then more activities of a lead she doesn't see than the newest-first walk reads
+        // before it gives up and reads her leads' timelines instead.
+        let open = app.create_lead("Nobody's", "+15550100202").await;
+        let open_id: uuid::Uuid = open["id"].as_str().unwrap().parse().unwrap();
+        let ws: uuid::Uuid = on_db!(&app.db, |p| sqlx::query_scalar("SELECT workspace_id FROM leads WHERE id = $1").bind(open_id).fetch_one(p).await).unwrap();
+        let later = chrono::Utc::now() + chrono::Duration::hours(1);
+        let n: Vec<i64> = (0..10_100).collect();
+        for part in n.chunks(1_000) {
+            on_db!(&app.db, |p| {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO activities (id, workspace_id, lead_id, type, data, created_at, updated_at) ");
+                q.push_values(part, |mut row, i| {
+                    let at = later + chrono::Duration::milliseconds(*i);
+                    row.push_bind(uuid::Uuid::new_v4()).push_bind(ws).push_bind(open_id).push_bind("note").push_bind(sqlx::types::Json(json!({}))).push_bind(at).push_bind(at);
+                });
+                q.build().execute(p).await.map(|_| ())
+            })
+            .unwrap();
+        }
+
+        // She gets hers all the same, in pages and filtered.
+        let all = all_activities(&app, &ann_token, "", 2).await;
+        assert_eq!(ids(&all), lead_by_lead(&app, &ann_token).await);
+        assert!(all.len() >= 2 && all.iter().all(|a| a["lead_id"] == mine["id"]), "{all:?}");
+        let notes = all_activities(&app, &ann_token, "type=note", 50).await;
+        assert!(notes.len() == 1 && notes[0]["lead_id"] == mine["id"], "{notes:?}");
+        assert_eq!(all_activities(&app, &admin, "type=note", 200).await.len(), 10_101);
+    }
+
     async fn every_change_of_access_writes_one_audit_entry(t: TestDb) {
         let app = spawn_app(&t).await;
         let admin = app.admin_token.clone();

@@ -31,6 +31,8 @@ const SPELLINGS: &[(&str, &str)] = &[
     ("DATE", "TEXT"),
     // Text split into words (SQLite's FTS5 tokenizer splits them itself).
     ("regexp_replace(lower(…), '[^[:alnum:]]+', ' ', 'g')", "lower(…)"),
+    // An index's covered columns, outside its key (SQLite's indexes have no such part).
+    ("INCLUDE (…)", ""),
 ];
 
 /// SQLite's spelling dropped before comparing: its tables keyed by their primary key alone.
