@@ -158,6 +158,14 @@ const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 /// (a few ms, chosen when PostgreSQL cannot estimate a full-text prefix) costs more than it saves.
 const PG_SESSION: [(&str, &str); 2] = [("jit", "off"), ("max_parallel_workers_per_gather", "0")];
 
+/// `BEGIN` of a PostgreSQL read without Memoize: a Memoize node sizes its cache by the
+/// planner's guess of distinct keys (every lead, every conversation) and allocates it when the
+/// statement starts, 4-5 ms of a walk that then stops after a page of 51 rows (the activity
+/// timeline with a chat filter: ~0.5 ms in the plan's nodes, ~5.5 ms of execution). Not for
+/// every statement: where Memoize has many repeated keys to serve, planning without it can
+/// cost more (the narrow activity timeline's walk: 2.1-2.3 ms with it, 3.2-4.0 without).
+pub const PG_BEGIN_NO_MEMOIZE: &str = "BEGIN READ ONLY; SET LOCAL enable_memoize = off";
+
 /// `BEGIN` of a PostgreSQL read whose statement is planned once per connection and then reused
 /// (a generic plan) instead of planned again for each request's values: for a statement whose
 /// plan does not depend on them and whose planning costs as much as running it (the policy's

@@ -290,16 +290,18 @@ static VISIBLE: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Runs an [`across_sql`], [`walk_sql`] or [`narrow_sql`] statement: the viewer, the filters
-/// of `f`, then `limit`. `generic`: on PostgreSQL, planned once per connection
-/// ([`db::PG_BEGIN_GENERIC`]): the narrow statements' plans are the same whatever the values
-/// (the walk or the viewer's leads), and planning them cost as much as running them.
+/// of `f`, then `limit`. On PostgreSQL in a transaction begun by `begin`: the wide statement
+/// without Memoize ([`db::PG_BEGIN_NO_MEMOIZE`]: its walk stops after a page, so a cache of
+/// every lead and chat is all cost), the narrow ones planned once per connection
+/// ([`db::PG_BEGIN_GENERIC`]): their plans are the same whatever the values (the walk or the
+/// viewer's leads), and planning them cost as much as running them.
 async fn across_rows(
     db: &Db,
     v: &Viewer,
     sql: &str,
     f: &AcrossFilter,
     limit: i64,
-    generic: bool,
+    begin: &'static str,
 ) -> Result<Vec<AcrossRow>> {
     macro_rules! bound {
         () => {{
@@ -320,13 +322,13 @@ async fn across_rows(
         }};
     }
     Ok(match db {
-        Db::Postgres(p) if generic => {
-            let mut tx = p.begin_with(db::PG_BEGIN_GENERIC).await?;
+        Db::Postgres(p) => {
+            let mut tx = p.begin_with(begin).await?;
             let rows = bound!().fetch_all(&mut *tx).await?;
             tx.commit().await?;
             rows
         }
-        _ => on_db!(db, |p| bound!().fetch_all(p).await)?,
+        Db::Sqlite(s) => bound!().fetch_all(&s.pool).await?,
     })
 }
 
@@ -338,7 +340,7 @@ async fn candidates(db: &Db, v: &Viewer, sql: &str, f: &AcrossFilter) -> Result<
     let want = f.limit + 1;
     let mut candidates = want;
     loop {
-        let rows = across_rows(db, v, sql, f, candidates, true).await?;
+        let rows = across_rows(db, v, sql, f, candidates, db::PG_BEGIN_GENERIC).await?;
         if rows.iter().any(|r| r.at_cap) {
             return Ok(None);
         }
@@ -367,7 +369,7 @@ pub async fn across(db: &Db, v: &Viewer, f: &AcrossFilter, now: DateTime<Utc>) -
             None => candidates(db, v, &narrow_sql(f), f).await?.unwrap_or_default(),
         }
     } else {
-        across_rows(db, v, &across_sql(f), f, want, false).await?
+        across_rows(db, v, &across_sql(f), f, want, db::PG_BEGIN_NO_MEMOIZE).await?
     };
     let next_cursor = if rows.len() as i64 > f.limit {
         rows.truncate(f.limit as usize);
