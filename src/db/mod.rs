@@ -162,8 +162,8 @@ const PG_SESSION: [(&str, &str); 2] = [("jit", "off"), ("max_parallel_workers_pe
 /// planner's guess of distinct keys (every lead, every conversation) and allocates it when the
 /// statement starts, 4-5 ms of a walk that then stops after a page of 51 rows (the activity
 /// timeline with a chat filter: ~0.5 ms in the plan's nodes, ~5.5 ms of execution). Not for
-/// every statement: where Memoize has many repeated keys to serve, planning without it can
-/// cost more (the narrow activity timeline's walk: 2.1-2.3 ms with it, 3.2-4.0 without).
+/// every statement: where Memoize has many repeated keys to serve, the plan chosen without it
+/// runs slower (the narrow activity timeline's walk: 2.1-2.3 ms with it, 3.2-4.0 without).
 pub const PG_BEGIN_NO_MEMOIZE: &str = "BEGIN READ ONLY; SET LOCAL enable_memoize = off";
 
 /// `BEGIN` of a PostgreSQL read whose statement is planned once per connection and then reused
